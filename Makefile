@@ -1,0 +1,48 @@
+# Autom — one entry point for setup, code generation, running and testing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV_PY := .venv/bin/python
+PROTO_OUT := libs/protos/src
+PROTO_FILES := $(shell find protos -name '*.proto' | sort)
+
+.PHONY: help setup proto proto-check run test bench lint fmt typecheck clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## Create the environment (installs uv with pip when missing)
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+		|| $(PYTHON) -m pip install --quiet --user uv \
+		|| $(PYTHON) -m pip install --quiet --break-system-packages uv
+	@$(UV) sync --quiet --all-packages --frozen
+
+proto: setup ## Regenerate libs/protos from protos/
+	@$(VENV_PY) tools/gen_protos.py
+
+proto-check: setup ## Fail when libs/protos is stale against protos/
+	@$(VENV_PY) tools/gen_protos.py --check
+
+run: setup ## Start the whole stack (embedded PostgreSQL and NATS unless AUTOM_DATABASE_URL / AUTOM_NATS_URL are set)
+	@$(VENV_PY) -m autom.devstack.run
+
+test: setup ## Run the whole suite against real PostgreSQL and NATS
+	@$(VENV_PY) tools/gen_protos.py --check
+	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup ## Run the benchmarks and print JSON figures
+	@$(VENV_PY) -m bench
+
+lint: setup ## ruff + mypy
+	@$(VENV_PY) -m ruff check .
+	@$(VENV_PY) -m ruff format --check .
+	@$(VENV_PY) -m mypy libs/core/src libs/schedule/src libs/templating/src libs/devstack/src services/*/src
+
+fmt: setup ## Format the code
+	@$(VENV_PY) -m ruff format .
+	@$(VENV_PY) -m ruff check --fix .
+
+clean: ## Remove the environment and local data
+	rm -rf .venv .autom

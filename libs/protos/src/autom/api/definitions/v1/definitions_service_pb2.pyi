@@ -1,0 +1,363 @@
+from autom.api.common.v1 import catalog_pb2 as _catalog_pb2
+from autom.api.common.v1 import definition_pb2 as _definition_pb2
+from autom.api.definitions.v1 import definitions_pb2 as _definitions_pb2
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ValidateDefinitionRequest(_message.Message):
+    __slots__ = ("definition",)
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    definition: _definition_pb2.AutomationDefinition
+    def __init__(self, definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ...) -> None: ...
+
+class ValidateDefinitionResponse(_message.Message):
+    __slots__ = ("valid", "violations")
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    violations: _containers.RepeatedCompositeFieldContainer[_definition_pb2.FieldViolation]
+    def __init__(self, valid: _Optional[bool] = ..., violations: _Optional[_Iterable[_Union[_definition_pb2.FieldViolation, _Mapping]]] = ...) -> None: ...
+
+class CreateAutomationRequest(_message.Message):
+    __slots__ = ("request_id", "definition", "paused")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    definition: _definition_pb2.AutomationDefinition
+    paused: bool
+    def __init__(self, request_id: _Optional[str] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class CreateAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: _definitions_pb2.Automation
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+
+class GetAutomationRequest(_message.Message):
+    __slots__ = ("automation_id", "version")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    version: int
+    def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: _definitions_pb2.Automation
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+
+class ListAutomationsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "status", "tag", "name_prefix")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    status: _definitions_pb2.AutomationStatus
+    tag: str
+    name_prefix: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[_definitions_pb2.AutomationStatus, str]] = ..., tag: _Optional[str] = ..., name_prefix: _Optional[str] = ...) -> None: ...
+
+class ListAutomationsResponse(_message.Message):
+    __slots__ = ("automations", "next_page_token")
+    AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    automations: _containers.RepeatedCompositeFieldContainer[_definitions_pb2.Automation]
+    next_page_token: str
+    def __init__(self, automations: _Optional[_Iterable[_Union[_definitions_pb2.Automation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateAutomationRequest(_message.Message):
+    __slots__ = ("request_id", "automation_id", "version", "definition")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    automation_id: str
+    version: int
+    definition: _definition_pb2.AutomationDefinition
+    def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ...) -> None: ...
+
+class UpdateAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: _definitions_pb2.Automation
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+
+class ListAutomationVersionsRequest(_message.Message):
+    __slots__ = ("automation_id", "page_size", "page_token")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, automation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAutomationVersionsResponse(_message.Message):
+    __slots__ = ("versions", "next_page_token")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[_definitions_pb2.AutomationVersion]
+    next_page_token: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[_definitions_pb2.AutomationVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PauseAutomationRequest(_message.Message):
+    __slots__ = ("request_id", "automation_id", "note")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    automation_id: str
+    note: str
+    def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class PauseAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: _definitions_pb2.Automation
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+
+class ResumeAutomationRequest(_message.Message):
+    __slots__ = ("request_id", "automation_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    automation_id: str
+    def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ...) -> None: ...
+
+class ResumeAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: _definitions_pb2.Automation
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+
+class ArchiveAutomationRequest(_message.Message):
+    __slots__ = ("request_id", "automation_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    automation_id: str
+    def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ...) -> None: ...
+
+class ArchiveAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: _definitions_pb2.Automation
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+
+class DeleteAutomationRequest(_message.Message):
+    __slots__ = ("request_id", "automation_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    automation_id: str
+    def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAutomationResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetDefinitionSchemaRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetDefinitionSchemaResponse(_message.Message):
+    __slots__ = ("json_schema", "catalog")
+    JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    json_schema: _struct_pb2.Struct
+    catalog: _catalog_pb2.Catalog
+    def __init__(self, json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., catalog: _Optional[_Union[_catalog_pb2.Catalog, _Mapping]] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("principal", "workspace_id", "role", "token_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    workspace_id: str
+    role: _definitions_pb2.Role
+    token_id: str
+    def __init__(self, principal: _Optional[str] = ..., workspace_id: _Optional[str] = ..., role: _Optional[_Union[_definitions_pb2.Role, str]] = ..., token_id: _Optional[str] = ...) -> None: ...
+
+class CreateWorkspaceRequest(_message.Message):
+    __slots__ = ("request_id", "name")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    name: str
+    def __init__(self, request_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CreateWorkspaceResponse(_message.Message):
+    __slots__ = ("workspace", "owner_token")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    workspace: _definitions_pb2.Workspace
+    owner_token: str
+    def __init__(self, workspace: _Optional[_Union[_definitions_pb2.Workspace, _Mapping]] = ..., owner_token: _Optional[str] = ...) -> None: ...
+
+class ListMembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListMembersResponse(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[_definitions_pb2.Member]
+    def __init__(self, members: _Optional[_Iterable[_Union[_definitions_pb2.Member, _Mapping]]] = ...) -> None: ...
+
+class SetMemberRequest(_message.Message):
+    __slots__ = ("request_id", "principal", "role")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    principal: str
+    role: _definitions_pb2.Role
+    def __init__(self, request_id: _Optional[str] = ..., principal: _Optional[str] = ..., role: _Optional[_Union[_definitions_pb2.Role, str]] = ...) -> None: ...
+
+class SetMemberResponse(_message.Message):
+    __slots__ = ("member",)
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    member: _definitions_pb2.Member
+    def __init__(self, member: _Optional[_Union[_definitions_pb2.Member, _Mapping]] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("request_id", "principal")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    principal: str
+    def __init__(self, request_id: _Optional[str] = ..., principal: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateApiTokenRequest(_message.Message):
+    __slots__ = ("request_id", "principal", "role", "name", "ttl_seconds")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    principal: str
+    role: _definitions_pb2.Role
+    name: str
+    ttl_seconds: int
+    def __init__(self, request_id: _Optional[str] = ..., principal: _Optional[str] = ..., role: _Optional[_Union[_definitions_pb2.Role, str]] = ..., name: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateApiTokenResponse(_message.Message):
+    __slots__ = ("token", "secret")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    token: _definitions_pb2.ApiToken
+    secret: str
+    def __init__(self, token: _Optional[_Union[_definitions_pb2.ApiToken, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListApiTokensRequest(_message.Message):
+    __slots__ = ("include_inactive",)
+    INCLUDE_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    include_inactive: bool
+    def __init__(self, include_inactive: _Optional[bool] = ...) -> None: ...
+
+class ListApiTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[_definitions_pb2.ApiToken]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[_definitions_pb2.ApiToken, _Mapping]]] = ...) -> None: ...
+
+class RevokeApiTokenRequest(_message.Message):
+    __slots__ = ("request_id", "token_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    token_id: str
+    def __init__(self, request_id: _Optional[str] = ..., token_id: _Optional[str] = ...) -> None: ...
+
+class RevokeApiTokenResponse(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: _definitions_pb2.ApiToken
+    def __init__(self, token: _Optional[_Union[_definitions_pb2.ApiToken, _Mapping]] = ...) -> None: ...
+
+class SetSecretRequest(_message.Message):
+    __slots__ = ("request_id", "name", "value")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    name: str
+    value: str
+    def __init__(self, request_id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class SetSecretResponse(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: _definitions_pb2.SecretInfo
+    def __init__(self, secret: _Optional[_Union[_definitions_pb2.SecretInfo, _Mapping]] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[_definitions_pb2.SecretInfo]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[_definitions_pb2.SecretInfo, _Mapping]]] = ...) -> None: ...
+
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("request_id", "name")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    name: str
+    def __init__(self, request_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResolveSecretsRequest(_message.Message):
+    __slots__ = ("workspace_id", "names", "run_id")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    run_id: str
+    def __init__(self, workspace_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class ResolveSecretsResponse(_message.Message):
+    __slots__ = ("values", "missing")
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.ScalarMap[str, str]
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Mapping[str, str]] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...
