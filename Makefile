@@ -38,7 +38,7 @@ bench: setup ## Run the benchmarks and print JSON figures
 lint: setup ## ruff + mypy
 	@$(VENV_PY) -m ruff check .
 	@$(VENV_PY) -m ruff format --check .
-	@$(VENV_PY) -m mypy libs/core/src libs/schedule/src libs/templating/src libs/devstack/src services/*/src
+	@$(VENV_PY) -m mypy libs/core/src libs/schedule/src libs/templating/src libs/devstack/src libs/cli/src services/*/src
 
 fmt: setup ## Format the code
 	@$(VENV_PY) -m ruff format .

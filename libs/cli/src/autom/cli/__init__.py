@@ -1,0 +1,1 @@
+"""autom.cli: the `autom` command."""

@@ -1,0 +1,277 @@
+"""NATS JetStream: connection, stream declaration, publishing, pull consumers, outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream every service declares the same way."""
+
+    name: str
+    subjects: tuple[str, ...]
+    # Dedupe window for Nats-Msg-Id; exactly-once never rests on it alone (database keys do).
+    duplicate_window_s: float = 120.0
+    max_age_s: float = 7 * 24 * 3600.0
+
+
+DEFINITIONS_STREAM = StreamSpec("AUTOM_DEFINITIONS", ("automations.definitions.>",))
+FIRES_STREAM = StreamSpec("AUTOM_FIRES", ("automations.fires.>",))
+RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
+AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",))
+CUSTOM_STREAM = StreamSpec("AUTOM_CUSTOM", ("automations.custom.>",), max_age_s=24 * 3600.0)
+ALL_STREAMS = (DEFINITIONS_STREAM, FIRES_STREAM, RUNS_STREAM, AUTH_STREAM, CUSTOM_STREAM)
+
+
+async def connect(url: str, *, name: str) -> NATS:
+    """Connect with unbounded reconnects; the caller drains it on shutdown."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
+    """Declare streams idempotently; an existing stream is updated to the declared config."""
+    for spec in specs:
+        config = StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            storage=StorageType.FILE,
+            duplicate_window=spec.duplicate_window_s,
+            max_age=spec.max_age_s,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config)
+
+
+async def publish(
+    js: JetStreamContext, subject: str, payload: bytes, *, msg_id: str, timeout: float = 5.0
+) -> bool:
+    """Publish with a Nats-Msg-Id; returns False when JetStream saw it as a duplicate."""
+    ack = await js.publish(subject, payload, timeout=timeout, headers={MSG_ID: msg_id})
+    return not ack.duplicate
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The transactional outbox of one service: rows written with the change they announce."""
+    table = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("subject", String(255), nullable=False),
+        Column("msg_id", String(255), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+    )
+    Index(
+        "ix_outbox_unpublished",
+        table.c.id,
+        postgresql_where=table.c.published_at.is_(None),
+    )
+    return table
+
+
+def outbox_row(subject: str, msg_id: str, payload: bytes) -> dict[str, object]:
+    """Values for one outbox insert."""
+    return {
+        "subject": subject,
+        "msg_id": msg_id,
+        "payload": payload,
+        "created_at": datetime.now(UTC),
+    }
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows; any replica may run it (rows are locked SKIP LOCKED)."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        table: Table,
+        js: JetStreamContext,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._js = js
+        self._batch = batch_size
+        self._poll = poll_interval
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake the relay after a commit that wrote outbox rows."""
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; returns how many were published."""
+        t = self._table
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.id, t.c.subject, t.c.msg_id, t.c.payload)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self._batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await asyncio.gather(
+                *(publish(self._js, r.subject, r.payload, msg_id=r.msg_id) for r in rows)
+            )
+            await conn.execute(
+                update(t)
+                .where(t.c.id.in_([r.id for r in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until stop is set; failures are logged and retried (rows stay unpublished)."""
+        while not stop.is_set():
+            try:
+                while await self.publish_pending() == self._batch:
+                    pass
+            except Exception:
+                log.exception("outbox relay failed; will retry")
+                await _wait_any(stop, None, 1.0)
+                continue
+            self._wake.clear()
+            await _wait_any(stop, self._wake, self._poll)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def pull_subscription(
+    js: JetStreamContext,
+    *,
+    subject: str,
+    durable: str,
+    stream: str,
+    ack_wait_s: float = 30.0,
+    max_deliver: int = 10,
+    max_ack_pending: int = 1000,
+) -> JetStreamContext.PullSubscription:
+    """A durable pull consumer shared by every replica that binds the same durable name."""
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_s,
+        max_deliver=max_deliver,
+        max_ack_pending=max_ack_pending,
+        filter_subject=subject,
+    )
+    return await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
+
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+async def consume(
+    sub: JetStreamContext.PullSubscription,
+    handler: Handler,
+    stop: asyncio.Event,
+    *,
+    batch: int = 50,
+    max_in_flight: int = 100,
+    fetch_timeout: float = 0.5,
+) -> None:
+    """Fetch and handle messages until stop; at most max_in_flight handlers run at once.
+
+    Handlers own ack/nak/term; an exception from a handler naks the message for redelivery.
+    """
+    slots = asyncio.Semaphore(max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def guarded(msg: Msg) -> None:
+        try:
+            await handler(msg)
+        except Exception:
+            log.exception("message handler failed; nak for redelivery")
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
+        finally:
+            slots.release()
+
+    while not stop.is_set():
+        free = max(1, min(batch, max_in_flight - len(tasks)))
+        try:
+            msgs = await sub.fetch(free, timeout=fetch_timeout)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            continue
+        except nats.errors.ConnectionClosedError:
+            break
+        except Exception:
+            log.exception("fetch failed; retrying")
+            await _wait_any(stop, None, 0.5)
+            continue
+        for msg in msgs:
+            await slots.acquire()
+            task = asyncio.create_task(guarded(msg))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,108 @@
+"""Async engine and sessions, and an Alembic runner that upgrades one service's schema."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata(schema: str) -> MetaData:
+    """MetaData bound to one service's schema with a stable naming convention."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def asyncpg_url(url: str) -> str:
+    """Normalise postgres:// and postgresql:// URLs to the asyncpg dialect."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]}")
+
+
+def create_engine(
+    *, url: str, application_name: str, pool_size: int = 10, echo: bool = False
+) -> AsyncEngine:
+    """An asyncpg engine whose connections name the service in pg_stat_activity."""
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        echo=echo,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _upgrade(url: str, schema: str, script_location: Path, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.attributes["database_url"] = asyncpg_url(url)
+    cfg.attributes["schema"] = schema
+    command.upgrade(cfg, revision)
+
+
+async def migrate(*, url: str, schema: str, script_location: Path, revision: str = "head") -> None:
+    """Upgrade one service's schema; Alembic is synchronous, so it runs in a thread."""
+    await asyncio.to_thread(_upgrade, url, schema, script_location, revision)
+
+
+def run_alembic_env(target_metadata: MetaData) -> None:
+    """Body of every service's migrations/env.py: online, async, in the service's schema.
+
+    Serialised with an advisory lock so replicas starting together migrate once.
+    """
+    from alembic import context
+
+    config = context.config
+    url: str = config.attributes["database_url"]
+    schema: str = config.attributes["schema"]
+
+    def run(connection: Any) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table_schema=schema,
+            include_schemas=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(hashtext(:s))"), {"s": schema})
+                try:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                    await conn.commit()
+                    await conn.run_sync(run)
+                    await conn.commit()
+                finally:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(hashtext(:s))"), {"s": schema}
+                    )
+                    await conn.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -1,0 +1,223 @@
+"""One way to serve gRPC: auth + error interceptor, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from autom.core.auth import TokenSigner, authorize, set_current_principal
+from autom.core.errors import AutomError, internal_status, to_status_proto
+
+log = logging.getLogger(__name__)
+
+Register = Callable[[grpc.aio.Server], None]
+Background = Callable[[asyncio.Event], Awaitable[None]]
+Cleanup = Callable[[], Awaitable[None]]
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+    if isinstance(exc, AutomError):
+        status = rpc_status.to_status(to_status_proto(exc))
+        if exc.code == grpc.StatusCode.INTERNAL:
+            log.error("internal error: %s", exc.message)
+    else:
+        log.exception("unhandled exception in RPC", exc_info=exc)
+        status = rpc_status.to_status(internal_status())
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Authenticates every call against the central table and maps errors to statuses."""
+
+    def __init__(self, signer: TokenSigner) -> None:
+        self._signer = signer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method: str = details.method
+        metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+        signer = self._signer
+
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    set_current_principal(authorize(method, metadata, signer))
+                    return await inner_uu(request, context)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                try:
+                    set_current_principal(authorize(method, metadata, signer))
+                    async for item in inner_us(request, context):
+                        yield item
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+@dataclass
+class GrpcApp:
+    """A service's server and its background loops, started and stopped as one."""
+
+    name: str
+    signer: TokenSigner
+    service_names: Sequence[str]
+    register: Sequence[Register]
+    host: str = "127.0.0.1"
+    port: int = 0
+    grace_seconds: float = 10.0
+    background: Sequence[Background] = ()
+    cleanup: Sequence[Cleanup] = ()
+    bound_port: int = 0
+    _server: grpc.aio.Server | None = None
+    _health: health.aio.HealthServicer | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        """host:port the server is bound to."""
+        return f"{self.host}:{self.bound_port}"
+
+    async def start(self) -> None:
+        """Bind, register, mark SERVING, then start the background loops."""
+        server = grpc.aio.server(
+            interceptors=[ServerInterceptor(self.signer)],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        for register in self.register:
+            register(server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        try:
+            self.bound_port = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"{self.name}: cannot bind {self.host}:{self.port} (already in use?)"
+            ) from exc
+        await server.start()
+        self._server = server
+        for svc in ["", *self.service_names]:
+            await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)
+        for loop in self.background:
+            self._tasks.append(asyncio.create_task(self._guard(loop)))
+        log.info("%s serving on %s", self.name, self.address)
+
+    async def _guard(self, loop: Background) -> None:
+        try:
+            await loop(self._stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: background loop crashed", self.name)
+
+    async def stop(self) -> None:
+        """NOT_SERVING -> drain RPCs within the grace -> stop loops -> cleanup."""
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.grace_seconds)
+        self._stop.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=self.grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for fn in self.cleanup:
+            try:
+                await fn()
+            except Exception:
+                log.exception("%s: cleanup failed", self.name)
+        log.info("%s stopped", self.name)
+
+    async def wait_for_termination(self) -> None:
+        """Block until SIGTERM or SIGINT, then stop."""
+        loop = asyncio.get_running_loop()
+        signalled = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, signalled.set)
+        await signalled.wait()
+        log.info("%s: shutdown requested", self.name)
+        await self.stop()
+
+
+async def serve(app: GrpcApp) -> None:
+    """Start an app and serve until a signal asks it to stop."""
+    await app.start()
+    await app.wait_for_termination()
+
+
+class BearerAuth(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Adds `authorization: Bearer <token>` unless the call already carries one."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = list(details.metadata or [])
+        if not any(k == "authorization" for k, _ in metadata):
+            metadata.append(("authorization", f"Bearer {self._token}"))
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def channel(address: str, token: str | None = None) -> grpc.aio.Channel:
+    """An insecure channel (loopback/mesh) that authenticates as `token` by default."""
+    interceptors = [BearerAuth(token)] if token else None
+    return grpc.aio.insecure_channel(address, interceptors=interceptors)
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    """Call metadata that acts as `token` (e.g. forwarding the caller's identity)."""
+    return (("authorization", f"Bearer {token}"),)

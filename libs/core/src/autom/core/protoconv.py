@@ -1,0 +1,58 @@
+"""Small conversions between protobuf well-known types and Python values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+
+def _normalise(value: Any) -> Any:
+    # Struct stores every number as a double; give integral ones back as ints.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Struct -> dict with integral numbers as ints."""
+    return _normalise(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+
+
+def dict_to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    """dict -> Struct."""
+    struct = struct_pb2.Struct()
+    if value:
+        struct.update(value)
+    return struct
+
+
+def value_to_py(value: struct_pb2.Value) -> Any:
+    """Value -> Python with integral numbers as ints."""
+    return _normalise(json_format.MessageToDict(value))
+
+
+def py_to_value(value: Any) -> struct_pb2.Value:
+    """Python JSON-like value -> Value."""
+    out = struct_pb2.Value()
+    json_format.ParseDict(value, out)
+    return out
+
+
+def to_timestamp(dt: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """Aware datetime -> Timestamp (None stays None)."""
+    if dt is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(dt.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: timestamp_pb2.Timestamp) -> datetime:
+    """Timestamp -> aware UTC datetime."""
+    return ts.ToDatetime(tzinfo=UTC)
