@@ -260,7 +260,7 @@ async def consume(
         free = max(1, min(batch, max_in_flight - len(tasks)))
         try:
             msgs = await sub.fetch(free, timeout=fetch_timeout)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             continue
         except nats.errors.ConnectionClosedError:
             break

@@ -25,6 +25,9 @@ Cleanup = Callable[[], Awaitable[None]]
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+    if isinstance(exc, NotImplementedError):
+        # The generated base servicer raises this for RPCs a service does not implement yet.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     if isinstance(exc, AutomError):
         status = rpc_status.to_status(to_status_proto(exc))
         if exc.code == grpc.StatusCode.INTERNAL:
@@ -160,7 +163,7 @@ class GrpcApp:
             await self._server.stop(self.grace_seconds)
         self._stop.set()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=self.grace_seconds)
+            _, pending = await asyncio.wait(self._tasks, timeout=self.grace_seconds)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-_CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "autom_log_context", default={}
+_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "autom_log_context", default=None
 )
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -20,7 +20,7 @@ _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"m
 @contextlib.contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Attach fields (automation_id, run_id, fire_id, ...) to every log record inside."""
-    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **{k: v for k, v in fields.items() if v}})
     try:
         yield
     finally:
@@ -29,7 +29,7 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     extra = {k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS}
-    return {**_CONTEXT.get(), **extra}
+    return {**(_CONTEXT.get() or {}), **extra}
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,0 +1,70 @@
+"""Proto <-> JSON form of the definition and the Automation resources."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format
+
+from autom.api.common.v1 import definition_pb2
+from autom.api.definitions.v1 import definitions_pb2
+from autom.core.protoconv import _normalise, to_timestamp
+
+STATUS_TO_PB = {
+    "active": definitions_pb2.AUTOMATION_STATUS_ACTIVE,
+    "paused": definitions_pb2.AUTOMATION_STATUS_PAUSED,
+    "archived": definitions_pb2.AUTOMATION_STATUS_ARCHIVED,
+}
+STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
+ROLE_TO_PB = {
+    "owner": definitions_pb2.ROLE_OWNER,
+    "editor": definitions_pb2.ROLE_EDITOR,
+    "viewer": definitions_pb2.ROLE_VIEWER,
+}
+ROLE_FROM_PB = {v: k for k, v in ROLE_TO_PB.items()}
+
+
+def definition_to_json(pb: definition_pb2.AutomationDefinition) -> dict[str, Any]:
+    """Proto -> the JSON form people write (snake_case, integral numbers as ints)."""
+    raw = json_format.MessageToDict(pb, preserving_proto_field_name=True)
+    return _normalise(raw)  # type: ignore[no-any-return]
+
+
+def definition_to_proto(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:
+    """JSON form -> proto."""
+    return json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
+
+
+def automation_to_proto(
+    row: Any, definition: dict[str, Any] | None = None
+) -> definitions_pb2.Automation:
+    """A row of `automations` (optionally at another version's definition) -> proto."""
+    return definitions_pb2.Automation(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        name=row.name,
+        status=STATUS_TO_PB[row.status],
+        version=row.version,
+        definition=definition_to_proto(definition if definition is not None else row.definition),
+        pause_note=row.pause_note,
+        created_by=row.created_by,
+        create_time=to_timestamp(row.created_at),
+        update_time=to_timestamp(row.updated_at),
+    )
+
+
+def version_to_proto(row: Any) -> definitions_pb2.AutomationVersion:
+    """A row of `automation_versions` -> proto."""
+    return definitions_pb2.AutomationVersion(
+        automation_id=row.automation_id,
+        version=row.version,
+        definition=definition_to_proto(row.definition),
+        created_by=row.created_by,
+        create_time=to_timestamp(row.created_at),
+    )
+
+
+def ts(dt: datetime | None) -> Any:
+    """Timestamp or None, for optional fields."""
+    return to_timestamp(dt)

@@ -1,0 +1,128 @@
+"""The definitions schema: tables, and the migration entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from autom.core import db
+from autom.core.bus import outbox_table
+
+SCHEMA = "definitions"
+metadata = db.service_metadata(SCHEMA)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("principal", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "principal"),
+    ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workspace_id", String(64), nullable=False, index=True),
+    Column("principal", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("name", String(255), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("definition", JSONB, nullable=False),
+    Column("pause_note", Text, nullable=False, server_default=""),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+)
+Index(
+    "uq_automations_workspace_name_live",
+    automations.c.workspace_id,
+    automations.c.name,
+    unique=True,
+    postgresql_where=text("deleted_at IS NULL"),
+)
+Index(
+    "ix_automations_workspace_name_id",
+    automations.c.workspace_id,
+    automations.c.name,
+    automations.c.id,
+)
+
+automation_versions = Table(
+    "automation_versions",
+    metadata,
+    Column("automation_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("definition", JSONB, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("automation_id", "version"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("resource_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "method", "request_id"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "name"),
+    UniqueConstraint("workspace_id", "name", name="uq_secrets_workspace_name"),
+)
+
+outbox = outbox_table(metadata)
+
+
+async def migrate(url: str) -> None:
+    """Upgrade the definitions schema to head."""
+    await db.migrate(url=url, schema=SCHEMA, script_location=Path(__file__).parent / "migrations")

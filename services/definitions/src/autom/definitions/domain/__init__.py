@@ -1,0 +1,1 @@
+"""Pure domain logic of automations: the envelope model and its validation."""

@@ -1,0 +1,227 @@
+"""Every rule of DESIGN §3, reported at once as field violations with paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError as SchemaError
+from pydantic import ValidationError
+
+from autom.core.errors import Violation
+from autom.core.registry import Catalog
+from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
+from autom.schedule import ScheduleError, parse_duration, parse_spec
+from autom.templating import TemplateError, iter_templates, parse_template, referenced_step_ids
+
+
+def join_path(base: str, parts: Iterable[str | int]) -> str:
+    """`plan[1]` + ('params', 'url') -> `plan[1].params.url`."""
+    out = base
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else str(part)
+    return out
+
+
+def _pydantic_violations(exc: ValidationError) -> list[Violation]:
+    out = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "string_pattern_mismatch":
+            message = f"must match {err.get('ctx', {}).get('pattern', 'the pattern')}"
+        out.append(Violation(join_path("", loc) or "definition", message))
+    return out
+
+
+def _schema_violations(
+    schema: dict[str, Any], instance: Any, base: str, *, allow_templates: bool
+) -> list[Violation]:
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        # A templated value is checked when rendered, not against the static schema.
+        if allow_templates and isinstance(err.instance, str) and "{{" in err.instance:
+            continue
+        out.append(Violation(join_path(base, err.absolute_path), _schema_message(err)))
+    return out
+
+
+def _schema_message(err: SchemaError) -> str:
+    if err.validator == "additionalProperties":
+        return f"unknown field: {err.message.split('(')[-1].rstrip(')')}"
+    return err.message
+
+
+def _duration(value: str | None, path: str, out: list[Violation]) -> None:
+    if value is None:
+        return
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        out.append(Violation(path, str(exc)))
+
+
+def _check_template(text: str, path: str, out: list[Violation]) -> set[str]:
+    try:
+        parse_template(text)
+    except TemplateError as exc:
+        out.append(Violation(path, exc.message))
+        return set()
+    return referenced_step_ids(text)
+
+
+def _when_template(when: str) -> str:
+    return when if "{{" in when or "{%" in when else "{{ " + when + " }}"
+
+
+def _check_steps(
+    steps: Sequence[Step],
+    base: str,
+    catalog: Catalog,
+    known_ids: set[str],
+    *,
+    sequential: bool,
+    out: list[Violation],
+) -> None:
+    for i, step in enumerate(steps):
+        path = f"{base}[{i}]"
+        action = catalog.actions.get(step.action)
+        if action is None:
+            names = ", ".join(a.type for a in catalog.actions.all())
+            out.append(Violation(f"{path}.action", f"unknown action {step.action!r} ({names})"))
+        else:
+            out.extend(
+                _schema_violations(
+                    action.params_schema, step.params, f"{path}.params", allow_templates=True
+                )
+            )
+        earlier = known_ids if sequential else known_ids | {s.id for s in steps}
+        refs: list[tuple[str, set[str]]] = []
+        for tpath, text in iter_templates(step.params, f"{path}.params"):
+            refs.append((tpath, _check_template(text, tpath, out)))
+        if step.when is not None:
+            refs.append(
+                (f"{path}.when", _check_template(_when_template(step.when), f"{path}.when", out))
+            )
+        for ref_path, ids in refs:
+            for ref in sorted(ids - earlier):
+                where = "an earlier step" if sequential else "a plan step"
+                if ref == step.id:
+                    out.append(Violation(ref_path, f"step {ref!r} cannot reference its own output"))
+                else:
+                    out.append(Violation(ref_path, f"steps.{ref} does not name {where}"))
+        _duration(step.timeout, f"{path}.timeout", out)
+        if step.retry is not None:
+            _duration(step.retry.initial_delay, f"{path}.retry.initial_delay", out)
+            _duration(step.retry.max_delay, f"{path}.retry.max_delay", out)
+        if sequential:
+            known_ids.add(step.id)
+
+
+def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> None:
+    cron, tz = config.get("cron"), config.get("timezone", "UTC")
+    if isinstance(cron, str) and isinstance(tz, str):
+        try:
+            parse_spec(
+                cron,
+                tz,
+                on_missing=str(config.get("on_missing", "shift")),
+                on_repeated=str(config.get("on_repeated", "first")),
+            )
+        except ScheduleError as exc:
+            out.append(Violation(f"{base}.{exc.field}", exc.message))
+    for key in ("catchup_window", "jitter"):
+        value = config.get(key)
+        if isinstance(value, str):
+            _duration(value, f"{base}.{key}", out)
+
+
+def validate_definition(
+    raw: dict[str, Any], catalog: Catalog
+) -> tuple[Definition | None, list[Violation]]:
+    """Parse and check a definition in its JSON form; returns the model when valid."""
+    size = len(json.dumps(raw, separators=(",", ":")).encode())
+    if size > MAX_DEFINITION_BYTES:
+        return None, [
+            Violation(
+                "definition", f"definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES}"
+            )
+        ]
+    try:
+        definition = Definition.model_validate(raw)
+    except ValidationError as exc:
+        return None, _pydantic_violations(exc)
+    out: list[Violation] = []
+    execution = definition.execution
+    on_failure = execution.on_failure if execution else []
+    if len(definition.plan) + len(on_failure) > MAX_STEPS:
+        out.append(Violation("plan", f"at most {MAX_STEPS} steps (plan and on_failure together)"))
+
+    seen: dict[str, str] = {}
+    for base, steps in (("plan", definition.plan), ("execution.on_failure", on_failure)):
+        for i, step in enumerate(steps):
+            path = f"{base}[{i}].id"
+            if step.id in seen:
+                out.append(
+                    Violation(path, f"duplicate step id {step.id!r} (first at {seen[step.id]})")
+                )
+            else:
+                seen[step.id] = path
+
+    trigger_seen: set[str] = set()
+    for i, (trigger, tid) in enumerate(
+        zip(definition.triggers, definition.trigger_ids(), strict=True)
+    ):
+        base = f"triggers[{i}]"
+        if tid in trigger_seen:
+            out.append(Violation(f"{base}.id", f"duplicate trigger id {tid!r}"))
+        trigger_seen.add(tid)
+        ttype = catalog.triggers.get(trigger.type)
+        if ttype is None:
+            names = ", ".join(t.type for t in catalog.triggers.all())
+            out.append(
+                Violation(f"{base}.type", f"unknown trigger type {trigger.type!r} ({names})")
+            )
+            continue
+        errors = _schema_violations(
+            ttype.config_schema, trigger.config, f"{base}.config", allow_templates=False
+        )
+        out.extend(errors)
+        if trigger.type == "schedule" and not errors:
+            _check_schedule(trigger.config, f"{base}.config", out)
+
+    schema = definition.inputs.json_schema if definition.inputs else None
+    if schema is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            out.append(Violation(join_path("inputs.schema", exc.path), exc.message))
+            schema = None
+    for i, trigger in enumerate(definition.triggers):
+        if schema is not None and trigger.inputs is not None:
+            out.extend(
+                _schema_violations(
+                    schema, trigger.inputs, f"triggers[{i}].inputs", allow_templates=False
+                )
+            )
+
+    _check_steps(definition.plan, "plan", catalog, set(), sequential=True, out=out)
+    if execution is not None:
+        _duration(execution.timeout, "execution.timeout", out)
+        _duration(execution.step_timeout, "execution.step_timeout", out)
+        if execution.retry is not None:
+            _duration(execution.retry.initial_delay, "execution.retry.initial_delay", out)
+            _duration(execution.retry.max_delay, "execution.retry.max_delay", out)
+        plan_ids = {s.id for s in definition.plan}
+        _check_steps(
+            on_failure, "execution.on_failure", catalog, plan_ids, sequential=True, out=out
+        )
+    return (definition if not out else None), out

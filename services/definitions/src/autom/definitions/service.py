@@ -1,0 +1,450 @@
+"""Use cases of the definitions context; each owns its transaction and writes its events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from autom.api.events.v1 import events_pb2
+from autom.core.auth import Principal, Role, TokenSigner
+from autom.core.bus import OutboxRelay, outbox_row
+from autom.core.errors import AlreadyExists, Conflict, NotFound, ValidationFailed, Violation
+from autom.core.protoconv import to_timestamp
+from autom.core.registry import Catalog
+from autom.definitions import db
+from autom.definitions.convert import definition_to_proto
+from autom.definitions.domain.validation import validate_definition
+
+MAX_PAGE = 500
+EVENT_SUBJECT = "automations.definitions.{}"
+_EVENT_TYPES = {
+    "created": events_pb2.DEFINITION_EVENT_TYPE_CREATED,
+    "updated": events_pb2.DEFINITION_EVENT_TYPE_UPDATED,
+    "paused": events_pb2.DEFINITION_EVENT_TYPE_PAUSED,
+    "resumed": events_pb2.DEFINITION_EVENT_TYPE_RESUMED,
+    "archived": events_pb2.DEFINITION_EVENT_TYPE_ARCHIVED,
+    "deleted": events_pb2.DEFINITION_EVENT_TYPE_DELETED,
+}
+DEFAULT_WORKSPACE = "default"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def encode_page_token(values: dict[str, Any]) -> str:
+    """Opaque keyset cursor."""
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def decode_page_token(token: str) -> dict[str, Any]:
+    """Inverse of encode_page_token; a malformed token is a field violation."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(value, dict):
+            raise ValueError
+        return value
+    except ValueError as exc:
+        raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
+
+
+def page_size(requested: int) -> int:
+    """Default 50, at most MAX_PAGE; negative is a violation."""
+    if requested < 0:
+        raise ValidationFailed([Violation("page_size", "must not be negative")])
+    return min(requested or 50, MAX_PAGE)
+
+
+@dataclass
+class Page:
+    """Rows of one page and the cursor to the next."""
+
+    rows: list[Row[Any]]
+    next_token: str
+
+
+class DefinitionsService:
+    """Automations CRUD with versions, events through the outbox, and dev bootstrap."""
+
+    def __init__(self, engine: AsyncEngine, catalog: Catalog, relay: OutboxRelay | None) -> None:
+        self._engine = engine
+        self.catalog = catalog
+        self._relay = relay
+
+    def _published(self) -> None:
+        if self._relay is not None:
+            self._relay.notify()
+
+    def validate(self, raw: dict[str, Any]) -> list[Violation]:
+        """Every violation of a definition in JSON form."""
+        return validate_definition(raw, self.catalog)[1]
+
+    def _require_valid(self, raw: dict[str, Any]) -> None:
+        violations = self.validate(raw)
+        if violations:
+            raise ValidationFailed(
+                [
+                    Violation(
+                        f"definition.{v.field}" if v.field != "definition" else v.field,
+                        v.description,
+                    )
+                    for v in violations
+                ]
+            )
+
+    async def _emit(self, conn: AsyncConnection, kind: str, row: Row[Any] | Any) -> None:
+        event_id = str(uuid.uuid4())
+        definition = definition_to_proto(row.definition)
+        event = events_pb2.DefinitionEvent(
+            event_id=event_id,
+            type=_EVENT_TYPES[kind],
+            workspace_id=row.workspace_id,
+            automation_id=row.id,
+            version=row.version,
+            active=row.status == "active" and kind != "deleted",
+            triggers=[] if kind == "deleted" else list(definition.triggers),
+            created_by=row.created_by,
+            occur_time=to_timestamp(_now()),
+            name=row.name,
+        )
+        await conn.execute(
+            insert(db.outbox).values(
+                outbox_row(EVENT_SUBJECT.format(kind), event_id, event.SerializeToString())
+            )
+        )
+
+    async def _idempotent(
+        self, conn: AsyncConnection, workspace_id: str, method: str, request_id: str
+    ) -> str | None:
+        if not request_id:
+            return None
+        t = db.idempotency_keys
+        return (
+            await conn.execute(
+                select(t.c.resource_id).where(
+                    t.c.workspace_id == workspace_id,
+                    t.c.method == method,
+                    t.c.request_id == request_id,
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def _remember(
+        self,
+        conn: AsyncConnection,
+        workspace_id: str,
+        method: str,
+        request_id: str,
+        resource_id: str,
+    ) -> None:
+        if request_id:
+            await conn.execute(
+                insert(db.idempotency_keys).values(
+                    workspace_id=workspace_id,
+                    method=method,
+                    request_id=request_id,
+                    resource_id=resource_id,
+                    created_at=_now(),
+                )
+            )
+
+    async def create(
+        self, caller: Principal, raw: dict[str, Any], *, request_id: str, paused: bool
+    ) -> Row[Any]:
+        """Create an automation at version 1 (idempotent on request_id)."""
+        self._require_valid(raw)
+        ws = caller.workspace_id
+        try:
+            async with self._engine.begin() as conn:
+                existing = await self._idempotent(conn, ws, "CreateAutomation", request_id)
+                if existing is not None:
+                    return await self._get_row(conn, caller, existing)
+                now = _now()
+                automation_id = str(uuid.uuid4())
+                row = (
+                    await conn.execute(
+                        insert(db.automations)
+                        .values(
+                            id=automation_id,
+                            workspace_id=ws,
+                            name=raw["name"],
+                            status="paused" if paused else "active",
+                            version=1,
+                            definition=raw,
+                            pause_note="",
+                            created_by=caller.subject,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        .returning(*db.automations.c)
+                    )
+                ).one()
+                await conn.execute(
+                    insert(db.automation_versions).values(
+                        automation_id=automation_id,
+                        version=1,
+                        definition=raw,
+                        created_by=caller.subject,
+                        created_at=now,
+                    )
+                )
+                await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
+                await self._emit(conn, "created", row)
+        except IntegrityError as exc:
+            if "idempotency_keys" in str(exc.orig):
+                async with self._engine.connect() as conn:
+                    existing = await self._idempotent(conn, ws, "CreateAutomation", request_id)
+                    assert existing is not None
+                    return await self._get_row(conn, caller, existing)
+            raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
+        self._published()
+        return row
+
+    async def _get_row(
+        self, conn: AsyncConnection, caller: Principal, ref: str, *, for_update: bool = False
+    ) -> Row[Any]:
+        t = db.automations
+        query = select(*t.c).where(t.c.deleted_at.is_(None))
+        try:
+            uuid.UUID(ref)
+            is_id = True
+        except ValueError:
+            is_id = False
+        if is_id:
+            query = query.where(t.c.id == ref)
+        else:
+            query = query.where(t.c.name == ref, t.c.workspace_id == caller.workspace_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).one_or_none()
+        if row is None or not caller.sees(row.workspace_id):
+            raise NotFound("automation", ref)
+        return row
+
+    async def get(
+        self, caller: Principal, ref: str, version: int = 0
+    ) -> tuple[Row[Any], dict[str, Any]]:
+        """The automation and its definition at `version` (0 = latest)."""
+        if not ref:
+            raise ValidationFailed([Violation("automation_id", "required")])
+        if version < 0:
+            raise ValidationFailed([Violation("version", "must not be negative")])
+        async with self._engine.connect() as conn:
+            row = await self._get_row(conn, caller, ref)
+            if version == 0 or version == row.version:
+                return row, row.definition
+            v = db.automation_versions
+            definition = (
+                await conn.execute(
+                    select(v.c.definition).where(
+                        v.c.automation_id == row.id, v.c.version == version
+                    )
+                )
+            ).scalar_one_or_none()
+            if definition is None:
+                raise NotFound("automation version", f"{ref}@{version}")
+            return row, definition
+
+    async def list(
+        self,
+        caller: Principal,
+        *,
+        size: int,
+        token: str,
+        status: str | None,
+        tag: str,
+        name_prefix: str,
+    ) -> Page:
+        """A page of automations ordered by (name, id)."""
+        t = db.automations
+        limit = page_size(size)
+        query = select(*t.c).where(t.c.deleted_at.is_(None))
+        if caller.workspace_id != "*":
+            query = query.where(t.c.workspace_id == caller.workspace_id)
+        if status:
+            query = query.where(t.c.status == status)
+        if tag:
+            query = query.where(t.c.definition["metadata"]["tags"].contains([tag]))
+        if name_prefix:
+            escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(t.c.name.like(escaped + "%", escape="\\"))
+        if token:
+            cursor = decode_page_token(token)
+            query = query.where(
+                or_(
+                    t.c.name > cursor.get("n", ""),
+                    and_(t.c.name == cursor.get("n", ""), t.c.id > cursor.get("i", "")),
+                )
+            )
+        async with self._engine.connect() as conn:
+            rows = list(
+                (await conn.execute(query.order_by(t.c.name, t.c.id).limit(limit + 1))).all()
+            )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = encode_page_token({"n": rows[-1].name, "i": rows[-1].id})
+        return Page(rows, next_token)
+
+    async def update(
+        self, caller: Principal, ref: str, *, version: int, raw: dict[str, Any], request_id: str
+    ) -> Row[Any]:
+        """Replace the definition; `version` must be the one the caller read."""
+        self._require_valid(raw)
+        if version <= 0:
+            raise ValidationFailed([Violation("version", "required: the version you read")])
+        async with self._engine.begin() as conn:
+            row = await self._get_row(conn, caller, ref, for_update=True)
+            done = await self._idempotent(conn, row.workspace_id, "UpdateAutomation", request_id)
+            if done is not None:
+                return row
+            if row.status == "archived":
+                raise Conflict("archived automations are read-only")
+            if row.version != version:
+                raise Conflict(
+                    f"automation is at version {row.version}, not {version}; re-read and retry"
+                )
+            now = _now()
+            try:
+                async with conn.begin_nested():
+                    new = (
+                        await conn.execute(
+                            update(db.automations)
+                            .where(db.automations.c.id == row.id)
+                            .values(
+                                version=row.version + 1,
+                                definition=raw,
+                                name=raw["name"],
+                                updated_at=now,
+                            )
+                            .returning(*db.automations.c)
+                        )
+                    ).one()
+            except IntegrityError as exc:
+                raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
+            await conn.execute(
+                insert(db.automation_versions).values(
+                    automation_id=row.id,
+                    version=new.version,
+                    definition=raw,
+                    created_by=caller.subject,
+                    created_at=now,
+                )
+            )
+            await self._remember(conn, row.workspace_id, "UpdateAutomation", request_id, row.id)
+            await self._emit(conn, "updated", new)
+        self._published()
+        return new
+
+    async def set_status(
+        self, caller: Principal, ref: str, *, kind: str, note: str = ""
+    ) -> Row[Any]:
+        """Pause, resume or archive; repeating the current state is a no-op."""
+        target = {"paused": "paused", "resumed": "active", "archived": "archived"}[kind]
+        async with self._engine.begin() as conn:
+            row = await self._get_row(conn, caller, ref, for_update=True)
+            if row.status == target:
+                return row
+            if row.status == "archived":
+                raise Conflict("archived automations cannot change state")
+            new = (
+                await conn.execute(
+                    update(db.automations)
+                    .where(db.automations.c.id == row.id)
+                    .values(
+                        status=target,
+                        pause_note=note if target == "paused" else "",
+                        updated_at=_now(),
+                    )
+                    .returning(*db.automations.c)
+                )
+            ).one()
+            await self._emit(conn, kind, new)
+        self._published()
+        return new
+
+    async def delete(self, caller: Principal, ref: str) -> None:
+        """Soft-delete: hidden everywhere, versions kept for runs that reference them."""
+        async with self._engine.begin() as conn:
+            row = await self._get_row(conn, caller, ref, for_update=True)
+            await conn.execute(
+                update(db.automations)
+                .where(db.automations.c.id == row.id)
+                .values(deleted_at=_now(), updated_at=_now())
+            )
+            await self._emit(conn, "deleted", row)
+        self._published()
+
+    async def list_versions(
+        self, caller: Principal, ref: str, *, size: int, token: str
+    ) -> tuple[list[Row[Any]], str]:
+        """Versions newest first."""
+        limit = page_size(size)
+        v = db.automation_versions
+        async with self._engine.connect() as conn:
+            row = await self._get_row(conn, caller, ref)
+            query = select(*v.c).where(v.c.automation_id == row.id)
+            if token:
+                query = query.where(v.c.version < int(decode_page_token(token).get("v", 0)))
+            rows = list(
+                (await conn.execute(query.order_by(v.c.version.desc()).limit(limit + 1))).all()
+            )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_token = encode_page_token({"v": rows[-1].version})
+        return rows, next_token
+
+    async def count_automations(self) -> int:
+        """How many live automations exist (for diagnostics)."""
+        async with self._engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(func.count()).where(db.automations.c.deleted_at.is_(None))
+                    )
+                ).scalar_one()
+            )
+
+    async def bootstrap_dev(self, signer: TokenSigner, principal: str = "user:dev") -> str:
+        """Ensure the `default` workspace with an owner and return an owner token for it."""
+        now = _now()
+        token, jti, exp = signer.issue(
+            subject=principal,
+            workspace_id=DEFAULT_WORKSPACE,
+            role=Role.OWNER,
+            ttl_seconds=365 * 86400,
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                pg_insert(db.workspaces)
+                .values(id=DEFAULT_WORKSPACE, name=DEFAULT_WORKSPACE, created_at=now)
+                .on_conflict_do_nothing()
+            )
+            await conn.execute(
+                pg_insert(db.members)
+                .values(workspace_id=DEFAULT_WORKSPACE, principal=principal, role="owner")
+                .on_conflict_do_nothing()
+            )
+            await conn.execute(
+                insert(db.api_tokens).values(
+                    id=jti,
+                    workspace_id=DEFAULT_WORKSPACE,
+                    principal=principal,
+                    role="owner",
+                    name="dev",
+                    created_at=now,
+                    expires_at=datetime.fromtimestamp(exp, UTC),
+                )
+            )
+        return token
