@@ -49,7 +49,8 @@ class StreamSpec:
 DEFINITIONS_STREAM = StreamSpec("AUTOM_DEFINITIONS", ("automations.definitions.>",))
 FIRES_STREAM = StreamSpec("AUTOM_FIRES", ("automations.fires.>",))
 RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
-AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",))
+# Revocations outlive the longest token (1 year), so every replica can replay them all.
+AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",), max_age_s=400 * 24 * 3600.0)
 CUSTOM_STREAM = StreamSpec("AUTOM_CUSTOM", ("automations.custom.>",), max_age_s=24 * 3600.0)
 ALL_STREAMS = (DEFINITIONS_STREAM, FIRES_STREAM, RUNS_STREAM, AUTH_STREAM, CUSTOM_STREAM)
 
@@ -77,13 +78,19 @@ async def connect(url: str, *, name: str) -> NATS:
     )
 
 
-async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
-    """Declare streams idempotently; an existing stream is updated to the declared config."""
+async def ensure_streams(
+    js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS, *, replicas: int = 1
+) -> None:
+    """Declare streams idempotently; an existing stream is updated to the declared config.
+
+    File storage always; `replicas` is 3 on a production cluster (AUTOM_NATS_STREAM_REPLICAS).
+    """
     for spec in specs:
         config = StreamConfig(
             name=spec.name,
             subjects=list(spec.subjects),
             storage=StorageType.FILE,
+            num_replicas=replicas,
             duplicate_window=spec.duplicate_window_s,
             max_age=spec.max_age_s,
         )

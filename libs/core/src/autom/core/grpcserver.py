@@ -38,7 +38,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call against the central table and maps errors to statuses."""
 
     def __init__(self, signer: TokenSigner) -> None:
@@ -192,8 +192,8 @@ async def serve(app: GrpcApp) -> None:
 
 
 class BearerAuth(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
 ):
     """Adds `authorization: Bearer <token>` unless the call already carries one."""
 

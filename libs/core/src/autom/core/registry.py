@@ -56,7 +56,7 @@ class Registry(Generic[E]):
     """Named entries registered at process start; duplicates raise, misses return None."""
 
     def __init__(self, key: Callable[[E], str]) -> None:
-        self._key = key
+        self._key: Callable[[E], str] = key
         self._entries: dict[str, E] = {}
 
     def register(self, entry: E) -> E:

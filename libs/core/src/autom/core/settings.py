@@ -13,6 +13,8 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/autom"
     nats_url: str = "nats://127.0.0.1:4222"
+    # JetStream replicas of Autom's streams: 1 on a single node, 3 on a production cluster.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=0, ge=0, le=65535)
     # Signs and verifies bearer tokens (HS256); every service of a deployment shares it.

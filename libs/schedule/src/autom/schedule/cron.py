@@ -25,12 +25,15 @@ MACROS: dict[str, str] = {
 # croniter's H (hashed) and R (random) fields need a hash id or change on every parse;
 # a schedule must mean the same instants on every replica.
 _HASH_OR_RANDOM = re.compile(r"^[hr](\(|/|$)", re.IGNORECASE)
+# croniter reads an equal range ("9-9", "MON-MON") as the whole cycle; cron means one value.
+_RANGE = re.compile(r"^([^-/]+)-([^-/]+)(/\d+)?$")
 
 # Every (month, length, weekday of the 1st) combination occurs in 2000-2027, and no
-# day-of-month/month/day-of-week pattern depends on anything else, so a pattern that
-# matches nowhere in these 28 years matches nowhere at all.
+# day-of-month/month/day-of-week pattern depends on anything else, so a pattern with no
+# match from 2000 within croniter's 50-year search window matches nowhere at all. The
+# same window bounds next-fire searches: the longest real gap between matches (a leap
+# day on a given weekday) is 40 years, across a non-leap century year.
 _CYCLE_START = datetime(1999, 12, 31, 23, 59, 59)
-_CYCLE_YEARS = 28
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -38,7 +41,7 @@ _MICROSECOND = timedelta(microseconds=1)
 class CompiledCron:
     """A validated cron expression that finds matches in naive local wall time."""
 
-    __slots__ = ("fields", "has_seconds", "wildcard", "_template")
+    __slots__ = ("_template", "fields", "has_seconds", "wildcard")
 
     def __init__(self, fields: tuple[str, ...], template: croniter) -> None:
         self.fields = fields
@@ -58,6 +61,13 @@ class CompiledCron:
         # The template is shared (and possibly across threads); get_next mutates state.
         it = copy.copy(self._template)
         return cast(datetime, it.get_next(datetime, start_time=base))
+
+
+def _single_value_range(part: str) -> str:
+    match = _RANGE.match(part)
+    if match and match[1].lower() == match[2].lower():
+        return match[1]
+    return part
 
 
 def _fail(message: str) -> ScheduleError:
@@ -86,19 +96,12 @@ def compile_cron(expression: str) -> CompiledCron:
     for field in fields:
         if any(_HASH_OR_RANDOM.match(part) for part in field.split(",")):
             raise _fail(f"cron field {field!r}: hashed (H) and random (R) values are not supported")
+    fields = tuple(",".join(map(_single_value_range, field.split(","))) for field in fields)
     try:
-        template = croniter(
-            " ".join(fields),
-            _CYCLE_START,
-            second_at_beginning=len(fields) == 6,
-            max_years_between_matches=_CYCLE_YEARS,
-        )
-        template.get_next(datetime)
+        template = croniter(" ".join(fields), _CYCLE_START, second_at_beginning=len(fields) == 6)
+        copy.copy(template).get_next(datetime)
     except CroniterBadDateError:
         raise _fail(f"cron expression {expression!r} never fires (no such date)") from None
     except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise _fail(f"invalid cron expression {expression!r}: {exc}") from None
-    # 50 years covers the longest real gap between matches (a leap day on a given
-    # weekday can be 40 years apart across a non-leap century year).
-    template = croniter(" ".join(fields), _CYCLE_START, second_at_beginning=len(fields) == 6)
     return CompiledCron(fields, template)

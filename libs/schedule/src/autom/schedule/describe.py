@@ -8,7 +8,7 @@ from autom.schedule.spec import ScheduleSpec
 
 
 def describe(spec: ScheduleSpec) -> str:
-    """An English sentence for the schedule with its zone, e.g. "At 09:00, only on Monday (Europe/Zurich)"."""
+    """English sentence plus zone, e.g. "At 09:00, only on Monday (Europe/Zurich)"."""
     fields = list(spec._compiled.fields)
     # cron-descriptor only understands `?` in the day fields as `*`, and guesses whether
     # a 6-field expression has seconds or a year; 7 fields (year `*`) are unambiguous.

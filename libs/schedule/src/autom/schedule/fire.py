@@ -27,24 +27,22 @@ _MAX_OFFSET_SWING = timedelta(days=2)
 class _Matches:
     """Memoises the last wall-time query: segment walks often ask again for the same match."""
 
-    __slots__ = ("_cron", "_asked", "_found")
+    __slots__ = ("_cron", "_last")
 
     def __init__(self, cron: CompiledCron) -> None:
         self._cron = cron
-        self._asked: datetime | None = None
-        self._found: datetime | None = None
+        self._last: tuple[datetime, datetime] | None = None
 
     def at_or_after(self, wall: datetime) -> datetime:
-        if self._asked is not None and self._found is not None:
-            if self._asked <= wall <= self._found:
-                return self._found
+        if self._last is not None and self._last[0] <= wall <= self._last[1]:
+            return self._last[1]
         try:
             found = self._cron.first_at_or_after(wall)
         except (CroniterBadDateError, OverflowError):
             raise ScheduleError(
                 "cron", f"no fire time within 50 years after local time {wall.isoformat()}"
             ) from None
-        self._asked, self._found = wall, found
+        self._last = (wall, found)
         return found
 
 

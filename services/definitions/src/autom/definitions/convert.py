@@ -11,18 +11,18 @@ from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import definitions_pb2
 from autom.core.protoconv import _normalise, to_timestamp
 
-STATUS_TO_PB = {
+STATUS_TO_PB: dict[str, Any] = {
     "active": definitions_pb2.AUTOMATION_STATUS_ACTIVE,
     "paused": definitions_pb2.AUTOMATION_STATUS_PAUSED,
     "archived": definitions_pb2.AUTOMATION_STATUS_ARCHIVED,
 }
-STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
-ROLE_TO_PB = {
+STATUS_FROM_PB: dict[int, str] = {v: k for k, v in STATUS_TO_PB.items()}
+ROLE_TO_PB: dict[str, Any] = {
     "owner": definitions_pb2.ROLE_OWNER,
     "editor": definitions_pb2.ROLE_EDITOR,
     "viewer": definitions_pb2.ROLE_VIEWER,
 }
-ROLE_FROM_PB = {v: k for k, v in ROLE_TO_PB.items()}
+ROLE_FROM_PB: dict[int, str] = {v: k for k, v in ROLE_TO_PB.items()}
 
 
 def definition_to_json(pb: definition_pb2.AutomationDefinition) -> dict[str, Any]:

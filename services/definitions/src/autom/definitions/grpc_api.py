@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -10,21 +10,24 @@ from autom.api.common.v1 import catalog_pb2, definition_pb2
 from autom.api.definitions.v1 import definitions_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as pb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
-from autom.core.auth import current_principal
+from autom.core.auth import Role, current_principal
 from autom.core.errors import ValidationFailed, Violation
 from autom.core.protoconv import dict_to_struct
 from autom.core.registry import Catalog
+from autom.definitions.access import AccessService
 from autom.definitions.convert import (
+    ROLE_FROM_PB,
     ROLE_TO_PB,
     STATUS_FROM_PB,
     automation_to_proto,
     definition_to_json,
+    ts,
     version_to_proto,
 )
 from autom.definitions.domain.model import definition_json_schema
 from autom.definitions.service import DefinitionsService
 
-Ctx = grpc.aio.ServicerContext[Any, Any]
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def _definition(request: Any) -> dict[str, Any]:
@@ -71,8 +74,9 @@ def catalog_to_proto(catalog: Catalog) -> catalog_pb2.Catalog:
 class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     """Implements the RPCs of DefinitionsService."""
 
-    def __init__(self, service: DefinitionsService) -> None:
+    def __init__(self, service: DefinitionsService, access: AccessService) -> None:
         self._svc = service
+        self._access = access
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
@@ -111,7 +115,7 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     async def ListAutomations(
         self, request: pb.ListAutomationsRequest, context: Ctx
     ) -> pb.ListAutomationsResponse:
-        page = await self._svc.list(
+        page = await self._svc.list_automations(
             current_principal(),
             size=request.page_size,
             token=request.page_token,
@@ -193,3 +197,109 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             role=ROLE_TO_PB.get(caller.role.value, definitions_pb2.ROLE_UNSPECIFIED),
             token_id=caller.token_id,
         )
+
+    async def CreateWorkspace(
+        self, request: pb.CreateWorkspaceRequest, context: Ctx
+    ) -> pb.CreateWorkspaceResponse:
+        row, token = await self._access.create_workspace(current_principal(), request.name)
+        return pb.CreateWorkspaceResponse(
+            workspace=definitions_pb2.Workspace(
+                id=row.id, name=row.name, create_time=ts(row.created_at)
+            ),
+            owner_token=token,
+        )
+
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, context: Ctx
+    ) -> pb.ListMembersResponse:
+        rows = await self._access.list_members(current_principal())
+        return pb.ListMembersResponse(members=[_member(r) for r in rows])
+
+    async def SetMember(self, request: pb.SetMemberRequest, context: Ctx) -> pb.SetMemberResponse:
+        role = _role(request.role)
+        row = await self._access.set_member(current_principal(), request.principal, role)
+        return pb.SetMemberResponse(member=_member(row))
+
+    async def RemoveMember(
+        self, request: pb.RemoveMemberRequest, context: Ctx
+    ) -> pb.RemoveMemberResponse:
+        await self._access.remove_member(current_principal(), request.principal)
+        return pb.RemoveMemberResponse()
+
+    async def CreateApiToken(
+        self, request: pb.CreateApiTokenRequest, context: Ctx
+    ) -> pb.CreateApiTokenResponse:
+        row, secret = await self._access.create_token(
+            current_principal(),
+            request.principal,
+            _role(request.role),
+            request.name,
+            int(request.ttl_seconds),
+        )
+        return pb.CreateApiTokenResponse(token=_token(row), secret=secret)
+
+    async def ListApiTokens(
+        self, request: pb.ListApiTokensRequest, context: Ctx
+    ) -> pb.ListApiTokensResponse:
+        rows = await self._access.list_tokens(current_principal(), request.include_inactive)
+        return pb.ListApiTokensResponse(tokens=[_token(r) for r in rows])
+
+    async def RevokeApiToken(
+        self, request: pb.RevokeApiTokenRequest, context: Ctx
+    ) -> pb.RevokeApiTokenResponse:
+        row = await self._access.revoke_token(current_principal(), request.token_id)
+        return pb.RevokeApiTokenResponse(token=_token(row))
+
+    async def SetSecret(self, request: pb.SetSecretRequest, context: Ctx) -> pb.SetSecretResponse:
+        row = await self._access.set_secret(current_principal(), request.name, request.value)
+        return pb.SetSecretResponse(secret=_secret(row))
+
+    async def ListSecrets(
+        self, request: pb.ListSecretsRequest, context: Ctx
+    ) -> pb.ListSecretsResponse:
+        rows = await self._access.list_secrets(current_principal())
+        return pb.ListSecretsResponse(secrets=[_secret(r) for r in rows])
+
+    async def DeleteSecret(
+        self, request: pb.DeleteSecretRequest, context: Ctx
+    ) -> pb.DeleteSecretResponse:
+        await self._access.delete_secret(current_principal(), request.name)
+        return pb.DeleteSecretResponse()
+
+    async def ResolveSecrets(
+        self, request: pb.ResolveSecretsRequest, context: Ctx
+    ) -> pb.ResolveSecretsResponse:
+        values, missing = await self._access.resolve_secrets(
+            current_principal(), request.workspace_id, list(request.names)
+        )
+        return pb.ResolveSecretsResponse(values=values, missing=missing)
+
+
+def _role(value: int) -> Role | None:
+    name = ROLE_FROM_PB.get(value)
+    return Role(name) if name else None
+
+
+def _member(row: Any) -> definitions_pb2.Member:
+    return definitions_pb2.Member(
+        workspace_id=row.workspace_id, principal=row.principal, role=ROLE_TO_PB[row.role]
+    )
+
+
+def _token(row: Any) -> definitions_pb2.ApiToken:
+    return definitions_pb2.ApiToken(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        principal=row.principal,
+        role=ROLE_TO_PB[row.role],
+        name=row.name,
+        create_time=ts(row.created_at),
+        expire_time=ts(row.expires_at),
+        revoke_time=ts(row.revoked_at),
+    )
+
+
+def _secret(row: Any) -> definitions_pb2.SecretInfo:
+    return definitions_pb2.SecretInfo(
+        name=row.name, create_time=ts(row.created_at), update_time=ts(row.updated_at)
+    )

@@ -171,6 +171,8 @@ class DefinitionsService:
                     return await self._get_row(conn, caller, existing)
                 now = _now()
                 automation_id = str(uuid.uuid4())
+                # The key goes in first: a concurrent retry blocks on it, then re-reads.
+                await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
                 row = (
                     await conn.execute(
                         insert(db.automations)
@@ -198,7 +200,6 @@ class DefinitionsService:
                         created_at=now,
                     )
                 )
-                await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
                 await self._emit(conn, "created", row)
         except IntegrityError as exc:
             if "idempotency_keys" in str(exc.orig):
@@ -255,7 +256,7 @@ class DefinitionsService:
                 raise NotFound("automation version", f"{ref}@{version}")
             return row, definition
 
-    async def list(
+    async def list_automations(
         self,
         caller: Principal,
         *,

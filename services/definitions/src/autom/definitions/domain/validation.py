@@ -57,7 +57,7 @@ def _schema_violations(
 def _schema_message(err: SchemaError) -> str:
     if err.validator == "additionalProperties":
         return f"unknown field: {err.message.split('(')[-1].rstrip(')')}"
-    return err.message
+    return str(err.message)
 
 
 def _duration(value: str | None, path: str, out: list[Violation]) -> None:
