@@ -1,0 +1,200 @@
+"""Workspaces, members, tokens (with revocation) and write-only secrets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+from cryptography.fernet import Fernet
+
+from autom.api.definitions.v1 import definitions_pb2
+from autom.api.definitions.v1 import definitions_service_pb2 as pb
+from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
+from autom.core.auth import Role, TokenSigner
+from autom.core.grpcserver import GrpcApp, channel
+from autom.definitions.app import build_app
+from autom.definitions.settings import DefinitionsSettings
+
+TokenFor = Callable[..., str]
+KEY_OLD = Fernet.generate_key().decode()
+KEY_NEW = Fernet.generate_key().decode()
+
+
+@pytest.fixture
+async def app_with_secrets(
+    database_url: str, nats_url: str, auth_secret: str
+) -> AsyncIterator[GrpcApp]:
+    settings = DefinitionsSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        auth_secret=auth_secret,
+        grpc_port=0,
+        secrets_key=KEY_OLD,
+    )
+    app = await build_app(settings)
+    await app.start()
+    yield app
+    await app.stop()
+
+
+def api(app: GrpcApp, token: str | None) -> pb_grpc.DefinitionsServiceStub:
+    return pb_grpc.DefinitionsServiceStub(channel(app.address, token))
+
+
+async def code_of(call: object) -> grpc.StatusCode:
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as err:
+        return err.code()
+    return grpc.StatusCode.OK
+
+
+async def test_owner_issues_and_revokes_tokens_editor_cannot(
+    definitions_app: GrpcApp, token_for: TokenFor
+) -> None:
+    owner = api(definitions_app, token_for(Role.OWNER))
+    editor = api(definitions_app, token_for(Role.EDITOR))
+    created = await owner.CreateApiToken(
+        pb.CreateApiTokenRequest(principal="user:bob", role=definitions_pb2.ROLE_VIEWER, name="ci")
+    )
+    bob = api(definitions_app, created.secret)
+    who = await bob.WhoAmI(pb.WhoAmIRequest())
+    assert (who.principal, who.role) == ("user:bob", definitions_pb2.ROLE_VIEWER)
+    assert created.token.id in {
+        t.id for t in (await owner.ListApiTokens(pb.ListApiTokensRequest())).tokens
+    }
+
+    assert (
+        await code_of(editor.ListApiTokens(pb.ListApiTokensRequest()))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        await code_of(editor.CreateApiToken(pb.CreateApiTokenRequest(principal="user:eve")))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+
+    await owner.RevokeApiToken(pb.RevokeApiTokenRequest(token_id=created.token.id))
+    assert await code_of(bob.WhoAmI(pb.WhoAmIRequest())) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_revocation_reaches_other_services_over_nats(
+    definitions_app: GrpcApp, token_for: TokenFor, nats_url: str, auth_secret: str
+) -> None:
+    from autom.core import bus
+    from autom.core.revocations import revocation_feed
+    from autom.devstack.eventually import assert_eventually
+
+    owner = api(definitions_app, token_for(Role.OWNER))
+    created = await owner.CreateApiToken(pb.CreateApiTokenRequest(principal="user:carol"))
+    await owner.RevokeApiToken(pb.RevokeApiTokenRequest(token_id=created.token.id))
+
+    other = TokenSigner(auth_secret)  # another service's view, fed only by the stream
+    nc = await bus.connect(nats_url, name="other-service")
+    feed = revocation_feed(nc.jetstream(), other.revocations)
+    await feed.start()
+    try:
+
+        async def revoked() -> None:
+            assert other.revocations.is_revoked(created.token.id)
+
+        await assert_eventually(revoked, timeout=10)
+    finally:
+        await nc.close()
+
+
+async def test_members_and_workspaces(definitions_app: GrpcApp, token_for: TokenFor) -> None:
+    owner = api(definitions_app, token_for(Role.OWNER, subject="user:alice"))
+    await owner.SetMember(
+        pb.SetMemberRequest(principal="user:dan", role=definitions_pb2.ROLE_EDITOR)
+    )
+    members = {
+        m.principal: m.role for m in (await owner.ListMembers(pb.ListMembersRequest())).members
+    }
+    assert members["user:dan"] == definitions_pb2.ROLE_EDITOR
+    assert (
+        await code_of(owner.SetMember(pb.SetMemberRequest(principal="nobody", role=1)))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    made = await owner.CreateWorkspace(pb.CreateWorkspaceRequest(name="team-b"))
+    in_b = api(definitions_app, made.owner_token)
+    assert (await in_b.WhoAmI(pb.WhoAmIRequest())).workspace_id == made.workspace.id
+
+
+async def test_secrets_are_write_only_and_resolvable_only_by_the_executor(
+    app_with_secrets: GrpcApp, token_for: TokenFor, signer: TokenSigner
+) -> None:
+    owner = api(app_with_secrets, token_for(Role.OWNER))
+    await owner.SetSecret(
+        pb.SetSecretRequest(name="WEBHOOK_URL", value="https://hooks.test/s3cr3t")
+    )
+    listed = await owner.ListSecrets(pb.ListSecretsRequest())
+    assert [s.name for s in listed.secrets] == ["WEBHOOK_URL"]
+    assert "s3cr3t" not in str(listed)
+
+    assert (
+        await code_of(
+            owner.ResolveSecrets(
+                pb.ResolveSecretsRequest(workspace_id="default", names=["WEBHOOK_URL"])
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    scheduler = api(app_with_secrets, signer.service_token("scheduler"))
+    assert (
+        await code_of(
+            scheduler.ResolveSecrets(pb.ResolveSecretsRequest(workspace_id="default", names=["X"]))
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    executor = api(app_with_secrets, signer.service_token("executor"))
+    resolved = await executor.ResolveSecrets(
+        pb.ResolveSecretsRequest(workspace_id="default", names=["WEBHOOK_URL", "MISSING"])
+    )
+    assert dict(resolved.values) == {"WEBHOOK_URL": "https://hooks.test/s3cr3t"}
+    assert list(resolved.missing) == ["MISSING"]
+    assert (
+        await code_of(owner.SetSecret(pb.SetSecretRequest(name="lower", value="x")))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+async def test_secret_keys_rotate(
+    database_url: str, nats_url: str, auth_secret: str, token_for: TokenFor, signer: TokenSigner
+) -> None:
+    async def start(keys: str) -> GrpcApp:
+        app = await build_app(
+            DefinitionsSettings(
+                database_url=database_url,
+                nats_url=nats_url,
+                auth_secret=auth_secret,
+                grpc_port=0,
+                secrets_key=keys,
+            )
+        )
+        await app.start()
+        return app
+
+    first = await start(KEY_OLD)
+    owner = api(first, token_for(Role.OWNER))
+    await owner.SetSecret(pb.SetSecretRequest(name="TOKEN", value="abc"))
+    await first.stop()
+    rotated = await start(f"{KEY_NEW},{KEY_OLD}")
+    try:
+        executor = api(rotated, signer.service_token("executor"))
+        got = await executor.ResolveSecrets(
+            pb.ResolveSecretsRequest(workspace_id="default", names=["TOKEN"])
+        )
+        assert dict(got.values) == {"TOKEN": "abc"}
+    finally:
+        await rotated.stop()
+
+
+async def test_secrets_without_a_key_fail_precondition(
+    definitions_app: GrpcApp, token_for: TokenFor
+) -> None:
+    owner = api(definitions_app, token_for(Role.OWNER))
+    assert (
+        await code_of(owner.SetSecret(pb.SetSecretRequest(name="A", value="b")))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
