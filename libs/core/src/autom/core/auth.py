@@ -183,8 +183,8 @@ class TokenSigner:
     """Issues and verifies HS256 bearer tokens with the deployment secret."""
 
     def __init__(self, secret: str, revocations: RevocationList | None = None) -> None:
-        if len(secret) < 16:
-            raise ValueError("auth secret must be at least 16 characters")
+        if len(secret) < 32:
+            raise ValueError("auth secret must be at least 32 characters (HS256 key length)")
         self._secret = secret
         self.revocations = revocations or RevocationList()
 

@@ -18,7 +18,7 @@ class ServiceSettings(BaseSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=0, ge=0, le=65535)
     # Signs and verifies bearer tokens (HS256); every service of a deployment shares it.
-    auth_secret: SecretStr = Field(min_length=16)
+    auth_secret: SecretStr = Field(min_length=32)
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
