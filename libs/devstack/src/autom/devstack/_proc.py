@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import logging
@@ -68,10 +69,8 @@ def child_options(death_signal: signal.Signals = signal.SIGTERM) -> dict[str, An
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
     """Send `sig` to the process group led by `pid`, ignoring a group that is gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class OutputPump:
@@ -114,10 +113,8 @@ def stop_process(
 ) -> int:
     """Send `sig`, wait up to `timeout` seconds, then SIGKILL; return the exit code."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -58,6 +59,7 @@ class EmbeddedNats:
         self._on_output = on_output or (lambda line: logger.debug("nats: %s", line))
         self._proc: subprocess.Popen[bytes] | None = None
         self._pump: OutputPump | None = None
+        self._name = ""
 
     @property
     def url(self) -> str:
@@ -89,8 +91,12 @@ class EmbeddedNats:
         if self._proc is not None and self._proc.poll() is None:
             return
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        # A unique name tells our server's INFO from that of another one holding the port.
+        self._name = f"autom-devstack-{secrets.token_hex(4)}"
         argv = [
             str(nats_server_binary()),
+            "-n",
+            self._name,
             "-js",
             "-sd",
             str(self.store_dir),
@@ -147,7 +153,7 @@ class EmbeddedNats:
                 self._proc = None
                 raise self._failure("exited during startup")
             info = _read_info(self.host, self.port)
-            if info is not None:
+            if info is not None and info.get("server_name") == self._name:
                 if not info.get("jetstream"):
                     self.stop(timeout=5)
                     raise self._failure("is up but JetStream is not enabled")

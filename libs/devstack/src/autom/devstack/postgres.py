@@ -8,7 +8,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -146,8 +145,9 @@ def _make_traversable(path: Path, user: pwd.struct_passwd) -> None:
         st = parent.stat()
         if st.st_uid == user.pw_uid or st.st_mode & stat.S_IXOTH:
             continue
-        logger.warning("adding o+x to %s so PostgreSQL (user %s) can reach its data", parent,
-                       user.pw_name)
+        logger.warning(
+            "adding o+x to %s so PostgreSQL (user %s) can reach its data", parent, user.pw_name
+        )
         parent.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
 
 
@@ -309,20 +309,22 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().splitlines()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return
-        # A dead pid is handled by postgres itself; a *reused* pid (common after a container
-        # restart) makes it refuse to start, so only a live non-postgres process is cleared.
+        # A dead pid is handled by postgres itself, but a live one that is not this
+        # cluster's postmaster (a reused pid, common after a container restart) makes it
+        # refuse to start. Postgres processes run with the data directory as their cwd.
         try:
-            proc = psutil.Process(pid)
-            name = proc.name()
+            cwd: Path | None = Path(psutil.Process(pid).cwd())
+        except psutil.ZombieProcess:
+            cwd = None
         except psutil.NoSuchProcess:
             return
         except psutil.AccessDenied:
-            name = ""
-        if name in ("postgres", "postmaster"):
+            cwd = None  # another user's process: cannot be our cluster's postmaster
+        if cwd is not None and cwd.resolve() == self.data_dir.resolve():
             raise PostgresError(
                 f"PostgreSQL (pid {pid}) is already running on {self.data_dir}; stop it first"
             )
-        logger.info("removing stale %s (pid %d is now %r)", pid_file, pid, name)
+        logger.info("removing stale %s (pid %d is not its postmaster)", pid_file, pid)
         pid_file.unlink(missing_ok=True)
 
     def _spawn(self, user: pwd.struct_passwd | None) -> None:
@@ -373,14 +375,28 @@ class EmbeddedPostgres:
                 if self._pump is not None:
                     self._pump.join()
                 return False
-            if _accepts_tcp(self.host, self.port):
-                done = subprocess.run(probe, capture_output=True, timeout=10, check=False)
-                if done.returncode == 0:
-                    logger.debug("PostgreSQL ready on %s:%d", self.host, self.port)
-                    return True
+            # postmaster.pid says "ready" once *this* postmaster accepts connections; a probe
+            # alone could be answered by another server holding the port.
+            if self._pid_file_ready() and (
+                subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
+            ):
+                logger.debug("PostgreSQL ready on %s:%d", self.host, self.port)
+                return True
             time.sleep(0.05)
         self.stop(timeout=5)
         raise self._failure(f"was not ready within {self.startup_timeout:.0f} s")
+
+    def _pid_file_ready(self) -> bool:
+        assert self._proc is not None
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return (
+            len(lines) >= 8
+            and lines[0].strip() == str(self._proc.pid)
+            and lines[7].strip() == "ready"
+        )
 
     def _failure(self, what: str) -> PostgresError:
         tail = "\n".join(self.log_tail()[-25:])
@@ -394,14 +410,6 @@ def _user_options(user: pwd.struct_passwd | None) -> dict[str, Any]:
     if user is None:
         return {}
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def _accepts_tcp(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 _LEVEL = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ([A-Z]+):  ")

@@ -7,9 +7,10 @@ that forks them.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +18,6 @@ from pathlib import Path
 from autom.devstack.nats import EmbeddedNats
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres, create_database, drop_database, with_database
-
-logger = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "AUTOM_TEST_DATABASE_URL"
 NATS_URL_ENV = "AUTOM_TEST_NATS_URL"
@@ -34,9 +33,29 @@ def test_postgres_url(tmp: Path) -> Iterator[str]:
     if external:
         yield external
         return
-    server = EmbeddedPostgres(Path(tmp) / "postgres", free_port(), fsync=False)
-    with server:
-        yield server.url
+    with postgres_scratch_dir(tmp) as data_dir:
+        server = EmbeddedPostgres(data_dir, free_port(), fsync=False)
+        with server:
+            yield server.url
+
+
+@contextmanager
+def postgres_scratch_dir(tmp: Path) -> Iterator[Path]:
+    """Yield a path for a throwaway cluster: `tmp/postgres`, or one under the system temp
+    directory when we are root.
+
+    As root the server runs as another user, who must be able to traverse every parent
+    directory; pytest keeps its temp root at mode 0700 and resets it whenever any pytest
+    session starts, which would cut a running test server off from its data.
+    """
+    if os.geteuid() != 0:
+        yield Path(tmp) / "postgres"
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="autom-test-pg-"))
+    try:
+        yield scratch / "postgres"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextmanager

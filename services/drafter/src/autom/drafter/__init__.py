@@ -1,1 +1,1 @@
-"""autom.drafter."""
+"""autom.drafter: from one sentence to an automation the user approves."""

@@ -14,7 +14,13 @@ from autom.core.errors import Violation
 from autom.core.registry import Catalog
 from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
 from autom.schedule import ScheduleError, parse_duration, parse_spec
-from autom.templating import TemplateError, iter_templates, parse_template, referenced_step_ids
+from autom.templating import (
+    TemplateError,
+    iter_templates,
+    parse_condition,
+    parse_template,
+    referenced_step_ids,
+)
 
 
 def join_path(base: str, parts: Iterable[str | int]) -> str:
@@ -69,17 +75,15 @@ def _duration(value: str | None, path: str, out: list[Violation]) -> None:
         out.append(Violation(path, str(exc)))
 
 
-def _check_template(text: str, path: str, out: list[Violation]) -> set[str]:
+def _check_template(
+    text: str, path: str, out: list[Violation], *, condition: bool = False
+) -> set[str]:
     try:
-        parse_template(text)
+        (parse_condition if condition else parse_template)(text)
     except TemplateError as exc:
         out.append(Violation(path, exc.message))
         return set()
-    return referenced_step_ids(text)
-
-
-def _when_template(when: str) -> str:
-    return when if "{{" in when or "{%" in when else "{{ " + when + " }}"
+    return referenced_step_ids(text, condition=condition)
 
 
 def _check_steps(
@@ -109,7 +113,7 @@ def _check_steps(
             refs.append((tpath, _check_template(text, tpath, out)))
         if step.when is not None:
             refs.append(
-                (f"{path}.when", _check_template(_when_template(step.when), f"{path}.when", out))
+                (f"{path}.when", _check_template(step.when, f"{path}.when", out, condition=True))
             )
         for ref_path, ids in refs:
             for ref in sorted(ids - earlier):
