@@ -1,0 +1,266 @@
+"""`make run` / `autom-dev`: the whole stack in the foreground with prefixed logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from autom.devstack.config import ConfigError, DevConfig, DevSecrets, load_dev_secrets
+from autom.devstack.nats import EmbeddedNats, nats_log_filter
+from autom.devstack.output import PrefixPrinter, PrinterHandler, use_color
+from autom.devstack.ports import PortInUseError, ensure_port_free
+from autom.devstack.postgres import EmbeddedPostgres, PostgresLogFilter, redact_url
+from autom.devstack.supervisor import GrpcHealth, HttpHealth, ServiceSpec, Supervisor
+
+logger = logging.getLogger(__name__)
+
+GRPC_SERVICES = ("definitions", "scheduler", "executor", "drafter")
+GATEWAY = "gateway"
+DATABASE = "autom"
+EMBEDDED_HOST = "127.0.0.1"  # trust auth and no NATS auth: never listen beyond loopback
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+CommandFactory = Callable[[str, str | None], list[str]]
+"""(service, subcommand or None) → argv."""
+
+
+def python_module_command(service: str, subcommand: str | None = None) -> list[str]:
+    """`python -m autom.<service> [subcommand]` with this interpreter."""
+    return [sys.executable, "-m", f"autom.{service}", *([subcommand] if subcommand else [])]
+
+
+def _connect_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def _address(host: str, port: int) -> str:
+    host = _connect_host(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class PortClaim:
+    """A port the stack will bind, and the variable that moves it."""
+
+    host: str
+    port: int
+    what: str
+    env_var: str
+
+
+def grpc_ports(config: DevConfig) -> dict[str, int]:
+    """gRPC port of each service."""
+    return {
+        "definitions": config.definitions_port,
+        "scheduler": config.scheduler_port,
+        "executor": config.executor_port,
+        "drafter": config.drafter_port,
+    }
+
+
+def port_claims(config: DevConfig) -> list[PortClaim]:
+    """Every port this run will bind."""
+    claims: list[PortClaim] = []
+    if config.database_url is None:
+        claims.append(
+            PortClaim(EMBEDDED_HOST, config.pg_port, "embedded PostgreSQL", "AUTOM_PG_PORT")
+        )
+    if config.nats_url is None:
+        claims.append(
+            PortClaim(EMBEDDED_HOST, config.nats_port, "embedded nats-server", "AUTOM_NATS_PORT")
+        )
+    for name, port in grpc_ports(config).items():
+        claims.append(PortClaim(config.host, port, f"{name} gRPC", f"AUTOM_{name.upper()}_PORT"))
+    claims.append(PortClaim(config.host, config.http_port, "gateway HTTP", "AUTOM_HTTP_PORT"))
+    return claims
+
+
+def database_url(config: DevConfig) -> str:
+    """AUTOM_DATABASE_URL, or the embedded server's `autom` database."""
+    return (
+        config.database_url or f"postgresql://postgres@{EMBEDDED_HOST}:{config.pg_port}/{DATABASE}"
+    )
+
+
+def nats_url(config: DevConfig) -> str:
+    """AUTOM_NATS_URL, or the embedded server."""
+    return config.nats_url or f"nats://{EMBEDDED_HOST}:{config.nats_port}"
+
+
+def service_envs(
+    config: DevConfig, secrets: DevSecrets, base: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """The environment of each service (and of its migrate / dev-token commands)."""
+    common = {
+        **base,
+        "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
+        "AUTOM_DATABASE_URL": database_url(config),
+        "AUTOM_NATS_URL": nats_url(config),
+        "AUTOM_AUTH_SECRET": secrets.auth_secret,
+        "AUTOM_SECRETS_KEY": secrets.secrets_key,
+        "AUTOM_GRPC_HOST": config.host,
+    }
+    ports = grpc_ports(config)
+    for name, port in ports.items():
+        common[f"AUTOM_{name.upper()}_ADDR"] = _address(config.host, port)
+    envs = {name: {**common, "AUTOM_GRPC_PORT": str(port)} for name, port in ports.items()}
+    gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
+    gateway.pop("AUTOM_GRPC_PORT", None)
+    envs[GATEWAY] = gateway
+    return envs
+
+
+def build_services(
+    config: DevConfig, envs: Mapping[str, Mapping[str, str]], command: CommandFactory
+) -> list[ServiceSpec]:
+    """The four gRPC services then the gateway, in start order."""
+    specs = [
+        ServiceSpec(
+            name=name,
+            command=command(name, None),
+            env=envs[name],
+            health=GrpcHealth(_address(config.host, port)),
+            migrate=command(name, "migrate"),
+        )
+        for name, port in grpc_ports(config).items()
+    ]
+    specs.append(
+        ServiceSpec(
+            name=GATEWAY,
+            command=command(GATEWAY, None),
+            env=envs[GATEWAY],
+            health=HttpHealth(f"http://{_address(config.host, config.http_port)}/healthz"),
+        )
+    )
+    return specs
+
+
+def banner(config: DevConfig, token: str | None) -> str:
+    """What to print once everything is ready; the dev token is the only secret shown."""
+    http = f"http://{_address(config.host, config.http_port)}"
+    rows = [
+        *(
+            (name, f"gRPC  {_address(config.host, port)}")
+            for name, port in grpc_ports(config).items()
+        ),
+        (GATEWAY, f"HTTP  {http}"),
+        ("database", redact_url(database_url(config))),
+        ("nats", redact_url(nats_url(config))),
+        ("data", str(config.home)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["", "Autom is running", ""]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    lines.append("")
+    if token is None:
+        lines.append("  (no dev token: see the error above)")
+        auth = ""
+    else:
+        lines += ["Dev token:", f"  export AUTOM_TOKEN={token}", ""]
+        auth = ' -H "Authorization: Bearer $AUTOM_TOKEN"'
+    definitions = _address(config.host, config.definitions_port)
+    grpc_auth = ' -H "authorization: Bearer $AUTOM_TOKEN"' if token else ""
+    lines += [
+        "Try:",
+        f"  curl{auth} {http}/v1/automations",
+        f"  grpcurl -plaintext{grpc_auth} {definitions} list",
+        "",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _forward(
+    printer: PrefixPrinter, name: str, keep: Callable[[str], bool]
+) -> Callable[[str], None]:
+    def on_line(line: str) -> None:
+        if keep(line):
+            printer.line(name, line)
+
+    return on_line
+
+
+def run_dev(
+    environ: Mapping[str, str] | None = None,
+    *,
+    command: CommandFactory = python_module_command,
+    stream: TextIO | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Run the dev stack until Ctrl-C/SIGTERM; return the exit code. Call from the main thread."""
+    env = dict(os.environ if environ is None else environ)
+    out = sys.stdout if stream is None else stream
+    try:
+        config = DevConfig.from_env(env, cwd=cwd)
+        for claim in port_claims(config):
+            ensure_port_free(claim.host, claim.port, claim.what, env_var=claim.env_var)
+        config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secrets = load_dev_secrets(config.home, env)
+    except (ConfigError, PortInUseError, OSError) as exc:  # OSError: AUTOM_HOME, AUTOM_HOST
+        print(f"autom-dev: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    printer = PrefixPrinter(
+        out, color=use_color(out, env), names=["postgres", "nats", *GRPC_SERVICES, GATEWAY]
+    )
+    handler = PrinterHandler(printer)
+    package_logger = logging.getLogger("autom.devstack")
+    previous_level, previous_propagate = package_logger.level, package_logger.propagate
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
+    package_logger.propagate = False
+    try:
+        postgres = None
+        if config.database_url is None:
+            postgres = EmbeddedPostgres(
+                config.home / "postgres",
+                config.pg_port,
+                fsync=True,  # the developer's data
+                host=EMBEDDED_HOST,
+                on_output=_forward(printer, "postgres", PostgresLogFilter()),
+            )
+        nats = None
+        if config.nats_url is None:
+            nats = EmbeddedNats(
+                config.home / "nats",
+                config.nats_port,
+                host=EMBEDDED_HOST,
+                on_output=_forward(printer, "nats", nats_log_filter),
+            )
+        envs = service_envs(config, secrets, env)
+        supervisor = Supervisor(
+            build_services(config, envs, command),
+            printer=printer,
+            postgres=postgres,
+            databases=[DATABASE] if postgres is not None else [],
+            nats=nats,
+            dev_token=command("definitions", "dev-token"),
+            dev_token_env=envs["definitions"],
+            banner=lambda token: banner(config, token),
+        )
+        return asyncio.run(supervisor.run())
+    except Exception:
+        logger.exception("autom-dev failed")
+        return EXIT_FAILURE
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
+        package_logger.propagate = previous_propagate
+
+
+def main() -> None:
+    """Console entry point `autom-dev`."""
+    sys.exit(run_dev())
+
+
+if __name__ == "__main__":
+    main()

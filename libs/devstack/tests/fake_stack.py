@@ -1,0 +1,127 @@
+"""Stand-ins for the Autom services, and a supervisor driver that runs them.
+
+    fake_stack.py supervise           run_dev() with every service command replaced by this
+    fake_stack.py serve <service>     gRPC health (or HTTP /healthz for the gateway)
+    fake_stack.py migrate <service>
+    fake_stack.py dev-token <service>
+
+Knobs (environment), each naming one service: FAKE_EXIT_EARLY crashes it before it serves;
+FAKE_MIGRATE_FAIL fails its migration; FAKE_MIGRATE_HANG makes its migration hang;
+FAKE_IGNORE_SIGTERM makes it ignore SIGTERM. FAKE_ENV_DIR=<dir> records each command's
+AUTOM_* environment as <dir>/<service>.<command>.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def fake_command(service: str, subcommand: str | None) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), subcommand or "serve", service]
+
+
+def _say(service: str, text: str, *, err: bool = False) -> None:
+    print(f"fake {service} {text}", file=sys.stderr if err else sys.stdout, flush=True)
+
+
+async def _serve_grpc(service: str) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1.health import aio as health_aio
+
+    server = grpc.aio.server()
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    address = f"{os.environ['AUTOM_GRPC_HOST']}:{os.environ['AUTOM_GRPC_PORT']}"
+    server.add_insecure_port(address)
+    await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    _say(service, f"listening on {address}")
+    _say(service, "says hello on stderr", err=True)
+    await asyncio.sleep(0.3)  # not ready yet: the supervisor must keep polling
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    _say(service, "serving")
+    await _until_sigterm(service)
+    _say(service, "stopping")
+    await server.stop(0)
+
+
+async def _serve_http(service: str) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readline()
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass
+        ok = request.split()[1:2] == [b"/healthz"]
+        status = b"200 OK" if ok else b"404 Not Found"
+        writer.write(
+            b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        )
+        await writer.drain()
+        writer.close()
+
+    host, port = os.environ["AUTOM_HTTP_HOST"], int(os.environ["AUTOM_HTTP_PORT"])
+    server = await asyncio.start_server(handle, host, port)
+    _say(service, f"listening on http://{host}:{port}")
+    _say(service, "serving")
+    await _until_sigterm(service)
+    _say(service, "stopping")
+    server.close()
+    await server.wait_closed()
+
+
+async def _until_sigterm(service: str) -> None:
+    stop = asyncio.Event()
+
+    def on_sigterm() -> None:
+        if os.environ.get("FAKE_IGNORE_SIGTERM") == service:
+            _say(service, "ignoring SIGTERM")
+        else:
+            stop.set()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
+    await stop.wait()
+
+
+def _record_env(service: str, what: str) -> None:
+    directory = os.environ.get("FAKE_ENV_DIR")
+    if directory:
+        env = {k: v for k, v in os.environ.items() if k.startswith("AUTOM_")}
+        env["PYTHONUNBUFFERED"] = os.environ.get("PYTHONUNBUFFERED", "")
+        Path(directory, f"{service}.{what}.json").write_text(json.dumps(env))
+
+
+def main() -> int:
+    what, service = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
+    if what == "supervise":
+        from autom.devstack.run import run_dev
+
+        return run_dev(command=fake_command)
+    _record_env(service, what)
+    if what == "migrate":
+        if os.environ.get("FAKE_MIGRATE_HANG") == service:
+            _say(service, "migration hangs")
+            time.sleep(60)
+        if os.environ.get("FAKE_MIGRATE_FAIL") == service:
+            _say(service, "migration boom")
+            return 1
+        _say(service, "migrated")
+        return 0
+    if what == "dev-token":
+        _say(service, "minting a token", err=True)
+        print("some noise\nfake-token-123\n", flush=True)
+        return 0
+    if os.environ.get("FAKE_EXIT_EARLY") == service:
+        _say(service, "crashing")
+        return 3
+    asyncio.run(_serve_http(service) if service == "gateway" else _serve_grpc(service))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The `make run` wiring: port checks, the child environment contract, the banner."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from autom.devstack.config import DevConfig, DevSecrets
+from autom.devstack.run import (
+    EXIT_USAGE,
+    banner,
+    build_services,
+    port_claims,
+    python_module_command,
+    run_dev,
+    service_envs,
+)
+from autom.devstack.supervisor import GrpcHealth, HttpHealth
+
+SECRETS = DevSecrets(auth_secret="s" * 64, secrets_key="key")
+
+
+def test_port_in_use_exits_2_naming_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+
+        code = run_dev({"AUTOM_HOME": str(tmp_path), "AUTOM_DEFINITIONS_PORT": str(port)})
+
+    assert code == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"autom-dev: port {port} (definitions gRPC) on 127.0.0.1 is already in use; "
+        "set AUTOM_DEFINITIONS_PORT to another port\n"
+    )
+
+
+def test_bad_setting_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_dev({"AUTOM_HOME": str(tmp_path), "AUTOM_PG_PORT": "x"}) == EXIT_USAGE
+    assert "AUTOM_PG_PORT='x' is not a port number" in capsys.readouterr().err
+
+
+def test_external_servers_need_no_embedded_ports(tmp_path: Path) -> None:
+    config = DevConfig(home=tmp_path, database_url="postgresql://db/x", nats_url="nats://n")
+    assert [c.env_var for c in port_claims(config)] == [
+        "AUTOM_DEFINITIONS_PORT",
+        "AUTOM_SCHEDULER_PORT",
+        "AUTOM_EXECUTOR_PORT",
+        "AUTOM_DRAFTER_PORT",
+        "AUTOM_HTTP_PORT",
+    ]
+    assert len(port_claims(DevConfig(home=tmp_path))) == 7
+
+
+def test_service_environment_contract(tmp_path: Path) -> None:
+    config = DevConfig(home=tmp_path)
+
+    envs = service_envs(config, SECRETS, {"PATH": "/bin", "AUTOM_GRPC_PORT": "1"})
+
+    assert envs["scheduler"] == {
+        "PATH": "/bin",
+        "PYTHONUNBUFFERED": "1",
+        "AUTOM_DATABASE_URL": "postgresql://postgres@127.0.0.1:55432/autom",
+        "AUTOM_NATS_URL": "nats://127.0.0.1:54222",
+        "AUTOM_AUTH_SECRET": "s" * 64,
+        "AUTOM_SECRETS_KEY": "key",
+        "AUTOM_GRPC_HOST": "127.0.0.1",
+        "AUTOM_GRPC_PORT": "50052",
+        "AUTOM_DEFINITIONS_ADDR": "127.0.0.1:50051",
+        "AUTOM_SCHEDULER_ADDR": "127.0.0.1:50052",
+        "AUTOM_EXECUTOR_ADDR": "127.0.0.1:50053",
+        "AUTOM_DRAFTER_ADDR": "127.0.0.1:50054",
+    }
+    assert envs["gateway"]["AUTOM_HTTP_HOST"] == "127.0.0.1"
+    assert envs["gateway"]["AUTOM_HTTP_PORT"] == "8080"
+    assert "AUTOM_GRPC_PORT" not in envs["gateway"]
+
+
+def test_external_urls_are_passed_through_and_wildcard_host_is_dialled_locally(
+    tmp_path: Path,
+) -> None:
+    config = DevConfig(
+        home=tmp_path, host="0.0.0.0", database_url="postgresql://u:pw@db/x", nats_url="nats://n"
+    )
+
+    env = service_envs(config, SECRETS, {})["executor"]
+
+    assert env["AUTOM_DATABASE_URL"] == "postgresql://u:pw@db/x"
+    assert env["AUTOM_NATS_URL"] == "nats://n"
+    assert env["AUTOM_GRPC_HOST"] == "0.0.0.0"
+    assert env["AUTOM_DEFINITIONS_ADDR"] == "127.0.0.1:50051"
+
+
+def test_services_run_as_python_modules_in_dependency_order(tmp_path: Path) -> None:
+    config = DevConfig(home=tmp_path)
+    specs = build_services(config, service_envs(config, SECRETS, {}), python_module_command)
+
+    assert [s.name for s in specs] == ["definitions", "scheduler", "executor", "drafter", "gateway"]
+    assert specs[0].command == [sys.executable, "-m", "autom.definitions"]
+    assert specs[0].migrate == [sys.executable, "-m", "autom.definitions", "migrate"]
+    assert specs[0].health == GrpcHealth("127.0.0.1:50051")
+    assert specs[-1].migrate is None
+    assert specs[-1].health == HttpHealth("http://127.0.0.1:8080/healthz")
+
+
+def test_banner_shows_endpoints_and_token_but_no_passwords(tmp_path: Path) -> None:
+    config = DevConfig(home=tmp_path, database_url="postgresql://u:hunter2@db:5432/x")
+
+    text = banner(config, "tok")
+
+    assert "export AUTOM_TOKEN=tok" in text
+    assert "127.0.0.1:50053" in text
+    assert "http://127.0.0.1:8080" in text
+    assert "postgresql://u:***@db:5432/x" in text
+    assert "hunter2" not in text
+    assert "no dev token" in banner(config, None)
