@@ -6,7 +6,6 @@ its own database cloned from it, and its own JetStream state.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import os
@@ -110,5 +109,5 @@ def repo_root() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("LITELLM_LOG", "ERROR")
-    # asyncio's debug noise about slow callbacks is not a test failure.
-    asyncio.get_event_loop_policy()
+    # litellm otherwise fetches its model price map from the internet on import.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -71,7 +71,7 @@ def main() -> int:
         )
         if args.check:
             if stale:
-                print("libs/protos is stale; run `make proto`:", *stale, sep="\n  ", file=sys.stderr)
+                print("stale; run `make proto`:", *stale, sep="\n  ", file=sys.stderr)
                 return 1
             return 0
         if GENERATED.exists():

@@ -43,9 +43,7 @@ def main() -> int:
         asyncio.run(module.migrate(url))
         cfg = Config()
         cfg.set_main_option("script_location", str(script_location))
-        cfg.set_main_option(
-            "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
-        )
+        cfg.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
         cfg.attributes["database_url"] = asyncpg_url(url)
         cfg.attributes["schema"] = module.SCHEMA
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M")

@@ -191,33 +191,40 @@ async def serve(app: GrpcApp) -> None:
     await app.wait_for_termination()
 
 
-class BearerAuth(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-):
-    """Adds `authorization: Bearer <token>` unless the call already carries one."""
+def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+    metadata = list(details.metadata or [])
+    if not any(k == "authorization" for k, _ in metadata):
+        metadata.append(("authorization", f"Bearer {token}"))
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+# grpc.aio files an interceptor under one call type only (if/elif on its base classes), so
+# unary and streaming calls each need their own class.
+class BearerAuth(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <token>` to unary calls that carry none."""
 
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = list(details.metadata or [])
-        if not any(k == "authorization" for k, _ in metadata):
-            metadata.append(("authorization", f"Bearer {self._token}"))
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return await continuation(_with_bearer(details, self._token), request)
+
+
+class BearerAuthStream(grpc.aio.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to server-streaming calls that carry none."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return await continuation(_with_bearer(details, self._token), request)
 
 
 def channel(address: str, token: str | None = None) -> grpc.aio.Channel:
     """An insecure channel (loopback/mesh) that authenticates as `token` by default."""
-    interceptors = [BearerAuth(token)] if token else None
+    interceptors: list[Any] | None = [BearerAuth(token), BearerAuthStream(token)] if token else None
     return grpc.aio.insecure_channel(address, interceptors=interceptors)
 
 

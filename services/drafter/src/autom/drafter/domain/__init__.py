@@ -1,0 +1,1 @@
+"""Pure drafting logic: no protobuf, no SQL, no network."""

@@ -1,0 +1,1 @@
+"""Built-in action handlers, paired with the catalog's action types."""

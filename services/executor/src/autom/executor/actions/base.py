@@ -1,0 +1,72 @@
+"""What an action handler receives and how handlers are looked up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from autom.core.registry import ActionType
+
+
+@dataclass
+class Budget:
+    """LLM spend of one run against its cap (None = no cap)."""
+
+    limit_usd: float | None
+    spent_usd: float = 0.0
+
+    def remaining(self) -> float | None:
+        """Dollars left, or None without a cap."""
+        return None if self.limit_usd is None else self.limit_usd - self.spent_usd
+
+
+@dataclass
+class ActionContext:
+    """Everything a handler may know about the step it runs."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    workspace_id: str
+    automation_id: str
+    principal: str
+    budget: Budget
+    log: logging.Logger
+    # Masks resolved secret values; handlers apply it to anything they log.
+    redact: Callable[[Any], Any] = lambda value: value
+    # Filled by handlers that spend: recorded on the step and added to the run.
+    cost_usd: float = 0.0
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts and redeliveries, so a sink can dedupe replays."""
+        return f"{self.run_id}:{self.step_id}"
+
+
+Handler = Callable[[dict[str, Any], ActionContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A catalog entry with the handler that runs it."""
+
+    spec: ActionType
+    handler: Handler
+
+
+class Actions:
+    """The actions this executor can run, by type."""
+
+    def __init__(self, actions: list[Action]) -> None:
+        self._by_type = {a.spec.type: a for a in actions}
+
+    def get(self, action_type: str) -> Action | None:
+        """The action, or None when unknown."""
+        return self._by_type.get(action_type)
+
+    def all(self) -> list[Action]:
+        """Every action, sorted by type."""
+        return [self._by_type[k] for k in sorted(self._by_type)]

@@ -1,0 +1,104 @@
+"""The executor schema: runs (step records inline as JSONB), dead letters, outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from autom.core import db
+from autom.core.bus import outbox_table
+
+SCHEMA = "executor"
+metadata = db.service_metadata(SCHEMA)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    # One run per fire, whatever the redeliveries.
+    Column("fire_id", String(255), nullable=False, unique=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("automation_id", String(64), nullable=False),
+    Column("automation_version", BigInteger, nullable=False, server_default="0"),
+    Column("trigger_type", String(32), nullable=False),
+    Column("trigger_id", String(128), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    # The fire's own inputs, before dispatch merges trigger inputs and runtime keys.
+    Column("fire_inputs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The dispatched inputs; NULL until dispatch succeeded.
+    Column("inputs", JSONB, nullable=True),
+    Column("scheduled_for", DateTime(timezone=True), nullable=True),
+    Column("fired_at", DateTime(timezone=True), nullable=True),
+    Column("last_fired_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    # Step records in execution order: plan steps, then on_failure steps.
+    Column("steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("error", JSONB, nullable=True),
+    Column("retry_of_run_id", String(64), nullable=False, server_default=""),
+    Column("resume_from_step", String(128), nullable=False, server_default=""),
+    Column("principal", String(255), nullable=False, server_default=""),
+    Column("cost_usd", Double, nullable=False, server_default="0"),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    # The lease: the worker holding lease_token may change the run until lease_expires_at.
+    Column("lease_token", String(64), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    Column("cancel_reason", Text, nullable=False, server_default=""),
+    # Held back by concurrency buffer_one / buffer_all.
+    Column("buffered", Boolean, nullable=False, server_default=text("false")),
+)
+Index(
+    "ix_runs_workspace_created",
+    runs.c.workspace_id,
+    runs.c.created_at.desc(),
+    runs.c.id.desc(),
+)
+Index(
+    "ix_runs_automation_created",
+    runs.c.automation_id,
+    runs.c.created_at.desc(),
+    runs.c.id.desc(),
+)
+Index(
+    "ix_runs_automation_active",
+    runs.c.automation_id,
+    runs.c.created_at,
+    postgresql_where=text("status IN ('pending', 'running')"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("subject", String(255), nullable=False),
+    Column("fire_id", String(255), nullable=False, server_default=""),
+    Column("payload", LargeBinary, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = outbox_table(metadata)
+
+
+async def migrate(url: str) -> None:
+    """Upgrade the executor schema to head."""
+    await db.migrate(url=url, schema=SCHEMA, script_location=Path(__file__).parent / "migrations")

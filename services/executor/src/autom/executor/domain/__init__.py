@@ -1,0 +1,1 @@
+"""Pure execution logic: retry policies, inputs dispatch, step records."""

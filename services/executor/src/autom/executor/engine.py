@@ -1,0 +1,617 @@
+"""The step engine: dispatch inputs, run steps in order with retries and timeouts, record all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import jsonschema
+from jsonschema import Draft202012Validator
+
+from autom.api.events.v1 import events_pb2
+from autom.core.protoconv import to_timestamp
+from autom.executor.actions.base import ActionContext, Actions, Budget
+from autom.executor.domain.inputs import build_inputs, runtime_keys, trigger_inputs
+from autom.executor.domain.policy import retry_policy, run_timeout, step_timeout
+from autom.executor.errors import (
+    ActionNotFound,
+    DispatchError,
+    LeaseLost,
+    ParamsInvalid,
+    RunCancelled,
+    RunTimeout,
+    SecretError,
+    StepError,
+    StepTimeout,
+    TemplateFailure,
+    error_from_exception,
+)
+from autom.executor.sources import SecretSource, Snapshot
+from autom.executor.store import Event, RunStore
+from autom.templating import TemplateError, evaluate_condition, redact, render_value
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RUN_SUBJECT = "automations.runs.{}"
+_SECRET_REF = re.compile(
+    r"secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])"
+)
+# Actions that never block: awaited inline, without a task of their own.
+INLINE_ACTIONS = frozenset({"transform", "log"})
+
+
+def now() -> datetime:
+    """Aware UTC now."""
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 text of an aware datetime."""
+    return dt.isoformat() if dt is not None else None
+
+
+@lru_cache(maxsize=128)
+def _params_validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def secret_names(value: Any) -> set[str]:
+    """Names of `secrets.NAME` / `secrets['NAME']` referenced anywhere inside a value."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return {a or b for a, b in _SECRET_REF.findall(text)}
+
+
+@dataclass
+class Buffered:
+    """Everything a detached run would have written, for one atomic insert at the end."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"
+    error: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    cost_usd: float = 0.0
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, **kwargs: Any) -> None:
+        """Fold one write into the buffer."""
+        self.steps += list(kwargs.get("steps") or [])
+        self.events += list(kwargs.get("events") or [])
+        if kwargs.get("status") is not None:
+            self.status = kwargs["status"]
+        if kwargs.get("error") is not None:
+            self.error = kwargs["error"]
+        if kwargs.get("inputs") is not None:
+            self.inputs = kwargs["inputs"]
+        if kwargs.get("cost_usd") is not None:
+            self.cost_usd = kwargs["cost_usd"]
+
+
+def detachable(definition: dict[str, Any]) -> bool:
+    """True when every step is side-effect free and instant (transform, log).
+
+    Such a run can be computed before it is stored and committed in one insert: a duplicate
+    delivery computing it too loses the insert and changes nothing.
+    """
+    execution = definition.get("execution") or {}
+    steps = list(definition.get("plan") or []) + list(execution.get("on_failure") or [])
+    if str(execution.get("concurrency") or "allow") != "allow":
+        return False
+    return all(str(step.get("action", "")) in INLINE_ACTIONS for step in steps)
+
+
+@dataclass
+class RunState:
+    """A run this worker holds the lease on, while it executes."""
+
+    row: Any
+    token: str
+    snapshot: Snapshot | None
+    budget: Budget = field(default_factory=lambda: Budget(None))
+    # Set by the worker to stop the run: RunCancelled or LeaseLost.
+    interrupt: BaseException | None = None
+    current: asyncio.Future[Any] | None = None
+    secrets: dict[str, str] | None = None
+    # True once the terminal state is committed (the lease is released with it).
+    finished: bool = False
+    # The step record being committed while the next step already runs.
+    writing: asyncio.Future[None] | None = None
+    # Detached execution: writes are collected here and committed once, with the insert.
+    buffer: Buffered | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run id."""
+        return str(self.row.id)
+
+    def stop(self, reason: BaseException) -> None:
+        """Interrupt the current step (cancel its task) and any step after it."""
+        if self.interrupt is None:
+            self.interrupt = reason
+        if self.current is not None and not self.current.done():
+            self.current.cancel()
+
+
+class Engine:
+    """Executes a leased run to a terminal state, recording every step as it finishes."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        actions: Actions,
+        secrets: SecretSource,
+        lease_seconds: float,
+        on_events: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._actions = actions
+        self._secrets = secrets
+        self._lease = lease_seconds
+        self._on_events = on_events
+
+    # ---- events -------------------------------------------------------------------------
+    def event(
+        self, state: RunState, kind: str, status: str, step: dict[str, Any] | None = None
+    ) -> Event:
+        """A run event for the outbox (msg id from a business key, so replays dedupe)."""
+        row = state.row
+        types = {
+            "started": events_pb2.RUN_EVENT_TYPE_STARTED,
+            "step_finished": events_pb2.RUN_EVENT_TYPE_STEP_FINISHED,
+            "finished": events_pb2.RUN_EVENT_TYPE_FINISHED,
+        }
+        if step is not None:
+            event_id = f"{row.id}:step:{step['phase']}:{step['step_id']}"
+        else:
+            event_id = f"{row.id}:{kind}"
+        message = events_pb2.RunEvent(
+            event_id=event_id,
+            type=types[kind],
+            run_id=row.id,
+            fire_id=row.fire_id,
+            workspace_id=row.workspace_id,
+            automation_id=row.automation_id,
+            status=status,
+            step_id=step["step_id"] if step else "",
+            step_status=step["status"] if step else "",
+            occur_time=to_timestamp(now()),
+        )
+        return Event(RUN_SUBJECT.format(kind), event_id, message.SerializeToString())
+
+    def notify(self) -> None:
+        """Wake the outbox relay (rows were committed outside `_write`)."""
+        self._on_events()
+
+    def _record(self, state: RunState, **kwargs: Any) -> None:
+        """Commit a step record in the background, ordered after the one before it.
+
+        The next step starts while its predecessor's record commits; a crash in between only
+        re-runs steps (at least once), and the terminal write waits for every record.
+        """
+        if state.buffer is not None:
+            state.buffer.add(**kwargs)
+            return
+        previous = state.writing
+
+        async def chained() -> None:
+            if previous is not None:
+                await previous
+            await self._write(state, **kwargs)
+
+        state.writing = asyncio.ensure_future(chained())
+
+    async def _flush(self, state: RunState) -> None:
+        """Wait for the background record write (raising LeaseLost if it found the lease gone)."""
+        writing, state.writing = state.writing, None
+        if writing is not None:
+            await writing
+
+    async def _write(self, state: RunState, **kwargs: Any) -> None:
+        if state.buffer is not None:
+            state.buffer.add(**kwargs)
+            return
+        ok = await self._store.write(state.run_id, state.token, lease_seconds=self._lease, **kwargs)
+        if not ok:
+            raise LeaseLost(state.run_id)
+        if kwargs.get("events"):
+            self._on_events()
+
+    async def finish(
+        self,
+        state: RunState,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        steps: list[dict[str, Any]] | None = None,
+        events: list[Event] | None = None,
+        inputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Commit the terminal state (with any last step records) and the finished event."""
+        all_events = list(events or [])
+        all_events += [self.event(state, "step_finished", status, s) for s in steps or []]
+        all_events.append(self.event(state, "finished", status))
+        await self._flush(state)
+        await self._write(
+            state,
+            steps=steps or [],
+            status=status,
+            error=error,
+            inputs=inputs,
+            cost_usd=state.budget.spent_usd,
+            events=all_events,
+        )
+        state.finished = True
+
+    # ---- run ----------------------------------------------------------------------------
+    def context(self, state: RunState, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The template context of the run (secrets added when first needed)."""
+        row = state.row
+        return {
+            "inputs": inputs,
+            "trigger": {
+                "type": row.trigger_type,
+                "id": row.trigger_id,
+                "fired_at": iso(row.fired_at),
+                "scheduled_for": iso(row.scheduled_for),
+                "last_fired_at": iso(row.last_fired_at),
+                "payload": row.fire_inputs or {},
+            },
+            "steps": {},
+            "run": {
+                "id": row.id,
+                "automation_id": row.automation_id,
+                "attempt": row.attempt,
+                "workspace_id": row.workspace_id,
+                "principal": row.principal,
+            },
+            "secrets": {},
+        }
+
+    async def execute(self, state: RunState, *, pending_events: list[Event]) -> str:
+        """Run to a terminal state; returns it. Raises LeaseLost when another worker took over."""
+        row = state.row
+        snapshot = state.snapshot
+        if snapshot is None:
+            await self.finish(
+                state,
+                "failed",
+                error=DispatchError(
+                    f"automation {row.automation_id} version {row.automation_version or 'latest'} "
+                    "was not found in the run's workspace (or definitions stayed unreachable)"
+                ).detail(),
+                events=pending_events,
+            )
+            return "failed"
+        definition = snapshot.definition
+        execution = definition.get("execution") or {}
+        budget = execution.get("budget_usd")
+        state.budget = Budget(
+            float(budget) if budget is not None else None, float(row.cost_usd or 0.0)
+        )
+        inputs_to_write: dict[str, Any] | None = None
+        if row.inputs is None:
+            supplied = {**trigger_inputs(definition, row.trigger_id), **(row.fire_inputs or {})}
+            runtime = runtime_keys(row.fired_at, row.scheduled_for, row.last_fired_at)
+            try:
+                inputs = build_inputs(definition, supplied, runtime)
+            except DispatchError as exc:
+                await self.finish(
+                    state, "failed", error=exc.detail(), events=pending_events, inputs=supplied
+                )
+                return "failed"
+            inputs_to_write = inputs
+        else:
+            inputs = dict(row.inputs)
+        ctx = self.context(state, inputs)
+        records: list[dict[str, Any]] = list(row.steps or [])
+        done = {
+            r["step_id"]: r
+            for r in records
+            if r.get("phase", "plan") == "plan" and r.get("status") in ("succeeded", "skipped")
+        }
+        for r in done.values():
+            ctx["steps"][r["step_id"]] = {"output": r.get("output"), "status": r["status"]}
+
+        timeout = run_timeout(execution)
+        started = row.started_at or now()
+        deadline = (
+            None
+            if timeout is None
+            else time.monotonic() + max(0.0, timeout - (now() - started).total_seconds())
+        )
+        plan: list[dict[str, Any]] = list(definition.get("plan") or [])
+        events = list(pending_events)
+        failure: StepError | None = None
+        run_status = "succeeded"
+        last_record: dict[str, Any] | None = None
+
+        remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
+        for n, (index, step) in enumerate(remaining):
+            if state.writing is not None and state.writing.done():
+                await self._flush(state)
+            record, error = await self.run_step(
+                state, step, f"plan[{index}]", "plan", ctx, execution, deadline
+            )
+            ctx["steps"][step["id"]] = {"output": record["output"], "status": record["status"]}
+            is_last = n == len(remaining) - 1
+            if error is not None:
+                failure = error
+                run_status = self._run_status(error)
+                last_record = record
+                break
+            if is_last:
+                last_record = record
+                break
+            self._record(
+                state,
+                steps=[record],
+                status="running",
+                inputs=inputs_to_write,
+                cost_usd=state.budget.spent_usd,
+                events=[*events, self.event(state, "step_finished", "running", record)],
+            )
+            inputs_to_write = None
+            events = []
+
+        if failure is None:
+            await self.finish(
+                state,
+                "succeeded",
+                steps=[last_record] if last_record else [],
+                events=events,
+                inputs=inputs_to_write,
+            )
+            return "succeeded"
+
+        step_id = last_record["step_id"] if last_record else "?"
+        run_error = {
+            **failure.detail(),
+            "message": f"step {step_id}: {failure.message}",
+        }
+        if state.secrets:
+            run_error = redact(run_error, state.secrets)
+        on_failure = list(execution.get("on_failure") or [])
+        if on_failure and run_status in ("failed", "timed_out"):
+            assert last_record is not None
+            await self._flush(state)
+            await self._write(
+                state,
+                steps=[last_record],
+                inputs=inputs_to_write,
+                cost_usd=state.budget.spent_usd,
+                events=[*events, self.event(state, "step_finished", "running", last_record)],
+            )
+            inputs_to_write, events, last_record = None, [], None
+            ctx["error"] = run_error
+            for index, step in enumerate(on_failure):
+                record, _ = await self.run_step(
+                    state,
+                    step,
+                    f"execution.on_failure[{index}]",
+                    "on_failure",
+                    ctx,
+                    execution,
+                    None,
+                )
+                ctx["steps"][step["id"]] = {"output": record["output"], "status": record["status"]}
+                if index == len(on_failure) - 1:
+                    last_record = record
+                    break
+                await self._flush(state)
+                await self._write(
+                    state,
+                    steps=[record],
+                    cost_usd=state.budget.spent_usd,
+                    events=[self.event(state, "step_finished", "running", record)],
+                )
+        await self.finish(
+            state,
+            run_status,
+            error=run_error,
+            steps=[last_record] if last_record else [],
+            events=events,
+            inputs=inputs_to_write,
+        )
+        return run_status
+
+    @staticmethod
+    def _redactor(state: RunState) -> Callable[[Any], Any]:
+        secrets = state.secrets
+        if not secrets:
+            return lambda value: value
+        return lambda value: redact(value, secrets)
+
+    @staticmethod
+    def _run_status(error: StepError) -> str:
+        if isinstance(error, RunTimeout):
+            return "timed_out"
+        if isinstance(error, RunCancelled):
+            return "cancelled"
+        return "failed"
+
+    # ---- steps --------------------------------------------------------------------------
+    async def _ensure_secrets(self, state: RunState, names: set[str]) -> dict[str, str]:
+        if state.secrets is None:
+            state.secrets = {}
+        missing = names - state.secrets.keys()
+        if missing:
+            row = state.row
+            try:
+                resolved = await self._secrets.resolve(row.workspace_id, sorted(missing), row.id)
+            except Exception as exc:
+                raise SecretError(
+                    f"cannot resolve secrets {', '.join(sorted(missing))}: "
+                    f"{getattr(exc, 'message', None) or type(exc).__name__}",
+                    retryable=False,
+                ) from exc
+            absent = missing - resolved.keys()
+            if absent:
+                raise SecretError(f"unknown secrets: {', '.join(sorted(absent))}")
+            state.secrets.update(resolved)
+        return state.secrets
+
+    async def _call(self, state: RunState, awaitable: Awaitable[T], timeout: float | None) -> T:
+        """Await an attempt as a task the worker can cancel; raise the worker's interrupt."""
+        task = asyncio.ensure_future(awaitable)
+        state.current = task
+        try:
+            if timeout is None:
+                return await task
+            return await asyncio.wait_for(task, timeout)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if state.interrupt is not None and (me is None or me.cancelling() == 0):
+                raise state.interrupt from None
+            raise
+        finally:
+            state.current = None
+
+    async def run_step(
+        self,
+        state: RunState,
+        step: dict[str, Any],
+        path: str,
+        phase: str,
+        ctx: dict[str, Any],
+        execution: dict[str, Any],
+        deadline: float | None,
+    ) -> tuple[dict[str, Any], StepError | None]:
+        """Run one step with its retries; returns its record and its failure (if any)."""
+        record: dict[str, Any] = {
+            "step_id": step.get("id", ""),
+            "action": step.get("action", ""),
+            "phase": phase,
+            "status": "running",
+            "attempts": 0,
+            "started_at": iso(now()),
+            "finished_at": None,
+            "params": None,
+            "output": None,
+            "error": None,
+            "cost_usd": 0.0,
+        }
+
+        def done(
+            status: str, error: StepError | None = None
+        ) -> tuple[dict[str, Any], StepError | None]:
+            record["status"] = status
+            record["finished_at"] = iso(now())
+            if error is not None:
+                detail = error.detail()
+                record["error"] = redact(detail, state.secrets) if state.secrets else detail
+            if state.secrets and record["output"] is not None:
+                record["output"] = redact(record["output"], state.secrets)
+            return record, error
+
+        if isinstance(state.interrupt, LeaseLost):
+            raise state.interrupt
+        if isinstance(state.interrupt, RunCancelled):
+            return done("cancelled", state.interrupt)
+        try:
+            names = secret_names([step.get("params"), step.get("when")])
+            if names:
+                ctx["secrets"] = dict(await self._ensure_secrets(state, names))
+            when = step.get("when")
+            if when and not evaluate_condition(str(when), ctx, path=f"{path}.when"):
+                return done("skipped")
+            action = self._actions.get(str(step.get("action", "")))
+            if action is None:
+                raise ActionNotFound(
+                    f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
+                )
+            params = render_value(step.get("params") or {}, ctx, path=f"{path}.params")
+            record["params"] = redact(params, state.secrets) if state.secrets else params
+            schema = action.spec.params_schema
+            if schema:
+                errors = list(
+                    _params_validator(json.dumps(schema, sort_keys=True)).iter_errors(params)
+                )
+                if errors:
+                    raise ParamsInvalid(
+                        "params do not match the action's schema: "
+                        + "; ".join(e.message for e in errors[:5]),
+                        fields=[
+                            f"{path}.params" + "".join(f".{p}" for p in e.absolute_path)
+                            for e in errors[:5]
+                        ],
+                    )
+        except TemplateError as exc:
+            return done("failed", TemplateFailure(exc.message, fields=[exc.path]))
+        except StepError as exc:
+            return done("failed", exc)
+        except jsonschema.SchemaError as exc:
+            return done("failed", ParamsInvalid(str(exc.message)))
+
+        policy = retry_policy(execution, step)
+        limit = step_timeout(execution, step)
+        inline = action.spec.type in INLINE_ACTIONS and limit is None and deadline is None
+        error: StepError | None = None
+        for attempt in range(1, policy.attempts + 1):
+            record["attempts"] = attempt
+            actx = ActionContext(
+                run_id=state.run_id,
+                step_id=record["step_id"],
+                attempt=attempt,
+                workspace_id=state.row.workspace_id,
+                automation_id=state.row.automation_id,
+                principal=state.row.principal,
+                budget=state.budget,
+                log=log,
+                redact=self._redactor(state),
+            )
+            timeout = limit
+            run_bound = False
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return done("timed_out", RunTimeout("the run timeout elapsed"))
+                if timeout is None or left < timeout:
+                    timeout, run_bound = left, True
+            try:
+                if inline:
+                    output = await action.handler(params, actx)
+                else:
+                    output = await self._call(state, action.handler(params, actx), timeout)
+                record["output"] = output
+                return done("succeeded")
+            except TimeoutError:
+                if run_bound:
+                    return done("timed_out", RunTimeout("the run timeout elapsed"))
+                error = StepTimeout(f"attempt {attempt} exceeded the step timeout of {limit:g}s")
+            except RunCancelled as exc:
+                return done("cancelled", exc)
+            except LeaseLost:
+                raise
+            except TemplateError as exc:
+                error = TemplateFailure(exc.message, fields=[exc.path])
+            except Exception as exc:
+                error = error_from_exception(exc)
+            finally:
+                if actx.cost_usd:
+                    state.budget.spent_usd += actx.cost_usd
+                    record["cost_usd"] += actx.cost_usd
+                if actx.usage:
+                    usage = record.setdefault("usage", {})
+                    for k, v in actx.usage.items():
+                        usage[k] = usage.get(k, 0) + v
+            if not error.retryable or attempt == policy.attempts:
+                break
+            delay = policy.delay(attempt)
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            if delay > 0:
+                try:
+                    await self._call(state, asyncio.sleep(delay), None)
+                except RunCancelled as exc:
+                    return done("cancelled", exc)
+        assert error is not None
+        return done("timed_out" if isinstance(error, StepTimeout) else "failed", error)

@@ -1,0 +1,306 @@
+"""Use cases of the executor API: start, read, list, cancel, retry and watch runs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from autom.api.events.v1 import events_pb2
+from autom.core.auth import ANY_WORKSPACE, Principal
+from autom.core.bus import OutboxRelay
+from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
+from autom.core.protoconv import dict_to_struct, to_timestamp
+from autom.executor.convert import latest_records
+from autom.executor.engine import Engine, RunState
+from autom.executor.sources import Snapshot
+from autom.executor.store import TERMINAL, Event, NewRun, RunStore
+from autom.executor.worker import Worker
+
+log = logging.getLogger(__name__)
+
+FIRE_SUBJECT = "automations.fires.{}"
+MAX_PAGE = 500
+WATCH_POLL_SECONDS = 0.15
+
+
+class CallerDefinitions(Protocol):
+    """Reads a definition as the caller, so their workspace and rights apply."""
+
+    async def get_as(self, token: str, automation_id: str, version: int) -> Snapshot:
+        """The snapshot; NotFound when the caller cannot see it."""
+        ...
+
+
+@dataclass
+class WatchEvent:
+    """One item of a WatchRun stream."""
+
+    kind: str
+    row: Any
+    step: dict[str, Any] | None = None
+
+
+def _run_of(row: Any) -> NewRun:
+    return NewRun(
+        id=row.id,
+        fire_id=row.fire_id,
+        workspace_id=row.workspace_id,
+        automation_id=row.automation_id,
+        automation_version=row.automation_version,
+        trigger_type=row.trigger_type,
+        trigger_id=row.trigger_id,
+        fire_inputs=dict(row.fire_inputs or {}),
+        scheduled_for=row.scheduled_for,
+        fired_at=row.fired_at,
+        last_fired_at=row.last_fired_at,
+        principal=row.principal,
+        retry_of_run_id=row.retry_of_run_id,
+        resume_from_step=row.resume_from_step,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fire_event(run: NewRun, msg_id: str | None = None) -> Event:
+    fire = events_pb2.FireEvent(
+        fire_id=run.fire_id,
+        workspace_id=run.workspace_id,
+        automation_id=run.automation_id,
+        automation_version=run.automation_version,
+        trigger_id=run.trigger_id,
+        trigger_type=run.trigger_type,
+        scheduled_for=to_timestamp(run.scheduled_for),
+        fired_time=to_timestamp(run.fired_at),
+        last_fired_time=to_timestamp(run.last_fired_at),
+        inputs=dict_to_struct(run.fire_inputs),
+        principal=run.principal,
+        retry_of_run_id=run.retry_of_run_id,
+        resume_from_step=run.resume_from_step,
+    )
+    return Event(
+        FIRE_SUBJECT.format(run.workspace_id), msg_id or run.fire_id, fire.SerializeToString()
+    )
+
+
+class ExecutorService:
+    """The API's use cases; runs themselves go through the fire path and the worker."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        definitions: CallerDefinitions,
+        engine: Engine,
+        worker: Worker | None,
+        relay: OutboxRelay | None,
+    ) -> None:
+        self._store = store
+        self._definitions = definitions
+        self._engine = engine
+        self._worker = worker
+        self._relay = relay
+
+    def _published(self) -> None:
+        if self._relay is not None:
+            self._relay.notify()
+
+    async def start_run(
+        self,
+        caller: Principal,
+        *,
+        automation_id: str,
+        version: int,
+        inputs: dict[str, Any],
+        request_id: str,
+    ) -> Any:
+        """Create the pending run and publish its manual fire (idempotent on request_id)."""
+        if not automation_id:
+            raise ValidationFailed([Violation("automation_id", "required")])
+        if version < 0:
+            raise ValidationFailed([Violation("version", "must not be negative")])
+        snapshot = await self._definitions.get_as(caller.token, automation_id, version)
+        if not caller.sees(snapshot.workspace_id):
+            raise NotFound("automation", automation_id)
+        ws = snapshot.workspace_id
+        key = request_id or uuid.uuid4().hex
+        run = NewRun(
+            id=str(uuid.uuid4()),
+            fire_id=f"manual:{ws}:{key}",
+            workspace_id=ws,
+            automation_id=snapshot.automation_id,
+            automation_version=snapshot.version,
+            trigger_type="manual",
+            trigger_id="",
+            fire_inputs=inputs,
+            scheduled_for=None,
+            fired_at=_now(),
+            last_fired_at=None,
+            principal=caller.subject,
+        )
+        row, created = await self._store.create_pending(run, [fire_event(run)])
+        if created:
+            self._published()
+        return row
+
+    async def get_run(self, caller: Principal, run_id: str) -> Any:
+        """A run the caller may see, else NotFound."""
+        if not run_id:
+            raise ValidationFailed([Violation("run_id", "required")])
+        row = await self._store.get(run_id)
+        if row is None or not caller.sees(row.workspace_id):
+            raise NotFound("run", run_id)
+        return row
+
+    async def list_runs(
+        self,
+        caller: Principal,
+        *,
+        automation_id: str,
+        status: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[Any], str]:
+        """A page of runs, newest first, and the token of the next page."""
+        if page_size < 0:
+            raise ValidationFailed([Violation("page_size", "must not be negative")])
+        limit = min(page_size or 50, MAX_PAGE)
+        cursor = None
+        if page_token:
+            try:
+                raw = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+                cursor = (str(raw["t"]), str(raw["i"]))
+                datetime.fromisoformat(cursor[0])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
+        rows = await self._store.list(
+            workspace_id=None if caller.workspace_id == ANY_WORKSPACE else caller.workspace_id,
+            automation_id=automation_id,
+            status=status,
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            limit=limit + 1,
+        )
+        token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            token = base64.urlsafe_b64encode(
+                json.dumps({"t": last.created_at.isoformat(), "i": last.id}).encode()
+            ).decode()
+        return rows, token
+
+    async def cancel_run(self, caller: Principal, run_id: str, reason: str) -> Any:
+        """Request cancellation; waits briefly for the run to reach its terminal state."""
+        row = await self.get_run(caller, run_id)
+        if row.status in TERMINAL:
+            return row
+        why = reason or f"cancelled by {caller.subject}"
+        state = RunState(row=row, token="", snapshot=None)
+        finished = self._engine.event(state, "finished", "cancelled")
+        await self._store.request_cancel(run_id, why, [finished])
+        self._published()
+        if self._worker is not None:
+            self._worker.cancel_local(run_id, why)
+        for _ in range(40):
+            row = await self._store.get(run_id)
+            if row is None or row.status in TERMINAL:
+                break
+            await asyncio.sleep(0.05)
+        return row
+
+    async def retry_run(self, caller: Principal, run_id: str, request_id: str) -> Any:
+        """A new run of the same version and inputs, resuming at the step that failed."""
+        old = await self.get_run(caller, run_id)
+        if old.status not in ("failed", "timed_out", "cancelled"):
+            raise FailedPrecondition(
+                f"run {run_id} is {old.status}; only failed, timed out or "
+                "cancelled runs can be retried"
+            )
+        records = latest_records(list(old.steps or []))
+        kept = [
+            r
+            for r in records
+            if r.get("phase", "plan") == "plan" and r.get("status") in ("succeeded", "skipped")
+        ]
+        resume = next(
+            (
+                r["step_id"]
+                for r in records
+                if r.get("phase", "plan") == "plan"
+                and r.get("status") not in ("succeeded", "skipped")
+            ),
+            "",
+        )
+        key = request_id or uuid.uuid4().hex
+        run = NewRun(
+            id=str(uuid.uuid4()),
+            fire_id=f"retry:{old.id}:{key}",
+            workspace_id=old.workspace_id,
+            automation_id=old.automation_id,
+            automation_version=old.automation_version,
+            trigger_type="retry",
+            trigger_id=old.trigger_id,
+            fire_inputs=dict(old.fire_inputs or {}),
+            scheduled_for=old.scheduled_for,
+            fired_at=_now(),
+            last_fired_at=old.last_fired_at,
+            principal=caller.subject,
+            retry_of_run_id=old.id,
+            resume_from_step=resume,
+            inputs=None if old.inputs is None else dict(old.inputs),
+            steps=kept,
+        )
+        row, created = await self._store.create_pending(run, [fire_event(run)])
+        if created:
+            self._published()
+        return row
+
+    async def sweep_orphans(self, stop: asyncio.Event, *, age: float, every: float) -> None:
+        """Re-publish the fire of runs left behind (e.g. their message was dead-lettered)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            try:
+                rows = await self._store.orphans(age)
+                events = [fire_event(_run_of(r), f"{r.fire_id}:resume:{r.attempt}") for r in rows]
+                await self._store.enqueue(events)
+                if events:
+                    log.warning("re-published %d orphaned fires", len(events))
+                    self._published()
+            except Exception:
+                log.exception("orphan sweep failed; will retry")
+
+    async def watch(self, caller: Principal, run_id: str) -> AsyncIterator[WatchEvent]:
+        """Snapshot, then step and status changes, until the run is terminal."""
+        row = await self.get_run(caller, run_id)
+        yield WatchEvent("snapshot", row)
+        seen = len(row.steps or [])
+        status = row.status
+        while row.status not in TERMINAL:
+            await asyncio.sleep(WATCH_POLL_SECONDS)
+            fresh = await self._store.get(run_id)
+            if fresh is None:
+                return
+            row = fresh
+            records = list(row.steps or [])
+            for record in records[seen:]:
+                yield WatchEvent("step", row, record)
+            seen = len(records)
+            if row.status != status:
+                status = row.status
+                yield WatchEvent("terminal" if status in TERMINAL else "status", row)

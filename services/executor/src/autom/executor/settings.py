@@ -1,0 +1,56 @@
+"""Settings of the executor service."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from autom.core.settings import ServiceSettings
+
+
+def _alias(name: str) -> AliasChoices:
+    # Executor-specific LLM settings read AUTOM_EXECUTOR_<NAME>; keyword construction uses name.
+    return AliasChoices(f"AUTOM_EXECUTOR_{name.upper()}", name)
+
+
+class ExecutorSettings(ServiceSettings):
+    """AUTOM_* variables the executor reads."""
+
+    grpc_port: int = 50053
+    # Runs one process executes at once (each holds one fire message un-acked).
+    max_in_flight: int = Field(default=200, ge=1)
+    # A run's DB lease; a worker silent for this long loses the run to another worker.
+    lease_seconds: float = Field(default=15.0, gt=0)
+    # JetStream redelivers a fire not acked (nor heartbeated) within this window.
+    ack_wait_seconds: float = Field(default=15.0, gt=0)
+    # Deliveries before a fire is dead-lettered as poison.
+    max_deliver: int = Field(default=10, ge=2)
+    # A non-terminal run nobody has touched for this long gets its fire published again (the
+    # original message may have exhausted its deliveries); the next worker resumes it.
+    orphan_after_seconds: float = Field(default=120.0, gt=0)
+    orphan_sweep_seconds: float = Field(default=15.0, gt=0)
+    # How often local runs look for cancellation requested elsewhere.
+    cancel_poll_seconds: float = Field(default=0.5, gt=0)
+    # Destinations http_request may reach although they are private/loopback/link-local.
+    # Comma-separated, e.g. AUTOM_HTTP_ALLOW_CIDRS="127.0.0.0/8,::1/128".
+    http_allow_cidrs: str = ""
+    http_allow_hosts: str = ""
+    http_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    http_default_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_redirects: int = Field(default=5, ge=0)
+    # agent_task: litellm endpoint and credentials used for every call; model default.
+    llm_api_base: str | None = Field(default=None, validation_alias=_alias("llm_api_base"))
+    llm_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("llm_api_key"))
+    default_model: str = Field(
+        default="openai/gpt-4o-mini", validation_alias=_alias("default_model")
+    )
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Definition snapshots kept in memory (versions are immutable).
+    definition_cache_size: int = Field(default=1024, ge=1)
+
+    def allow_cidrs(self) -> list[str]:
+        """The CIDR allow-list as a list."""
+        return [c.strip() for c in self.http_allow_cidrs.split(",") if c.strip()]
+
+    def allow_hosts(self) -> list[str]:
+        """The host allow-list as a list (lower case)."""
+        return [h.strip().lower() for h in self.http_allow_hosts.split(",") if h.strip()]

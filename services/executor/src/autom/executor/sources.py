@@ -1,0 +1,185 @@
+"""What the executor reads from the definitions service: definition snapshots and secrets."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf import json_format
+
+from autom.api.definitions.v1 import definitions_pb2
+from autom.api.definitions.v1 import definitions_service_pb2 as dpb
+from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
+from autom.core.errors import (
+    AutomError,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+    Violation,
+)
+from autom.core.grpcserver import bearer
+
+
+def normalise(value: Any) -> Any:
+    """Struct numbers come back as floats; give integral ones back as ints."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One immutable version of an automation's definition."""
+
+    automation_id: str
+    workspace_id: str
+    version: int
+    definition: dict[str, Any]
+    created_by: str
+    name: str = ""
+
+
+class DefinitionSource(Protocol):
+    """Gives the definition of an automation at a version (0 = latest)."""
+
+    async def get(self, automation_id: str, version: int) -> Snapshot:
+        """The snapshot; raises NotFound when it does not exist."""
+        ...
+
+
+class SecretSource(Protocol):
+    """Resolves secret values of a workspace on behalf of a run."""
+
+    async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
+        """name -> value; raises when unavailable; missing names are simply absent."""
+        ...
+
+
+def domain_error(exc: grpc.aio.AioRpcError, what: str) -> AutomError:
+    """Map a definitions-service status to the matching domain error."""
+    code = exc.code()
+    detail = exc.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound("automation", what)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(detail)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(detail)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return ValidationFailed([Violation("automation_id", detail)])
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(detail)
+    return Unavailable(f"definitions service: {code.name} {detail}".strip())
+
+
+def automation_snapshot(automation: definitions_pb2.Automation) -> Snapshot:
+    """A GetAutomation answer as a snapshot in the JSON form people write."""
+    raw = json_format.MessageToDict(automation.definition, preserving_proto_field_name=True)
+    return Snapshot(
+        automation_id=automation.id,
+        workspace_id=automation.workspace_id,
+        version=automation.version,
+        definition=normalise(raw),
+        created_by=automation.created_by,
+        name=automation.name,
+    )
+
+
+class GrpcDefinitions:
+    """Definitions over gRPC as the executor service; snapshots cached by (id, version)."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, cache_size: int = 1024) -> None:
+        self._stub = dgrpc.DefinitionsServiceStub(channel)
+        self._cache: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
+        self._size = cache_size
+
+    async def get(self, automation_id: str, version: int) -> Snapshot:
+        """Cached: versions are immutable, so only `version=0` (latest) always asks."""
+        key = (automation_id, version)
+        if version and key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        try:
+            response = await self._stub.GetAutomation(
+                dpb.GetAutomationRequest(automation_id=automation_id, version=version),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, f"{automation_id}@{version}") from exc
+        snapshot = automation_snapshot(response.automation)
+        self._cache[(snapshot.automation_id, snapshot.version)] = snapshot
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return snapshot
+
+    async def get_as(self, token: str, automation_id: str, version: int) -> Snapshot:
+        """Fetch as the caller (their workspace and rights decide what they see)."""
+        try:
+            response = await self._stub.GetAutomation(
+                dpb.GetAutomationRequest(automation_id=automation_id, version=version),
+                metadata=bearer(token),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, automation_id) from exc
+        return automation_snapshot(response.automation)
+
+    async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
+        """ResolveSecrets as the executor service."""
+        try:
+            response = await self._stub.ResolveSecrets(
+                dpb.ResolveSecretsRequest(
+                    workspace_id=workspace_id, names=list(names), run_id=run_id
+                ),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, workspace_id) from exc
+        return dict(response.values)
+
+
+class StaticDefinitions:
+    """Definitions held in memory: engine tests and benchmarks feed snapshots directly."""
+
+    def __init__(self, snapshots: Sequence[Snapshot] = (), secrets: dict[str, str] | None = None):
+        self._by_key: dict[tuple[str, int], Snapshot] = {}
+        self._latest: dict[str, Snapshot] = {}
+        self.secrets = dict(secrets or {})
+        for snapshot in snapshots:
+            self.add(snapshot)
+
+    def add(self, snapshot: Snapshot) -> None:
+        """Register a version (the highest one is the latest)."""
+        self._by_key[(snapshot.automation_id, snapshot.version)] = snapshot
+        latest = self._latest.get(snapshot.automation_id)
+        if latest is None or latest.version <= snapshot.version:
+            self._latest[snapshot.automation_id] = snapshot
+
+    async def get(self, automation_id: str, version: int) -> Snapshot:
+        """The snapshot or NotFound."""
+        found = (
+            self._latest.get(automation_id)
+            if version == 0
+            else self._by_key.get((automation_id, version))
+        )
+        if found is None:
+            raise NotFound("automation", f"{automation_id}@{version}")
+        return found
+
+    async def get_as(self, token: str, automation_id: str, version: int) -> Snapshot:
+        """Same as get (no identity in memory)."""
+        return await self.get(automation_id, version)
+
+    async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
+        """The configured secrets."""
+        return {n: self.secrets[n] for n in names if n in self.secrets}

@@ -1,0 +1,476 @@
+"""SQL of the executor: each state change is one statement, compare-and-set on the lease."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from autom.core.db import asyncpg_url
+
+
+class Row(dict[str, Any]):
+    """A result row with attribute access (jsonb already decoded)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@lru_cache(maxsize=256)
+def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` placeholders -> `$n` (asyncpg), with the order of names."""
+    names: list[str] = []
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(sub, sql), tuple(names)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb parameters are passed as JSON text; results come back decoded.
+    await conn.set_type_codec(
+        "jsonb", encoder=lambda v: v, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.Pool:
+    """The asyncpg pool of the run hot path (plain statements, no per-checkout ping)."""
+    dsn = asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://")
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        server_settings={"application_name": application_name},
+    )
+    assert pool is not None
+    return pool
+
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out", "skipped"})
+ACTIVE = ("pending", "running")
+
+_T = "executor.runs"
+_O = "executor.outbox"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One outbox row written with the change it announces."""
+
+    subject: str
+    msg_id: str
+    payload: bytes
+
+
+@dataclass
+class NewRun:
+    """Values of a run row created from a fire (or by StartRun / RetryRun before its fire)."""
+
+    id: str
+    fire_id: str
+    workspace_id: str
+    automation_id: str
+    automation_version: int
+    trigger_type: str
+    trigger_id: str
+    fire_inputs: dict[str, Any]
+    scheduled_for: datetime | None
+    fired_at: datetime | None
+    last_fired_at: datetime | None
+    principal: str
+    retry_of_run_id: str = ""
+    resume_from_step: str = ""
+    inputs: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] | None = None
+
+    def params(self) -> dict[str, Any]:
+        """Bind parameters of the insert."""
+        return {
+            "id": self.id,
+            "fire_id": self.fire_id,
+            "workspace_id": self.workspace_id,
+            "automation_id": self.automation_id,
+            "automation_version": self.automation_version,
+            "trigger_type": self.trigger_type,
+            "trigger_id": self.trigger_id,
+            "fire_inputs": json.dumps(self.fire_inputs),
+            "inputs": None if self.inputs is None else json.dumps(self.inputs),
+            "steps": json.dumps(self.steps or []),
+            "scheduled_for": self.scheduled_for,
+            "fired_at": self.fired_at,
+            "last_fired_at": self.last_fired_at,
+            "principal": self.principal,
+            "retry_of_run_id": self.retry_of_run_id,
+            "resume_from_step": self.resume_from_step,
+        }
+
+
+_COLUMNS = (
+    "id, fire_id, workspace_id, automation_id, automation_version, trigger_type, trigger_id, "
+    "fire_inputs, inputs, steps, scheduled_for, fired_at, last_fired_at, principal, "
+    "retry_of_run_id, resume_from_step"
+)
+_VALUES = (
+    ":id, :fire_id, :workspace_id, :automation_id, :automation_version, :trigger_type, "
+    ":trigger_id, CAST(:fire_inputs AS jsonb), CAST(:inputs AS jsonb), CAST(:steps AS jsonb), "
+    ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step"
+)
+
+# Insert-or-claim in one statement: a new fire inserts a running run holding the lease; a
+# redelivered fire takes the lease only from a pending run or a running one whose lease expired.
+_CLAIM = f"""
+    INSERT INTO {_T} AS r ({_COLUMNS}, status, created_at, started_at, attempt,
+                             lease_token, lease_owner, lease_expires_at, buffered)
+    VALUES ({_VALUES}, 'running', now(), now(), 1,
+            :token, :owner, now() + make_interval(secs => :lease), :hold)
+    ON CONFLICT (fire_id) DO UPDATE
+       SET status = 'running',
+           started_at = coalesce(r.started_at, now()),
+           attempt = r.attempt + 1,
+           lease_token = EXCLUDED.lease_token,
+           lease_owner = EXCLUDED.lease_owner,
+           lease_expires_at = EXCLUDED.lease_expires_at,
+           -- A first claim under a concurrency policy waits for admission (buffered).
+           buffered = CASE WHEN r.attempt = 0 THEN :hold ELSE r.buffered END
+     WHERE r.status IN ('pending', 'running')
+       AND (r.lease_token IS NULL OR r.lease_expires_at < now())
+    RETURNING r.*, (xmax = 0) AS inserted
+    """
+
+
+def _events_cte(events: Sequence[Event], guard: str) -> tuple[str, dict[str, Any]]:
+    if not events:
+        return "", {}
+    rows = []
+    params: dict[str, Any] = {}
+    for i, event in enumerate(events):
+        rows.append(f"(:ev_s{i}, :ev_m{i}, CAST(:ev_p{i} AS bytea), now())")
+        params.update(
+            {f"ev_s{i}": event.subject, f"ev_m{i}": event.msg_id, f"ev_p{i}": event.payload}
+        )
+    sql = (
+        f", ev AS (INSERT INTO {_O} (subject, msg_id, payload, created_at) "
+        f"SELECT v.* FROM (VALUES {', '.join(rows)}) AS v(subject, msg_id, payload, created_at) "
+        f"WHERE EXISTS (SELECT 1 FROM {guard}))"
+    )
+    return sql, params
+
+
+class RunStore:
+    """Statements on executor.runs; each state change is one atomic statement (autocommit)."""
+
+    def __init__(self, engine: AsyncEngine, pool: asyncpg.Pool) -> None:
+        self.engine = engine
+        self.pool = pool
+
+    async def _exec(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        query, names = _positional(sql)
+        records = await self.pool.fetch(query, *(params[n] for n in names))
+        return [Row(r.items()) for r in records]
+
+    async def claim(
+        self,
+        run: NewRun,
+        *,
+        token: str,
+        owner: str,
+        lease_seconds: float,
+        events: Sequence[Event] = (),
+        hold: bool = False,
+    ) -> Row | None:
+        """The run, now leased to `token`; None when it is terminal or leased elsewhere."""
+        if not events:
+            rows = await self._exec(
+                _CLAIM,
+                {
+                    **run.params(),
+                    "token": token,
+                    "owner": owner,
+                    "lease": float(lease_seconds),
+                    "hold": hold,
+                },
+            )
+            return rows[0] if rows else None
+        # Events only when this insert created the run: a CTE around the claim.
+        ev_sql, ev_params = _events_cte(events, "c WHERE c.inserted")
+        sql = f"WITH c AS ({_CLAIM}){ev_sql} SELECT * FROM c"
+        rows = await self._exec(
+            sql,
+            {
+                **run.params(),
+                "token": token,
+                "owner": owner,
+                "lease": float(lease_seconds),
+                "hold": hold,
+                **ev_params,
+            },
+        )
+        return rows[0] if rows else None
+
+    async def insert_finished(
+        self,
+        run: NewRun,
+        *,
+        status: str,
+        error: dict[str, Any] | None,
+        cost_usd: float,
+        events: Sequence[Event],
+    ) -> bool:
+        """Insert a run computed detached, already terminal; False when the fire has a run."""
+        ev_sql, ev_params = _events_cte(events, "c")
+        sql = (
+            f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at, started_at, "
+            "finished_at, attempt, cost_usd, error) "
+            f"VALUES ({_VALUES}, :status, now(), now(), now(), 1, "
+            "CAST(:cost AS double precision), CAST(:error AS jsonb)) "
+            f"ON CONFLICT (fire_id) DO NOTHING RETURNING id){ev_sql} "
+            "SELECT count(*) AS n FROM c"
+        )
+        rows = await self._exec(
+            sql,
+            {
+                **run.params(),
+                "status": status,
+                "cost": float(cost_usd),
+                "error": None if error is None else json.dumps(error),
+                **ev_params,
+            },
+        )
+        return bool(rows and rows[0].n)
+
+    async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[Row]:
+        """Mark and return non-terminal runs nobody touched for a while (lease long expired,
+        or pending without a lease); marking stamps lease_expires_at so one sweep takes them.
+        """
+        return await self._exec(
+            f"UPDATE {_T} SET lease_expires_at = now() WHERE id IN ("
+            f"SELECT id FROM {_T} WHERE status IN ('pending', 'running') AND NOT buffered "
+            "AND coalesce(lease_expires_at, created_at) "
+            "< now() - make_interval(secs => :age) "
+            "ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING *",
+            {"age": float(older_than_seconds), "limit": limit},
+        )
+
+    async def enqueue(self, events: Sequence[Event]) -> None:
+        """Outbox rows on their own (re-published fires)."""
+        if events:
+            ev_sql, ev_params = _events_cte(events, "(SELECT 1) AS one")
+            await self._exec(f"WITH one AS (SELECT 1){ev_sql} SELECT 1 AS ok", ev_params)
+
+    async def get(self, run_id: str) -> Row | None:
+        """A run by id."""
+        rows = await self._exec(
+            f"SELECT *, now() AS db_now FROM {_T} WHERE id = :id", {"id": run_id}
+        )
+        return rows[0] if rows else None
+
+    async def by_fire(self, fire_id: str) -> Row | None:
+        """A run by fire id."""
+        rows = await self._exec(
+            f"SELECT *, now() AS db_now FROM {_T} WHERE fire_id = :f", {"f": fire_id}
+        )
+        return rows[0] if rows else None
+
+    async def write(
+        self,
+        run_id: str,
+        token: str,
+        *,
+        steps: Sequence[dict[str, Any]] = (),
+        status: str | None = None,
+        error: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
+        lease_seconds: float | None = None,
+        events: Sequence[Event] = (),
+    ) -> bool:
+        """Append step records and/or set the status; False when the lease is no longer ours.
+
+        A terminal status releases the lease and stamps finished_at.
+        """
+        sets = ["steps = steps || CAST(:steps AS jsonb)"]
+        params: dict[str, Any] = {"id": run_id, "token": token, "steps": json.dumps(list(steps))}
+        if status is not None:
+            sets.append("status = :status")
+            params["status"] = status
+            if status in TERMINAL:
+                sets += ["finished_at = now()", "lease_token = NULL", "lease_expires_at = NULL"]
+        if error is not None:
+            sets.append("error = CAST(:error AS jsonb)")
+            params["error"] = json.dumps(error)
+        if inputs is not None:
+            sets.append("inputs = CAST(:inputs AS jsonb)")
+            params["inputs"] = json.dumps(inputs)
+        if cost_usd is not None:
+            sets.append("cost_usd = CAST(:cost AS double precision)")
+            params["cost"] = float(cost_usd)
+        if lease_seconds is not None and (status is None or status not in TERMINAL):
+            # Every write doubles as a heartbeat.
+            sets.append("lease_expires_at = now() + make_interval(secs => :lease)")
+            params["lease"] = float(lease_seconds)
+        ev_sql, ev_params = _events_cte(events, "u")
+        sql = (
+            f"WITH u AS (UPDATE {_T} SET {', '.join(sets)} "
+            f"WHERE id = :id AND lease_token = :token RETURNING id){ev_sql} "
+            "SELECT count(*) AS n FROM u"
+        )
+        rows = await self._exec(sql, {**params, **ev_params})
+        return bool(rows and rows[0].n)
+
+    async def release(self, run_id: str, token: str) -> None:
+        """Give up the lease now (shutdown) so a redelivery can take the run over at once."""
+        await self._exec(
+            f"UPDATE {_T} SET lease_expires_at = now() WHERE id = :id AND lease_token = :token "
+            "RETURNING id",
+            {"id": run_id, "token": token},
+        )
+
+    async def heartbeat(self, leases: dict[str, str], lease_seconds: float) -> dict[str, bool]:
+        """Extend the leases we hold; run id -> cancel_requested for each still ours."""
+        if not leases:
+            return {}
+        ids = list(leases)
+        rows = await self._exec(
+            f"UPDATE {_T} AS r SET lease_expires_at = now() + make_interval(secs => :lease) "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS text[])) AS t(id, token) "
+            "WHERE r.id = t.id AND r.lease_token = t.token "
+            "RETURNING r.id, r.cancel_requested",
+            {"ids": ids, "tokens": [leases[i] for i in ids], "lease": float(lease_seconds)},
+        )
+        return {r.id: bool(r.cancel_requested) for r in rows}
+
+    async def cancel_flags(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` whose cancellation was requested."""
+        if not ids:
+            return set()
+        rows = await self._exec(
+            f"SELECT id FROM {_T} WHERE id = ANY(CAST(:ids AS text[])) AND cancel_requested",
+            {"ids": list(ids)},
+        )
+        return {r.id for r in rows}
+
+    async def create_pending(self, run: NewRun, events: Sequence[Event]) -> tuple[Row, bool]:
+        """Insert a pending run (idempotent on fire id) with its fire in the outbox."""
+        ev_sql, ev_params = _events_cte(events, "c")
+        sql = (
+            f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at) "
+            f"VALUES ({_VALUES}, 'pending', now()) ON CONFLICT (fire_id) DO NOTHING "
+            f"RETURNING *){ev_sql} SELECT * FROM c"
+        )
+        rows = await self._exec(sql, {**run.params(), **ev_params})
+        if rows:
+            return rows[0], True
+        existing = await self.by_fire(run.fire_id)
+        assert existing is not None
+        return existing, False
+
+    async def request_cancel(self, run_id: str, reason: str, events: Sequence[Event]) -> None:
+        """Flag a run for cancellation; an unclaimed pending run is cancelled at once."""
+        ev_sql, ev_params = _events_cte(events, "u")
+        error = {"type": "Cancelled", "message": reason, "retryable": False, "fields": []}
+        await self._exec(
+            f"UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
+            "WHERE id = :id AND status IN ('pending', 'running') RETURNING id",
+            {"id": run_id, "reason": reason},
+        )
+        # A run no worker holds is finished here; a held one is stopped by its worker.
+        await self._exec(
+            f"WITH u AS (UPDATE {_T} SET status = 'cancelled', finished_at = now(), "
+            "error = CAST(:error AS jsonb), lease_token = NULL, lease_expires_at = NULL "
+            "WHERE id = :id AND status = 'pending' "
+            "AND (lease_token IS NULL OR lease_expires_at < now()) RETURNING id)"
+            f"{ev_sql} SELECT count(*) FROM u",
+            {"id": run_id, "error": json.dumps(error), **ev_params},
+        )
+
+    async def list(
+        self,
+        *,
+        workspace_id: str | None,
+        automation_id: str,
+        status: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        cursor: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Runs newest first (keyset on created_at, id), without their step records."""
+        where = ["true"]
+        params: dict[str, Any] = {"limit": limit}
+        if workspace_id is not None:
+            where.append("workspace_id = :ws")
+            params["ws"] = workspace_id
+        if automation_id:
+            where.append("automation_id = :aid")
+            params["aid"] = automation_id
+        if status:
+            where.append("status = :status")
+            params["status"] = status
+        if created_after is not None:
+            where.append("created_at >= :after")
+            params["after"] = created_after
+        if created_before is not None:
+            where.append("created_at < :before")
+            params["before"] = created_before
+        if cursor is not None:
+            where.append("(created_at, id) < (CAST(:c_at AS timestamptz), CAST(:c_id AS text))")
+            params["c_at"] = datetime.fromisoformat(cursor[0])
+            params["c_id"] = cursor[1]
+        cols = ", ".join(
+            c
+            for c in [
+                "id",
+                "fire_id",
+                "workspace_id",
+                "automation_id",
+                "automation_version",
+                "trigger_type",
+                "trigger_id",
+                "status",
+                "inputs",
+                "scheduled_for",
+                "fired_at",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "error",
+                "retry_of_run_id",
+                "principal",
+                "cost_usd",
+                "attempt",
+            ]
+        )
+        sql = (
+            f"SELECT {cols}, '[]'::jsonb AS steps FROM {_T} WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit"
+        )
+        return await self._exec(sql, params)
+
+    async def dead_letter(
+        self, *, subject: str, fire_id: str, payload: bytes, deliveries: int, reason: str
+    ) -> None:
+        """Keep a poison message for people to look at."""
+        await self._exec(
+            "INSERT INTO executor.dead_letters "
+            "(subject, fire_id, payload, deliveries, reason, created_at) "
+            "VALUES (:s, :f, :p, :d, :r, now()) RETURNING id",
+            {"s": subject, "f": fire_id, "p": payload, "d": deliveries, "r": reason[:2000]},
+        )

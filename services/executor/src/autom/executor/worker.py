@@ -1,0 +1,325 @@
+"""The fire consumer: claim the run for a fire, execute it under a lease, ack when terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+
+from autom.api.events.v1 import events_pb2
+from autom.core import bus
+from autom.core.errors import NotFound, ValidationFailed
+from autom.core.logging import log_context
+from autom.core.protoconv import from_timestamp, struct_to_dict
+from autom.executor.concurrency import Concurrency
+from autom.executor.engine import Buffered, Engine, RunState, detachable
+from autom.executor.errors import LeaseLost, RunCancelled
+from autom.executor.sources import DefinitionSource, Snapshot
+from autom.executor.store import TERMINAL, Event, NewRun, Row, RunStore
+
+log = logging.getLogger(__name__)
+
+DURABLE = "executor"
+FIRES_SUBJECT = "automations.fires.>"
+
+
+def new_run_from_fire(fire: events_pb2.FireEvent, run_id: str) -> NewRun:
+    """Row values of the run a fire creates."""
+    return NewRun(
+        id=run_id,
+        fire_id=fire.fire_id,
+        workspace_id=fire.workspace_id,
+        automation_id=fire.automation_id,
+        automation_version=fire.automation_version,
+        trigger_type=fire.trigger_type or "schedule",
+        trigger_id=fire.trigger_id,
+        fire_inputs=struct_to_dict(fire.inputs),
+        scheduled_for=from_timestamp(fire.scheduled_for)
+        if fire.HasField("scheduled_for")
+        else None,
+        fired_at=from_timestamp(fire.fired_time) if fire.HasField("fired_time") else None,
+        last_fired_at=(
+            from_timestamp(fire.last_fired_time) if fire.HasField("last_fired_time") else None
+        ),
+        principal=fire.principal,
+        retry_of_run_id=fire.retry_of_run_id,
+        resume_from_step=fire.resume_from_step,
+    )
+
+
+class Worker:
+    """Consumes fires; at most max_in_flight runs at once; heartbeats the runs it holds."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        engine: Engine,
+        definitions: DefinitionSource,
+        concurrency: Concurrency,
+        lease_seconds: float,
+        ack_wait_seconds: float,
+        max_deliver: int,
+        cancel_poll_seconds: float,
+        owner: str | None = None,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._definitions = definitions
+        self._concurrency = concurrency
+        self._lease = lease_seconds
+        self._ack_wait = ack_wait_seconds
+        self._max_deliver = max_deliver
+        self._poll = cancel_poll_seconds
+        self.owner = owner or f"executor-{uuid.uuid4().hex[:12]}"
+        self.active: dict[str, tuple[RunState, Msg | None]] = {}
+
+    # ---- cancellation -------------------------------------------------------------------
+    def cancel_local(self, run_id: str, reason: str) -> bool:
+        """Stop a run this process executes; True when it was here."""
+        held = self.active.get(run_id)
+        if held is None:
+            return False
+        held[0].stop(RunCancelled(reason or "cancelled"))
+        return True
+
+    async def heartbeat(self, stop: asyncio.Event) -> None:
+        """Poll cancellation flags often; extend leases and ack deadlines well before expiry."""
+        interval = min(self._lease, self._ack_wait) / 3
+        next_extend = time.monotonic() + interval
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._poll)
+            try:
+                if time.monotonic() >= next_extend:
+                    next_extend = time.monotonic() + interval
+                    await self._extend()
+                else:
+                    ids = list(self.active)
+                    for run_id in await self._store.cancel_flags(ids):
+                        self.cancel_local(run_id, self._reason(run_id))
+            except Exception:
+                log.exception("heartbeat failed; will retry")
+
+    def _reason(self, run_id: str) -> str:
+        return "cancel requested"
+
+    async def _extend(self) -> None:
+        held = dict(self.active)
+        leases = {run_id: state.token for run_id, (state, _) in held.items()}
+        alive = await self._store.heartbeat(leases, self._lease)
+        for run_id, (state, msg) in held.items():
+            if state.finished or run_id not in self.active:
+                continue
+            if run_id not in alive:
+                log.warning("lease lost", extra={"run_id": run_id})
+                state.stop(LeaseLost(run_id))
+                continue
+            if alive[run_id]:
+                state.stop(RunCancelled("cancel requested"))
+            if msg is not None:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    # ---- messages -----------------------------------------------------------------------
+    async def handle(self, msg: Msg) -> None:
+        """One fire message: ends in ack, nak(delay) or term (poison)."""
+        deliveries = msg.metadata.num_delivered if msg.metadata else 1
+        try:
+            fire = events_pb2.FireEvent.FromString(msg.data)
+            if not fire.fire_id or not fire.automation_id or not fire.workspace_id:
+                raise ValueError("fire event lacks fire_id, automation_id or workspace_id")
+        except (DecodeError, ValueError) as exc:
+            await self._poison(msg, "", deliveries, f"undecodable fire: {exc}")
+            return
+        with log_context(fire_id=fire.fire_id, automation_id=fire.automation_id):
+            try:
+                await self._handle_fire(msg, fire, deliveries)
+            except Exception as exc:
+                if deliveries >= self._max_deliver:
+                    await self._poison(msg, fire.fire_id, deliveries, repr(exc))
+                    return
+                raise
+
+    async def _poison(self, msg: Msg, fire_id: str, deliveries: int, reason: str) -> None:
+        log.error("dead-lettering fire message: %s", reason, extra={"fire_id": fire_id})
+        try:
+            await self._store.dead_letter(
+                subject=msg.subject,
+                fire_id=fire_id,
+                payload=msg.data,
+                deliveries=deliveries,
+                reason=reason,
+            )
+        except Exception:
+            log.exception("cannot record dead letter; leaving the message for redelivery")
+            return
+        await msg.term()
+
+    async def _snapshot(
+        self, fire: events_pb2.FireEvent, deliveries: int
+    ) -> tuple[Snapshot | None, bool]:
+        """(snapshot, retry_later). NotFound -> (None, False): the run fails at dispatch."""
+        try:
+            snapshot = await self._definitions.get(fire.automation_id, fire.automation_version)
+        except (NotFound, ValidationFailed):
+            return None, False
+        except Exception:
+            if deliveries >= self._max_deliver - 1:
+                log.exception("definitions unavailable on the last delivery; failing the run")
+                return None, False
+            log.warning("definitions unavailable; will retry the fire", exc_info=True)
+            return None, True
+        if snapshot.workspace_id != fire.workspace_id:
+            return None, False
+        return snapshot, False
+
+    async def _handle_fire(self, msg: Msg, fire: events_pb2.FireEvent, deliveries: int) -> None:
+        snapshot, retry_later = await self._snapshot(fire, deliveries)
+        if retry_later:
+            await msg.nak(delay=min(30.0, 1.0 * deliveries))
+            return
+        new = new_run_from_fire(fire, str(uuid.uuid4()))
+        if snapshot is not None:
+            new.automation_version = snapshot.version
+            if not new.principal and fire.trigger_type not in ("manual",):
+                # Scheduled runs act for the automation's creator.
+                new.principal = snapshot.created_by
+        if (
+            snapshot is not None
+            and deliveries == 1
+            and detachable(snapshot.definition)
+            and await self._run_detached(new, snapshot)
+        ):
+            await msg.ack()
+            return
+        token = uuid.uuid4().hex
+        policy = self._concurrency.policy(snapshot)
+        row = await self._store.claim(
+            new,
+            token=token,
+            owner=self.owner,
+            lease_seconds=self._lease,
+            events=[self._started_event(new)],
+            hold=policy != "allow",
+        )
+        if row is None:
+            await self._not_claimed(msg, fire.fire_id)
+            return
+        state = RunState(row=row, token=token, snapshot=snapshot)
+        pending = [] if row.inserted else self._started_if_first(state)
+        with log_context(run_id=row.id):
+            self.active[row.id] = (state, msg)
+            try:
+                if row.buffered:
+                    decision = await self._concurrency.admit(state, policy, msg, self)
+                    if decision == "done":
+                        await msg.ack()
+                        return
+                    if decision == "lost":
+                        await msg.nak(delay=self._lease)
+                        return
+                status = await self._engine.execute(state, pending_events=pending)
+                log.info("run %s", status)
+            except LeaseLost:
+                log.warning("lease lost; another worker owns the run now")
+                await msg.nak(delay=self._lease)
+                return
+            except asyncio.CancelledError:
+                # Shutting down mid-run: hand the run over now rather than at lease expiry.
+                if not state.finished:
+                    await asyncio.shield(self._release(state, msg))
+                raise
+            finally:
+                self.active.pop(row.id, None)
+        await msg.ack()
+
+    async def _run_detached(self, new: NewRun, snapshot: Snapshot) -> bool:
+        """Compute a side-effect-free run in memory, then store it terminal in one insert.
+
+        False when the fire already has a run (a pending StartRun row, or another delivery):
+        the caller then takes the ordinary claim path.
+        """
+        row = Row(
+            **{**new.params(), "fire_inputs": new.fire_inputs, "inputs": None, "steps": []},
+            attempt=1,
+            cost_usd=0.0,
+            started_at=None,
+            created_at=None,
+            status="running",
+            buffered=False,
+        )
+        state = RunState(row=row, token="", snapshot=snapshot, buffer=Buffered())
+        with log_context(run_id=new.id):
+            status = await self._engine.execute(state, pending_events=[self._started_event(new)])
+        buffer = state.buffer
+        assert buffer is not None
+        new.inputs = buffer.inputs
+        new.steps = buffer.steps
+        stored = await self._store.insert_finished(
+            new,
+            status=buffer.status,
+            error=buffer.error,
+            cost_usd=buffer.cost_usd,
+            events=buffer.events,
+        )
+        if stored:
+            self._engine.notify()
+            log.info("run %s", status, extra={"run_id": new.id})
+        return stored
+
+    async def _release(self, state: RunState, msg: Msg) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await self._store.release(state.run_id, state.token)
+                await msg.nak()
+        except Exception:
+            log.warning("could not release the run on shutdown; its lease will expire")
+
+    def _started_event(self, new: NewRun) -> Event:
+        row = Row(
+            id=new.id,
+            fire_id=new.fire_id,
+            workspace_id=new.workspace_id,
+            automation_id=new.automation_id,
+        )
+        return self._engine.event(RunState(row=row, token="", snapshot=None), "started", "running")
+
+    def _started_if_first(self, state: RunState) -> list[Event]:
+        if state.row.attempt == 1:
+            return [self._engine.event(state, "started", "running")]
+        return []
+
+    async def _not_claimed(self, msg: Msg, fire_id: str) -> None:
+        row = await self._store.by_fire(fire_id)
+        if row is None or row.status in TERMINAL:
+            await msg.ack()
+            return
+        if row.lease_expires_at is not None:
+            left = (row.lease_expires_at - row.db_now).total_seconds()
+            await msg.nak(delay=max(0.2, min(left + 0.1, self._lease)))
+        else:
+            await msg.nak(delay=0.2)
+
+    async def run(self, js: Any, stop: asyncio.Event, max_in_flight: int) -> None:
+        """Bind the shared durable consumer and consume until stop."""
+        sub = await bus.pull_subscription(
+            js,
+            subject=FIRES_SUBJECT,
+            durable=DURABLE,
+            stream=bus.FIRES_STREAM.name,
+            ack_wait_s=self._ack_wait,
+            max_deliver=self._max_deliver,
+            max_ack_pending=max(1000, max_in_flight * 4),
+        )
+        try:
+            await bus.consume(sub, self.handle, stop, max_in_flight=max_in_flight)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

@@ -1,0 +1,162 @@
+"""Wiring of the scheduler: engine, NATS, relay, consumers, the due loop, servicer, server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from datetime import timedelta
+
+from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
+from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from autom.core import bus
+from autom.core.auth import TokenSigner
+from autom.core.db import create_engine
+from autom.core.grpcserver import GrpcApp, channel
+from autom.core.revocations import revocation_feed
+from autom.scheduler.events import DEFINITIONS_DURABLE, RUNS_DURABLE, DefinitionEvents, RunEvents
+from autom.scheduler.grpc_api import SchedulerApi
+from autom.scheduler.relay import FireRelay, wait_any
+from autom.scheduler.service import SchedulerService
+from autom.scheduler.settings import SchedulerSettings
+from autom.scheduler.sync import Resync
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SchedulerService"].full_name
+_PRUNE_EVERY_S = 600.0
+
+
+class DueLoop:
+    """Fires due schedules; sleeps until the earliest due time or a wake-up."""
+
+    def __init__(self, service: SchedulerService, settings: SchedulerSettings) -> None:
+        self._service = service
+        self._settings = settings
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look again now (a definitions change may have moved a due time)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until stop; errors are logged and retried after a pause."""
+        batch = self._settings.scheduler_batch_size
+        cap = self._settings.scheduler_max_sleep_s
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                if await self._service.fire_due() >= batch:
+                    continue
+                delay = await self._service.seconds_until_due(cap)
+            except Exception:
+                log.exception("due loop pass failed; retrying")
+                delay = 1.0
+            await wait_any(stop, self._wake, delay)
+        try:
+            await self._service.unstage()
+        except Exception:
+            log.exception("could not give back fires planned ahead; they fire late")
+
+
+async def build_app(settings: SchedulerSettings) -> GrpcApp:
+    """Connect to PostgreSQL and NATS and assemble the server (not started)."""
+    engine = create_engine(
+        url=settings.database_url,
+        application_name="autom-scheduler",
+        pool_size=settings.db_pool_size,
+    )
+    nc = await bus.connect(settings.nats_url, name="autom-scheduler")
+    js = nc.jetstream()
+    streams: tuple[bus.StreamSpec, ...] = bus.ALL_STREAMS
+    if settings.scheduler_fires_dedupe_window_s is not None:
+        fires = dataclasses.replace(
+            bus.FIRES_STREAM, duplicate_window_s=settings.scheduler_fires_dedupe_window_s
+        )
+        streams = tuple(fires if s.name == fires.name else s for s in streams)
+    await bus.ensure_streams(js, streams, replicas=settings.nats_stream_replicas)
+
+    relay = FireRelay(engine=engine, js=js)
+    service = SchedulerService(engine, settings, on_fires=relay.notify)
+    try:
+        await service.unstage(stale=True)
+    except Exception:
+        # E.g. another replica's relay is publishing them right now: then they are on time.
+        log.warning("could not give back stale planned fires", exc_info=True)
+    loop = DueLoop(service, settings)
+    signer = TokenSigner(settings.auth_secret.get_secret_value())
+    definitions = channel(settings.definitions_addr, signer.service_token("scheduler"))
+    resync = Resync(service, definitions)
+    api = SchedulerApi(service, resync)
+    definition_events = DefinitionEvents(service, loop.wake)
+    run_events = RunEvents(service)
+
+    async def consume_definitions(stop: asyncio.Event) -> None:
+        sub = await bus.pull_subscription(
+            js,
+            subject=bus.DEFINITIONS_STREAM.subjects[0],
+            durable=DEFINITIONS_DURABLE,
+            stream=bus.DEFINITIONS_STREAM.name,
+        )
+        try:
+            await bus.consume(sub, definition_events.handle, stop, max_in_flight=20)
+        finally:
+            # A pull subscription left open makes nc.drain() wait for its timeout.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def consume_runs(stop: asyncio.Event) -> None:
+        sub = await bus.pull_subscription(
+            js,
+            subject=bus.RUNS_STREAM.subjects[0],
+            durable=RUNS_DURABLE,
+            stream=bus.RUNS_STREAM.name,
+        )
+        try:
+            await bus.consume(sub, run_events.handle, stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def resync_at_start(stop: asyncio.Event) -> None:
+        await resync.run_until_done(stop, settings.scheduler_resync_retry_s)
+        loop.wake()
+
+    async def prune(stop: asyncio.Event) -> None:
+        retention = timedelta(days=settings.scheduler_fire_retention_days)
+        while not stop.is_set():
+            try:
+                while await service.prune(retention) >= 10_000:
+                    pass
+            except Exception:
+                log.exception("pruning old fires failed")
+            await wait_any(stop, None, _PRUNE_EVERY_S)
+
+    background = [
+        loop.run,
+        relay.run,
+        consume_definitions,
+        consume_runs,
+        prune,
+        revocation_feed(js, signer.revocations).run,
+    ]
+    if settings.scheduler_resync_on_start:
+        background.append(resync_at_start)
+
+    async def close() -> None:
+        await definitions.close()
+        await nc.drain()
+        await engine.dispose()
+
+    return GrpcApp(
+        name="scheduler",
+        signer=signer,
+        service_names=[SERVICE_NAME],
+        register=[lambda server: pb_grpc.add_SchedulerServiceServicer_to_server(api, server)],
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        grace_seconds=settings.shutdown_grace_seconds,
+        background=background,
+        cleanup=[close],
+    )

@@ -1,0 +1,1 @@
+"""Pure scheduling logic of the scheduler: trigger configs and what is due."""

@@ -1,0 +1,217 @@
+"""Schedule state from automation changes: upsert, edit, pause, resume, delete, ordering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from autom.devstack.eventually import assert_eventually
+from autom.scheduler import db
+from autom.scheduler.domain.model import AutomationChange
+from autom.scheduler.service import SchedulerService
+
+Make = Callable[..., AutomationChange]
+
+
+async def schedules(engine: AsyncEngine) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(*db.schedules.c))).all()
+    return {r.id: r for r in rows}
+
+
+async def test_created_automation_gets_one_schedule_per_schedule_trigger(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    before = datetime.now(UTC)
+    assert await service.apply_change(make_change("*/5 * * * *", timezone="Europe/Zurich"))
+    rows = await schedules(engine)
+    assert list(rows) == ["auto-1:tick"]
+    row = rows["auto-1:tick"]
+    assert row.enabled and row.cron == "*/5 * * * *" and row.timezone == "Europe/Zurich"
+    assert row.inputs == {"repo": "octo/widgets"} and row.principal == "user:alice"
+    assert row.catchup == "latest" and row.catchup_window_s == 3600
+    assert before < row.next_fire_at <= before + timedelta(minutes=5)
+    assert row.next_fire_at.minute % 5 == 0 and row.due_at == row.next_fire_at
+
+
+async def test_update_without_timing_change_keeps_next_fire(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("0 9 * * *"))
+    first = (await schedules(engine))["auto-1:tick"]
+    async with engine.begin() as conn:  # pretend the next fire was computed long ago
+        await conn.execute(
+            sa.update(db.schedules).values(next_fire_at=first.next_fire_at - timedelta(days=1))
+        )
+    await service.apply_change(make_change("0 9 * * *", version=2, catchup="all"))
+    row = (await schedules(engine))["auto-1:tick"]
+    assert row.automation_version == 2 and row.catchup == "all"
+    assert row.next_fire_at == first.next_fire_at - timedelta(days=1)
+
+
+async def test_edited_cron_recomputes_next_fire(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("0 9 * * *"))
+    await service.apply_change(make_change("*/10 * * * * *", version=2))
+    row = (await schedules(engine))["auto-1:tick"]
+    assert row.cron == "*/10 * * * * *"
+    assert row.next_fire_at - datetime.now(UTC) <= timedelta(seconds=10)
+
+
+async def test_pause_disables_and_resume_counts_from_now(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    t = datetime.now(UTC)
+    await service.apply_change(make_change("* * * * * *", at=t))
+    await service.apply_change(make_change("* * * * * *", status="paused", at=t + timedelta(1e-3)))
+    paused = (await schedules(engine))["auto-1:tick"]
+    assert not paused.enabled and paused.next_fire_at is None
+    await service.apply_change(make_change("* * * * * *", at=t + timedelta(2e-3)))
+    resumed = (await schedules(engine))["auto-1:tick"]
+    assert resumed.enabled
+    assert resumed.next_fire_at > datetime.now(UTC) - timedelta(seconds=1)
+
+
+async def test_stale_events_are_ignored(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    t = datetime.now(UTC)
+    assert await service.apply_change(make_change("0 9 * * *", version=2, at=t))
+    assert not await service.apply_change(make_change("0 10 * * *", version=1, at=t))
+    assert not await service.apply_change(
+        make_change("0 10 * * *", version=2, at=t - timedelta(seconds=1))
+    )
+    assert (await schedules(engine))["auto-1:tick"].cron == "0 9 * * *"
+
+
+async def test_delete_removes_and_a_late_older_event_does_not_resurrect(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    t = datetime.now(UTC)
+    await service.apply_change(make_change("0 9 * * *", version=1, at=t))
+    await service.apply_change(
+        make_change(None, version=1, deleted=True, status="deleted", at=t + timedelta(seconds=1))
+    )
+    assert await schedules(engine) == {}
+    assert not await service.apply_change(make_change("0 9 * * *", version=1, at=t))
+    assert await schedules(engine) == {}
+
+
+async def test_removed_trigger_removes_its_schedule(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("0 9 * * *"))
+    await service.apply_change(make_change(None, version=2))
+    assert await schedules(engine) == {}
+
+
+async def test_sync_removes_schedules_of_unlisted_automations(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    old = datetime.now(UTC) - timedelta(minutes=1)
+    await service.apply_change(make_change("0 9 * * *", automation_id="gone", at=old))
+    started = datetime.now(UTC)
+    result = await service.sync([make_change("0 9 * * *", automation_id="kept")], started)
+    assert (result.upserted, result.removed) == (1, 1)
+    assert list(await schedules(engine)) == ["kept:tick"]
+
+
+async def test_due_schedule_fires_into_the_outbox_exactly_once(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("0 9 * * *"))
+    nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(db.schedules).values(next_fire_at=nominal, due_at=nominal))
+    assert await service.fire_due() == 1
+    assert await service.fire_due() == 0
+    async with engine.connect() as conn:
+        fires = (await conn.execute(sa.select(*db.fires.c))).all()
+        outbox = (await conn.execute(sa.select(*db.outbox.c))).all()
+    assert [f.scheduled_for for f in fires] == [nominal]
+    assert [o.msg_id for o in outbox] == [fires[0].fire_id]
+    assert outbox[0].subject == "automations.fires.default"
+    row = (await schedules(engine))["auto-1:tick"]
+    assert row.last_fired_at == nominal and row.fired_count == 1
+    assert row.next_fire_at > nominal
+
+
+async def planned(service: SchedulerService) -> None:
+    assert await service.fire_due()
+
+
+async def staged_state(engine: AsyncEngine) -> tuple[list[Any], list[Any], Any]:
+    async with engine.connect() as conn:
+        fires = (await conn.execute(sa.select(*db.fires.c))).all()
+        outbox = (await conn.execute(sa.select(*db.outbox.c))).all()
+    return list(fires), list(outbox), (await schedules(engine))["auto-1:tick"]
+
+
+async def test_fires_planned_ahead_are_given_back_on_stop_and_cancelled_on_pause(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    t = datetime.now(UTC)
+    await service.apply_change(make_change("* * * * * *", at=t))
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(db.schedules).values(next_fire_at=ahead, due_at=ahead))
+    # Lead of 1 s: plan it when it is within reach, released at its nominal time.
+    await assert_eventually(lambda: planned(service), timeout=5)
+    fires, outbox, row = await staged_state(engine)
+    assert [f.scheduled_for for f in fires] == [ahead] and fires[0].fired_at == ahead
+    assert outbox[0].created_at == ahead and row.next_fire_at == ahead + timedelta(seconds=1)
+
+    assert await service.unstage() == 1
+    fires, outbox, row = await staged_state(engine)
+    assert (fires, outbox) == ([], [])
+    assert row.next_fire_at == ahead and row.fired_count == 0
+
+    await assert_eventually(lambda: planned(service), timeout=5)
+    await service.apply_change(make_change("* * * * * *", status="paused", at=t + timedelta(1)))
+    fires, outbox, row = await staged_state(engine)
+    assert (fires, outbox) == ([], []) and not row.enabled
+
+
+async def test_run_events_annotate_fires_and_never_regress(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("0 9 * * *"))
+    nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(db.schedules).values(next_fire_at=nominal, due_at=nominal))
+    await service.fire_due()
+    fid = f"auto-1:tick:{nominal.strftime('%Y-%m-%dT%H:%M:%S')}Z"
+    assert await service.record_run(fid, "run-1", "skipped")
+    assert not await service.record_run(fid, "run-1", "running")  # late, older event
+    assert not await service.record_run(fid, "run-1", "skipped")  # redelivered
+    assert not await service.record_run("unknown", "run-2", "succeeded")
+    async with engine.connect() as conn:
+        fire = (await conn.execute(sa.select(*db.fires.c))).one()
+    assert (fire.fire_id, fire.run_id, fire.run_status) == (fid, "run-1", "skipped")
+    assert (await schedules(engine))["auto-1:tick"].skipped_count == 1
+
+
+async def test_fires_never_released_while_every_replica_was_down_follow_catchup(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("* * * * * *", catchup="none"))
+    await assert_eventually(lambda: planned(service), timeout=5)
+    fires, _, _ = await staged_state(engine)
+    # Pretend they were planned an hour ago and no relay ever ran.
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(db.fires).values(
+                fired_at=sa.text("fired_at - interval '1h'"),
+                scheduled_for=sa.text("scheduled_for - interval '1h'"),
+            )
+        )
+    assert await service.unstage(stale=True) == len(fires)
+    assert (await staged_state(engine))[:2] == ([], [])
+    await service.fire_due()
+    row = (await schedules(engine))["auto-1:tick"]
+    assert row.missed_count >= len(fires)

@@ -1,0 +1,546 @@
+"""The executor over real NATS and PostgreSQL: fires, redelivery, leases, cancel, retry, watch."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import nats
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from autom.api.events.v1 import events_pb2
+from autom.api.executor.v1 import executor_pb2
+from autom.api.executor.v1 import executor_service_pb2 as epb
+from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
+from autom.core import bus
+from autom.core.auth import Role, TokenSigner
+from autom.core.db import create_engine
+from autom.core.grpcserver import GrpcApp, bearer, channel
+from autom.core.protoconv import dict_to_struct, to_timestamp, value_to_py
+from autom.devstack.eventually import assert_eventually
+from autom.executor.app import build_app
+from autom.executor.settings import ExecutorSettings
+from autom.executor.sources import Snapshot, StaticDefinitions
+from autom.executor.store import NewRun, RunStore, create_pool
+
+WS = "ws1"
+
+
+class Stack:
+    """An executor app fed by in-memory definitions, with a NATS client and a DB engine."""
+
+    def __init__(
+        self,
+        app: GrpcApp,
+        defs: StaticDefinitions,
+        js: Any,
+        db: AsyncEngine,
+        pool: Any,
+        token: str,
+        signer: TokenSigner,
+    ) -> None:
+        self.app = app
+        self.defs = defs
+        self.js = js
+        self.db = db
+        self.store = RunStore(db, pool)
+        self.token = token
+        self.signer = signer
+        self.stub = egrpc.ExecutorServiceStub(channel(app.address, token))
+
+    def automation(self, plan: list[dict[str, Any]], **execution: Any) -> Snapshot:
+        definition: dict[str, Any] = {"name": "x", "plan": plan}
+        if execution:
+            definition["execution"] = execution
+        snapshot = Snapshot(str(uuid.uuid4()), WS, 1, definition, "user:creator")
+        self.defs.add(snapshot)
+        return snapshot
+
+    async def fire(
+        self,
+        snapshot: Snapshot,
+        fire_id: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        msg_id: str | None = None,
+    ) -> str:
+        fire_id = fire_id or f"sched:{uuid.uuid4().hex}"
+        event = events_pb2.FireEvent(
+            fire_id=fire_id,
+            workspace_id=WS,
+            automation_id=snapshot.automation_id,
+            automation_version=snapshot.version,
+            trigger_type="schedule",
+            fired_time=to_timestamp(datetime.now(UTC)),
+            scheduled_for=to_timestamp(datetime.now(UTC)),
+            inputs=dict_to_struct(inputs or {}),
+        )
+        await bus.publish(
+            self.js, f"automations.fires.{WS}", event.SerializeToString(), msg_id=msg_id or fire_id
+        )
+        return fire_id
+
+    async def runs_for(self, fire_id: str) -> list[Any]:
+        async with self.db.connect() as conn:
+            return list(
+                (
+                    await conn.execute(
+                        sa.text("SELECT * FROM executor.runs WHERE fire_id = :f"), {"f": fire_id}
+                    )
+                ).all()
+            )
+
+    async def terminal(self, fire_id: str, timeout: float = 10) -> Any:
+        async def check() -> Any:
+            rows = await self.runs_for(fire_id)
+            assert len(rows) == 1 and rows[0].status not in ("pending", "running"), rows
+            return rows[0]
+
+        return await assert_eventually(check, timeout=timeout)
+
+
+MakeStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def make_stack(
+    database_url: str, nats_url: str, auth_secret: str
+) -> AsyncIterator[MakeStack]:
+    apps: list[GrpcApp] = []
+    defs = StaticDefinitions(secrets={"TOKEN": "s3cr3t"})
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    db = create_engine(url=database_url, application_name="executor-it")
+    pool = await create_pool(database_url, size=4, application_name="executor-it")
+    signer = TokenSigner(auth_secret)
+    token = signer.issue(subject="user:owner", workspace_id=WS, role=Role.OWNER)[0]
+
+    async def make(**overrides: Any) -> Stack:
+        settings = ExecutorSettings(
+            database_url=database_url,
+            nats_url=nats_url,
+            auth_secret=auth_secret,
+            grpc_port=0,
+            **overrides,
+        )
+        app = await build_app(settings, definitions=defs)
+        await app.start()
+        apps.append(app)
+        return Stack(app, defs, js, db, pool, token, signer)
+
+    yield make
+    for app in reversed(apps):
+        if app.bound_port:
+            await app.stop()
+    await nc.close()
+    await pool.close()
+    await db.dispose()
+
+
+async def test_fire_runs_to_success_and_publishes_run_events(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    sub = await s.js.subscribe("automations.runs.>", ordered_consumer=True)
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": "{{ inputs.x }}"}}])
+    fire_id = await s.fire(a, inputs={"x": 7})
+    row = await s.terminal(fire_id)
+    assert row.status == "succeeded"
+    assert row.steps[0]["output"] == 7
+    assert row.principal == "user:creator"
+    subjects = []
+    while len(subjects) < 3:
+        msg = await sub.next_msg(timeout=5)
+        subjects.append(msg.subject)
+    assert subjects == [
+        "automations.runs.started",
+        "automations.runs.step_finished",
+        "automations.runs.finished",
+    ]
+
+
+async def test_fire_redelivered_creates_no_second_run(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    fire_id = await s.fire(a)
+    first = await s.terminal(fire_id)
+    # A second delivery of the same fire (past the dedupe window: another msg id).
+    await s.fire(a, fire_id=fire_id, msg_id=f"{fire_id}-again")
+    sentinel = await s.fire(a)
+    await s.terminal(sentinel)
+    rows = await s.runs_for(fire_id)
+    assert len(rows) == 1 and rows[0].id == first.id and rows[0].attempt == 1
+
+
+async def test_run_with_expired_lease_is_resumed_at_the_first_unfinished_step(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [
+            {"id": "a", "action": "transform", "params": {"output": "first"}},
+            {"id": "b", "action": "transform", "params": {"output": "{{ steps.a.output }}-second"}},
+        ]
+    )
+    fire_id = f"sched:{uuid.uuid4().hex}"
+    # A worker claimed the run, recorded step a, then died (its lease expired).
+    new = NewRun(
+        id=str(uuid.uuid4()),
+        fire_id=fire_id,
+        workspace_id=WS,
+        automation_id=a.automation_id,
+        automation_version=1,
+        trigger_type="schedule",
+        trigger_id="",
+        fire_inputs={},
+        scheduled_for=None,
+        fired_at=None,
+        last_fired_at=None,
+        principal="user:creator",
+    )
+    dead = await s.store.claim(new, token="dead", owner="dead", lease_seconds=0.01)
+    assert dead is not None
+    record = {
+        "step_id": "a",
+        "action": "transform",
+        "phase": "plan",
+        "status": "succeeded",
+        "attempts": 1,
+        "output": "first",
+        "params": {"output": "first"},
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+        "cost_usd": 0,
+    }
+    assert await s.store.write(dead.id, "dead", steps=[record], inputs={})
+    await asyncio.sleep(0.05)
+    await s.fire(a, fire_id=fire_id)
+    row = await s.terminal(fire_id)
+    assert row.status == "succeeded" and row.attempt == 2
+    assert [r["step_id"] for r in row.steps] == ["a", "b"]
+    assert row.steps[1]["output"] == "first-second"
+    # The dead worker's token no longer writes anything.
+    assert not await s.store.write(dead.id, "dead", status="failed")
+
+
+async def test_live_lease_of_another_worker_is_respected(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    fire_id = f"sched:{uuid.uuid4().hex}"
+    new = NewRun(
+        id=str(uuid.uuid4()),
+        fire_id=fire_id,
+        workspace_id=WS,
+        automation_id=a.automation_id,
+        automation_version=1,
+        trigger_type="schedule",
+        trigger_id="",
+        fire_inputs={},
+        scheduled_for=None,
+        fired_at=None,
+        last_fired_at=None,
+        principal="",
+    )
+    other = await s.store.claim(new, token="other", owner="other", lease_seconds=1.0)
+    assert other is not None
+    await s.fire(a, fire_id=fire_id)
+    await asyncio.sleep(0.3)
+    rows = await s.runs_for(fire_id)
+    assert rows[0].status == "running" and rows[0].lease_token == "other"
+    # Once the other worker's lease lapses the redelivered fire takes the run over.
+    row = await s.terminal(fire_id, timeout=15)
+    assert row.status == "succeeded" and row.attempt == 2
+
+
+async def test_cancel_stops_the_current_step_promptly(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [
+            {"id": "w", "action": "wait", "params": {"duration": "30s"}},
+            {"id": "after", "action": "transform", "params": {"output": 1}},
+        ]
+    )
+    fire_id = await s.fire(a)
+
+    async def running() -> Any:
+        rows = await s.runs_for(fire_id)
+        assert rows and rows[0].status == "running"
+        return rows[0]
+
+    row = await assert_eventually(running)
+    started = asyncio.get_running_loop().time()
+    resp = await s.stub.CancelRun(epb.CancelRunRequest(run_id=row.id, reason="stop"))
+    assert resp.run.status == executor_pb2.RUN_STATUS_CANCELLED
+    assert asyncio.get_running_loop().time() - started < 3
+    assert [st.step_id for st in resp.run.steps] == ["w"]
+    assert resp.run.steps[0].status == executor_pb2.STEP_STATUS_CANCELLED
+
+
+async def test_cancel_reaches_a_run_on_another_replica(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    other = await make_stack()
+    a = s.automation([{"id": "w", "action": "wait", "params": {"duration": "30s"}}])
+    fire_id = await s.fire(a)
+
+    async def running() -> Any:
+        rows = await s.runs_for(fire_id)
+        assert rows and rows[0].status == "running"
+        return rows[0]
+
+    row = await assert_eventually(running)
+    # Ask both replicas; at least one of them does not hold the run and uses the DB flag.
+    for stack in (s, other):
+        await stack.stub.CancelRun(epb.CancelRunRequest(run_id=row.id))
+    done = await s.terminal(fire_id, timeout=5)
+    assert done.status == "cancelled"
+
+
+async def test_retry_resumes_from_the_failed_step_in_a_linked_run(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [
+            {"id": "a", "action": "transform", "params": {"output": "{{ run.id }}"}},
+            {"id": "b", "action": "transform", "params": {"output": "{{ inputs.flag.x }}"}},
+        ]
+    )
+    fire_id = await s.fire(a, inputs={"flag": "no-dict"})
+    failed = await s.terminal(fire_id)
+    assert failed.status == "failed"
+    # The retry runs with the same inputs: b fails again, but a is copied and not re-run.
+    resp = await s.stub.RetryRun(epb.RetryRunRequest(run_id=failed.id, request_id="r1"))
+    assert resp.run.retry_of_run_id == failed.id
+    again = await s.stub.RetryRun(epb.RetryRunRequest(run_id=failed.id, request_id="r1"))
+    assert again.run.id == resp.run.id
+
+    async def done() -> executor_pb2.Run:
+        got = (await s.stub.GetRun(epb.GetRunRequest(run_id=resp.run.id))).run
+        assert got.status == executor_pb2.RUN_STATUS_FAILED
+        return got
+
+    got = await assert_eventually(done)
+    assert got.trigger_type == "retry"
+    assert value_to_py(got.steps[0].output) == failed.id  # copied from the old run
+    assert [st.step_id for st in got.steps] == ["a", "b"]
+
+
+async def test_watch_streams_steps_until_terminal(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [{"id": f"s{i}", "action": "wait", "params": {"duration": "100ms"}} for i in range(3)]
+    )
+    fire_id = await s.fire(a)
+
+    async def exists() -> Any:
+        rows = await s.runs_for(fire_id)
+        assert rows
+        return rows[0]
+
+    row = await assert_eventually(exists)
+    kinds = []
+    steps = []
+    # grpc.aio registers a multi-kind client interceptor for unary-unary only, so core's
+    # channel(token) does not authenticate streams: send the bearer explicitly.
+    watch = s.stub.WatchRun(epb.WatchRunRequest(run_id=row.id), metadata=bearer(s.token))
+    async for event in watch:
+        kinds.append(event.kind)
+        if event.kind == "step":
+            steps.append(event.step.step_id)
+    assert kinds[0] == "snapshot" and kinds[-1] == "terminal"
+    assert steps == [f"s{i}" for i in range(3)][-len(steps) :]
+
+
+async def test_other_workspaces_see_no_runs(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    row = await s.terminal(await s.fire(a))
+    token = s.signer.issue(subject="u", workspace_id="other", role=Role.OWNER)[0]
+    stub = egrpc.ExecutorServiceStub(channel(s.app.address, token))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.GetRun(epb.GetRunRequest(run_id=row.id))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert not (await stub.ListRuns(epb.ListRunsRequest())).runs
+
+
+async def test_list_runs_filters_and_pages(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    b = s.automation([{"id": "a", "action": "nope"}])
+    for _ in range(5):
+        await s.terminal(await s.fire(a))
+    await s.terminal(await s.fire(b))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await s.stub.ListRuns(
+            epb.ListRunsRequest(automation_id=a.automation_id, page_size=2, page_token=token)
+        )
+        seen += [r.id for r in page.runs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    failed = await s.stub.ListRuns(epb.ListRunsRequest(status=executor_pb2.RUN_STATUS_FAILED))
+    assert [r.automation_id for r in failed.runs] == [b.automation_id]
+    future = await s.stub.ListRuns(
+        epb.ListRunsRequest(created_after=to_timestamp(datetime.now(UTC) + timedelta(hours=1)))
+    )
+    assert not future.runs
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.ListRuns(epb.ListRunsRequest(page_token="%%%"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_concurrency_skip_marks_the_second_run_skipped(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [{"id": "w", "action": "wait", "params": {"duration": "600ms"}}], concurrency="skip"
+    )
+    first = await s.fire(a)
+
+    async def running() -> None:
+        rows = await s.runs_for(first)
+        assert rows and rows[0].status == "running" and not rows[0].buffered
+
+    await assert_eventually(running)
+    second = await s.fire(a)
+    assert (await s.terminal(second)).status == "skipped"
+    assert (await s.terminal(first)).status == "succeeded"
+
+
+async def test_concurrency_buffer_all_runs_one_after_another(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [{"id": "w", "action": "wait", "params": {"duration": "200ms"}}], concurrency="buffer_all"
+    )
+    fires = [await s.fire(a) for _ in range(3)]
+    rows = [await s.terminal(f, timeout=15) for f in fires]
+    assert all(r.status == "succeeded" for r in rows)
+    spans = sorted((r.steps[0]["started_at"], r.steps[0]["finished_at"]) for r in rows)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end
+
+
+async def test_concurrency_cancel_other_cancels_the_running_run(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [{"id": "w", "action": "wait", "params": {"duration": "400ms"}}], concurrency="cancel_other"
+    )
+    first = await s.fire(a)
+
+    async def running() -> None:
+        rows = await s.runs_for(first)
+        assert rows and rows[0].status == "running" and not rows[0].buffered
+
+    await assert_eventually(running)
+    second = await s.fire(a)
+    assert (await s.terminal(first)).status == "cancelled"
+    assert (await s.terminal(second)).status == "succeeded"
+
+
+async def test_emit_event_publishes_to_the_workspace_custom_subject(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    sub = await s.js.subscribe(f"automations.custom.{WS}.>", ordered_consumer=True)
+    a = s.automation(
+        [
+            {
+                "id": "e",
+                "action": "emit_event",
+                "params": {"subject": "orders.created", "data": {"n": "{{ 1 + 1 }}"}},
+            }
+        ]
+    )
+    row = await s.terminal(await s.fire(a))
+    assert row.status == "succeeded", row.steps
+    msg = await sub.next_msg(timeout=5)
+    assert msg.subject == f"automations.custom.{WS}.orders.created"
+    assert msg.data == b'{"n": 2}'
+
+
+async def test_poison_fire_is_dead_lettered_and_others_keep_flowing(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    await s.js.publish(f"automations.fires.{WS}", b"\xff\xfenot a protobuf")
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    assert (await s.terminal(await s.fire(a))).status == "succeeded"
+
+    async def dead() -> None:
+        async with s.db.connect() as conn:
+            n = (await conn.execute(sa.text("SELECT count(*) FROM executor.dead_letters"))).scalar()
+        assert n == 1
+
+    await assert_eventually(dead)
+
+
+async def test_list_action_types_lists_the_builtins(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    types = [
+        t.type for t in (await s.stub.ListActionTypes(epb.ListActionTypesRequest())).action_types
+    ]
+    assert types == sorted(["agent_task", "emit_event", "http_request", "log", "transform", "wait"])
+
+
+async def test_concurrency_buffer_one_keeps_one_waiting_and_skips_the_rest(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack()
+    a = s.automation(
+        [{"id": "w", "action": "wait", "params": {"duration": "500ms"}}], concurrency="buffer_one"
+    )
+    first = await s.fire(a)
+
+    async def admitted(fire_id: str, status: str, buffered: bool) -> None:
+        rows = await s.runs_for(fire_id)
+        assert rows and rows[0].status == status and rows[0].buffered is buffered, rows
+
+    await assert_eventually(lambda: admitted(first, "running", False))
+    second = await s.fire(a)
+    await assert_eventually(lambda: admitted(second, "pending", True))
+    third = await s.fire(a)
+    assert (await s.terminal(third)).status == "skipped"
+    assert (await s.terminal(first)).status == "succeeded"
+    assert (await s.terminal(second)).status == "succeeded"
+
+
+async def test_fire_of_an_unknown_automation_fails_with_dispatch_error(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack()
+    ghost = Snapshot(str(uuid.uuid4()), WS, 1, {"name": "ghost", "plan": []}, "user:x")
+    row = await s.terminal(await s.fire(ghost))
+    assert row.status == "failed"
+    assert row.error["type"] == "DispatchError"
+
+
+async def test_orphaned_run_whose_fire_is_gone_is_resumed_by_the_sweeper(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack(orphan_after_seconds=0.5, orphan_sweep_seconds=0.2)
+    a = s.automation(
+        [
+            {"id": "a", "action": "transform", "params": {"output": 1}},
+            {"id": "b", "action": "wait", "params": {"duration": "1ms"}},
+        ]
+    )
+    fire_id = f"lost:{uuid.uuid4().hex}"
+    # A worker claimed the run and died; its fire message is gone (never redelivered).
+    new = NewRun(
+        id=str(uuid.uuid4()),
+        fire_id=fire_id,
+        workspace_id=WS,
+        automation_id=a.automation_id,
+        automation_version=1,
+        trigger_type="schedule",
+        trigger_id="",
+        fire_inputs={},
+        scheduled_for=None,
+        fired_at=None,
+        last_fired_at=None,
+        principal="user:creator",
+    )
+    assert await s.store.claim(new, token="dead", owner="dead", lease_seconds=0.01)
+    row = await s.terminal(fire_id, timeout=10)
+    assert row.status == "succeeded" and row.attempt == 2

@@ -1,0 +1,153 @@
+"""StartRun through the whole fire path with the real definitions service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.fernet import Fernet
+from google.protobuf import json_format
+
+from autom.api.common.v1 import definition_pb2
+from autom.api.definitions.v1 import definitions_service_pb2 as dpb
+from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
+from autom.api.executor.v1 import executor_pb2
+from autom.api.executor.v1 import executor_service_pb2 as epb
+from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
+from autom.core.auth import Role, TokenSigner
+from autom.core.grpcserver import channel
+from autom.core.protoconv import dict_to_struct, value_to_py
+from autom.devstack.eventually import assert_eventually
+
+
+def definition(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:
+    return json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
+
+
+async def _stacks(start_app: Any, owner_token: str) -> tuple[Any, Any]:
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    executor = await start_app("executor", definitions_addr=definitions.address)
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    runs = egrpc.ExecutorServiceStub(channel(executor.address, owner_token))
+    return defs, runs
+
+
+async def _finished(runs: Any, run_id: str) -> executor_pb2.Run:
+    async def check() -> executor_pb2.Run:
+        got = (await runs.GetRun(epb.GetRunRequest(run_id=run_id))).run
+        assert got.status not in (
+            executor_pb2.RUN_STATUS_PENDING,
+            executor_pb2.RUN_STATUS_RUNNING,
+        ), got.status
+        return got
+
+    return await assert_eventually(check, timeout=10)
+
+
+async def test_start_run_goes_through_the_fire_path_idempotently(
+    start_app: Any, owner_token: str
+) -> None:
+    defs, runs = await _stacks(start_app, owner_token)
+    raw = {
+        "name": "manual-one",
+        "inputs": {
+            "schema": {
+                "type": "object",
+                "required": ["who"],
+                "properties": {"who": {"type": "string"}},
+            }
+        },
+        "plan": [
+            {
+                "id": "greet",
+                "action": "transform",
+                "params": {"output": "hello {{ inputs.who }} from {{ trigger.type }}"},
+            }
+        ],
+    }
+    created = (
+        await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+    ).automation
+    started = (
+        await runs.StartRun(
+            epb.StartRunRequest(
+                automation_id=created.id, request_id="req-1", inputs=dict_to_struct({"who": "ann"})
+            )
+        )
+    ).run
+    assert started.status in (
+        executor_pb2.RUN_STATUS_PENDING,
+        executor_pb2.RUN_STATUS_RUNNING,
+        executor_pb2.RUN_STATUS_SUCCEEDED,
+    )
+    assert started.fire_id == "manual:default:req-1"
+    again = (
+        await runs.StartRun(
+            epb.StartRunRequest(
+                automation_id=created.id, request_id="req-1", inputs=dict_to_struct({"who": "ann"})
+            )
+        )
+    ).run
+    assert again.id == started.id
+    done = await _finished(runs, started.id)
+    assert done.status == executor_pb2.RUN_STATUS_SUCCEEDED, done.error
+    assert done.trigger_type == "manual" and done.principal == "user:owner"
+    assert done.automation_version == created.version
+    assert value_to_py(done.steps[0].output) == "hello ann from manual"
+
+    bad = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
+    failed = await _finished(runs, bad.id)
+    assert failed.status == executor_pb2.RUN_STATUS_FAILED
+    assert failed.error.type == "DispatchError"
+    assert "inputs.who" in failed.error.fields
+
+
+async def test_start_run_of_another_workspace_is_not_found(
+    start_app: Any, owner_token: str, signer: TokenSigner
+) -> None:
+    defs, runs = await _stacks(start_app, owner_token)
+    raw = {"name": "mine", "plan": [{"id": "a", "action": "transform", "params": {"output": 1}}]}
+    created = (
+        await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+    ).automation
+    stranger = signer.issue(subject="user:x", workspace_id="elsewhere", role=Role.OWNER)[0]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await runs.StartRun(
+            epb.StartRunRequest(automation_id=created.id),
+            metadata=(("authorization", f"Bearer {stranger}"),),
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    viewer = signer.issue(subject="user:v", workspace_id="default", role=Role.VIEWER)[0]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await runs.StartRun(
+            epb.StartRunRequest(automation_id=created.id),
+            metadata=(("authorization", f"Bearer {viewer}"),),
+        )
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_secrets_resolve_through_definitions_and_never_leak(
+    start_app: Any, owner_token: str
+) -> None:
+    defs, runs = await _stacks(start_app, owner_token)
+    try:
+        await defs.SetSecret(dpb.SetSecretRequest(name="API_KEY", value="sk-very-secret"))
+    except grpc.aio.AioRpcError as exc:  # pragma: no cover - depends on definitions' progress
+        pytest.skip(f"definitions cannot store secrets yet: {exc.code()}")
+    raw = {
+        "name": "secretive",
+        "plan": [
+            {"id": "a", "action": "transform", "params": {"output": "k={{ secrets.API_KEY }}"}},
+            {"id": "b", "action": "transform", "params": {"output": "{{ secrets.MISSING }}"}},
+        ],
+    }
+    created = (
+        await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+    ).automation
+    run = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
+    done = await _finished(runs, run.id)
+    assert done.status == executor_pb2.RUN_STATUS_FAILED
+    assert "sk-very-secret" not in str(done)
+    assert value_to_py(done.steps[0].output) == "k=***"
+    assert done.steps[1].error.type == "SecretError"
