@@ -22,6 +22,7 @@ from autom.core.db import asyncpg_url
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.streams import read_stream
 
 DEDUPE_WINDOW_S = 1.0
 DOWNTIME_S = 4.0
@@ -56,18 +57,9 @@ async def publish_created(js: JetStreamContext, automation_id: str, config: dict
 
 
 async def stream_fire_ids(js: JetStreamContext) -> list[str]:
-    """The fire id of every message on the fires stream."""
-    sub = await js.pull_subscribe("automations.fires.>", stream="AUTOM_FIRES")
-    out: list[str] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(500, timeout=1.0)
-            except TimeoutError:
-                return out
-            out.extend(events_pb2.FireEvent.FromString(m.data).fire_id for m in msgs)
-    finally:
-        await sub.unsubscribe()
+    """The fire id of every message on the fires stream now."""
+    msgs = await read_stream(js, "AUTOM_FIRES", "automations.fires.>")
+    return [events_pb2.FireEvent.FromString(m.data).fire_id for m in msgs]
 
 
 async def stop(app: GrpcApp) -> None:

@@ -22,6 +22,7 @@ from autom.core.bus import MSG_ID
 from autom.core.db import asyncpg_url
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.streams import read_stream
 
 SCHEDULES = 5
 RUN_FOR_S = 14.0
@@ -52,18 +53,9 @@ async def publish_created(js: JetStreamContext, automation_id: str, config: dict
 
 
 async def stream_fires(js: JetStreamContext) -> list[events_pb2.FireEvent]:
-    """Every message on the fires stream, in stream order."""
-    sub = await js.pull_subscribe("automations.fires.>", stream="AUTOM_FIRES")
-    out: list[events_pb2.FireEvent] = []
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(500, timeout=1.0)
-            except TimeoutError:
-                return out
-            out.extend(events_pb2.FireEvent.FromString(m.data) for m in msgs)
-    finally:
-        await sub.unsubscribe()
+    """Every fire event on the stream now, in stream order."""
+    msgs = await read_stream(js, "AUTOM_FIRES", "automations.fires.>")
+    return [events_pb2.FireEvent.FromString(m.data) for m in msgs]
 
 
 async def spawn(database_url: str, nats_url: str, auth_secret: str) -> asyncio.subprocess.Process:
