@@ -25,7 +25,7 @@ proto: setup ## Regenerate libs/protos from protos/
 proto-check: setup ## Fail when libs/protos is stale against protos/
 	@$(VENV_PY) tools/gen_protos.py --check
 
-run: setup ## Start the whole stack (embedded PostgreSQL and NATS unless AUTOM_DATABASE_URL / AUTOM_NATS_URL are set)
+run: setup ## Start the whole stack (embedded PostgreSQL + NATS unless AUTOM_DATABASE_URL / AUTOM_NATS_URL; drafter model: AUTOM_DRAFTER_MODEL, see README)
 	@$(VENV_PY) -m autom.devstack.run
 
 test: setup ## Run the whole suite against real PostgreSQL and NATS

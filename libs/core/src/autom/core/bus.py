@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import nats
 import nats.errors
@@ -25,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     select,
     update,
 )
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+PRUNE_EVERY_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -149,12 +152,14 @@ class OutboxRelay:
         js: JetStreamContext,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        keep_published: timedelta = timedelta(days=1),
     ) -> None:
         self._engine = engine
         self._table = table
         self._js = js
         self._batch = batch_size
         self._poll = poll_interval
+        self._keep = keep_published
         self._wake = asyncio.Event()
 
     def notify(self) -> None:
@@ -186,12 +191,25 @@ class OutboxRelay:
             )
         return len(rows)
 
+    async def prune_published(self) -> int:
+        """Delete rows published longer ago than `keep_published` (kept a while to debug)."""
+        t = self._table
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(t).where(t.c.published_at < datetime.now(UTC) - self._keep)
+            )
+        return int(result.rowcount or 0)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set; failures are logged and retried (rows stay unpublished)."""
+        next_prune = time.monotonic()
         while not stop.is_set():
             try:
                 while await self.publish_pending() == self._batch:
                     pass
+                if time.monotonic() >= next_prune:
+                    await self.prune_published()
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
             except Exception:
                 log.exception("outbox relay failed; will retry")
                 await _wait_any(stop, None, 1.0)

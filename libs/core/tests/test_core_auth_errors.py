@@ -1,0 +1,90 @@
+"""Tokens, the permission table and the error -> status mapping."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import jwt
+import pytest
+from google.rpc import error_details_pb2
+
+from autom.core.auth import Role, TokenSigner, authorize
+from autom.core.errors import (
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    ValidationFailed,
+    Violation,
+    to_status_proto,
+)
+
+SECRET = "k" * 40
+CREATE = "/autom.api.definitions.v1.DefinitionsService/CreateAutomation"
+HEALTH = "/grpc.health.v1.Health/Check"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_roles_map_to_permissions() -> None:
+    signer = TokenSigner(SECRET)
+    editor, _, _ = signer.issue(subject="user:e", workspace_id="w", role=Role.EDITOR)
+    viewer, _, _ = signer.issue(subject="user:v", workspace_id="w", role=Role.VIEWER)
+    assert authorize(CREATE, bearer(editor), signer).subject == "user:e"  # type: ignore[union-attr]
+    with pytest.raises(PermissionDenied):
+        authorize(CREATE, bearer(viewer), signer)
+    assert authorize(HEALTH, {}, signer) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Basic abc", "Bearer not-a-jwt"],
+)
+def test_missing_or_malformed_credentials_are_unauthenticated(header: str) -> None:
+    with pytest.raises(Unauthenticated):
+        authorize(CREATE, {"authorization": header}, TokenSigner(SECRET))
+
+
+def test_expired_foreign_and_none_algorithm_tokens_are_refused() -> None:
+    signer = TokenSigner(SECRET)
+    claims = {"iss": "autom", "sub": "u", "ws": "w", "role": "owner", "jti": "j"}
+    expired = jwt.encode({**claims, "iat": 0, "exp": 1}, SECRET, algorithm="HS256")
+    foreign = jwt.encode(
+        {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, "x" * 40, "HS256"
+    )
+    unsigned = jwt.encode(
+        {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, None, "none"
+    )
+    for token in (expired, foreign, unsigned):
+        with pytest.raises(Unauthenticated):
+            signer.verify(token)
+
+
+def test_revoked_token_is_refused() -> None:
+    signer = TokenSigner(SECRET)
+    token, jti, exp = signer.issue(subject="u", workspace_id="w", role=Role.OWNER)
+    signer.revocations.revoke(jti, exp)
+    with pytest.raises(Unauthenticated):
+        signer.verify(token)
+
+
+def test_validation_error_carries_bad_request_field_violations() -> None:
+    status = to_status_proto(ValidationFailed([Violation("plan[1].when", "does not parse")]))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    infos = {d.type_url.rsplit("/", 1)[-1] for d in status.details}
+    assert infos == {"google.rpc.ErrorInfo", "google.rpc.BadRequest"}
+    bad = error_details_pb2.BadRequest()
+    next(d for d in status.details if d.Is(bad.DESCRIPTOR)).Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("plan[1].when", "does not parse")
+    ]
+
+
+def test_not_found_carries_resource_info() -> None:
+    status = to_status_proto(NotFound("automation", "a-1"))
+    assert status.code == grpc.StatusCode.NOT_FOUND.value[0]
+    info = error_details_pb2.ResourceInfo()
+    next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
+    assert (info.resource_type, info.resource_name) == ("automation", "a-1")
