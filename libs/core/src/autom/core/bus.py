@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -111,6 +111,20 @@ async def publish(
     return not ack.duplicate
 
 
+async def publish_batch(
+    js: JetStreamContext, messages: Sequence[tuple[str, bytes, str]], *, timeout: float = 10.0
+) -> None:
+    """Publish (subject, payload, msg_id) messages pipelined, then wait for every ack.
+
+    Raises if any ack fails or times out; callers then leave their rows unpublished.
+    """
+    futures = [
+        await js.publish_async(subject, payload, headers={MSG_ID: msg_id})
+        for subject, payload, msg_id in messages
+    ]
+    await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout)
+
+
 def outbox_table(metadata: MetaData) -> Table:
     """The transactional outbox of one service: rows written with the change they announce."""
     table = Table(
@@ -181,9 +195,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(publish(self._js, r.subject, r.payload, msg_id=r.msg_id) for r in rows)
-            )
+            await publish_batch(self._js, [(r.subject, r.payload, r.msg_id) for r in rows])
             await conn.execute(
                 update(t)
                 .where(t.c.id.in_([r.id for r in rows]))

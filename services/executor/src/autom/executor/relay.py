@@ -1,20 +1,17 @@
-"""The executor's outbox relay: core's OutboxRelay loop with a pipelined publish.
+"""The executor's outbox relay: core's OutboxRelay over the hot path's asyncpg pool.
 
-Run events are the executor's hottest NATS traffic (three per run). Core's relay awaits one
-request/reply per row; this one sends a whole batch with `publish_async` and then awaits the
-acks together, over the asyncpg pool of the hot path. Rows are marked published only after
-JetStream acknowledged every one of them.
+Run events are the executor's hottest NATS traffic (three per run), so the batch is read and
+marked with raw asyncpg statements; rows are marked published only after JetStream
+acknowledged every one of them.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 import asyncpg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from autom.core.bus import MSG_ID, OutboxRelay
+from autom.core.bus import OutboxRelay, publish_batch
 from autom.executor import db
 
 _SELECT = (
@@ -55,12 +52,10 @@ class PipelinedRelay(OutboxRelay):
             rows = await conn.fetch(_SELECT, self._batch_size)
             if not rows:
                 return 0
-            futures = [
-                await self._jsc.publish_async(
-                    r["subject"], r["payload"], headers={MSG_ID: r["msg_id"]}
-                )
-                for r in rows
-            ]
-            await asyncio.wait_for(asyncio.gather(*futures), timeout=self._ack_timeout)
+            await publish_batch(
+                self._jsc,
+                [(r["subject"], r["payload"], r["msg_id"]) for r in rows],
+                timeout=self._ack_timeout,
+            )
             await conn.execute(_MARK, [r["id"] for r in rows])
         return len(rows)

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from autom.core.bus import publish
+from autom.core.bus import publish_batch
 from autom.scheduler import db
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,7 @@ class FireRelay:
             ).all()
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(publish(self._js, r.subject, r.payload, msg_id=r.msg_id) for r in rows)
-            )
+            await publish_batch(self._js, [(r.subject, r.payload, r.msg_id) for r in rows])
             acked = datetime.now(UTC)
             await conn.execute(delete(o).where(o.c.id.in_([r.id for r in rows])))
             await conn.execute(
