@@ -21,11 +21,18 @@ async def test_service_never_ready_times_out_and_is_stopped() -> None:
         health=GrpcHealth(f"127.0.0.1:{free_port()}"),
     )
     supervisor = Supervisor([spec], printer=PrefixPrinter(out, color=False), ready_timeout=1)
+    # The suite's own embedded servers are children too; only new ones count.
+    before = {p.pid for p in psutil.Process().children()}
 
     assert await supervisor.run() == 1
 
     assert "sleepy | zzz" in out.getvalue()
-    assert not [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE]
+    left = [
+        p
+        for p in psutil.Process().children()
+        if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE
+    ]
+    assert not left
 
 
 async def test_missing_executable_fails_clearly() -> None:

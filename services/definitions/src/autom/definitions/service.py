@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,13 +17,13 @@ from autom.api.events.v1 import events_pb2
 from autom.core.auth import Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import AlreadyExists, Conflict, NotFound, ValidationFailed, Violation
+from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
 from autom.definitions import db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import validate_definition
 
-MAX_PAGE = 500
 EVENT_SUBJECT = "automations.definitions.{}"
 _EVENT_TYPES = {
     "created": events_pb2.DEFINITION_EVENT_TYPE_CREATED,
@@ -40,29 +38,6 @@ DEFAULT_WORKSPACE = "default"
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def encode_page_token(values: dict[str, Any]) -> str:
-    """Opaque keyset cursor."""
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def decode_page_token(token: str) -> dict[str, Any]:
-    """Inverse of encode_page_token; a malformed token is a field violation."""
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(value, dict):
-            raise ValueError
-        return value
-    except ValueError as exc:
-        raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
-
-
-def page_size(requested: int) -> int:
-    """Default 50, at most MAX_PAGE; negative is a violation."""
-    if requested < 0:
-        raise ValidationFailed([Violation("page_size", "must not be negative")])
-    return min(requested or 50, MAX_PAGE)
 
 
 @dataclass
@@ -280,11 +255,11 @@ class DefinitionsService:
             escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(t.c.name.like(escaped + "%", escape="\\"))
         if token:
-            cursor = decode_page_token(token)
+            cursor = decode_page_token(token, keys=("n", "i"))
             query = query.where(
                 or_(
-                    t.c.name > cursor.get("n", ""),
-                    and_(t.c.name == cursor.get("n", ""), t.c.id > cursor.get("i", "")),
+                    t.c.name > cursor["n"],
+                    and_(t.c.name == cursor["n"], t.c.id > cursor["i"]),
                 )
             )
         async with self._engine.connect() as conn:
@@ -396,7 +371,10 @@ class DefinitionsService:
             row = await self._get_row(conn, caller, ref)
             query = select(*v.c).where(v.c.automation_id == row.id)
             if token:
-                query = query.where(v.c.version < int(decode_page_token(token).get("v", 0)))
+                cursor = decode_page_token(token, keys=("v",))
+                if not isinstance(cursor["v"], int):
+                    raise ValidationFailed([Violation("page_token", "malformed page token")])
+                query = query.where(v.c.version < cursor["v"])
             rows = list(
                 (await conn.execute(query.order_by(v.c.version.desc()).limit(limit + 1))).all()
             )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core.auth import Principal
 from autom.core.errors import Conflict, FailedPrecondition, NotFound, ValidationFailed, Violation
+from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.drafter import store
 from autom.drafter.clients import AutomationRef, DefinitionsClient
 from autom.drafter.domain.model import FINAL, Draft, DraftStatus, Preview, Turn, Usage
@@ -26,7 +24,6 @@ from autom.drafter.preview import PreviewBuilder, pretty_json
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 10_000
-MAX_PAGE = 500
 
 
 def _now() -> datetime:
@@ -72,18 +69,15 @@ def _raise_if_failed(turn: Turn) -> None:
         raise DraftFailed(ErrorType(turn.error_type), turn.error_message or None)
 
 
-def encode_page_token(created_at: datetime, draft_id: str) -> str:
-    """Opaque keyset cursor."""
-    raw = json.dumps({"c": created_at.isoformat(), "i": draft_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+def _draft_cursor(created_at: datetime, draft_id: str) -> str:
+    return encode_page_token({"c": created_at.isoformat(), "i": draft_id})
 
 
-def decode_page_token(token: str) -> tuple[datetime, str]:
-    """Inverse of encode_page_token; a malformed token is a field violation."""
+def _parse_draft_cursor(token: str) -> tuple[datetime, str]:
+    value = decode_page_token(token, keys=("c", "i"))
     try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(value["c"]), str(value["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        return datetime.fromisoformat(str(value["c"])), str(value["i"])
+    except ValueError:
         raise ValidationFailed([Violation("page_token", "malformed page token")]) from None
 
 
@@ -283,10 +277,8 @@ class DrafterService:
         self, caller: Principal, *, status: DraftStatus | None, size: int, token: str
     ) -> tuple[list[Draft], str]:
         """A page of the workspace's drafts, newest first, with their revisions."""
-        if size < 0:
-            raise ValidationFailed([Violation("page_size", "must not be negative")])
-        limit = min(size or 50, MAX_PAGE)
-        after = decode_page_token(token) if token else None
+        limit = page_size(size)
+        after = _parse_draft_cursor(token) if token else None
         async with self._engine.connect() as conn:
             drafts = await store.page(
                 conn,
@@ -298,7 +290,7 @@ class DrafterService:
         next_token = ""
         if len(drafts) > limit:
             drafts = drafts[:limit]
-            next_token = encode_page_token(drafts[-1].created_at, drafts[-1].id)
+            next_token = _draft_cursor(drafts[-1].created_at, drafts[-1].id)
         return drafts, next_token
 
     async def approve(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from autom.api.events.v1 import events_pb2
+from autom.core import paging
 from autom.core.auth import ANY_WORKSPACE, Principal
 from autom.core.bus import OutboxRelay
 from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
@@ -27,7 +26,6 @@ from autom.executor.worker import Worker
 log = logging.getLogger(__name__)
 
 FIRE_SUBJECT = "automations.fires.{}"
-MAX_PAGE = 500
 WATCH_POLL_SECONDS = 0.15
 
 
@@ -173,16 +171,14 @@ class ExecutorService:
         page_token: str,
     ) -> tuple[list[Any], str]:
         """A page of runs, newest first, and the token of the next page."""
-        if page_size < 0:
-            raise ValidationFailed([Violation("page_size", "must not be negative")])
-        limit = min(page_size or 50, MAX_PAGE)
+        limit = paging.page_size(page_size)
         cursor = None
         if page_token:
+            raw = paging.decode_page_token(page_token, keys=("t", "i"))
+            cursor = (str(raw["t"]), str(raw["i"]))
             try:
-                raw = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-                cursor = (str(raw["t"]), str(raw["i"]))
                 datetime.fromisoformat(cursor[0])
-            except (ValueError, KeyError, TypeError) as exc:
+            except ValueError as exc:
                 raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
         rows = await self._store.list(
             workspace_id=None if caller.workspace_id == ANY_WORKSPACE else caller.workspace_id,
@@ -197,9 +193,7 @@ class ExecutorService:
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            token = base64.urlsafe_b64encode(
-                json.dumps({"t": last.created_at.isoformat(), "i": last.id}).encode()
-            ).decode()
+            token = paging.encode_page_token({"t": last.created_at.isoformat(), "i": last.id})
         return rows, token
 
     async def cancel_run(self, caller: Principal, run_id: str, reason: str) -> Any:

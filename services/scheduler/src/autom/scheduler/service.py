@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -22,6 +20,7 @@ from autom.core.auth import Principal
 from autom.core.bus import outbox_row
 from autom.core.errors import NotFound, ValidationFailed, Violation
 from autom.core.logging import log_context
+from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.schedule import ScheduleError, TooManyFiresError, describe, matching_times, preview
 from autom.scheduler import db
@@ -41,7 +40,6 @@ from autom.scheduler.settings import SchedulerSettings
 log = logging.getLogger(__name__)
 
 FIRE_SUBJECT = "automations.fires.{}"
-MAX_PAGE = 500
 MAX_PREVIEW = 100
 TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out", "skipped")
 _US = timedelta(microseconds=1)
@@ -67,20 +65,6 @@ class SyncResult:
 
     upserted: int = 0
     removed: int = 0
-
-
-def _encode_token(values: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def _decode_token(token: str) -> dict[str, Any]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(value, dict):
-            raise ValueError
-        return value
-    except ValueError as exc:
-        raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
 
 
 def _bounded(value: int, field: str, default: int, maximum: int) -> int:
@@ -594,7 +578,7 @@ class SchedulerService:
     ) -> Page:
         """A page of schedules ordered by next fire time (ended and paused last)."""
         s = db.schedules
-        limit = _bounded(size, "page_size", 50, MAX_PAGE)
+        limit = page_size(size)
         order = func.coalesce(s.c.next_fire_at, literal(_FOREVER))
         query = select(*s.c, order.label("sort_at"))
         if caller.workspace_id != "*":
@@ -604,7 +588,7 @@ class SchedulerService:
         if enabled_only:
             query = query.where(s.c.enabled.is_(True), s.c.next_fire_at.is_not(None))
         if token:
-            cursor = _decode_token(token)
+            cursor = decode_page_token(token)
             try:
                 at = datetime.fromisoformat(str(cursor["t"]))
                 last_id = str(cursor["i"])
@@ -617,7 +601,7 @@ class SchedulerService:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = _encode_token({"t": rows[-1].sort_at.isoformat(), "i": rows[-1].id})
+            next_token = encode_page_token({"t": rows[-1].sort_at.isoformat(), "i": rows[-1].id})
         return Page(rows, next_token)
 
     async def describe_schedule(
