@@ -131,10 +131,7 @@ async def test_secrets_resolve_through_definitions_and_never_leak(
     start_app: Any, owner_token: str
 ) -> None:
     defs, runs = await _stacks(start_app, owner_token)
-    try:
-        await defs.SetSecret(dpb.SetSecretRequest(name="API_KEY", value="sk-very-secret"))
-    except grpc.aio.AioRpcError as exc:  # pragma: no cover - depends on definitions' progress
-        pytest.skip(f"definitions cannot store secrets yet: {exc.code()}")
+    await defs.SetSecret(dpb.SetSecretRequest(name="API_KEY", value="sk-very-secret"))
     raw = {
         "name": "secretive",
         "plan": [

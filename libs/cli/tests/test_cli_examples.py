@@ -8,8 +8,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from google.protobuf import json_format
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from autom.cli.files import load_definition, read_document
+from autom.core.registry import build_catalog
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*.yaml"))
 STEP_ID = re.compile(r"[a-z][a-z0-9_]*")
@@ -38,8 +40,7 @@ def test_example_parses_and_is_well_formed(path: Path) -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_matches_the_catalog_schemas(path: Path) -> None:
-    registry = pytest.importorskip("autom.core.registry")
-    catalog = registry.build_catalog(plugins=False)
+    catalog = build_catalog(plugins=False)
     definition = load_definition(str(path))
     for i, trigger in enumerate(definition.triggers):
         entry = catalog.triggers.get(trigger.type)
@@ -58,8 +59,7 @@ def test_example_matches_the_catalog_schemas(path: Path) -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_templates_parse(path: Path) -> None:
-    jinja2 = pytest.importorskip("jinja2.sandbox")
-    env = jinja2.ImmutableSandboxedEnvironment()
+    env = ImmutableSandboxedEnvironment()
     text = path.read_text()
     templates = TEMPLATE.findall(text)
     assert templates or path.stem == "heartbeat"
