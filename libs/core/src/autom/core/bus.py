@@ -224,18 +224,21 @@ class OutboxRelay:
                     next_prune = time.monotonic() + PRUNE_EVERY_S
             except Exception:
                 log.exception("outbox relay failed; will retry")
-                await _wait_any(stop, None, 1.0)
+                await wait_any(stop, None, 1.0)
                 continue
             self._wake.clear()
-            await _wait_any(stop, self._wake, self._poll)
+            await wait_any(stop, self._wake, self._poll)
 
 
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+async def wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+    """Return when stop or wake is set, or after timeout seconds."""
+    if stop.is_set() or (wake is not None and wake.is_set()):
+        return
     waiters = [asyncio.ensure_future(stop.wait())]
     if wake is not None:
         waiters.append(asyncio.ensure_future(wake.wait()))
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()
@@ -303,7 +306,7 @@ async def consume(
             break
         except Exception:
             log.exception("fetch failed; retrying")
-            await _wait_any(stop, None, 0.5)
+            await wait_any(stop, None, 0.5)
             continue
         for msg in msgs:
             await slots.acquire()

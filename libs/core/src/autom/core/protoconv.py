@@ -6,22 +6,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 
-def _normalise(value: Any) -> Any:
+def normalise(value: Any) -> Any:
+    """Integral floats (how Struct stores every number) back to ints, recursively."""
     # Struct stores every number as a double; give integral ones back as ints.
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items()}
+        return {k: normalise(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_normalise(v) for v in value]
+        return [normalise(v) for v in value]
     return value
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """Any message -> the snake_case JSON form people write, integral numbers as ints."""
+    return normalise(json_format.MessageToDict(message, preserving_proto_field_name=True))  # type: ignore[no-any-return]
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """Struct -> dict with integral numbers as ints."""
-    return _normalise(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    return normalise(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
 
 
 def dict_to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -34,7 +41,7 @@ def dict_to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
 
 def value_to_py(value: struct_pb2.Value) -> Any:
     """Value -> Python with integral numbers as ints."""
-    return _normalise(json_format.MessageToDict(value))
+    return normalise(json_format.MessageToDict(value))
 
 
 def py_to_value(value: Any) -> struct_pb2.Value:

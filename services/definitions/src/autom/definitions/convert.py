@@ -9,7 +9,7 @@ from google.protobuf import json_format
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import definitions_pb2
-from autom.core.protoconv import _normalise, to_timestamp
+from autom.core.protoconv import message_to_json, to_timestamp
 
 STATUS_TO_PB: dict[str, Any] = {
     "active": definitions_pb2.AUTOMATION_STATUS_ACTIVE,
@@ -27,8 +27,7 @@ ROLE_FROM_PB: dict[int, str] = {v: k for k, v in ROLE_TO_PB.items()}
 
 def definition_to_json(pb: definition_pb2.AutomationDefinition) -> dict[str, Any]:
     """Proto -> the JSON form people write (snake_case, integral numbers as ints)."""
-    raw = json_format.MessageToDict(pb, preserving_proto_field_name=True)
-    return _normalise(raw)  # type: ignore[no-any-return]
+    return message_to_json(pb)
 
 
 def definition_to_proto(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:

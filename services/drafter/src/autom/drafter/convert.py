@@ -11,7 +11,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from autom.api.common.v1 import definition_pb2
 from autom.api.drafter.v1 import drafter_pb2
 from autom.core.errors import Violation
-from autom.core.protoconv import _normalise, to_timestamp
+from autom.core.protoconv import message_to_json, to_timestamp
 from autom.drafter.domain.model import Draft, DraftStatus, Preview, Revision
 
 STATUS_TO_PB = {
@@ -131,8 +131,7 @@ def json_to_definition(
 
 def definition_to_json(pb: definition_pb2.AutomationDefinition) -> dict[str, Any]:
     """Proto -> the JSON form people write (snake_case, integral numbers as ints)."""
-    raw = json_format.MessageToDict(pb, preserving_proto_field_name=True)
-    return _normalise(raw)  # type: ignore[no-any-return]
+    return message_to_json(pb)
 
 
 def definition_to_proto(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
-from google.protobuf import json_format
 
 from autom.api.definitions.v1 import definitions_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
@@ -24,17 +23,7 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.grpcserver import bearer
-
-
-def normalise(value: Any) -> Any:
-    """Struct numbers come back as floats; give integral ones back as ints."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    return value
+from autom.core.protoconv import message_to_json
 
 
 @dataclass(frozen=True)
@@ -84,12 +73,11 @@ def domain_error(exc: grpc.aio.AioRpcError, what: str) -> AutomError:
 
 def automation_snapshot(automation: definitions_pb2.Automation) -> Snapshot:
     """A GetAutomation answer as a snapshot in the JSON form people write."""
-    raw = json_format.MessageToDict(automation.definition, preserving_proto_field_name=True)
     return Snapshot(
         automation_id=automation.id,
         workspace_id=automation.workspace_id,
         version=automation.version,
-        definition=normalise(raw),
+        definition=message_to_json(automation.definition),
         created_by=automation.created_by,
         name=automation.name,
     )

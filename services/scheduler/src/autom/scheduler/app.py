@@ -12,12 +12,13 @@ from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from autom.core import bus
 from autom.core.auth import TokenSigner
+from autom.core.bus import wait_any
 from autom.core.db import create_engine
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.revocations import revocation_feed
 from autom.scheduler.events import DEFINITIONS_DURABLE, RUNS_DURABLE, DefinitionEvents, RunEvents
 from autom.scheduler.grpc_api import SchedulerApi
-from autom.scheduler.relay import FireRelay, wait_any
+from autom.scheduler.relay import FireRelay
 from autom.scheduler.service import SchedulerService
 from autom.scheduler.settings import SchedulerSettings
 from autom.scheduler.sync import Resync

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from autom.core.bus import publish_batch
+from autom.core.bus import publish_batch, wait_any
 from autom.scheduler import db
 
 log = logging.getLogger(__name__)
@@ -93,17 +93,3 @@ class FireRelay:
             return self._poll
         delay: float = (first - datetime.now(UTC)).total_seconds()
         return max(0.0, min(self._poll, delay))
-
-
-async def wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
-    """Return when stop or wake is set, or after timeout seconds."""
-    if stop.is_set() or (wake is not None and wake.is_set()):
-        return
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

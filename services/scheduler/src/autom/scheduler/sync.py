@@ -10,10 +10,10 @@ import grpc
 
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as dpb_grpc
+from autom.core.bus import wait_any
 from autom.core.errors import Unavailable
 from autom.scheduler.convert import change_from_automation
 from autom.scheduler.domain.model import AutomationChange
-from autom.scheduler.relay import wait_any
 from autom.scheduler.service import SchedulerService, SyncResult, utcnow
 
 log = logging.getLogger(__name__)
