@@ -76,10 +76,11 @@ class Stack:
 
 
 async def _start_drafter(
-    database_url: str, auth_secret: str, definitions_addr: str, **overrides: Any
+    database_url: str, nats_url: str, auth_secret: str, definitions_addr: str, **overrides: Any
 ) -> GrpcApp:
     fields: dict[str, Any] = {
         "database_url": database_url,
+        "nats_url": nats_url,
         "auth_secret": auth_secret,
         "grpc_port": 0,
         "definitions_addr": definitions_addr,
@@ -120,10 +121,16 @@ async def llm() -> AsyncIterator[ScriptedLLM]:
 
 @pytest.fixture
 async def stack(
-    database_url: str, auth_secret: str, definitions_app: GrpcApp, llm: ScriptedLLM
+    database_url: str,
+    nats_url: str,
+    auth_secret: str,
+    definitions_app: GrpcApp,
+    llm: ScriptedLLM,
 ) -> AsyncIterator[Stack]:
     """Definitions and drafter wired together, with owner, editor and viewer tokens."""
-    app = await _start_drafter(database_url, auth_secret, definitions_app.address, api_base=llm.url)
+    app = await _start_drafter(
+        database_url, nats_url, auth_secret, definitions_app.address, api_base=llm.url
+    )
     signer = TokenSigner(auth_secret)
 
     def token(subject: str, role: Role) -> tuple[tuple[str, str]]:
@@ -422,6 +429,7 @@ async def test_change_draft_approval_aborts_when_the_automation_moved(stack: Sta
 )
 async def test_failure_modes_map_to_type_code_and_sentence(
     database_url: str,
+    nats_url: str,
     auth_secret: str,
     definitions_app: GrpcApp,
     llm: ScriptedLLM,
@@ -431,6 +439,7 @@ async def test_failure_modes_map_to_type_code_and_sentence(
 ) -> None:
     app = await _start_drafter(
         database_url,
+        nats_url,
         auth_secret,
         definitions_app.address,
         api_base=llm.url,
@@ -483,9 +492,15 @@ async def test_failure_modes_map_to_type_code_and_sentence(
 
 
 async def test_no_model_configured_is_failed_precondition(
-    database_url: str, auth_secret: str, definitions_app: GrpcApp, llm: ScriptedLLM
+    database_url: str,
+    nats_url: str,
+    auth_secret: str,
+    definitions_app: GrpcApp,
+    llm: ScriptedLLM,
 ) -> None:
-    app = await _start_drafter(database_url, auth_secret, definitions_app.address, model=None)
+    app = await _start_drafter(
+        database_url, nats_url, auth_secret, definitions_app.address, model=None
+    )
     token = bearer(
         TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
@@ -596,9 +611,9 @@ async def test_list_drafts_pages_newest_first(stack: Stack) -> None:
 
 
 async def test_definitions_unreachable_is_unavailable(
-    database_url: str, auth_secret: str, llm: ScriptedLLM
+    database_url: str, nats_url: str, auth_secret: str, llm: ScriptedLLM
 ) -> None:
-    app = await _start_drafter(database_url, auth_secret, "127.0.0.1:1", api_base=llm.url)
+    app = await _start_drafter(database_url, nats_url, auth_secret, "127.0.0.1:1", api_base=llm.url)
     token = bearer(
         TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
@@ -614,9 +629,15 @@ async def test_definitions_unreachable_is_unavailable(
 
 
 async def test_refine_retried_with_its_request_id_after_failures(
-    database_url: str, auth_secret: str, definitions_app: GrpcApp, llm: ScriptedLLM
+    database_url: str,
+    nats_url: str,
+    auth_secret: str,
+    definitions_app: GrpcApp,
+    llm: ScriptedLLM,
 ) -> None:
-    app = await _start_drafter(database_url, auth_secret, definitions_app.address, api_base=llm.url)
+    app = await _start_drafter(
+        database_url, nats_url, auth_secret, definitions_app.address, api_base=llm.url
+    )
     token = bearer(
         TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )

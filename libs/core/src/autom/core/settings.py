@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg", "postgres")
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def _check_url(env: str, value: str, schemes: tuple[str, ...]) -> str:
+    """Fail at start, naming the variable, when a URL cannot be what it is set for."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"{env} is not a URL: {exc}") from None
+    if parts.scheme not in schemes or not host:
+        raise ValueError(
+            f"{env} is not a {schemes[0]} URL "
+            f"(expected {schemes[0]}://host[:port]..., scheme one of {', '.join(schemes)})"
+        )
+    return value
 
 
 class ServiceSettings(BaseSettings):
     """Base settings of an Autom service; each service subclasses it with its own fields."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTOM_", extra="ignore", frozen=True)
+    # An exported but empty variable means unset (as `make run` treats it), never "".
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOM_",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
+        # Values can hold passwords (database URLs) and keys: errors name the field only.
+        hide_input_in_errors=True,
+    )
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/autom"
     nats_url: str = "nats://127.0.0.1:4222"
@@ -27,3 +56,20 @@ class ServiceSettings(BaseSettings):
     executor_addr: str = "127.0.0.1:50053"
     drafter_addr: str = "127.0.0.1:50054"
     db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return _check_url("AUTOM_DATABASE_URL", value, _DATABASE_SCHEMES)
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        # A cluster is a comma-separated list of servers; each must be a URL.
+        for server in value.split(","):
+            server = server.strip()
+            # nats-py reads a bare `host[:port]` as nats://host[:port].
+            _check_url(
+                "AUTOM_NATS_URL", server if "://" in server else f"nats://{server}", _NATS_SCHEMES
+            )
+        return value
