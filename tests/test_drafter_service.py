@@ -89,7 +89,9 @@ async def _start_drafter(
         "model": MODEL,
         "api_key": "test",
         "num_retries": 0,
-        "timeout_seconds": 5.0,
+        # Generous: the first model call of a process imports much of litellm and openai,
+        # which takes seconds on a loaded machine (timeouts are tested with their own value).
+        "timeout_seconds": 30.0,
         **overrides,
     }
     app = await build_drafter(DrafterSettings(**fields))
@@ -419,9 +421,11 @@ async def test_change_draft_approval_aborts_when_the_automation_moved(stack: Sta
     ("script", "code", "reason"),
     [
         ("garbage", grpc.StatusCode.UNAVAILABLE, "llm_parse_error"),
+        ("html", grpc.StatusCode.UNAVAILABLE, "llm_parse_error"),
+        ("drop", grpc.StatusCode.UNAVAILABLE, "connection_error"),
         ("429", grpc.StatusCode.RESOURCE_EXHAUSTED, "llm_rate_limit"),
         ("401", grpc.StatusCode.FAILED_PRECONDITION, "auth_error"),
-        ("500", grpc.StatusCode.UNAVAILABLE, "connection_error"),
+        ("500", grpc.StatusCode.UNAVAILABLE, "provider_error"),
         ("slow", grpc.StatusCode.DEADLINE_EXCEEDED, "llm_timeout"),
         ("context", grpc.StatusCode.INVALID_ARGUMENT, "context_window_exceeded"),
         ("404", grpc.StatusCode.FAILED_PRECONDITION, "not_configured"),
@@ -449,7 +453,13 @@ async def test_failure_modes_map_to_type_code_and_sentence(
         TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
     if script == "garbage":
+        # Twice: the first malformed answer gets a repair round.
         llm.reply("Sure! Here is your automation: it runs every day.")
+        llm.reply("It runs every day, as I said.")
+    elif script == "html":
+        llm.raw("<html><body>502 Bad Gateway</body></html>")
+    elif script == "drop":
+        llm.drop()
     elif script == "slow":
         llm.slow(3.0, {"definition": VALID})
     elif script == "context":
@@ -478,6 +488,8 @@ async def test_failure_modes_map_to_type_code_and_sentence(
             assert draft.status == drafter_pb2.DRAFT_STATUS_FAILED
             assert draft.revisions[-1].error.type == reason
             assert draft.revisions[-1].error.message == message
+            # The calls the failed turn made are recorded with it.
+            assert draft.revisions[-1].usage.calls == (2 if script == "garbage" else 1)
             # Retrying the same request tries again and can succeed.
             llm.reply({"definition": VALID})
             retried = await stub.DraftAutomation(
@@ -664,3 +676,42 @@ async def test_refine_retried_with_its_request_id_after_failures(
             assert len(again.revisions) == 4 and llm.pending == 0
     finally:
         await app.stop()
+
+
+async def test_malformed_reply_gets_one_repair_round(stack: Stack) -> None:
+    stack.llm.reply("Here you go: every weekday at 8, post the status.")
+    stack.llm.reply({"definition": VALID})
+    draft = await _draft(stack)
+    assert draft.status == drafter_pb2.DRAFT_STATUS_PENDING
+    assert draft.revisions[-1].usage.calls == 2
+    repair = stack.llm.messages(-1)[-1]
+    assert repair["role"] == "user" and "could not read that answer" in repair["content"]
+
+
+def _without_zone(definition: dict[str, Any]) -> dict[str, Any]:
+    bare = copy.deepcopy(definition)
+    del bare["triggers"][0]["config"]["timezone"]
+    return bare
+
+
+async def test_schedule_without_zone_runs_in_the_users_zone_and_says_so(stack: Stack) -> None:
+    stack.llm.reply({"definition": _without_zone(VALID)})
+    draft = await stack.drafter.DraftAutomation(
+        pb.DraftAutomationRequest(intent="every weekday at 8 post", timezone="America/New_York"),
+        metadata=stack.owner,
+    )
+    rev = draft.draft.revisions[-1]
+    assert rev.status == drafter_pb2.DRAFT_STATUS_PENDING
+    trigger = rev.definition.triggers[0]
+    assert trigger.config["timezone"] == "America/New_York"
+    assert "America/New_York" in rev.preview.triggers[0].description
+    assert any("America/New_York" in w for w in rev.preview.warnings)
+    # The zone the model named is kept, and nothing is said about it.
+    stack.llm.reply({"definition": VALID})
+    named = await stack.drafter.DraftAutomation(
+        pb.DraftAutomationRequest(intent="every weekday at 8 post", timezone="America/New_York"),
+        metadata=stack.owner,
+    )
+    kept = named.draft.revisions[-1]
+    assert kept.definition.triggers[0].config["timezone"] == "Europe/Berlin"
+    assert not kept.preview.warnings

@@ -65,9 +65,14 @@ def test_draft_failed_carries_error_info_reason() -> None:
             litellm.exceptions.APIConnectionError("c", llm_provider="openai", model="m"),
             "connection_error",
         ),
+        # The provider answered, with a server error: not a connection problem.
         (
             litellm.exceptions.ServiceUnavailableError("s", llm_provider="openai", model="m"),
-            "connection_error",
+            "provider_error",
+        ),
+        (
+            litellm.exceptions.InternalServerError("i", llm_provider="openai", model="m"),
+            "provider_error",
         ),
         (litellm.exceptions.NotFoundError("n", model="m", llm_provider="openai"), "not_configured"),
         (

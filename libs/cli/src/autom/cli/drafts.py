@@ -55,8 +55,11 @@ def show_draft(out: Out, draft: Any) -> None:
         d = revision.definition
         out.fields([("Name", d.name), ("Description", d.description or "-")])
     for trigger in preview.triggers:
-        times = ", ".join(ts(t) for t in trigger.next_fire_times[:3])
+        # In the zone the user drafted in, like the description beside them.
+        times = ", ".join(ts(t, draft.timezone) for t in trigger.next_fire_times[:3])
         out.print(Text("  When: ", style="bold") + Text(f"{trigger.description}  (next: {times})"))
+    for warning in preview.warnings:
+        out.print(Text("  ! ", style="bold yellow") + Text(warning))
     if preview.steps:
         out.table(["Step", "Action", "When"], ([s.id, s.action, s.when] for s in preview.steps))
     for change in preview.changes:

@@ -160,6 +160,7 @@ def _preview_to_proto(preview: Preview) -> drafter_pb2.Preview:
         ],
         json=preview.json,
         changes=preview.changes,
+        warnings=preview.warnings,
     )
 
 

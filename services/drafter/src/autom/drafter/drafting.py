@@ -8,7 +8,12 @@ from typing import Any
 
 from autom.drafter.clients import DefinitionsClient
 from autom.drafter.domain.model import DraftStatus, Turn, Usage
-from autom.drafter.domain.prompt import repair_message, system_prompt
+from autom.drafter.domain.prompt import (
+    default_schedule_zones,
+    parse_repair_message,
+    repair_message,
+    system_prompt,
+)
 from autom.drafter.domain.protocol import ReplyParseError, parse_reply
 from autom.drafter.errors import SENTENCES, DraftFailed, ErrorType
 from autom.drafter.llm import LlmClient
@@ -54,10 +59,17 @@ class Generator:
                 schema, now=datetime.now(UTC), timezone=timezone, base_definition=base_definition
             )
             rounds = 0
+            # A reply that is not the JSON asked for gets one repair round, as an invalid
+            # definition does (none when repairs are switched off).
+            parse_repairs_left = min(1, self._max_repairs)
             while True:
-                completion = await self._llm.complete(
-                    [_msg("system", system), *conversation, *turn]
-                )
+                try:
+                    completion = await self._llm.complete(
+                        [_msg("system", system), *conversation, *turn]
+                    )
+                except DraftFailed:
+                    usage = usage.add(0, 0, 0.0)  # the failed call is recorded too
+                    raise
                 usage = usage.add(
                     completion.prompt_tokens, completion.completion_tokens, completion.cost_usd
                 )
@@ -66,7 +78,11 @@ class Generator:
                     reply = parse_reply(completion.text)
                 except ReplyParseError as exc:
                     log.info("drafting model broke the reply protocol: %s", exc)
-                    raise DraftFailed(ErrorType.LLM_PARSE_ERROR) from None
+                    if parse_repairs_left <= 0:
+                        raise DraftFailed(ErrorType.LLM_PARSE_ERROR) from None
+                    parse_repairs_left -= 1
+                    turn.append(_msg("user", parse_repair_message(str(exc))))
+                    continue
                 if reply.questions:
                     return Turn(
                         DraftStatus.NEEDS_CLARIFICATION,
@@ -78,6 +94,7 @@ class Generator:
                 if reply.out_of_scope is not None:
                     return Turn(DraftStatus.OUT_OF_SCOPE, turn, usage, message=reply.out_of_scope)
                 definition = reply.definition or {}
+                notes = default_schedule_zones(definition, timezone)
                 violations = await self._defs.validate(token, definition)
                 if not violations:
                     return Turn(
@@ -86,6 +103,7 @@ class Generator:
                         usage,
                         definition=definition,
                         message=reply.message,
+                        notes=notes,
                     )
                 if rounds >= self._max_repairs:
                     return Turn(
@@ -97,6 +115,7 @@ class Generator:
                         message=reply.message,
                         error_type=ErrorType.VALIDATION_ERROR.value,
                         error_message=SENTENCES[ErrorType.VALIDATION_ERROR],
+                        notes=notes,
                     )
                 rounds += 1
                 log.info("repair round %d: %d violations", rounds, len(violations))

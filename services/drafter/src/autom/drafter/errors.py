@@ -24,6 +24,7 @@ class ErrorType(StrEnum):
     LLM_PARSE_ERROR = "llm_parse_error"
     VALIDATION_ERROR = "validation_error"
     CONNECTION_ERROR = "connection_error"
+    PROVIDER_ERROR = "provider_error"
     AUTH_ERROR = "auth_error"
     CONTEXT_WINDOW_EXCEEDED = "context_window_exceeded"
     UNKNOWN = "unknown"
@@ -37,6 +38,7 @@ CODES: dict[ErrorType, grpc.StatusCode] = {
     ErrorType.LLM_PARSE_ERROR: grpc.StatusCode.UNAVAILABLE,
     ErrorType.VALIDATION_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorType.CONNECTION_ERROR: grpc.StatusCode.UNAVAILABLE,
+    ErrorType.PROVIDER_ERROR: grpc.StatusCode.UNAVAILABLE,
     # The provider rejected the drafter's key: an operator must fix the deployment, and
     # UNAUTHENTICATED would wrongly tell the client its own token is bad.
     ErrorType.AUTH_ERROR: grpc.StatusCode.FAILED_PRECONDITION,
@@ -57,16 +59,20 @@ SENTENCES: dict[ErrorType, str] = {
         "The drafting model's provider is rate-limiting requests; wait a moment and try again."
     ),
     ErrorType.LLM_PARSE_ERROR: (
-        "The drafting model did not answer with the JSON object it was asked for; try again "
-        "or rephrase the request."
+        "The drafting model did not answer with the JSON object it was asked for, even after "
+        "being asked again; try again or rephrase the request."
     ),
     ErrorType.VALIDATION_ERROR: (
         "The drafted automation is still invalid after the repair rounds; see the violations, "
         "then refine the draft or edit it before approving."
     ),
     ErrorType.CONNECTION_ERROR: (
-        "The drafting model's provider could not be reached; check AUTOM_DRAFTER_API_BASE "
-        "and the network, then try again."
+        "The drafting model's provider could not be reached (the connection failed or was "
+        "dropped); check AUTOM_DRAFTER_API_BASE and the network, then try again."
+    ),
+    ErrorType.PROVIDER_ERROR: (
+        "The drafting model's provider answered with a server error (HTTP 5xx); it is having "
+        "trouble on its side, try again later."
     ),
     ErrorType.AUTH_ERROR: (
         "The drafting model's provider rejected the drafter's credentials; an operator must "

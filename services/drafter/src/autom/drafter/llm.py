@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import os
 import time
@@ -55,16 +56,44 @@ def _status_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (litellm wraps the SDK's, which wraps httpx's)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _unreadable_body(chain: list[BaseException]) -> bool:
+    # litellm reports a 200 whose body is not a chat completion (an HTML page, a proxy's
+    # text) as a 500 carrying this sentence; a JSON decoding error may be wrapped instead.
+    return any(
+        isinstance(e, json.JSONDecodeError) or "Empty or invalid response" in str(e) for e in chain
+    )
+
+
 def classify(exc: BaseException) -> ErrorType:
-    """Map a litellm/openai/httpx exception to the drafter's error type."""
+    """Map a litellm/openai/httpx exception to the drafter's error type.
+
+    A server error of the provider (HTTP 5xx), an answer that is not JSON and a dropped or
+    refused connection look alike at the top (litellm raises InternalServerError for all
+    three), so the wrapped causes decide.
+    """
     if isinstance(exc, DraftFailed):
         return exc.error_type
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return ErrorType.LLM_TIMEOUT
     lx = load_litellm().exceptions
+    # Both come with litellm (imported above), which wraps their exceptions.
+    import httpx
+    import openai
+
+    chain = _causes(exc)
     # Order matters: Timeout subclasses APIConnectionError, ContextWindowExceededError
     # subclasses BadRequestError.
-    if isinstance(exc, lx.Timeout):
+    if isinstance(exc, lx.Timeout) or any(isinstance(e, httpx.TimeoutException) for e in chain):
         return ErrorType.LLM_TIMEOUT
     if isinstance(exc, lx.ContextWindowExceededError):
         return ErrorType.CONTEXT_WINDOW_EXCEEDED
@@ -74,25 +103,12 @@ def classify(exc: BaseException) -> ErrorType:
         return ErrorType.AUTH_ERROR
     if isinstance(exc, lx.NotFoundError):
         return ErrorType.NOT_CONFIGURED
-    if isinstance(
-        exc,
-        lx.APIConnectionError
-        | lx.ServiceUnavailableError
-        | lx.InternalServerError
-        | lx.BadGatewayError,
-    ):
-        return ErrorType.CONNECTION_ERROR
     if isinstance(exc, lx.BadRequestError) and "LLM Provider NOT provided" in str(exc):
         return ErrorType.NOT_CONFIGURED
-    try:
-        import httpx
-
-        if isinstance(exc, httpx.TimeoutException):
-            return ErrorType.LLM_TIMEOUT
-        if isinstance(exc, httpx.TransportError):
-            return ErrorType.CONNECTION_ERROR
-    except ImportError:  # pragma: no cover - httpx ships with litellm
-        pass
+    if any(isinstance(e, httpx.TransportError | openai.APIConnectionError) for e in chain):
+        return ErrorType.CONNECTION_ERROR
+    if _unreadable_body(chain):
+        return ErrorType.LLM_PARSE_ERROR
     code = _status_code(exc)
     if code == 429:
         return ErrorType.LLM_RATE_LIMIT
@@ -100,9 +116,19 @@ def classify(exc: BaseException) -> ErrorType:
         return ErrorType.AUTH_ERROR
     if code in (408, 504):
         return ErrorType.LLM_TIMEOUT
-    if code is not None and code >= 500:
+    if (code is not None and code >= 500) or isinstance(
+        exc, lx.ServiceUnavailableError | lx.InternalServerError | lx.BadGatewayError
+    ):
+        return ErrorType.PROVIDER_ERROR
+    if isinstance(exc, lx.APIConnectionError):
         return ErrorType.CONNECTION_ERROR
     return ErrorType.UNKNOWN
+
+
+_NOT_JSON = (
+    "The drafting model's provider answered with a body that is not an OpenAI-compatible "
+    "JSON response (an HTML page or a proxy's error?); check AUTOM_DRAFTER_API_BASE."
+)
 
 
 _MODEL_NOT_FOUND = (
@@ -186,6 +212,8 @@ class LlmClient:
             )
             if kind is ErrorType.NOT_CONFIGURED:
                 raise DraftFailed(kind, _MODEL_NOT_FOUND) from None
+            if kind is ErrorType.LLM_PARSE_ERROR:
+                raise DraftFailed(kind, _NOT_JSON) from None
             raise DraftFailed(kind) from None
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -103,14 +104,15 @@ class DrafterService:
             return None
         if turn.status is not DraftStatus.PENDING:
             # An invalid draft still shows what was drafted, so the user can fix it.
-            return Preview([], [], pretty_json(turn.definition))
+            return Preview([], [], pretty_json(turn.definition), warnings=turn.notes)
         schema = await self._defs.schema(caller.token)
-        return await self._previews.build(
+        preview = await self._previews.build(
             caller.token,
             turn.definition,
             base=base,
             trigger_descriptions={t.name: t.description for t in schema.triggers},
         )
+        return dataclasses.replace(preview, warnings=[*turn.notes, *preview.warnings])
 
     async def get(self, caller: Principal, draft_id: str) -> Draft:
         """A draft of the caller's workspace with every revision."""

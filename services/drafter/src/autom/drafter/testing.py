@@ -26,6 +26,8 @@ class Scripted:
     delay: float = 0.0
     prompt_tokens: int = 100
     completion_tokens: int = 50
+    # `raw`: `content` is the whole body (not a chat completion); `drop`: close the connection.
+    mode: str = "reply"
 
 
 _ERROR_TYPES = {
@@ -44,6 +46,7 @@ class ScriptedLLM:
         self.requests: list[dict[str, Any]] = []
         self._queue: deque[Scripted] = deque()
         self._runner: web.AppRunner | None = None
+        self._raw_type = "text/html"
         self.port = 0
 
     @property
@@ -59,6 +62,15 @@ class ScriptedLLM:
     def error(self, status: int, message: str = "scripted error") -> None:
         """Queue an HTTP error answer."""
         self._queue.append(Scripted(content=message, status=status))
+
+    def raw(self, body: str, content_type: str = "text/html") -> None:
+        """Queue a 200 whose body is not a chat completion (a proxy's page, say)."""
+        self._queue.append(Scripted(content=body, mode="raw", status=200))
+        self._raw_type = content_type
+
+    def drop(self) -> None:
+        """Queue a dropped connection: the request is read, then the socket is closed."""
+        self._queue.append(Scripted(mode="drop"))
 
     def slow(self, delay: float, content: str | dict[str, Any] = "{}") -> None:
         """Queue an answer that arrives after `delay` seconds."""
@@ -86,6 +98,12 @@ class ScriptedLLM:
         item = self._queue.popleft()
         if item.delay:
             await asyncio.sleep(item.delay)
+        if item.mode == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            raise web.HTTPInternalServerError()  # never sent: the socket is gone
+        if item.mode == "raw":
+            return web.Response(text=item.content, content_type=self._raw_type)
         if item.status != 200:
             return web.json_response(
                 {

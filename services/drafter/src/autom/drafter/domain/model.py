@@ -70,6 +70,7 @@ class Preview:
     steps: list[StepPreview]
     json: str
     changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Storable form."""
@@ -85,6 +86,7 @@ class Preview:
             "steps": [{"id": s.id, "action": s.action, "when": s.when} for s in self.steps],
             "json": self.json,
             "changes": self.changes,
+            "warnings": self.warnings,
         }
 
     @staticmethod
@@ -102,6 +104,7 @@ class Preview:
             steps=[StepPreview(s["id"], s["action"], s.get("when", "")) for s in raw["steps"]],
             json=raw.get("json", ""),
             changes=list(raw.get("changes", [])),
+            warnings=list(raw.get("warnings", [])),
         )
 
 
@@ -118,6 +121,8 @@ class Turn:
     message: str = ""
     error_type: str = ""
     error_message: str = ""
+    # Defaults the drafter filled in, shown on the approval card.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

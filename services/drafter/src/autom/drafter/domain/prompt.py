@@ -128,6 +128,35 @@ def system_prompt(
     return "\n\n".join(parts)
 
 
+def parse_repair_message(problem: str) -> str:
+    """The user turn that asks again after a reply that broke the JSON protocol."""
+    return (
+        f"Autom could not read that answer: {problem}. Answer again with exactly one JSON "
+        'object and nothing around it, with one of the keys "definition", "questions" or '
+        '"out_of_scope".'
+    )
+
+
+def default_schedule_zones(definition: dict[str, Any], timezone: str) -> list[str]:
+    """Give schedule triggers without a zone the user's zone; one note per trigger changed.
+
+    A model that leaves the zone out would otherwise make "9 am" run at 09:00 UTC.
+    """
+    notes: list[str] = []
+    for i, trigger in enumerate(definition.get("triggers") or []):
+        if not isinstance(trigger, dict) or trigger.get("type") != "schedule":
+            continue
+        config = trigger.get("config")
+        if not isinstance(config, dict) or config.get("timezone"):
+            continue
+        config["timezone"] = timezone
+        notes.append(
+            f"Trigger {i} named no time zone; it runs in yours ({timezone}). "
+            "Say another zone to change it."
+        )
+    return notes
+
+
 def repair_message(violations: Sequence[Violation]) -> str:
     """The user turn that feeds validation violations back to the model."""
     lines = ["Autom rejected that definition. Fix every violation below:"]

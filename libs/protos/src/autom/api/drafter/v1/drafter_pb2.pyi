@@ -71,16 +71,18 @@ class StepPreview(_message.Message):
     def __init__(self, id: _Optional[str] = ..., action: _Optional[str] = ..., when: _Optional[str] = ...) -> None: ...
 
 class Preview(_message.Message):
-    __slots__ = ("triggers", "steps", "json", "changes")
+    __slots__ = ("triggers", "steps", "json", "changes", "warnings")
     TRIGGERS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     triggers: _containers.RepeatedCompositeFieldContainer[TriggerPreview]
     steps: _containers.RepeatedCompositeFieldContainer[StepPreview]
     json: str
     changes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, triggers: _Optional[_Iterable[_Union[TriggerPreview, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[StepPreview, _Mapping]]] = ..., json: _Optional[str] = ..., changes: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, triggers: _Optional[_Iterable[_Union[TriggerPreview, _Mapping]]] = ..., steps: _Optional[_Iterable[_Union[StepPreview, _Mapping]]] = ..., json: _Optional[str] = ..., changes: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Revision(_message.Message):
     __slots__ = ("number", "instruction", "status", "definition", "violations", "questions", "error", "usage", "preview", "create_time", "message")
