@@ -168,7 +168,7 @@ async def test_runs_list_get_retry_cancel(cli: Cli, tmp_path: Path, fakes: Fakes
     result = await cli("runs", "cancel", new_id)
     assert result.exit_code == 0 and "cancelled" in result.stdout
     result = await cli("runs", "retry", new_id)
-    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert result.exit_code == ExitCode.REFUSED
     assert "Error: Only failed runs can be retried." in result.stderr
 
 
@@ -190,7 +190,7 @@ async def test_lifecycle_and_delete(cli: Cli, tmp_path: Path) -> None:
     result = await cli(
         "automations", "update", "lifecycle", "-f", str(tmp_path / "l.yaml"), "--version", "1"
     )
-    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert result.exit_code == ExitCode.CONFLICT
     assert "stale" in result.stderr
     result = await cli("automations", "versions", "lifecycle", "--json")
     assert [v["version"] for v in json.loads(result.stdout)["versions"]] == ["2", "1"]

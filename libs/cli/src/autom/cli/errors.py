@@ -19,6 +19,12 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3
     AUTH = 4
     UNAVAILABLE = 5
+    # Someone else changed it first (ABORTED) or it exists already (ALREADY_EXISTS).
+    CONFLICT = 6
+    # The request is fine but the resource's state refuses it (FAILED_PRECONDITION).
+    REFUSED = 7
+    # A rate limit or quota (RESOURCE_EXHAUSTED): retry later.
+    LIMITED = 8
 
 
 _EXIT_BY_CODE = {
@@ -27,6 +33,10 @@ _EXIT_BY_CODE = {
     grpc.StatusCode.NOT_FOUND: ExitCode.NOT_FOUND,
     grpc.StatusCode.UNAUTHENTICATED: ExitCode.AUTH,
     grpc.StatusCode.PERMISSION_DENIED: ExitCode.AUTH,
+    grpc.StatusCode.ALREADY_EXISTS: ExitCode.CONFLICT,
+    grpc.StatusCode.ABORTED: ExitCode.CONFLICT,
+    grpc.StatusCode.FAILED_PRECONDITION: ExitCode.REFUSED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ExitCode.LIMITED,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import re
 import sys
@@ -86,14 +87,42 @@ def read_document(path: str) -> dict[str, Any]:
     return result
 
 
+_UNKNOWN_FIELD = re.compile(
+    r'Message type "(?P<type>[\w.]+)" has no field named "(?P<key>[^"]+)" at "(?P<at>[^"]*)"'
+)
+
+
+def _unknown_key(exc: json_format.ParseError) -> tuple[str, tuple[str, str]] | None:
+    """(sentence, (field path, problem)) for protobuf's "has no field named", else None."""
+    m = _UNKNOWN_FIELD.search(str(exc))
+    if m is None:
+        return None
+    where = m["at"].removeprefix("AutomationDefinition").lstrip(".")
+    path = f"{where}.{m['key']}" if where else m["key"]
+    place = f"in {where}" if where else "at the top level"
+    sentence = f"unknown key {m['key']!r} {place}"
+    try:
+        message = definition_pb2.DESCRIPTOR.pool.FindMessageTypeByName(m["type"])
+    except KeyError:
+        return sentence, (path, "unknown key")
+    valid = [f.name for f in message.fields]
+    close = difflib.get_close_matches(m["key"], valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return sentence, (path, f"unknown key; {hint}valid keys: {', '.join(valid)}")
+
+
 def load_definition(path: str) -> definition_pb2.AutomationDefinition:
     """The AutomationDefinition in a YAML/JSON file (snake_case or lowerCamelCase keys)."""
     data = read_document(path)
     definition = definition_pb2.AutomationDefinition()
+    source = "stdin" if path == "-" else path
     try:
         json_format.ParseDict(data, definition)
     except json_format.ParseError as exc:
-        raise usage(f"{'stdin' if path == '-' else path}: {exc}") from None
+        unknown = _unknown_key(exc)
+        if unknown is not None:
+            raise usage(f"{source}: {unknown[0]}", [unknown[1]]) from None
+        raise usage(f"{source}: {exc}") from None
     return definition
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from autom.api.definitions.v1 import definitions_service_pb2
 from autom.api.executor.v1 import executor_pb2, executor_service_pb2
 from autom.cli.client import Api
 from autom.cli.common import JsonOption, guarded, new_request_id, session
@@ -14,6 +15,7 @@ from autom.cli.errors import CliError, ExitCode
 from autom.cli.files import parse_inputs
 from autom.cli.output import Out, elapsed, enum_label, ts
 
+DS = definitions_service_pb2
 ES = executor_service_pb2
 app = typer.Typer(help="Inspect, cancel, retry and watch runs.", no_args_is_help=True)
 
@@ -51,6 +53,33 @@ RunIdArgument = Annotated[str, typer.Argument(help="Run id.")]
 WatchOption = Annotated[
     bool, typer.Option("--watch", "-w", help="Follow the run step by step until it ends.")
 ]
+
+
+class AutomationNames:
+    """Automation ids <-> names through GetAutomation, each looked up once."""
+
+    def __init__(self, api: Api) -> None:
+        self._api = api
+        self._names: dict[str, str] = {}
+        self._reachable = True
+
+    def resolve(self, ref: str) -> str:
+        """The id of the automation named or identified by `ref` (NOT_FOUND exits 3)."""
+        automation = self._api.call(
+            "definitions", "GetAutomation", DS.GetAutomationRequest(automation_id=ref)
+        ).automation
+        self._names[automation.id] = automation.name
+        return str(automation.id)
+
+    def name(self, automation_id: str) -> str:
+        """Its name; the id itself when it cannot be read (deleted, no access)."""
+        if automation_id not in self._names and self._reachable:
+            try:
+                self.resolve(automation_id)
+            except CliError as exc:
+                # Names are a nicety: one unreachable service must not stall every row.
+                self._reachable = exc.exit_code != ExitCode.UNAVAILABLE
+        return self._names.get(automation_id, automation_id)
 
 
 def _styled(label: str) -> Text:
@@ -113,7 +142,8 @@ class Progress:
         self.seen: dict[str, str] = {}
         self.announced = False
 
-    def _step(self, step: Any) -> None:
+    def step(self, step: Any) -> None:
+        """Print a step unless it was printed with this status already."""
         status = enum_label(step, "status")
         key = f"{step.phase}:{step.step_id}"
         if self.seen.get(key) == status or status == "pending":
@@ -143,10 +173,10 @@ class Progress:
                 + _styled(enum_label(run, "status"))
             )
         if event.HasField("step"):
-            self._step(event.step)
+            self.step(event.step)
         else:
             for step in run.steps:
-                self._step(step)
+                self.step(step)
 
     def finish(self, run: Any) -> None:
         """The outcome line."""
@@ -162,23 +192,29 @@ def watch(api: Api, out: Out, run_id: str) -> ExitCode:
     """Follow a run until it is terminal; the exit code says how it ended."""
     progress = Progress(out)
     run: Any = None
+    last: Any = None
     for _ in range(20):
+        # Read the stream to its end: an event's run snapshot can already be terminal
+        # while the step events before the terminal one are still to come.
         for event in api.stream("executor", "WatchRun", ES.WatchRunRequest(run_id=run_id)):
-            run = event.run
+            last = event
             if out.json_mode:
                 out.json(event, compact=True)
             else:
                 progress.event(event)
-            if run.status in TERMINAL:
-                break
-        if run is None or run.status not in TERMINAL:
-            # The stream ended early (e.g. a service restart): re-read and resume watching.
-            run = api.call("executor", "GetRun", ES.GetRunRequest(run_id=run_id)).run
+        # Ended: the run is terminal, or the stream broke (e.g. a restart) and we go on.
+        run = api.call("executor", "GetRun", ES.GetRunRequest(run_id=run_id)).run
         if run.status in TERMINAL:
             break
     if run is None or run.status not in TERMINAL:
         raise CliError(f"run {run_id} did not finish while watched", ExitCode.UNAVAILABLE)
-    if not out.json_mode:
+    if out.json_mode:
+        if last is None or last.run != run:
+            # The record as stored is the last line, whatever the stream showed.
+            out.json(ES.WatchRunResponse(run=run), compact=True)
+    else:
+        for step in run.steps:
+            progress.step(step)
         progress.finish(run)
     return exit_code_for(run)
 
@@ -252,6 +288,9 @@ def list_(
     if status is not None and status.lower() not in RUN_STATUSES:
         raise CliError(f"--status must be one of {', '.join(RUN_STATUSES)}", ExitCode.INVALID)
     with session(json_out) as (api, out):
+        names = AutomationNames(api)
+        if automation:
+            automation = names.resolve(automation)
         runs: list[Any] = []
         token = ""
         while True:
@@ -273,14 +312,14 @@ def list_(
             out.json(ES.ListRunsResponse(runs=runs[:limit], next_page_token=token))
             return
         out.table(
-            ["Run", "Automation", "Status", "Trigger", "Created", "Duration"],
+            ["Run", "Automation", "Status", "Trigger", "Started", "Duration"],
             (
                 [
                     r.id,
-                    r.automation_id,
+                    names.name(r.automation_id),
                     _styled(enum_label(r, "status")),
                     r.trigger_type,
-                    ts(r.create_time),
+                    ts(r.start_time if r.start_time.seconds else r.create_time),
                     elapsed(r.start_time, r.finish_time),
                 ]
                 for r in runs[:limit]

@@ -1,0 +1,132 @@
+"""The `autom` CLI against the real definitions and executor services (no fakes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from autom.cli.app import app
+from autom.cli.errors import ExitCode
+
+THREE_STEPS = """\
+name: three-steps
+plan:
+  - id: first
+    action: log
+    params: {message: "one"}
+  - id: second
+    action: wait
+    params: {duration: 0s}
+  - id: third
+    action: transform
+    params: {output: {n: "{{ 40 + 2 }}"}}
+"""
+
+FAILS_THEN_ALERTS = """\
+name: fails-then-alerts
+plan:
+  - id: boom
+    action: transform
+    params: {output: "{{ inputs.missing.deeper }}"}
+execution:
+  on_failure:
+    - id: alert
+      action: log
+      params: {message: "it failed"}
+"""
+
+
+class Cli:
+    """Runs `autom` in a worker thread (the services need this event loop)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._runner = CliRunner()
+        self._env = env
+
+    async def __call__(self, *args: str) -> Result:
+        return await asyncio.to_thread(
+            self._runner.invoke, app, list(args), env=self._env, catch_exceptions=False
+        )
+
+
+@pytest.fixture
+async def cli(start_app: Any, owner_token: str, tmp_path: Path) -> Cli:
+    definitions = await start_app("definitions")
+    executor = await start_app("executor", definitions_addr=definitions.address)
+    return Cli(
+        {
+            "AUTOM_TOKEN": owner_token,
+            "AUTOM_CONFIG": str(tmp_path / "config.json"),
+            "AUTOM_DEFINITIONS_ADDR": definitions.address,
+            "AUTOM_EXECUTOR_ADDR": executor.address,
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+    )
+
+
+def _file(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+async def test_run_watch_shows_every_step_then_the_outcome(cli: Cli, tmp_path: Path) -> None:
+    created = await cli("automations", "create", "-f", _file(tmp_path, "a.yaml", THREE_STEPS))
+    assert created.exit_code == 0, created.output
+    result = await cli("run", "three-steps", "--watch")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    done = [i for i, line in enumerate(lines) if "succeeded" in line and "attempt" in line]
+    assert [lines[i].split()[1] for i in done] == ["first", "second", "third"], result.output
+    assert lines[-1].startswith("Run succeeded"), result.output
+
+    as_json = await cli("run", "three-steps", "--watch", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    last = json.loads(as_json.output.strip().splitlines()[-1])["run"]
+    assert last["status"] == "RUN_STATUS_SUCCEEDED"
+    assert [s["stepId"] for s in last["steps"]] == ["first", "second", "third"]
+
+
+async def test_run_watch_shows_on_failure_steps(cli: Cli, tmp_path: Path) -> None:
+    path = _file(tmp_path, "b.yaml", FAILS_THEN_ALERTS)
+    assert (await cli("automations", "create", "-f", path)).exit_code == 0
+    result = await cli("run", "fails-then-alerts", "--watch")
+    assert result.exit_code == ExitCode.RUN_FAILED, result.output
+    assert "boom" in result.output
+    assert any("alert" in line and "(on failure)" in line for line in result.output.splitlines())
+    assert result.output.splitlines()[-2].startswith("Run failed"), result.output
+
+
+async def test_runs_list_by_name_shows_names_and_status(cli: Cli, tmp_path: Path) -> None:
+    assert (
+        await cli("automations", "create", "-f", _file(tmp_path, "a.yaml", THREE_STEPS))
+    ).exit_code == 0
+    assert (await cli("run", "three-steps", "--watch")).exit_code == 0
+    listed = await cli("runs", "list", "-a", "three-steps")
+    assert listed.exit_code == 0, listed.output
+    rows = [line for line in listed.output.splitlines() if "succeeded" in line]
+    assert len(rows) == 1 and "three-steps" in rows[0] and "manual" in rows[0], listed.output
+    missing = await cli("runs", "list", "-a", "no-such-automation")
+    assert missing.exit_code == ExitCode.NOT_FOUND
+
+
+async def test_unknown_key_names_it_and_lists_valid_keys(cli: Cli, tmp_path: Path) -> None:
+    path = _file(tmp_path, "typo.yaml", THREE_STEPS + "trigers: []\n")
+    result = await cli("automations", "create", "-f", path)
+    assert result.exit_code == ExitCode.INVALID
+    assert "unknown key 'trigers' at the top level" in result.output
+    assert "did you mean 'triggers'?" in result.output
+    assert "Message type" not in result.output
+
+
+async def test_conflicts_have_their_own_exit_code(cli: Cli, tmp_path: Path) -> None:
+    path = _file(tmp_path, "a.yaml", THREE_STEPS)
+    assert (await cli("automations", "create", "-f", path)).exit_code == 0
+    again = await cli("automations", "create", "-f", path)
+    assert again.exit_code == ExitCode.CONFLICT, again.output
