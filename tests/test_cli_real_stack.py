@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from typer.testing import CliRunner, Result
 
 from autom.cli.app import app
 from autom.cli.errors import ExitCode
+from autom.devstack.eventually import assert_eventually
 
 THREE_STEPS = """\
 name: three-steps
@@ -48,22 +50,31 @@ class Cli:
         self._runner = CliRunner()
         self._env = env
 
-    async def __call__(self, *args: str) -> Result:
+    async def __call__(self, *args: str, input: str | None = None) -> Result:
         return await asyncio.to_thread(
-            self._runner.invoke, app, list(args), env=self._env, catch_exceptions=False
+            self._runner.invoke,
+            app,
+            list(args),
+            env=self._env,
+            input=input,
+            catch_exceptions=False,
         )
 
 
 @pytest.fixture
 async def cli(start_app: Any, owner_token: str, tmp_path: Path) -> Cli:
-    definitions = await start_app("definitions")
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
     executor = await start_app("executor", definitions_addr=definitions.address)
+    scheduler = await start_app("scheduler", definitions_addr=definitions.address)
+    drafter = await start_app("drafter", definitions_addr=definitions.address, model=None)
     return Cli(
         {
             "AUTOM_TOKEN": owner_token,
             "AUTOM_CONFIG": str(tmp_path / "config.json"),
             "AUTOM_DEFINITIONS_ADDR": definitions.address,
             "AUTOM_EXECUTOR_ADDR": executor.address,
+            "AUTOM_SCHEDULER_ADDR": scheduler.address,
+            "AUTOM_DRAFTER_ADDR": drafter.address,
             "COLUMNS": "200",
             "NO_COLOR": "1",
         }
@@ -130,3 +141,71 @@ async def test_conflicts_have_their_own_exit_code(cli: Cli, tmp_path: Path) -> N
     assert (await cli("automations", "create", "-f", path)).exit_code == 0
     again = await cli("automations", "create", "-f", path)
     assert again.exit_code == ExitCode.CONFLICT, again.output
+
+
+async def test_secrets_are_set_from_stdin_listed_by_name_and_deleted(cli: Cli) -> None:
+    assert (await cli("secrets", "set", "API_KEY", input="s3cr3t-value\n")).exit_code == 0
+    listed = await cli("secrets", "list")
+    assert listed.exit_code == 0 and "API_KEY" in listed.output
+    assert "s3cr3t-value" not in listed.output
+    as_json = await cli("secrets", "list", "--json")
+    assert "s3cr3t-value" not in as_json.output
+    assert (await cli("secrets", "delete", "API_KEY")).exit_code == 0
+    assert "API_KEY" not in (await cli("secrets", "list")).output
+    assert (await cli("secrets", "set", "EMPTY", input="")).exit_code == ExitCode.INVALID
+
+
+async def test_members_and_workspaces(cli: Cli) -> None:
+    assert (await cli("members", "set", "user:bob", "--role", "editor")).exit_code == 0
+    listed = await cli("members", "list")
+    assert any("user:bob" in line and "editor" in line for line in listed.output.splitlines())
+    assert (await cli("members", "remove", "user:bob")).exit_code == 0
+    assert "user:bob" not in (await cli("members", "list")).output
+    created = await cli("workspaces", "create", "team-b", "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["workspace"]["name"] == "team-b"
+
+
+async def test_schedule_trigger_now_and_backfill_start_runs(cli: Cli, tmp_path: Path) -> None:
+    text = (
+        "name: nightly\n"
+        "triggers:\n  - type: schedule\n    config: {cron: '0 3 * * *', timezone: UTC}\n"
+        "plan:\n  - id: a\n    action: log\n    params: {message: hi}\n"
+    )
+    assert (
+        await cli("automations", "create", "-f", _file(tmp_path, "n.yaml", text))
+    ).exit_code == 0
+
+    async def schedule_id() -> str:
+        listed = await cli("schedules", "list", "--json")
+        schedules = json.loads(listed.output).get("schedules", [])
+        assert schedules, "no schedule yet"
+        return str(schedules[0]["id"])
+
+    sid = await assert_eventually(schedule_id, timeout=15)
+    fired = await cli("schedules", "trigger", sid)
+    assert fired.exit_code == 0 and "Fired" in fired.output, fired.output
+    filled = await cli(
+        "schedules",
+        "backfill",
+        sid,
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-03T00:00:00Z",
+    )
+    assert filled.exit_code == 0 and "2 fires created" in filled.output, filled.output
+
+    async def three_runs() -> None:
+        listed = await cli("runs", "list", "-a", "nightly", "--json")
+        assert len(json.loads(listed.output).get("runs", [])) == 3
+
+    await assert_eventually(three_runs, timeout=20)
+
+
+async def test_drafts_list_version_and_completion(cli: Cli) -> None:
+    listed = await cli("drafts", "list")
+    assert listed.exit_code == 0, listed.output
+    version = await cli("--version")
+    assert version.exit_code == 0 and version.output.startswith("autom ")
+    assert "--install-completion" in (await cli("--help")).output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.text import Text
 
 from autom.api.definitions.v1 import definitions_service_pb2
-from autom.cli import automations, drafts, runs, schedules
+from autom.cli import automations, drafts, runs, schedules, workspace
 from autom.cli.common import JsonOption, guarded, new_request_id, session
 from autom.cli.config import CliConfig
 from autom.cli.errors import usage
@@ -19,9 +20,8 @@ DS = definitions_service_pb2
 
 app = typer.Typer(
     name="autom",
-    help="Autom from the terminal: automations, runs, schedules, drafts and tokens.",
+    help="Autom from the terminal: automations, runs, schedules, drafts, secrets and tokens.",
     no_args_is_help=True,
-    add_completion=False,
     # Never print locals on a crash: they can hold the bearer token.
     pretty_exceptions_enable=False,
 )
@@ -30,10 +30,34 @@ app.add_typer(automations.app, name="automations")
 app.add_typer(runs.app, name="runs")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(tokens, name="tokens")
+app.add_typer(workspace.secrets, name="secrets")
+app.add_typer(workspace.members, name="members")
+app.add_typer(workspace.workspaces, name="workspaces")
+app.add_typer(drafts.app, name="drafts")
 app.command("run")(guarded(runs.run_command))
 app.command("draft")(drafts.draft_command)
 
-ROLES = ("owner", "editor", "viewer")
+ROLES = workspace.ROLES
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"autom {importlib.metadata.version('autom-cli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Autom from the terminal: automations, runs, schedules, drafts, secrets and tokens."""
+
+
 _TTL = re.compile(r"([0-9]+)([smhdwy]?)")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 

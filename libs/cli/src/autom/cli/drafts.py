@@ -233,3 +233,70 @@ def draft_command(
             out.print(Text(f"Approve with: autom draft --draft {draft.id} --approve", style="dim"))
         if draft.status in UNUSABLE:
             raise typer.Exit(int(ExitCode.RUN_FAILED))
+
+
+app = typer.Typer(help="List and show drafts (start one with `autom draft`).", no_args_is_help=True)
+DRAFT_STATUSES = [
+    n.removeprefix("DRAFT_STATUS_").lower()
+    for n in D.DraftStatus.DESCRIPTOR.values_by_name
+    if n != "DRAFT_STATUS_UNSPECIFIED"
+]
+
+
+@app.command("list")
+@guarded
+def list_drafts(
+    status: Annotated[str | None, typer.Option(help=", ".join(DRAFT_STATUSES))] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """List the workspace's drafts, newest first."""
+    if status is not None and status.lower() not in DRAFT_STATUSES:
+        raise usage(f"--status must be one of {', '.join(DRAFT_STATUSES)}")
+    with session(json_out) as (api, out):
+        drafts: list[Any] = []
+        token = ""
+        while True:
+            page = api.call(
+                "drafter",
+                "ListDrafts",
+                RS.ListDraftsRequest(
+                    status=f"DRAFT_STATUS_{status.upper()}" if status else None,
+                    page_size=min(limit - len(drafts), 100),
+                    page_token=token,
+                ),
+            )
+            drafts += list(page.drafts)
+            token = page.next_page_token
+            if not token or len(drafts) >= limit:
+                break
+        if json_out:
+            out.json(RS.ListDraftsResponse(drafts=drafts[:limit], next_page_token=token))
+            return
+        out.table(
+            ["Draft", "Status", "Intent", "Revisions", "Created"],
+            (
+                [
+                    d.id,
+                    enum_label(d, "status"),
+                    d.intent if len(d.intent) <= 60 else d.intent[:57] + "...",
+                    len(d.revisions),
+                    ts(d.create_time),
+                ]
+                for d in drafts[:limit]
+            ),
+        )
+
+
+@app.command("get")
+@guarded
+def get_draft(
+    draft_id: Annotated[str, typer.Argument(help="Draft id.")], json_out: JsonOption = False
+) -> None:
+    """Show a draft's current revision (continue it with `autom draft --draft <id>`)."""
+    with session(json_out) as (api, out):
+        draft = api.call("drafter", "GetDraft", RS.GetDraftRequest(draft_id=draft_id)).draft
+        if json_out:
+            out.json(draft)
+        else:
+            show_draft(out, draft)

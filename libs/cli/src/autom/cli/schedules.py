@@ -10,12 +10,15 @@ from google.protobuf import timestamp_pb2
 from rich.text import Text
 
 from autom.api.scheduler.v1 import scheduler_service_pb2
-from autom.cli.common import JsonOption, guarded, session
+from autom.cli.common import JsonOption, guarded, new_request_id, session
 from autom.cli.errors import usage
+from autom.cli.files import parse_inputs
 from autom.cli.output import Out, enum_label, ts
 
 SS = scheduler_service_pb2
-app = typer.Typer(help="List, describe and preview schedules.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, describe, preview, trigger and backfill schedules.", no_args_is_help=True
+)
 
 
 def _enabled(schedule: Any) -> Text:
@@ -126,18 +129,77 @@ def describe(
         )
 
 
-def _after(value: str | None) -> timestamp_pb2.Timestamp | None:
+def _after(value: str | None, option: str = "--after") -> timestamp_pb2.Timestamp | None:
     if not value:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise usage(f"--after {value!r} is not an ISO 8601 time") from None
+        raise usage(f"{option} {value!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise usage("--after needs a UTC offset, e.g. 2025-03-30T00:00:00+01:00")
+        raise usage(f"{option} needs a UTC offset, e.g. 2025-03-30T00:00:00+01:00")
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+ScheduleIdArgument = Annotated[str, typer.Argument(help="Schedule id (`<automation>:<trigger>`).")]
+
+
+@app.command("trigger")
+@guarded
+def trigger(
+    schedule_id: ScheduleIdArgument,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="An input as key=value (JSON values allowed)."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Fire a schedule now, as if its time had come (the run follows through the executor)."""
+    with session(json_out) as (api, out):
+        response = api.call(
+            "scheduler",
+            "TriggerNow",
+            SS.TriggerNowRequest(
+                request_id=new_request_id(),
+                schedule_id=schedule_id,
+                inputs=parse_inputs(inputs or []),
+            ),
+        )
+        if json_out:
+            out.json(response)
+            return
+        out.print(Text("Fired ", style="bold") + Text(response.fire.fire_id, style="cyan"))
+
+
+@app.command("backfill")
+@guarded
+def backfill(
+    schedule_id: ScheduleIdArgument,
+    start: Annotated[str, typer.Option("--from", help="ISO 8601 with offset (inclusive).")],
+    end: Annotated[str, typer.Option("--to", help="ISO 8601 with offset (exclusive).")],
+    json_out: JsonOption = False,
+) -> None:
+    """Fire every instant the schedule would have fired in a past range (once each)."""
+    with session(json_out) as (api, out):
+        response = api.call(
+            "scheduler",
+            "Backfill",
+            SS.BackfillRequest(
+                request_id=new_request_id(),
+                schedule_id=schedule_id,
+                start_time=_after(start, "--from"),
+                end_time=_after(end, "--to"),
+            ),
+        )
+        if json_out:
+            out.json(response)
+            return
+        out.print(
+            Text(f"{response.fires_created} fires created", style="bold")
+            + Text(f", {response.already_fired} had fired already", style="dim")
+        )
 
 
 @app.command("preview")
