@@ -227,3 +227,30 @@ async def test_fires_never_released_while_every_replica_was_down_follow_catchup(
     await service.fire_due()
     row = (await schedules(engine))["auto-1:tick"]
     assert row.missed_count >= len(fires)
+
+
+async def test_a_slower_older_resync_never_unmarks_what_a_newer_one_listed(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    a = make_change("0 9 * * *", automation_id="a")
+    b = make_change("0 9 * * *", automation_id="b")
+    await service.apply_change(a)
+    await service.apply_change(b)
+    older, newer = await service.begin_sync(), await service.begin_sync()
+    await service.apply_listed([a, b], newer)
+    await service.apply_listed([a], older)  # the older resync is still on its way
+    assert await service.sweep(newer) == 0
+    assert sorted(await schedules(engine)) == ["a:tick", "b:tick"]
+
+
+async def test_a_listing_restores_what_a_sweep_removed_at_the_same_revision(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    listed = make_change("0 9 * * *", automation_id="back", revision=7)
+    await service.apply_change(listed)
+    assert await service.sweep(await service.begin_sync()) == 1
+    assert await schedules(engine) == {}
+    # A real delete would carry a newer revision; the same revision listed means it lives.
+    generation = await service.begin_sync()
+    assert await service.apply_listed([listed], generation) == 1
+    assert list(await schedules(engine)) == ["back:tick"]
