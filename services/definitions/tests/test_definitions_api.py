@@ -264,6 +264,10 @@ async def test_every_committed_change_publishes_exactly_one_event(
     ]
     assert seen[0].triggers[0].config["cron"] == "0 9 * * 1"
     assert not seen[1].active and seen[2].active
+    # Pause and resume keep the version; the database-assigned revision orders every change.
+    assert [e.version for e in seen] == [1, 1, 1, 1]
+    revisions = [e.revision for e in seen]
+    assert revisions[0] == created.revision > 0 and revisions == sorted(set(revisions))
 
 
 async def test_definition_schema_carries_the_catalog(
@@ -274,3 +278,62 @@ async def test_definition_schema_carries_the_catalog(
     assert "plan" in answer.json_schema["properties"]
     assert {"transform", "http_request", "agent_task"} <= {a.type for a in answer.catalog.actions}
     assert [t.type for t in answer.catalog.triggers] == ["schedule"]
+
+
+async def test_get_and_list_answer_the_revision_every_change_bumps(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    api = stub(definitions_app, token_for(Role.OWNER))
+    created = await create(api, digest)
+    paused = (
+        await api.PauseAutomation(pb.PauseAutomationRequest(automation_id=created.id))
+    ).automation
+    got = (await api.GetAutomation(pb.GetAutomationRequest(automation_id=created.id))).automation
+    listed = (await api.ListAutomations(pb.ListAutomationsRequest())).automations
+    assert paused.version == created.version and paused.revision > created.revision
+    assert got.revision == paused.revision and [a.revision for a in listed] == [paused.revision]
+    resumed = (
+        await api.ResumeAutomation(pb.ResumeAutomationRequest(automation_id=created.id))
+    ).automation
+    updated = (
+        await api.UpdateAutomation(
+            pb.UpdateAutomationRequest(
+                automation_id=created.id, version=1, definition=definition_to_proto(digest)
+            )
+        )
+    ).automation
+    assert paused.revision < resumed.revision < updated.revision
+
+
+async def test_schedule_triggers_stream_in_bounded_chunks_to_the_scheduler_only(
+    definitions_app: GrpcApp, token_for: TokenFor, signer: Any, digest: dict[str, Any]
+) -> None:
+    owner = stub(definitions_app, token_for(Role.OWNER))
+    # ~200 KiB of plan each: the stream carries triggers only, never the plan.
+    digest["plan"].append({"id": "bulk", "action": "log", "params": {"message": "x" * 200_000}})
+    digest["triggers"].append({"type": "schedule", "config": {"cron": "*/5 * * * *"}})
+    ids = set()
+    for i in range(12):
+        digest["name"] = f"big-{i}"
+        ids.add((await create(owner, digest)).id)
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        async for _ in owner.StreamScheduleTriggers(pb.StreamScheduleTriggersRequest()):
+            pass
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    scheduler = stub(definitions_app, signer.service_token("scheduler"))
+    chunks = [
+        chunk
+        async for chunk in scheduler.StreamScheduleTriggers(
+            pb.StreamScheduleTriggersRequest(chunk_size=5)
+        )
+    ]
+    assert [len(c.automations) for c in chunks] == [5, 5, 2]
+    items = [a for c in chunks for a in c.automations]
+    assert {a.automation_id for a in items} == ids
+    assert [a.automation_id for a in items] == sorted(ids)
+    first = items[0]
+    assert [t.id for t in first.triggers] == ["schedule_0", "schedule_1"]
+    assert first.triggers[1].config["cron"] == "*/5 * * * *"
+    assert first.revision > 0 and first.version == 1 and first.created_by == "user:alice"
+    assert first.status == definitions_pb2.AUTOMATION_STATUS_ACTIVE
+    assert max(c.ByteSize() for c in chunks) < 64 * 1024

@@ -157,3 +157,14 @@ def test_six_field_cron_and_macros_are_accepted(digest: dict[str, Any]) -> None:
         raw = copy.deepcopy(digest)
         raw["triggers"][0]["config"]["cron"] = cron
         assert violations_of(raw) == {}, cron
+
+
+def test_trigger_overlap_is_refused_and_points_to_execution_concurrency(
+    digest: dict[str, Any],
+) -> None:
+    digest["triggers"][0]["config"]["overlap"] = "skip"
+    found = violations_of(digest)
+    assert list(found) == ["triggers[0].config.overlap"]
+    assert "execution.concurrency" in found["triggers[0].config.overlap"]
+    schedule = CATALOG.triggers.get("schedule")
+    assert schedule is not None and "overlap" not in schedule.config_schema["properties"]

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from autom.core.errors import Violation
+from autom.core.registry import build_catalog
 from autom.drafter.domain.examples import EXAMPLES
 from autom.drafter.domain.prompt import CatalogEntry, SchemaInfo, repair_message, system_prompt
 
@@ -56,3 +57,20 @@ def test_examples_cover_the_required_shapes() -> None:
     assert any("output_schema" in s["params"] for d in definitions for s in d["plan"])
     assert any("when" in s for d in definitions for s in d["plan"])
     assert all(d["triggers"][0]["type"] == "schedule" for d in definitions)
+
+
+def test_prompt_and_examples_never_offer_a_trigger_level_overlap() -> None:
+    catalog = build_catalog(plugins=False)
+    live = SchemaInfo(
+        envelope={"type": "object"},
+        actions=[],
+        triggers=[
+            CatalogEntry(t.type, t.description, t.config_schema) for t in catalog.triggers.all()
+        ],
+        capabilities=[],
+    )
+    prompt = system_prompt(live, now=datetime.now(UTC), timezone="UTC")
+    # Overlap has one knob, execution.concurrency; examples teach the model to use it.
+    assert "overlap" not in prompt
+    definitions = [ex.reply["definition"] for ex in EXAMPLES if "definition" in ex.reply]
+    assert all("overlap" not in t.get("config", {}) for d in definitions for t in d["triggers"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -85,18 +86,25 @@ def token_for(signer: TokenSigner) -> Callable[..., str]:
     return make
 
 
+# Like the definitions database's sequence: every change made in a test is newer.
+_revisions = itertools.count(1000)
+
+
 def change(
     cron: str | None = "0 9 * * *",
     *,
     automation_id: str = "auto-1",
     version: int = 1,
+    revision: int | None = None,
     status: str = "active",
     deleted: bool = False,
-    at: datetime | None = None,
     workspace_id: str = "default",
     **config: Any,
 ) -> AutomationChange:
-    """An automation change with one schedule trigger `tick` (none when cron is None)."""
+    """An automation change with one schedule trigger `tick` (none when cron is None).
+
+    Without `revision`, each call is newer than every earlier one.
+    """
     triggers = ()
     if cron is not None:
         triggers = (
@@ -106,7 +114,7 @@ def change(
         automation_id=automation_id,
         workspace_id=workspace_id,
         version=version,
-        changed_at=at or datetime.now(UTC),
+        revision=next(_revisions) if revision is None else revision,
         status=status,
         deleted=deleted,
         created_by="user:alice",
@@ -122,6 +130,7 @@ def definition_event(
     config: dict[str, Any] | None,
     workspace_id: str = "default",
     at: datetime | None = None,
+    revision: int | None = None,
 ) -> events_pb2.DefinitionEvent:
     """A DefinitionEvent as the definitions service publishes it."""
     types = {
@@ -153,6 +162,7 @@ def definition_event(
         created_by="user:alice",
         occur_time=to_timestamp(at or datetime.now(UTC)),
         name=f"automation-{automation_id}",
+        revision=next(_revisions) if revision is None else revision,
     )
 
 

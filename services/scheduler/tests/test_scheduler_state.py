@@ -66,12 +66,11 @@ async def test_edited_cron_recomputes_next_fire(
 async def test_pause_disables_and_resume_counts_from_now(
     service: SchedulerService, engine: AsyncEngine, make_change: Make
 ) -> None:
-    t = datetime.now(UTC)
-    await service.apply_change(make_change("* * * * * *", at=t))
-    await service.apply_change(make_change("* * * * * *", status="paused", at=t + timedelta(1e-3)))
+    await service.apply_change(make_change("* * * * * *"))
+    await service.apply_change(make_change("* * * * * *", status="paused"))
     paused = (await schedules(engine))["auto-1:tick"]
     assert not paused.enabled and paused.next_fire_at is None
-    await service.apply_change(make_change("* * * * * *", at=t + timedelta(2e-3)))
+    await service.apply_change(make_change("* * * * * *"))
     resumed = (await schedules(engine))["auto-1:tick"]
     assert resumed.enabled
     assert resumed.next_fire_at > datetime.now(UTC) - timedelta(seconds=1)
@@ -80,25 +79,34 @@ async def test_pause_disables_and_resume_counts_from_now(
 async def test_stale_events_are_ignored(
     service: SchedulerService, engine: AsyncEngine, make_change: Make
 ) -> None:
-    t = datetime.now(UTC)
-    assert await service.apply_change(make_change("0 9 * * *", version=2, at=t))
-    assert not await service.apply_change(make_change("0 10 * * *", version=1, at=t))
-    assert not await service.apply_change(
-        make_change("0 10 * * *", version=2, at=t - timedelta(seconds=1))
-    )
+    assert await service.apply_change(make_change("0 9 * * *", version=2, revision=5))
+    assert not await service.apply_change(make_change("0 10 * * *", version=1, revision=4))
+    assert not await service.apply_change(make_change("0 10 * * *", version=2, revision=5))
     assert (await schedules(engine))["auto-1:tick"].cron == "0 9 * * *"
+
+
+async def test_pause_and_resume_of_one_version_are_ordered_by_revision_not_arrival(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    # Pause and resume keep the version; a redelivered, older resume must not undo a pause.
+    assert await service.apply_change(make_change("0 9 * * *", revision=1))
+    assert await service.apply_change(make_change("0 9 * * *", status="paused", revision=3))
+    assert not await service.apply_change(make_change("0 9 * * *", revision=2))
+    row = (await schedules(engine))["auto-1:tick"]
+    assert not row.enabled and row.next_fire_at is None
+    assert await service.apply_change(make_change("0 9 * * *", revision=4))
+    assert (await schedules(engine))["auto-1:tick"].enabled
 
 
 async def test_delete_removes_and_a_late_older_event_does_not_resurrect(
     service: SchedulerService, engine: AsyncEngine, make_change: Make
 ) -> None:
-    t = datetime.now(UTC)
-    await service.apply_change(make_change("0 9 * * *", version=1, at=t))
+    await service.apply_change(make_change("0 9 * * *", version=1, revision=1))
     await service.apply_change(
-        make_change(None, version=1, deleted=True, status="deleted", at=t + timedelta(seconds=1))
+        make_change(None, version=1, deleted=True, status="deleted", revision=2)
     )
     assert await schedules(engine) == {}
-    assert not await service.apply_change(make_change("0 9 * * *", version=1, at=t))
+    assert not await service.apply_change(make_change("0 9 * * *", version=1, revision=1))
     assert await schedules(engine) == {}
 
 
@@ -113,12 +121,17 @@ async def test_removed_trigger_removes_its_schedule(
 async def test_sync_removes_schedules_of_unlisted_automations(
     service: SchedulerService, engine: AsyncEngine, make_change: Make
 ) -> None:
-    old = datetime.now(UTC) - timedelta(minutes=1)
-    await service.apply_change(make_change("0 9 * * *", automation_id="gone", at=old))
-    started = datetime.now(UTC)
-    result = await service.sync([make_change("0 9 * * *", automation_id="kept")], started)
-    assert (result.upserted, result.removed) == (1, 1)
-    assert list(await schedules(engine)) == ["kept:tick"]
+    await service.apply_change(make_change("0 9 * * *", automation_id="gone"))
+    generation = await service.begin_sync()
+    assert await service.apply_listed([make_change("0 9 * * *", automation_id="kept")], generation)
+    # An event applied while the listing runs keeps its automation, wherever the cursor is.
+    await service.apply_change(make_change("0 9 * * *", automation_id="born-meanwhile"))
+    assert await service.sweep(generation) == 1
+    assert sorted(await schedules(engine)) == ["born-meanwhile:tick", "kept:tick"]
+    # The tombstone keeps a late event of the swept automation from resurrecting it.
+    assert not await service.apply_change(
+        make_change("0 9 * * *", automation_id="gone", revision=1)
+    )
 
 
 async def test_due_schedule_fires_into_the_outbox_exactly_once(
@@ -155,8 +168,7 @@ async def staged_state(engine: AsyncEngine) -> tuple[list[Any], list[Any], Any]:
 async def test_fires_planned_ahead_are_given_back_on_stop_and_cancelled_on_pause(
     service: SchedulerService, engine: AsyncEngine, make_change: Make
 ) -> None:
-    t = datetime.now(UTC)
-    await service.apply_change(make_change("* * * * * *", at=t))
+    await service.apply_change(make_change("* * * * * *"))
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     async with engine.begin() as conn:
         await conn.execute(sa.update(db.schedules).values(next_fire_at=ahead, due_at=ahead))
@@ -172,7 +184,7 @@ async def test_fires_planned_ahead_are_given_back_on_stop_and_cancelled_on_pause
     assert row.next_fire_at == ahead and row.fired_count == 0
 
     await assert_eventually(lambda: planned(service), timeout=5)
-    await service.apply_change(make_change("* * * * * *", status="paused", at=t + timedelta(1)))
+    await service.apply_change(make_change("* * * * * *", status="paused"))
     fires, outbox, row = await staged_state(engine)
     assert (fires, outbox) == ([], []) and not row.enabled
 
@@ -215,3 +227,30 @@ async def test_fires_never_released_while_every_replica_was_down_follow_catchup(
     await service.fire_due()
     row = (await schedules(engine))["auto-1:tick"]
     assert row.missed_count >= len(fires)
+
+
+async def test_a_slower_older_resync_never_unmarks_what_a_newer_one_listed(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    a = make_change("0 9 * * *", automation_id="a")
+    b = make_change("0 9 * * *", automation_id="b")
+    await service.apply_change(a)
+    await service.apply_change(b)
+    older, newer = await service.begin_sync(), await service.begin_sync()
+    await service.apply_listed([a, b], newer)
+    await service.apply_listed([a], older)  # the older resync is still on its way
+    assert await service.sweep(newer) == 0
+    assert sorted(await schedules(engine)) == ["a:tick", "b:tick"]
+
+
+async def test_a_listing_restores_what_a_sweep_removed_at_the_same_revision(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    listed = make_change("0 9 * * *", automation_id="back", revision=7)
+    await service.apply_change(listed)
+    assert await service.sweep(await service.begin_sync()) == 1
+    assert await schedules(engine) == {}
+    # A real delete would carry a newer revision; the same revision listed means it lives.
+    generation = await service.begin_sync()
+    assert await service.apply_listed([listed], generation) == 1
+    assert list(await schedules(engine)) == ["back:tick"]

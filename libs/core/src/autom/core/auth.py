@@ -116,6 +116,8 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "ListSecrets": "secrets:manage",
     _D + "DeleteSecret": "secrets:manage",
     _D + "ResolveSecrets": "secrets:resolve",
+    # The servicer further restricts it to the scheduler's service principal.
+    _D + "StreamScheduleTriggers": "automations:read",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",

@@ -223,7 +223,6 @@ SCHEDULE_CONFIG_SCHEMA: JsonSchema = {
         "on_repeated": {"type": "string", "enum": ["first", "last", "both"], "default": "first"},
         "catchup": {"type": "string", "enum": ["none", "latest", "all"], "default": "latest"},
         "catchup_window": {**_DURATION, "default": "1h"},
-        "overlap": {"type": "string", "enum": ["allow", "skip"], "default": "skip"},
         "jitter": {**_DURATION, "default": "0s"},
         "start_at": {"type": "string", "format": "date-time"},
         "end_at": {"type": "string", "format": "date-time"},

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from autom.api.common.v1 import definition_pb2
-from autom.api.definitions.v1 import definitions_pb2
+from autom.api.definitions.v1 import definitions_pb2, definitions_service_pb2
 from autom.core.protoconv import message_to_json, to_timestamp
 
 STATUS_TO_PB: dict[str, Any] = {
@@ -50,6 +50,24 @@ def automation_to_proto(
         created_by=row.created_by,
         create_time=to_timestamp(row.created_at),
         update_time=to_timestamp(row.updated_at),
+        revision=row.revision,
+    )
+
+
+def schedule_triggers_to_proto(item: Any) -> definitions_service_pb2.ScheduleTriggers:
+    """A ScheduleTriggers view -> proto."""
+    return definitions_service_pb2.ScheduleTriggers(
+        automation_id=item.automation_id,
+        workspace_id=item.workspace_id,
+        name=item.name,
+        status=STATUS_TO_PB[item.status],
+        version=item.version,
+        revision=item.revision,
+        created_by=item.created_by,
+        triggers=[
+            json_format.ParseDict(t, definition_pb2.Trigger(), ignore_unknown_fields=True)
+            for t in item.triggers
+        ],
     )
 
 

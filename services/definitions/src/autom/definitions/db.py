@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     PrimaryKeyConstraint,
+    Sequence,
     String,
     Table,
     Text,
@@ -57,6 +58,10 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
 
+# Orders every change of an automation (pause and resume do not bump `version`): assigned by
+# the database, so no replica's clock takes part in ordering.
+revisions = Sequence("automation_revisions", metadata=metadata)
+
 automations = Table(
     "automations",
     metadata,
@@ -71,6 +76,13 @@ automations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column(
+        "revision",
+        BigInteger,
+        revisions,
+        server_default=revisions.next_value(),
+        nullable=False,
+    ),
 )
 Index(
     "uq_automations_workspace_name_live",
@@ -125,4 +137,14 @@ outbox = outbox_table(metadata)
 
 async def migrate(url: str) -> None:
     """Upgrade the definitions schema to head."""
-    await db.migrate(url=url, schema=SCHEMA, script_location=Path(__file__).parent / "migrations")
+    await migrate_to(url, "head")
+
+
+async def migrate_to(url: str, revision: str) -> None:
+    """Upgrade the definitions schema to one revision (tests of data migrations start here)."""
+    await db.migrate(
+        url=url,
+        schema=SCHEMA,
+        script_location=Path(__file__).parent / "migrations",
+        revision=revision,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
@@ -21,6 +22,7 @@ from autom.definitions.convert import (
     STATUS_FROM_PB,
     automation_to_proto,
     definition_to_json,
+    schedule_triggers_to_proto,
     ts,
     version_to_proto,
 )
@@ -265,6 +267,15 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     ) -> pb.DeleteSecretResponse:
         await self._access.delete_secret(current_principal(), request.name)
         return pb.DeleteSecretResponse()
+
+    async def StreamScheduleTriggers(
+        self, request: pb.StreamScheduleTriggersRequest, context: Ctx
+    ) -> AsyncIterator[pb.StreamScheduleTriggersResponse]:
+        chunks = self._svc.schedule_triggers(current_principal(), chunk=request.chunk_size)
+        async for chunk in chunks:
+            yield pb.StreamScheduleTriggersResponse(
+                automations=[schedule_triggers_to_proto(item) for item in chunk]
+            )
 
     async def ResolveSecrets(
         self, request: pb.ResolveSecretsRequest, context: Ctx

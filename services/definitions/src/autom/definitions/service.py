@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from autom.api.events.v1 import events_pb2
 from autom.core.auth import Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
-from autom.core.errors import AlreadyExists, Conflict, NotFound, ValidationFailed, Violation
+from autom.core.errors import (
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    Violation,
+)
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
@@ -34,6 +43,11 @@ _EVENT_TYPES = {
     "deleted": events_pb2.DEFINITION_EVENT_TYPE_DELETED,
 }
 DEFAULT_WORKSPACE = "default"
+SCHEDULE_READER = "service:scheduler"
+DEFAULT_TRIGGER_CHUNK = 100
+MAX_TRIGGER_CHUNK = 500
+# A streamed chunk stops growing here, far below gRPC's 4 MiB default receive limit.
+CHUNK_BYTES = 1024 * 1024
 
 
 def _now() -> datetime:
@@ -46,6 +60,35 @@ class Page:
 
     rows: list[Row[Any]]
     next_token: str
+
+
+@dataclass
+class ScheduleTriggers:
+    """One automation as the scheduler's resync needs it: identity, state, schedule triggers."""
+
+    automation_id: str
+    workspace_id: str
+    name: str
+    status: str
+    version: int
+    revision: int
+    created_by: str
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+
+    def weight(self) -> int:
+        """Roughly its encoded size in bytes."""
+        return 256 + len(json.dumps(self.triggers, separators=(",", ":")))
+
+
+def schedule_triggers(triggers: Any) -> list[dict[str, Any]]:
+    """The `schedule` triggers of a definition's trigger list, ids defaulted `<type>_<index>`."""
+    if not isinstance(triggers, list):
+        return []
+    return [
+        {**t, "id": t.get("id") or f"schedule_{i}"}
+        for i, t in enumerate(triggers)
+        if isinstance(t, dict) and t.get("type") == "schedule"
+    ]
 
 
 class DefinitionsService:
@@ -91,6 +134,7 @@ class DefinitionsService:
             created_by=row.created_by,
             occur_time=to_timestamp(_now()),
             name=row.name,
+            revision=row.revision,
         )
         await conn.execute(
             insert(db.outbox).values(
@@ -272,6 +316,68 @@ class DefinitionsService:
             next_token = encode_page_token({"n": rows[-1].name, "i": rows[-1].id})
         return Page(rows, next_token)
 
+    async def schedule_triggers(
+        self, caller: Principal, *, chunk: int
+    ) -> AsyncIterator[list[ScheduleTriggers]]:
+        """Every live automation's schedule triggers, in id order, in bounded chunks.
+
+        Only the triggers are read from each definition (never the plan), one page at a
+        time; a chunk ends at `chunk` automations or about CHUNK_BYTES, whichever is first.
+        """
+        if caller.subject != SCHEDULE_READER or caller.workspace_id != "*":
+            raise PermissionDenied("only the scheduler may stream schedule triggers")
+        if chunk < 0 or chunk > MAX_TRIGGER_CHUNK:
+            raise ValidationFailed(
+                [Violation("chunk_size", f"must be between 0 and {MAX_TRIGGER_CHUNK}")]
+            )
+        chunk = chunk or DEFAULT_TRIGGER_CHUNK
+        t = db.automations
+        columns = (
+            t.c.id,
+            t.c.workspace_id,
+            t.c.name,
+            t.c.status,
+            t.c.version,
+            t.c.revision,
+            t.c.created_by,
+            t.c.definition["triggers"].label("triggers"),
+        )
+        after = ""
+        while True:
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(*columns)
+                        .where(t.c.deleted_at.is_(None), t.c.id > after)
+                        .order_by(t.c.id)
+                        .limit(chunk)
+                    )
+                ).all()
+            out: list[ScheduleTriggers] = []
+            size = 0
+            for row in rows:
+                item = ScheduleTriggers(
+                    automation_id=row.id,
+                    workspace_id=row.workspace_id,
+                    name=row.name,
+                    status=row.status,
+                    version=row.version,
+                    revision=row.revision,
+                    created_by=row.created_by,
+                    triggers=schedule_triggers(row.triggers),
+                )
+                weight = item.weight()
+                if out and size + weight > CHUNK_BYTES:
+                    yield out
+                    out, size = [], 0
+                out.append(item)
+                size += weight
+            if out:
+                yield out
+            if len(rows) < chunk:
+                return
+            after = rows[-1].id
+
     async def update(
         self, caller: Principal, ref: str, *, version: int, raw: dict[str, Any], request_id: str
     ) -> Row[Any]:
@@ -302,6 +408,7 @@ class DefinitionsService:
                                 definition=raw,
                                 name=raw["name"],
                                 updated_at=now,
+                                revision=db.revisions.next_value(),
                             )
                             .returning(*db.automations.c)
                         )
@@ -341,6 +448,7 @@ class DefinitionsService:
                         status=target,
                         pause_note=note if target == "paused" else "",
                         updated_at=_now(),
+                        revision=db.revisions.next_value(),
                     )
                     .returning(*db.automations.c)
                 )
@@ -353,12 +461,16 @@ class DefinitionsService:
         """Soft-delete: hidden everywhere, versions kept for runs that reference them."""
         async with self._engine.begin() as conn:
             row = await self._get_row(conn, caller, ref, for_update=True)
-            await conn.execute(
-                update(db.automations)
-                .where(db.automations.c.id == row.id)
-                .values(deleted_at=_now(), updated_at=_now())
-            )
-            await self._emit(conn, "deleted", row)
+            now = _now()
+            gone = (
+                await conn.execute(
+                    update(db.automations)
+                    .where(db.automations.c.id == row.id)
+                    .values(deleted_at=now, updated_at=now, revision=db.revisions.next_value())
+                    .returning(*db.automations.c)
+                )
+            ).one()
+            await self._emit(conn, "deleted", gone)
         self._published()
 
     async def list_versions(

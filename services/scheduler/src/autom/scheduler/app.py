@@ -16,7 +16,13 @@ from autom.core.bus import wait_any
 from autom.core.db import create_engine
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.revocations import revocation_feed
-from autom.scheduler.events import DEFINITIONS_DURABLE, RUNS_DURABLE, DefinitionEvents, RunEvents
+from autom.scheduler.events import (
+    DEFINITIONS_DURABLE,
+    RUNS_DURABLE,
+    Backoff,
+    DefinitionEvents,
+    RunEvents,
+)
 from autom.scheduler.grpc_api import SchedulerApi
 from autom.scheduler.relay import FireRelay
 from autom.scheduler.service import SchedulerService
@@ -90,8 +96,9 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
     definitions = channel(settings.definitions_addr, signer.service_token("scheduler"))
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
-    definition_events = DefinitionEvents(service, loop.wake)
-    run_events = RunEvents(service)
+    backoff = Backoff(settings.scheduler_event_retry_base_s, settings.scheduler_event_retry_cap_s)
+    definition_events = DefinitionEvents(service, loop.wake, js=js, backoff=backoff)
+    run_events = RunEvents(service, js=js, backoff=backoff)
 
     async def consume_definitions(stop: asyncio.Event) -> None:
         sub = await bus.pull_subscription(
@@ -99,6 +106,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
             subject=bus.DEFINITIONS_STREAM.subjects[0],
             durable=DEFINITIONS_DURABLE,
             stream=bus.DEFINITIONS_STREAM.name,
+            max_deliver=-1,  # transient failures retry forever (with backoff)
         )
         try:
             await bus.consume(sub, definition_events.handle, stop, max_in_flight=20)
@@ -113,6 +121,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
             subject=bus.RUNS_STREAM.subjects[0],
             durable=RUNS_DURABLE,
             stream=bus.RUNS_STREAM.name,
+            max_deliver=-1,
         )
         try:
             await bus.consume(sub, run_events.handle, stop)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from autom.api.definitions.v1 import definitions_pb2
+from autom.api.definitions.v1 import definitions_pb2, definitions_service_pb2
 from autom.api.events.v1 import events_pb2
 from autom.api.scheduler.v1 import scheduler_pb2
-from autom.core.protoconv import dict_to_struct, from_timestamp, struct_to_dict, to_timestamp
+from autom.core.protoconv import dict_to_struct, struct_to_dict, to_timestamp
 from autom.schedule import ScheduleError, describe
 from autom.scheduler.domain.config import ScheduleConfig, spec_for
 from autom.scheduler.domain.model import AutomationChange, TriggerSpec
@@ -46,14 +46,11 @@ def change_from_event(event: events_pb2.DefinitionEvent) -> AutomationChange:
     """A DefinitionEvent as a change to apply."""
     deleted = event.type == events_pb2.DEFINITION_EVENT_TYPE_DELETED
     status = "active" if event.active else _EVENT_STATUS.get(event.type, "paused")
-    changed_at = (
-        from_timestamp(event.occur_time) if event.HasField("occur_time") else datetime.now(UTC)
-    )
     return AutomationChange(
         automation_id=event.automation_id,
         workspace_id=event.workspace_id,
         version=event.version,
-        changed_at=changed_at,
+        revision=event.revision,
         status="deleted" if deleted else status,
         deleted=deleted,
         created_by=event.created_by,
@@ -61,17 +58,17 @@ def change_from_event(event: events_pb2.DefinitionEvent) -> AutomationChange:
     )
 
 
-def change_from_automation(automation: definitions_pb2.Automation) -> AutomationChange:
-    """An Automation read from the definitions service as a change to apply."""
+def change_from_listing(item: definitions_service_pb2.ScheduleTriggers) -> AutomationChange:
+    """One automation of the definitions' StreamScheduleTriggers as a change to apply."""
     return AutomationChange(
-        automation_id=automation.id,
-        workspace_id=automation.workspace_id,
-        version=automation.version,
-        changed_at=from_timestamp(automation.update_time),
-        status=_AUTOMATION_STATUS.get(automation.status, "paused"),
+        automation_id=item.automation_id,
+        workspace_id=item.workspace_id,
+        version=item.version,
+        revision=item.revision,
+        status=_AUTOMATION_STATUS.get(item.status, "paused"),
         deleted=False,
-        created_by=automation.created_by,
-        triggers=_triggers(automation.definition.triggers),
+        created_by=item.created_by,
+        triggers=_triggers(item.triggers),
     )
 
 

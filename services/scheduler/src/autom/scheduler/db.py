@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Sequence,
     String,
     Table,
     text,
@@ -23,18 +24,25 @@ from autom.core.bus import outbox_table
 SCHEMA = "scheduler"
 metadata = db.service_metadata(SCHEMA)
 
-# What the scheduler last applied per automation: orders events and resyncs, and keeps a
-# tombstone so a late, older event cannot resurrect a deleted automation's schedules.
+# One value per resync: every automation the resync lists, or an event touches while it
+# runs, is stamped with at least it; live rows left below it afterwards are gone upstream.
+sync_generations = Sequence("sync_generations", metadata=metadata)
+
+# What the scheduler last applied per automation: orders events and resyncs by the revision
+# the definitions database assigned, and keeps a tombstone so a late, older event cannot
+# resurrect a deleted automation's schedules.
 automations = Table(
     "automations",
     metadata,
     Column("id", String(64), primary_key=True),
     Column("workspace_id", String(64), nullable=False),
     Column("version", BigInteger, nullable=False),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("revision", BigInteger, nullable=False, server_default=text("0")),
     Column("status", String(16), nullable=False),
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("sync_generation", BigInteger, nullable=False, server_default=text("0")),
 )
+Index("ix_automations_sync_generation", automations.c.sync_generation)
 
 schedules = Table(
     "schedules",

@@ -8,10 +8,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,7 +21,7 @@ from autom.core.logging import log_context
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.schedule import ScheduleError, TooManyFiresError, describe, matching_times, preview
-from autom.scheduler import db
+from autom.scheduler import store
 from autom.scheduler.convert import config_from_row
 from autom.scheduler.domain.config import ScheduleConfig, parse_config, spec_for
 from autom.scheduler.domain.due import (
@@ -41,9 +39,7 @@ log = logging.getLogger(__name__)
 
 FIRE_SUBJECT = "automations.fires.{}"
 MAX_PREVIEW = 100
-TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out", "skipped")
-_US = timedelta(microseconds=1)
-_FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+SWEEP_BATCH = 500
 
 
 def utcnow() -> datetime:
@@ -132,74 +128,35 @@ class SchedulerService:
     # -- schedule state --------------------------------------------------------------
 
     async def apply_change(self, change: AutomationChange) -> bool:
-        """Apply one automation change; False when it is older than what is stored."""
+        """Apply one automation change; False when its revision is not newer than stored."""
         async with self._engine.begin() as conn:
-            return await self._apply(conn, change, utcnow())
+            await store.lock_automation(conn, change.automation_id)
+            applied = await self._apply(conn, change, utcnow(), listing=False)
+            # A resync running now must not sweep what this event just said exists.
+            await store.stamp(conn, change.automation_id, None)
+            return applied
 
     async def _apply(
-        self,
-        conn: AsyncConnection,
-        change: AutomationChange,
-        now: datetime,
-        *,
-        listing: bool = False,
+        self, conn: AsyncConnection, change: AutomationChange, now: datetime, *, listing: bool
     ) -> bool:
-        a = db.automations
-        # Serialise changes of one automation across handlers and replicas.
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-            {"k": f"scheduler:{change.automation_id}"},
-        )
-        stored = (
-            await conn.execute(
-                select(a.c.version, a.c.changed_at, a.c.status, a.c.deleted).where(
-                    a.c.id == change.automation_id
-                )
-            )
-        ).one_or_none()
-        if stored is not None and (stored.version, stored.changed_at) > (
-            change.version,
-            change.changed_at,
+        stored = await store.automation_state(conn, change.automation_id)
+        # A listing of the revision already applied still rebuilds the schedules, so a
+        # resync repairs a removed schedule (SyncAll) or a sweep's tombstone (a real
+        # delete has a newer revision than any listing of the live automation).
+        if stored is not None and (
+            change.revision < stored.revision
+            or (change.revision == stored.revision and not listing)
         ):
-            # A listing stamps the state with its update time, a hair before the event
-            # announcing the same state; then it still rebuilds the schedules (SyncAll).
-            same_state = (
-                listing
-                and not stored.deleted
-                and stored.version == change.version
-                and stored.status == change.status
-            )
-            if not same_state:
-                log.debug("ignoring stale change v%s", change.version)
-                return False
-        else:
-            values = {
-                "workspace_id": change.workspace_id,
-                "version": change.version,
-                "changed_at": change.changed_at,
-                "status": change.status,
-                "deleted": change.deleted,
-            }
-            await conn.execute(
-                pg_insert(a)
-                .values(id=change.automation_id, **values)
-                .on_conflict_do_update(index_elements=[a.c.id], set_=values)
-            )
+            log.debug("ignoring stale change r%s", change.revision)
+            return False
+        await store.save_automation_state(conn, change)
         await self._apply_schedules(conn, change, now)
         return True
 
     async def _apply_schedules(
         self, conn: AsyncConnection, change: AutomationChange, now: datetime
     ) -> None:
-        s = db.schedules
-        existing = {
-            row.trigger_id: row
-            for row in (
-                await conn.execute(
-                    select(*s.c).where(s.c.automation_id == change.automation_id).with_for_update()
-                )
-            ).all()
-        }
+        existing = await store.schedules_of(conn, change.automation_id)
         wanted: dict[str, tuple[ScheduleConfig, dict[str, Any]]] = {}
         if not change.deleted:
             for i, trigger in enumerate(change.schedule_triggers()):
@@ -208,11 +165,8 @@ class SchedulerService:
                 except ValidationFailed as exc:
                     # Definitions validates configs; this is a version skew, not user input.
                     log.error("schedule trigger %s (%d) is invalid: %s", trigger.id, i, exc)
-        gone = [tid for tid in existing if tid not in wanted]
-        if gone:
-            ids = [existing[t].id for t in gone]
-            await _cancel_staged(conn, ids, now)
-            await conn.execute(delete(s).where(s.c.id.in_(ids)))
+        gone = [existing[tid].id for tid in existing if tid not in wanted]
+        await store.delete_schedules(conn, gone, now)
         for tid, (cfg, inputs) in wanted.items():
             await self._upsert_schedule(conn, change, tid, cfg, inputs, existing.get(tid), now)
 
@@ -226,7 +180,6 @@ class SchedulerService:
         old: Row[Any] | None,
         now: datetime,
     ) -> None:
-        s = db.schedules
         sid = schedule_id(change.automation_id, trigger_id)
         values: dict[str, Any] = {
             "workspace_id": change.workspace_id,
@@ -264,91 +217,64 @@ class SchedulerService:
             values["next_fire_at"] = nxt
             values["due_at"] = due_time(sid, cfg, nxt)
             if old is not None:
-                await _cancel_staged(conn, [sid], now)
-        insert_values = {**values, "id": sid, "created_at": now}
-        insert_values.setdefault("next_fire_at", None)
-        insert_values.setdefault("due_at", None)
-        await conn.execute(
-            pg_insert(s)
-            .values(**insert_values)
-            .on_conflict_do_update(index_elements=[s.c.id], set_=values)
-        )
+                await store.cancel_staged(conn, [sid], now)
+        await store.upsert_schedule(conn, sid, values, now)
 
-    async def sync(self, changes: Iterable[AutomationChange], started: datetime) -> SyncResult:
-        """Apply a full listing of automations and drop what it no longer holds."""
-        result = SyncResult()
-        seen: set[str] = set()
-        batch: list[AutomationChange] = []
-
-        async def flush() -> None:
-            async with self._engine.begin() as conn:
-                for change in batch:
-                    if await self._apply(conn, change, utcnow(), listing=True):
-                        result.upserted += len(change.schedule_triggers())
-            batch.clear()
-
-        for change in changes:
-            seen.add(change.automation_id)
-            batch.append(change)
-            if len(batch) >= 100:
-                await flush()
-        if batch:
-            await flush()
-        result.removed = await self._remove_unlisted(seen, started)
-        return result
-
-    async def _remove_unlisted(self, seen: set[str], started: datetime) -> int:
-        a, s = db.automations, db.schedules
+    async def begin_sync(self) -> int:
+        """Start a resync: the generation its listing stamps."""
         async with self._engine.begin() as conn:
-            # Changes applied after the listing started belong to automations it may not
-            # have seen yet; events keep those right.
-            fresh = set(
-                (
-                    await conn.execute(
-                        select(a.c.id).where(a.c.changed_at >= started, a.c.deleted.is_(False))
-                    )
-                ).scalars()
-            )
-            stale = [
-                aid
-                for aid in (await conn.execute(select(s.c.automation_id).distinct())).scalars()
-                if aid not in seen and aid not in fresh
-            ]
-            stale_states = [
-                aid
-                for aid in (
-                    await conn.execute(select(a.c.id).where(a.c.deleted.is_(False)))
-                ).scalars()
-                if aid not in seen and aid not in fresh
-            ]
-            if stale_states:
-                await conn.execute(
-                    update(a).where(a.c.id.in_(stale_states)).values(deleted=True, status="deleted")
-                )
-            if not stale:
-                return 0
-            removed = await conn.execute(delete(s).where(s.c.automation_id.in_(stale)))
-            return int(removed.rowcount or 0)
+            return await store.next_sync_generation(conn)
+
+    async def apply_listed(self, changes: Iterable[AutomationChange], generation: int) -> int:
+        """Apply one chunk of a resync's listing; returns the schedule triggers applied."""
+        upserted = 0
+        async with self._engine.begin() as conn:
+            for change in changes:
+                await store.lock_automation(conn, change.automation_id)
+                if await self._apply(conn, change, utcnow(), listing=True):
+                    upserted += len(change.schedule_triggers())
+                await store.stamp(conn, change.automation_id, generation)
+        return upserted
+
+    async def sweep(self, generation: int) -> int:
+        """After a complete listing: drop schedules of automations it did not hold.
+
+        Works in batches by id, so memory does not grow with the number of automations;
+        an event applied meanwhile stamps its automation and so keeps it.
+        """
+        removed = 0
+        after = ""
+        while True:
+            async with self._engine.begin() as conn:
+                ids = await store.unstamped(conn, generation, after, SWEEP_BATCH)
+                for aid in ids:
+                    await store.lock_automation(conn, aid)
+                    state = await store.automation_state(conn, aid)
+                    if state is None or state.deleted or state.sync_generation >= generation:
+                        continue
+                    await store.mark_deleted(conn, aid)
+                    gone = [row.id for row in (await store.schedules_of(conn, aid)).values()]
+                    removed += await store.delete_schedules(conn, gone, utcnow())
+            if len(ids) < SWEEP_BATCH:
+                break
+            after = ids[-1]
+        while True:
+            async with self._engine.begin() as conn:
+                orphans = await store.orphan_schedule_ids(conn, SWEEP_BATCH)
+                removed += await store.delete_schedules(conn, orphans, utcnow())
+            if len(orphans) < SWEEP_BATCH:
+                return removed
 
     # -- the due loop ---------------------------------------------------------------
 
     async def fire_due(self) -> int:
         """Fire one batch of due schedules in one transaction; returns schedules handled."""
-        s = db.schedules
         settings = self._settings
         tolerance = timedelta(seconds=settings.scheduler_late_tolerance_s)
         lead = timedelta(seconds=settings.scheduler_lead_s)
         async with self._engine.begin() as conn:
             now = utcnow()
-            rows = (
-                await conn.execute(
-                    select(*s.c)
-                    .where(s.c.enabled.is_(True), s.c.due_at <= now + lead)
-                    .order_by(s.c.due_at)
-                    .limit(settings.scheduler_batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = await store.due_schedules(conn, now + lead, settings.scheduler_batch_size)
             if not rows:
                 return 0
             fire_rows: list[dict[str, Any]] = []
@@ -395,8 +321,10 @@ class SchedulerService:
                     fids.append((fid, nominal))
                     last = nominal
                 plans.append((row, fids, plan))
-            inserted = await _insert_fires(conn, fire_rows)
-            await _insert_outbox(conn, [outbox_rows[fid] for fid in outbox_rows if fid in inserted])
+            inserted = await store.insert_fires_bulk(conn, fire_rows)
+            await store.insert_outbox_bulk(
+                conn, [outbox_rows[fid] for fid in outbox_rows if fid in inserted]
+            )
             updates: dict[str, list[Any]] = {
                 k: [] for k in ("id", "nxt", "due", "last", "fired", "missed")
             }
@@ -422,7 +350,7 @@ class SchedulerService:
                             outcome.missed,
                             row.catchup,
                         )
-            await conn.execute(_ADVANCE, {**updates, "now": now})
+            await store.advance(conn, updates, now)
         if inserted:
             self._on_fires()
         return len(rows)
@@ -436,78 +364,32 @@ class SchedulerService:
         tolerance with no relay running (every replica was down): at start, before the
         relay would publish them late, so the catch-up policy decides about them.
         """
-        f, s = db.fires, db.schedules
         now = utcnow()
         tolerance = timedelta(seconds=self._settings.scheduler_late_tolerance_s)
         async with self._engine.begin() as conn:
-            staged = (
-                f.c.published_at.is_(None),
-                f.c.fired_at < now - tolerance if stale else f.c.fired_at > now,
-                f.c.kind.in_(("scheduled", "catchup")),
+            rows, counts, n = await store.give_back_staged(
+                conn, now=now, released_before=now - tolerance if stale else None
             )
-            counts = {
-                r.schedule_id: r
-                for r in (
-                    await conn.execute(
-                        select(
-                            f.c.schedule_id,
-                            func.min(f.c.scheduled_for).label("first"),
-                            func.count().label("n"),
-                        )
-                        .where(*staged)
-                        .group_by(f.c.schedule_id)
-                    )
-                ).all()
-            }
-            if not counts:
-                return 0
-            rows = (
-                await conn.execute(select(*s.c).where(s.c.id.in_(list(counts))).with_for_update())
-            ).all()
-            fids = list(
-                (
-                    await conn.execute(
-                        delete(f)
-                        .where(*staged, f.c.schedule_id.in_([r.id for r in rows]))
-                        .returning(f.c.fire_id)
-                    )
-                ).scalars()
-            )
-            if fids:
-                await conn.execute(delete(db.outbox).where(db.outbox.c.msg_id.in_(fids)))
             for row in rows:
                 first = counts[row.id].first
-                last = (
-                    await conn.execute(
-                        select(func.max(f.c.scheduled_for)).where(
-                            f.c.schedule_id == row.id, f.c.kind.in_(("scheduled", "catchup"))
-                        )
-                    )
-                ).scalar_one_or_none()
-                await conn.execute(
-                    update(s)
-                    .where(s.c.id == row.id)
-                    .values(
-                        next_fire_at=first,
-                        due_at=due_time(row.id, config_from_row(row), first),
-                        last_fired_at=last,
-                        fired_count=max(0, row.fired_count - counts[row.id].n),
-                    )
+                await store.rewind(
+                    conn,
+                    row.id,
+                    {
+                        "next_fire_at": first,
+                        "due_at": due_time(row.id, config_from_row(row), first),
+                        "last_fired_at": await store.last_nominal(conn, row.id),
+                        "fired_count": max(0, row.fired_count - counts[row.id].n),
+                    },
                 )
-        log.info("gave back %d fire(s) planned ahead", len(fids))
-        return len(fids)
+        if rows:
+            log.info("gave back %d fire(s) planned ahead", n)
+        return n
 
     async def seconds_until_due(self, cap: float) -> float:
         """Seconds until the earliest due schedule, at most `cap`."""
-        s = db.schedules
         async with self._engine.connect() as conn:
-            due = (
-                await conn.execute(
-                    select(func.min(s.c.due_at)).where(
-                        s.c.enabled.is_(True), s.c.due_at.is_not(None)
-                    )
-                )
-            ).scalar_one_or_none()
+            due = await store.earliest_due(conn)
         if due is None:
             return cap
         lead = timedelta(seconds=self._settings.scheduler_lead_s)
@@ -516,40 +398,15 @@ class SchedulerService:
 
     async def prune(self, older_than: timedelta) -> int:
         """Delete published fire rows older than the retention (next_fire_at guards the past)."""
-        f = db.fires
-        cutoff = utcnow() - older_than
         async with self._engine.begin() as conn:
-            doomed = (
-                select(f.c.fire_id)
-                .where(f.c.fired_at < cutoff, f.c.published_at.is_not(None))
-                .limit(10_000)
-                .scalar_subquery()
-            )
-            result = await conn.execute(delete(f).where(f.c.fire_id.in_(doomed)))
-            return int(result.rowcount or 0)
+            return await store.prune_fires(conn, utcnow() - older_than, 10_000)
 
     # -- run events ------------------------------------------------------------------
 
     async def record_run(self, fid: str, run_id: str, status: str) -> bool:
         """Attach a run's id and status to its fire; terminal statuses are never overwritten."""
-        f, s = db.fires, db.schedules
         async with self._engine.begin() as conn:
-            sid = (
-                await conn.execute(
-                    update(f)
-                    .where(
-                        f.c.fire_id == fid,
-                        or_(f.c.run_status.is_(None), f.c.run_status.not_in(TERMINAL_RUN_STATUSES)),
-                    )
-                    .values(run_id=run_id or f.c.run_id, run_status=status or f.c.run_status)
-                    .returning(f.c.schedule_id)
-                )
-            ).scalar_one_or_none()
-            if sid is not None and status == "skipped":
-                await conn.execute(
-                    update(s).where(s.c.id == sid).values(skipped_count=s.c.skipped_count + 1)
-                )
-        return sid is not None
+            return await store.record_run(conn, fid, run_id, status)
 
     # -- API ---------------------------------------------------------------------------
 
@@ -558,11 +415,7 @@ class SchedulerService:
     ) -> Row[Any]:
         if not sid:
             raise ValidationFailed([Violation("schedule_id", "required")])
-        s = db.schedules
-        query = select(*s.c).where(s.c.id == sid)
-        if for_update:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).one_or_none()
+        row = await store.schedule(conn, sid, for_update=for_update)
         if row is None or not caller.sees(row.workspace_id):
             raise NotFound("schedule", sid)
         return row
@@ -577,27 +430,23 @@ class SchedulerService:
         token: str,
     ) -> Page:
         """A page of schedules ordered by next fire time (ended and paused last)."""
-        s = db.schedules
         limit = page_size(size)
-        order = func.coalesce(s.c.next_fire_at, literal(_FOREVER))
-        query = select(*s.c, order.label("sort_at"))
-        if caller.workspace_id != "*":
-            query = query.where(s.c.workspace_id == caller.workspace_id)
-        if automation_id:
-            query = query.where(s.c.automation_id == automation_id)
-        if enabled_only:
-            query = query.where(s.c.enabled.is_(True), s.c.next_fire_at.is_not(None))
+        after = None
         if token:
             cursor = decode_page_token(token)
             try:
-                at = datetime.fromisoformat(str(cursor["t"]))
-                last_id = str(cursor["i"])
+                after = (datetime.fromisoformat(str(cursor["t"])), str(cursor["i"]))
             except (KeyError, ValueError) as exc:
                 raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
-            query = query.where(or_(order > at, and_(order == at, s.c.id > last_id)))
         async with self._engine.connect() as conn:
-            result = await conn.execute(query.order_by(order, s.c.id).limit(limit + 1))
-            rows = cast(list[Row[Any]], list(result.all()))
+            rows = await store.page_of_schedules(
+                conn,
+                workspace_id=caller.workspace_id,
+                automation_id=automation_id,
+                enabled_only=enabled_only,
+                after=after,
+                limit=limit + 1,
+            )
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
@@ -610,19 +459,9 @@ class SchedulerService:
         """A schedule, its next fire times and its recent fires (newest first)."""
         n = _bounded(next_count, "next_count", 5, MAX_PREVIEW)
         m = _bounded(recent_count, "recent_count", 10, MAX_PREVIEW)
-        f = db.fires
         async with self._engine.connect() as conn:
             row = await self._schedule(conn, caller, sid)
-            recent = list(
-                (
-                    await conn.execute(
-                        select(*f.c)
-                        .where(f.c.schedule_id == row.id)
-                        .order_by(f.c.fired_at.desc(), f.c.scheduled_for.desc())
-                        .limit(m)
-                    )
-                ).all()
-            )
+            recent = await store.recent_fires(conn, row.id, m)
         # Fires planned ahead but not released yet are still upcoming to a reader.
         upcoming = sorted(
             f.scheduled_for
@@ -680,7 +519,6 @@ class SchedulerService:
         self, caller: Principal, sid: str, *, request_id: str, inputs: dict[str, Any]
     ) -> Row[Any]:
         """Fire a schedule now (even while paused), idempotent on request_id."""
-        f = db.fires
         fid = f"{sid}:manual:{request_id or uuid.uuid4()}"
         async with self._engine.begin() as conn:
             row = await self._schedule(conn, caller, sid)
@@ -695,17 +533,13 @@ class SchedulerService:
                 inputs={**row.inputs, **inputs},
             )
             fire, out = _fire_rows(row, fid, MANUAL, now, now, event)
-            created = (
-                await conn.execute(
-                    pg_insert(f).values(fire).on_conflict_do_nothing().returning(f.c.fire_id)
-                )
-            ).scalar_one_or_none()
-            if created is not None:
-                await conn.execute(pg_insert(db.outbox).values(out))
-            stored = (await conn.execute(select(*f.c).where(f.c.fire_id == fid))).one()
+            created = bool(await store.insert_fires(conn, [fire]))
+            if created:
+                await store.insert_outbox(conn, [out])
+            stored = await store.fire(conn, fid)
         with log_context(automation_id=row.automation_id, fire_id=fid):
             log.info("manual fire %s", "emitted" if created else "already emitted")
-        if created is not None:
+        if created:
             self._on_fires()
         return stored
 
@@ -728,7 +562,6 @@ class SchedulerService:
         assert start is not None and end is not None
         limit = self._settings.scheduler_backfill_max_fires
         rate = self._settings.scheduler_backfill_rate_per_s
-        f = db.fires
         async with self._engine.begin() as conn:
             row = await self._schedule(conn, caller, sid)
             try:
@@ -752,121 +585,24 @@ class SchedulerService:
                 )
                 fires[fid], outs[fid] = _fire_rows(row, fid, BACKFILL, nominal, now, event)
                 last = nominal
-            created: list[str] = []
-            for chunk in _chunks(list(fires.values()), 1000):
-                created.extend(
-                    (
-                        await conn.execute(
-                            pg_insert(f)
-                            .values(chunk)
-                            .on_conflict_do_nothing()
-                            .returning(f.c.fire_id)
-                        )
-                    ).scalars()
-                )
-            created_set = set(created)
+            created_set = set(await store.insert_fires(conn, list(fires.values())))
             released = []
             for i, fid in enumerate(fid for fid in fires if fid in created_set):
                 # created_at is the relay's release time: a backfill never floods executors.
                 released.append({**outs[fid], "created_at": now + timedelta(seconds=i / rate)})
-            for chunk in _chunks(released, 1000):
-                await conn.execute(pg_insert(db.outbox).values(chunk))
+            await store.insert_outbox(conn, released)
+        created = len(created_set)
         with log_context(automation_id=row.automation_id):
             log.info(
-                "backfill of %s: %d fired, %d already fired",
-                sid,
-                len(created),
-                len(times) - len(created),
+                "backfill of %s: %d fired, %d already fired", sid, created, len(times) - created
             )
         if created:
             self._on_fires()
-        return len(created), len(times) - len(created)
+        return created, len(times) - created
 
     async def remove(self, caller: Principal, sid: str) -> None:
         """Delete a schedule (its fires stay as history)."""
         async with self._engine.begin() as conn:
             row = await self._schedule(conn, caller, sid, for_update=True)
-            await _cancel_staged(conn, [row.id], utcnow())
-            await conn.execute(delete(db.schedules).where(db.schedules.c.id == row.id))
+            await store.delete_schedules(conn, [row.id], utcnow())
         log.info("schedule %s removed", sid)
-
-
-# The due loop's statements take whole columns as arrays: one round trip and no per-row
-# statement compilation, whatever the batch size.
-_INSERT_FIRES = text(
-    f"""
-    INSERT INTO {db.SCHEMA}.fires
-        (fire_id, schedule_id, workspace_id, scheduled_for, fired_at, kind)
-    SELECT * FROM unnest(
-        CAST(:fire_id AS text[]), CAST(:schedule_id AS text[]), CAST(:workspace_id AS text[]),
-        CAST(:scheduled_for AS timestamptz[]), CAST(:fired_at AS timestamptz[]),
-        CAST(:kind AS text[]))
-    ON CONFLICT DO NOTHING
-    RETURNING fire_id
-    """
-)
-_INSERT_OUTBOX = text(
-    f"""
-    INSERT INTO {db.SCHEMA}.outbox (subject, msg_id, payload, created_at)
-    SELECT * FROM unnest(
-        CAST(:subject AS text[]), CAST(:msg_id AS text[]), CAST(:payload AS bytea[]),
-        CAST(:created_at AS timestamptz[]))
-    """
-)
-_ADVANCE = text(
-    f"""
-    UPDATE {db.SCHEMA}.schedules AS s
-    SET next_fire_at = u.nxt, due_at = u.due, last_fired_at = u.last,
-        fired_count = u.fired, missed_count = u.missed, updated_at = :now
-    FROM unnest(
-        CAST(:id AS text[]), CAST(:nxt AS timestamptz[]), CAST(:due AS timestamptz[]),
-        CAST(:last AS timestamptz[]), CAST(:fired AS bigint[]), CAST(:missed AS bigint[]))
-        AS u(id, nxt, due, last, fired, missed)
-    WHERE s.id = u.id
-    """
-)
-
-
-async def _cancel_staged(conn: AsyncConnection, schedule_ids: list[str], now: datetime) -> None:
-    """Drop fires planned ahead but not yet released: their schedule changed or went away."""
-    f, o = db.fires, db.outbox
-    staged = list(
-        (
-            await conn.execute(
-                delete(f)
-                .where(
-                    f.c.schedule_id.in_(schedule_ids),
-                    f.c.published_at.is_(None),
-                    f.c.fired_at > now,
-                    f.c.kind.in_(("scheduled", "catchup")),
-                )
-                .returning(f.c.fire_id)
-            )
-        ).scalars()
-    )
-    if staged:
-        await conn.execute(delete(o).where(o.c.msg_id.in_(staged), o.c.published_at.is_(None)))
-        log.info("cancelled %d fire(s) planned ahead", len(staged))
-
-
-def _columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in names}
-
-
-async def _insert_fires(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
-    if not rows:
-        return set()
-    names = ("fire_id", "schedule_id", "workspace_id", "scheduled_for", "fired_at", "kind")
-    result = await conn.execute(_INSERT_FIRES, _columns(rows, names))
-    return set(result.scalars())
-
-
-async def _insert_outbox(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        names = ("subject", "msg_id", "payload", "created_at")
-        await conn.execute(_INSERT_OUTBOX, _columns(rows, names))
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

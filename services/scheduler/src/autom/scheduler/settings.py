@@ -34,3 +34,7 @@ class SchedulerSettings(ServiceSettings):
     scheduler_fires_dedupe_window_s: float | None = Field(default=None, gt=0)
     # Resync from the definitions service at start (benchmarks without it turn this off).
     scheduler_resync_on_start: bool = True
+    # A definition or run event that fails for a transient reason (database, NATS) is
+    # redelivered without limit, after a delay doubling from base up to cap per delivery.
+    scheduler_event_retry_base_s: float = Field(default=0.5, gt=0)
+    scheduler_event_retry_cap_s: float = Field(default=30.0, gt=0)

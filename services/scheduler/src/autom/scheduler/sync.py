@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import grpc
 
@@ -12,40 +11,45 @@ from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as dpb_grpc
 from autom.core.bus import wait_any
 from autom.core.errors import Unavailable
-from autom.scheduler.convert import change_from_automation
-from autom.scheduler.domain.model import AutomationChange
-from autom.scheduler.service import SchedulerService, SyncResult, utcnow
+from autom.scheduler.convert import change_from_listing
+from autom.scheduler.service import SchedulerService, SyncResult
 
 log = logging.getLogger(__name__)
 
+# Automations per streamed chunk: each chunk is applied in one transaction, then dropped.
+CHUNK_SIZE = 100
+# The whole stream's deadline: a hung definitions service must not hold SyncAll forever.
+STREAM_DEADLINE_S = 600.0
+
 
 class Resync:
-    """Lists every automation (service token: all workspaces) and applies it."""
+    """Streams every automation's schedule triggers (service token: all workspaces)."""
 
     def __init__(self, service: SchedulerService, channel: grpc.aio.Channel) -> None:
         self._service = service
         self._stub = dpb_grpc.DefinitionsServiceStub(channel)
 
-    async def _listing(self) -> AsyncIterator[AutomationChange]:
-        token = ""
-        while True:
-            page = await self._stub.ListAutomations(
-                dpb.ListAutomationsRequest(page_size=500, page_token=token), timeout=30
-            )
-            for automation in page.automations:
-                yield change_from_automation(automation)
-            token = page.next_page_token
-            if not token:
-                return
-
     async def run_once(self) -> SyncResult:
-        """One full resync; Unavailable when the definitions service cannot be reached."""
-        started = utcnow()
+        """One full resync; Unavailable when the definitions service cannot be reached.
+
+        Memory stays bounded by one chunk: applied automations are stamped with this
+        resync's generation, and only after the whole stream arrived are the live ones left
+        unstamped swept (an interrupted resync removes nothing).
+        """
+        generation = await self._service.begin_sync()
+        result = SyncResult()
+        stream = self._stub.StreamScheduleTriggers(
+            dpb.StreamScheduleTriggersRequest(chunk_size=CHUNK_SIZE), timeout=STREAM_DEADLINE_S
+        )
         try:
-            changes = [change async for change in self._listing()]
+            async for chunk in stream:
+                changes = [change_from_listing(item) for item in chunk.automations]
+                result.upserted += await self._service.apply_listed(changes, generation)
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"definitions service: {exc.code().name}: {exc.details()}") from exc
-        result = await self._service.sync(changes, started)
+        finally:
+            stream.cancel()
+        result.removed = await self._service.sweep(generation)
         log.info("resync: %d schedule(s) upserted, %d removed", result.upserted, result.removed)
         return result
 

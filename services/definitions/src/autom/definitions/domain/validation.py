@@ -22,6 +22,12 @@ from autom.templating import (
     referenced_step_ids,
 )
 
+# One knob decides overlapping runs (DESIGN §6); a trigger-level one was silently ignored.
+OVERLAP_MOVED = (
+    "a trigger has no overlap setting; set execution.concurrency instead "
+    "(allow | skip | buffer_one | buffer_all | cancel_other)"
+)
+
 
 def join_path(base: str, parts: Iterable[str | int]) -> str:
     """`plan[1]` + ('params', 'url') -> `plan[1].params.url`."""
@@ -195,12 +201,16 @@ def validate_definition(
                 Violation(f"{base}.type", f"unknown trigger type {trigger.type!r} ({names})")
             )
             continue
+        config = trigger.config
+        if trigger.type == "schedule" and "overlap" in config:
+            out.append(Violation(f"{base}.config.overlap", OVERLAP_MOVED))
+            config = {k: v for k, v in config.items() if k != "overlap"}
         errors = _schema_violations(
-            ttype.config_schema, trigger.config, f"{base}.config", allow_templates=False
+            ttype.config_schema, config, f"{base}.config", allow_templates=False
         )
         out.extend(errors)
         if trigger.type == "schedule" and not errors:
-            _check_schedule(trigger.config, f"{base}.config", out)
+            _check_schedule(config, f"{base}.config", out)
 
     schema = definition.inputs.json_schema if definition.inputs else None
     if schema is not None:

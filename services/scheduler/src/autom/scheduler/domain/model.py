@@ -24,8 +24,8 @@ class AutomationChange:
     automation_id: str
     workspace_id: str
     version: int
-    # Orders changes that share a version (pause/resume do not bump it).
-    changed_at: datetime
+    # Assigned by the definitions database on every change; the only order of changes.
+    revision: int
     status: str
     deleted: bool
     created_by: str

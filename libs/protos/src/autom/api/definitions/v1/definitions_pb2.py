@@ -26,27 +26,27 @@ from autom.api.common.v1 import definition_pb2 as autom_dot_api_dot_common_dot_v
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*autom/api/definitions/v1/definitions.proto\x12\x18\x61utom.api.definitions.v1\x1a$autom/api/common/v1/definition.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x02\n\nAutomation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12:\n\x06status\x18\x04 \x01(\x0e\x32*.autom.api.definitions.v1.AutomationStatus\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12=\n\ndefinition\x18\x06 \x01(\x0b\x32).autom.api.common.v1.AutomationDefinition\x12\x12\n\npause_note\x18\x07 \x01(\t\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbf\x01\n\x11\x41utomationVersion\x12\x15\n\rautomation_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12=\n\ndefinition\x18\x03 \x01(\x0b\x32).autom.api.common.v1.AutomationDefinition\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\tWorkspace\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x06Member\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12,\n\x04role\x18\x03 \x01(\x0e\x32\x1e.autom.api.definitions.v1.Role\"\x8e\x02\n\x08\x41piToken\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\tprincipal\x18\x03 \x01(\t\x12,\n\x04role\x18\x04 \x01(\x0e\x32\x1e.autom.api.definitions.v1.Role\x12\x0c\n\x04name\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\nSecretInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x10\x41utomationStatus\x12!\n\x1d\x41UTOMATION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41UTOMATION_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18\x41UTOMATION_STATUS_PAUSED\x10\x02\x12\x1e\n\x1a\x41UTOMATION_STATUS_ARCHIVED\x10\x03*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_OWNER\x10\x01\x12\x0f\n\x0bROLE_EDITOR\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*autom/api/definitions/v1/definitions.proto\x12\x18\x61utom.api.definitions.v1\x1a$autom/api/common/v1/definition.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n\nAutomation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12:\n\x06status\x18\x04 \x01(\x0e\x32*.autom.api.definitions.v1.AutomationStatus\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12=\n\ndefinition\x18\x06 \x01(\x0b\x32).autom.api.common.v1.AutomationDefinition\x12\x12\n\npause_note\x18\x07 \x01(\t\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x0b \x01(\x03\"\xbf\x01\n\x11\x41utomationVersion\x12\x15\n\rautomation_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12=\n\ndefinition\x18\x03 \x01(\x0b\x32).autom.api.common.v1.AutomationDefinition\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\tWorkspace\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x06Member\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\tprincipal\x18\x02 \x01(\t\x12,\n\x04role\x18\x03 \x01(\x0e\x32\x1e.autom.api.definitions.v1.Role\"\x8e\x02\n\x08\x41piToken\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\tprincipal\x18\x03 \x01(\t\x12,\n\x04role\x18\x04 \x01(\x0e\x32\x1e.autom.api.definitions.v1.Role\x12\x0c\n\x04name\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\nSecretInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x10\x41utomationStatus\x12!\n\x1d\x41UTOMATION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41UTOMATION_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18\x41UTOMATION_STATUS_PAUSED\x10\x02\x12\x1e\n\x1a\x41UTOMATION_STATUS_ARCHIVED\x10\x03*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_OWNER\x10\x01\x12\x0f\n\x0bROLE_EDITOR\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'autom.api.definitions.v1.definitions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUTOMATIONSTATUS']._serialized_start=1263
-  _globals['_AUTOMATIONSTATUS']._serialized_end=1408
-  _globals['_ROLE']._serialized_start=1410
-  _globals['_ROLE']._serialized_end=1488
+  _globals['_AUTOMATIONSTATUS']._serialized_start=1281
+  _globals['_AUTOMATIONSTATUS']._serialized_end=1426
+  _globals['_ROLE']._serialized_start=1428
+  _globals['_ROLE']._serialized_end=1506
   _globals['_AUTOMATION']._serialized_start=144
-  _globals['_AUTOMATION']._serialized_end=482
-  _globals['_AUTOMATIONVERSION']._serialized_start=485
-  _globals['_AUTOMATIONVERSION']._serialized_end=676
-  _globals['_WORKSPACE']._serialized_start=678
-  _globals['_WORKSPACE']._serialized_end=764
-  _globals['_MEMBER']._serialized_start=766
-  _globals['_MEMBER']._serialized_end=861
-  _globals['_APITOKEN']._serialized_start=864
-  _globals['_APITOKEN']._serialized_end=1134
-  _globals['_SECRETINFO']._serialized_start=1136
-  _globals['_SECRETINFO']._serialized_end=1260
+  _globals['_AUTOMATION']._serialized_end=500
+  _globals['_AUTOMATIONVERSION']._serialized_start=503
+  _globals['_AUTOMATIONVERSION']._serialized_end=694
+  _globals['_WORKSPACE']._serialized_start=696
+  _globals['_WORKSPACE']._serialized_end=782
+  _globals['_MEMBER']._serialized_start=784
+  _globals['_MEMBER']._serialized_end=879
+  _globals['_APITOKEN']._serialized_start=882
+  _globals['_APITOKEN']._serialized_end=1152
+  _globals['_SECRETINFO']._serialized_start=1154
+  _globals['_SECRETINFO']._serialized_end=1278
 # @@protoc_insertion_point(module_scope)

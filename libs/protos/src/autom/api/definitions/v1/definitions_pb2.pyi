@@ -33,7 +33,7 @@ ROLE_EDITOR: Role
 ROLE_VIEWER: Role
 
 class Automation(_message.Message):
-    __slots__ = ("id", "workspace_id", "name", "status", "version", "definition", "pause_note", "created_by", "create_time", "update_time")
+    __slots__ = ("id", "workspace_id", "name", "status", "version", "definition", "pause_note", "created_by", "create_time", "update_time", "revision")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class Automation(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace_id: str
     name: str
@@ -54,7 +55,8 @@ class Automation(_message.Message):
     created_by: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[AutomationStatus, str]] = ..., version: _Optional[int] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ..., pause_note: _Optional[str] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    revision: int
+    def __init__(self, id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[AutomationStatus, str]] = ..., version: _Optional[int] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ..., pause_note: _Optional[str] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class AutomationVersion(_message.Message):
     __slots__ = ("automation_id", "version", "definition", "created_by", "create_time")

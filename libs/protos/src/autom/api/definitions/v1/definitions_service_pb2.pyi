@@ -361,3 +361,35 @@ class ResolveSecretsResponse(_message.Message):
     values: _containers.ScalarMap[str, str]
     missing: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, values: _Optional[_Mapping[str, str]] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StreamScheduleTriggersRequest(_message.Message):
+    __slots__ = ("chunk_size",)
+    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    chunk_size: int
+    def __init__(self, chunk_size: _Optional[int] = ...) -> None: ...
+
+class ScheduleTriggers(_message.Message):
+    __slots__ = ("automation_id", "workspace_id", "name", "status", "version", "revision", "created_by", "triggers")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERS_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    workspace_id: str
+    name: str
+    status: _definitions_pb2.AutomationStatus
+    version: int
+    revision: int
+    created_by: str
+    triggers: _containers.RepeatedCompositeFieldContainer[_definition_pb2.Trigger]
+    def __init__(self, automation_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[_definitions_pb2.AutomationStatus, str]] = ..., version: _Optional[int] = ..., revision: _Optional[int] = ..., created_by: _Optional[str] = ..., triggers: _Optional[_Iterable[_Union[_definition_pb2.Trigger, _Mapping]]] = ...) -> None: ...
+
+class StreamScheduleTriggersResponse(_message.Message):
+    __slots__ = ("automations",)
+    AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
+    automations: _containers.RepeatedCompositeFieldContainer[ScheduleTriggers]
+    def __init__(self, automations: _Optional[_Iterable[_Union[ScheduleTriggers, _Mapping]]] = ...) -> None: ...

@@ -150,6 +150,11 @@ class DefinitionsServiceStub:
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveSecretsRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveSecretsResponse.FromString,
                 _registered_method=True)
+        self.StreamScheduleTriggers = channel.unary_stream(
+                '/autom.api.definitions.v1.DefinitionsService/StreamScheduleTriggers',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -317,6 +322,14 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamScheduleTriggers(self, request, context):
+        """Streams the schedule triggers of every live automation, in bounded chunks, for the
+        scheduler's resync; only the scheduler's service principal may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -434,6 +447,11 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.ResolveSecrets,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveSecretsRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveSecretsResponse.SerializeToString,
+            ),
+            'StreamScheduleTriggers': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamScheduleTriggers,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1058,6 +1076,33 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/ResolveSecrets',
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveSecretsRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamScheduleTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/StreamScheduleTriggers',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,7 +41,7 @@ RUN_EVENT_TYPE_STEP_FINISHED: RunEventType
 RUN_EVENT_TYPE_FINISHED: RunEventType
 
 class DefinitionEvent(_message.Message):
-    __slots__ = ("event_id", "type", "workspace_id", "automation_id", "version", "active", "triggers", "created_by", "occur_time", "name")
+    __slots__ = ("event_id", "type", "workspace_id", "automation_id", "version", "active", "triggers", "created_by", "occur_time", "name", "revision")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class DefinitionEvent(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: DefinitionEventType
     workspace_id: str
@@ -62,7 +63,8 @@ class DefinitionEvent(_message.Message):
     created_by: str
     occur_time: _timestamp_pb2.Timestamp
     name: str
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[DefinitionEventType, str]] = ..., workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., active: _Optional[bool] = ..., triggers: _Optional[_Iterable[_Union[_definition_pb2.Trigger, _Mapping]]] = ..., created_by: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[DefinitionEventType, str]] = ..., workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., active: _Optional[bool] = ..., triggers: _Optional[_Iterable[_Union[_definition_pb2.Trigger, _Mapping]]] = ..., created_by: _Optional[str] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class FireEvent(_message.Message):
     __slots__ = ("fire_id", "workspace_id", "automation_id", "automation_version", "trigger_id", "trigger_type", "scheduled_for", "fired_time", "last_fired_time", "inputs", "principal", "retry_of_run_id", "resume_from_step")

@@ -1,0 +1,112 @@
+"""Definition events survive long outages and poison messages never block the consumer."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import nats
+import nats.js.errors
+import sqlalchemy as sa
+from nats.js.api import StreamConfig
+
+from autom.core.db import create_engine
+from autom.devstack.eventually import assert_eventually
+from autom.scheduler import db
+from autom.scheduler.events import DEAD_LETTER_SUBJECT, DEFINITIONS_DURABLE
+
+MakeEvent = Callable[..., Any]
+
+
+def _server_and_name(url: str) -> tuple[str, str]:
+    base, _, name = url.rpartition("/")
+    return base.replace("postgresql+asyncpg://", "postgresql://"), name
+
+
+async def test_definition_event_outlives_a_long_database_outage_then_applies(
+    start_scheduler: Any, database_url: str, nats_url: str, make_event: MakeEvent
+) -> None:
+    server, migrated = _server_and_name(database_url)
+    # The scheduler's database does not exist yet: every delivery fails as in an outage.
+    later = f"{migrated}_later"
+    later_url = f"{database_url.rpartition('/')[0]}/{later}"
+    await start_scheduler(
+        database_url=later_url,
+        scheduler_event_retry_base_s=0.02,
+        scheduler_event_retry_cap_s=0.1,
+    )
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        event = make_event(
+            "created", automation_id="survivor", version=1, config={"cron": "0 9 * * *"}
+        )
+        await js.publish("automations.definitions.created", event.SerializeToString())
+
+        async def redelivered_past_the_old_limit() -> None:
+            info = await js.consumer_info("AUTOM_DEFINITIONS", DEFINITIONS_DURABLE)
+            assert info.delivered is not None and (info.delivered.consumer_seq or 0) >= 12
+
+        await assert_eventually(redelivered_past_the_old_limit, timeout=30)
+    finally:
+        await nc.close()
+
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{later}" TEMPLATE "{migrated}"')
+    finally:
+        await admin.close()
+    engine = create_engine(url=later_url, application_name="scheduler-test")
+
+    async def applied() -> None:
+        async with engine.connect() as conn:
+            ids = (await conn.execute(sa.select(db.schedules.c.id))).scalars().all()
+        assert list(ids) == ["survivor:tick"]
+
+    try:
+        await assert_eventually(applied, timeout=15)
+    finally:
+        await engine.dispose()
+        admin = await asyncpg.connect(f"{server}/postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{later}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def test_undecodable_definition_event_is_dead_lettered_and_terminated(
+    start_scheduler: Any, nats_url: str, make_event: MakeEvent
+) -> None:
+    await start_scheduler()
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        # Declared here unless its owning service already did (with its own config).
+        with contextlib.suppress(nats.js.errors.BadRequestError):
+            await js.add_stream(
+                StreamConfig(name="AUTOM_DEADLETTERS", subjects=["automations.deadletters.>"])
+            )
+        poison = b"\xff\xff\xff poison " + uuid.uuid4().hex.encode()
+        await js.publish("automations.definitions.created", poison)
+        sub = await js.pull_subscribe(DEAD_LETTER_SUBJECT, durable=f"t-{uuid.uuid4().hex[:8]}")
+
+        async def dead_lettered() -> None:
+            msgs = await sub.fetch(1, timeout=0.5)
+            assert [m.data for m in msgs] == [poison]
+            headers = msgs[0].headers or {}
+            assert headers.get("Autom-Origin-Subject") == "automations.definitions.created"
+            assert "undecodable" in headers.get("Autom-Reason", "")
+
+        await assert_eventually(dead_lettered, timeout=10)
+
+        async def terminated() -> None:
+            info = await js.consumer_info("AUTOM_DEFINITIONS", DEFINITIONS_DURABLE)
+            assert info.num_ack_pending == 0 and info.num_redelivered == 0
+            assert info.delivered is not None and info.delivered.consumer_seq == 1
+
+        await assert_eventually(terminated, timeout=10)
+    finally:
+        await nc.close()
