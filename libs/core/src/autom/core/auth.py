@@ -251,16 +251,18 @@ class TokenSigner:
 
 def authorize(method: str, metadata: Mapping[str, str], signer: TokenSigner) -> Principal | None:
     """Authenticate and authorize one call; None for public methods. Default deny."""
-    if method not in METHOD_PERMISSIONS:
-        raise PermissionDenied(f"method {method} is not allowed")
-    permission = METHOD_PERMISSIONS[method]
-    if permission is None:
+    if method in METHOD_PERMISSIONS and METHOD_PERMISSIONS[method] is None:
         return None
+    # Authentication first, for listed and unlisted methods alike: nobody anonymous learns
+    # which methods exist, and an RPC missing from the table still demands a token.
     header = metadata.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("missing bearer token: send `authorization: Bearer <token>`")
     principal = signer.verify(token.strip())
+    permission = METHOD_PERMISSIONS.get(method)
+    if permission is None:
+        raise PermissionDenied(f"method {method} is not allowed")
     if not principal.can(permission):
         raise PermissionDenied(f"role {principal.role.value} lacks permission {permission}")
     return principal
