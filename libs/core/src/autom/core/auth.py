@@ -161,11 +161,16 @@ def set_current_principal(principal: Principal | None) -> contextvars.Token[Prin
     return _current.set(principal)
 
 
+RANK: Mapping[Role, int] = {Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
+
+
 class RevocationList:
-    """Token ids revoked before their expiry, fed by TokenRevoked events."""
+    """Token ids revoked before their expiry and members' current roles, fed by auth events."""
 
     def __init__(self) -> None:
         self._revoked: dict[str, float] = {}
+        # (workspace, principal) -> (role now or None when removed, when it changed).
+        self._members: dict[tuple[str, str], tuple[Role | None, float]] = {}
 
     def revoke(self, token_id: str, expires_at: float) -> None:
         """Remember a revoked token until it would have expired anyway."""
@@ -177,6 +182,25 @@ class RevocationList:
     def is_revoked(self, token_id: str) -> bool:
         """True when the token was revoked."""
         return token_id in self._revoked
+
+    def set_member(
+        self, workspace_id: str, principal: str, role: Role | None, changed_at: float
+    ) -> None:
+        """Record a member's role (None: removed) unless a later change is already known."""
+        key = (workspace_id, principal)
+        held = self._members.get(key)
+        if held is None or held[1] <= changed_at:
+            self._members[key] = (role, changed_at)
+
+    def cap(self, workspace_id: str, principal: str, role: Role) -> Role:
+        """The token's role limited to the member's current one; raise when removed."""
+        held = self._members.get((workspace_id, principal))
+        if held is None or role not in RANK:
+            return role
+        current = held[0]
+        if current is None:
+            raise Unauthenticated("token revoked: its principal is no longer a member")
+        return current if RANK[current] < RANK[role] else role
 
 
 class TokenSigner:
@@ -230,6 +254,8 @@ class TokenSigner:
             raise Unauthenticated("invalid token") from exc
         if self.revocations.is_revoked(claims["jti"]):
             raise Unauthenticated("token revoked")
+        # A token never carries more than its member's current role (demoted, removed).
+        role = self.revocations.cap(workspace_id, claims["sub"], role)
         return Principal(
             subject=claims["sub"],
             workspace_id=workspace_id,
