@@ -26,6 +26,9 @@ class Role(StrEnum):
     VIEWER = "viewer"
     # Services calling each other (scheduler resync, executor reads and secret resolution).
     SERVICE = "service"
+    # The deployment's operator: cross-workspace administration only, no workspace's content.
+    # Minted by `autom-definitions admin-token` with the signing key, never by an RPC.
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
     Role.SERVICE: frozenset(
         {"automations:read", "automations:execute", "secrets:resolve", "identity:read"}
     ),
+    Role.ADMIN: frozenset({"admin:deployment", "identity:read"}),
 }
 
 # Every RPC of every service, fully qualified. A method missing here is denied; None = public.
@@ -121,7 +125,7 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _S + "PreviewSchedule": "automations:read",
     _S + "TriggerNow": "automations:execute",
     _S + "Backfill": "automations:execute",
-    _S + "SyncAll": "admin:schedules",
+    _S + "SyncAll": "admin:deployment",
     _S + "RemoveSchedule": "admin:schedules",
     _E + "StartRun": "automations:execute",
     _E + "GetRun": "automations:read",
@@ -263,6 +267,16 @@ class TokenSigner:
             token_id=claims["jti"],
             token=token,
         )
+
+    def admin_token(self, name: str, ttl_seconds: int = 3600) -> str:
+        """A deployment-admin token (short-lived: it is not revocable through the API)."""
+        token, _, _ = self.issue(
+            subject=f"admin:{name}",
+            workspace_id=ANY_WORKSPACE,
+            role=Role.ADMIN,
+            ttl_seconds=ttl_seconds,
+        )
+        return token
 
     def service_token(self, service: str, ttl_seconds: int = 365 * 24 * 3600) -> str:
         """A token for one service to call the others across workspaces."""
