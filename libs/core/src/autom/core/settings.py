@@ -6,8 +6,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ServiceSettings(BaseSettings):
-    """Base settings of an Autom service; each service subclasses it with its own fields."""
+class CommonSettings(BaseSettings):
+    """Settings every Autom process reads, keys excluded (the gateway holds none)."""
 
     model_config = SettingsConfigDict(env_prefix="AUTOM_", extra="ignore", frozen=True)
 
@@ -17,8 +17,6 @@ class ServiceSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=0, ge=0, le=65535)
-    # Signs and verifies bearer tokens (HS256); every service of a deployment shares it.
-    auth_secret: SecretStr = Field(min_length=32)
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
@@ -27,3 +25,10 @@ class ServiceSettings(BaseSettings):
     executor_addr: str = "127.0.0.1:50053"
     drafter_addr: str = "127.0.0.1:50054"
     db_pool_size: int = Field(default=10, ge=1)
+
+
+class ServiceSettings(CommonSettings):
+    """Base settings of an Autom gRPC service; each service subclasses it with its own fields."""
+
+    # Signs and verifies bearer tokens (HS256); every gRPC service of a deployment shares it.
+    auth_secret: SecretStr = Field(min_length=32)
