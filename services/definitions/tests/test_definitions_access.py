@@ -192,6 +192,71 @@ async def test_secret_keys_rotate(
         await rotated.stop()
 
 
+async def _rotate(database_url: str, auth_secret: str, keys: str) -> tuple[int, str]:
+    """`autom-definitions rotate-secrets`, as an operator runs it."""
+    import asyncio
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "autom.definitions",
+        "rotate-secrets",
+        env={
+            **os.environ,
+            "AUTOM_DATABASE_URL": database_url,
+            "AUTOM_AUTH_SECRET": auth_secret,
+            "AUTOM_SECRETS_KEY": keys,
+            "AUTOM_LOG_LEVEL": "WARNING",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_rotate_secrets_reencrypts_so_the_old_key_can_go(
+    database_url: str, nats_url: str, auth_secret: str, token_for: TokenFor, signer: TokenSigner
+) -> None:
+    async def start(keys: str) -> GrpcApp:
+        app = await build_app(
+            DefinitionsSettings(
+                database_url=database_url,
+                nats_url=nats_url,
+                auth_secret=auth_secret,
+                grpc_port=0,
+                secrets_key=keys,
+            )
+        )
+        await app.start()
+        return app
+
+    first = await start(KEY_OLD)
+    owner = api(first, token_for(Role.OWNER))
+    await owner.SetSecret(pb.SetSecretRequest(name="TOKEN", value="abc"))
+    await first.stop()
+
+    # Without the old key nothing can be re-encrypted, and nothing is changed.
+    code, out = await _rotate(database_url, auth_secret, Fernet.generate_key().decode())
+    assert code != 0 and "TOKEN" in out and "abc" not in out
+    code, out = await _rotate(database_url, auth_secret, f"{KEY_NEW},{KEY_OLD}")
+    assert code == 0, out
+    assert "re-encrypted 1 secrets" in out
+
+    only_new = await start(KEY_NEW)
+    try:
+        executor = api(only_new, signer.service_token("executor"))
+        got = await executor.ResolveSecrets(
+            pb.ResolveSecretsRequest(workspace_id="default", names=["TOKEN"])
+        )
+        assert dict(got.values) == {"TOKEN": "abc"}
+    finally:
+        await only_new.stop()
+
+
 async def test_secrets_without_a_key_fail_precondition(
     definitions_app: GrpcApp, token_for: TokenFor
 ) -> None:

@@ -1,4 +1,4 @@
-"""`autom-definitions [serve|migrate|dev-token|admin-token [--name N] [--ttl SECONDS]]`."""
+"""`autom-definitions [serve|migrate|dev-token|admin-token|rotate-secrets]`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from autom.core.auth import TokenSigner
+from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
 from autom.definitions.settings import DefinitionsSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+COMMANDS = ("serve", "migrate", "dev-token", "admin-token", "rotate-secrets")
 # A deployment-admin token cannot be revoked through the API, so it lives at most a day.
 MAX_ADMIN_TTL = 24 * 3600
 _ADMIN_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,200}$")
@@ -46,6 +48,19 @@ def _admin_token(settings: DefinitionsSettings, argv: Sequence[str]) -> str:
     return signer.admin_token(args.name, ttl_seconds=args.ttl)
 
 
+async def _rotate_secrets(settings: DefinitionsSettings) -> int:
+    from autom.core.db import create_engine
+    from autom.definitions.access import AccessService, build_cipher
+
+    key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    engine = create_engine(url=settings.database_url, application_name="autom-definitions-cli")
+    try:
+        signer = TokenSigner(settings.auth_secret.get_secret_value())
+        return await AccessService(engine, signer, build_cipher(key), None).rotate_secrets()
+    finally:
+        await engine.dispose()
+
+
 async def _serve(settings: DefinitionsSettings) -> None:
     from autom.core.grpcserver import serve
     from autom.definitions.app import build_app
@@ -54,7 +69,7 @@ async def _serve(settings: DefinitionsSettings) -> None:
 
 
 def main() -> None:
-    """Entry point: serve (default), migrate, or mint a dev owner or a deployment-admin token."""
+    """Entry point: serve (default), migrate, mint a dev or admin token, or rotate secrets."""
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
     settings = DefinitionsSettings()
     configure_logging(settings.log_level, settings.log_format)
@@ -67,10 +82,17 @@ def main() -> None:
         print(asyncio.run(_dev_token(settings)))
     elif command == "admin-token":
         print(_admin_token(settings, sys.argv[2:]))
+    elif command == "rotate-secrets":
+        # AUTOM_SECRETS_KEY=new,old: every ciphertext moves to `new`; then `old` may go.
+        try:
+            count = asyncio.run(_rotate_secrets(settings))
+        except AutomError as exc:
+            sys.exit(f"rotate-secrets: {exc.message} (nothing was changed)")
+        print(f"re-encrypted {count} secrets with the newest key")
     elif command == "serve":
         asyncio.run(_serve(settings))
     else:
-        sys.exit(f"unknown command {command!r}; use serve, migrate, dev-token or admin-token")
+        sys.exit(f"unknown command {command!r}; use {', '.join(COMMANDS)}")
 
 
 if __name__ == "__main__":

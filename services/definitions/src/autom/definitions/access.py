@@ -423,6 +423,32 @@ class AccessService:
         if result.rowcount == 0:
             raise NotFound("secret", name)
 
+    async def rotate_secrets(self) -> int:
+        """Re-encrypt every secret with the newest key (after a key was added in front)."""
+        cipher = self._require_cipher()
+        t = db.secrets
+        # One transaction: either every ciphertext moves to the new key or none does.
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.workspace_id, t.c.name, t.c.ciphertext).with_for_update()
+                )
+            ).all()
+            for row in rows:
+                try:
+                    ciphertext = cipher.rotate(row.ciphertext)
+                except InvalidToken as exc:
+                    raise FailedPrecondition(
+                        f"secret {row.name} of workspace {row.workspace_id} cannot be decrypted"
+                        " with the configured keys; keep its old key in AUTOM_SECRETS_KEY"
+                    ) from exc
+                await conn.execute(
+                    update(t)
+                    .where(t.c.workspace_id == row.workspace_id, t.c.name == row.name)
+                    .values(ciphertext=ciphertext)
+                )
+        return len(rows)
+
     async def resolve_secrets(
         self, caller: Principal, workspace_id: str, names: list[str]
     ) -> tuple[dict[str, str], list[str]]:
