@@ -68,8 +68,13 @@ def test_every_rpc_of_every_service_is_in_the_permission_table() -> None:
 
 
 def test_unmapped_method_is_denied() -> None:
-    from autom.core.auth import TokenSigner, authorize
-    from autom.core.errors import PermissionDenied
+    from autom.core.auth import Role, TokenSigner, authorize
+    from autom.core.errors import PermissionDenied, Unauthenticated
 
+    signer = TokenSigner("s" * 32)
+    owner, _, _ = signer.issue(subject="user:o", workspace_id="w", role=Role.OWNER)
     with pytest.raises(PermissionDenied):
-        authorize("/autom.api.x.v1.Nope/Do", {}, TokenSigner("s" * 32))
+        authorize("/autom.api.x.v1.Nope/Do", {"authorization": f"Bearer {owner}"}, signer)
+    # Without a token it is refused before anything else, like every protected method.
+    with pytest.raises(Unauthenticated):
+        authorize("/autom.api.x.v1.Nope/Do", {}, signer)

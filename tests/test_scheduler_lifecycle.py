@@ -16,6 +16,7 @@ from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
 from autom.api.events.v1 import events_pb2
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from autom.core.auth import TokenSigner
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.protoconv import struct_to_dict
 from autom.devstack.eventually import assert_eventually
@@ -120,7 +121,7 @@ async def test_edit_takes_effect_pause_stops_and_resume_does_not_replay(
 
 
 async def test_sync_all_restores_a_removed_schedule_from_definitions(
-    start_app: Any, owner_token: str
+    start_app: Any, owner_token: str, signer: TokenSigner
 ) -> None:
     definitions: GrpcApp = await start_app("definitions")
     scheduler: GrpcApp = await start_app("scheduler", definitions_addr=definitions.address)
@@ -139,7 +140,8 @@ async def test_sync_all_restores_a_removed_schedule_from_definitions(
     await assert_eventually(listed, timeout=10)
     await sched.RemoveSchedule(pb.RemoveScheduleRequest(schedule_id=schedule_id))
     assert not (await sched.ListSchedules(pb.ListSchedulesRequest())).schedules
-    result = await sched.SyncAll(pb.SyncAllRequest())
+    admin = pb_grpc.SchedulerServiceStub(channel(scheduler.address, signer.admin_token("ops")))
+    result = await admin.SyncAll(pb.SyncAllRequest())
     assert result.removed == 0
     await listed()
     nxt = (await sched.ListSchedules(pb.ListSchedulesRequest())).schedules[0].next_fire_time

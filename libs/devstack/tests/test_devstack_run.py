@@ -68,7 +68,6 @@ def test_service_environment_contract(tmp_path: Path) -> None:
         "AUTOM_DATABASE_URL": "postgresql://postgres@127.0.0.1:55432/autom",
         "AUTOM_NATS_URL": "nats://127.0.0.1:54222",
         "AUTOM_AUTH_SECRET": "s" * 64,
-        "AUTOM_SECRETS_KEY": "key",
         "AUTOM_GRPC_HOST": "127.0.0.1",
         "AUTOM_GRPC_PORT": "50052",
         "AUTOM_DEFINITIONS_ADDR": "127.0.0.1:50051",
@@ -79,6 +78,20 @@ def test_service_environment_contract(tmp_path: Path) -> None:
     assert envs["gateway"]["AUTOM_HTTP_HOST"] == "127.0.0.1"
     assert envs["gateway"]["AUTOM_HTTP_PORT"] == "8080"
     assert "AUTOM_GRPC_PORT" not in envs["gateway"]
+    # Only definitions holds the secrets key; the internet-facing gateway holds no key at all.
+    assert envs["definitions"]["AUTOM_SECRETS_KEY"] == "key"
+    assert [n for n, e in envs.items() if "AUTOM_SECRETS_KEY" in e] == ["definitions"]
+    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
+
+
+def test_keys_in_the_developer_environment_do_not_leak_to_other_services(
+    tmp_path: Path,
+) -> None:
+    base = {"AUTOM_AUTH_SECRET": "mine" * 16, "AUTOM_SECRETS_KEY": "mine"}
+    envs = service_envs(DevConfig(home=tmp_path), SECRETS, base)
+    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
+    assert "AUTOM_SECRETS_KEY" not in envs["executor"]
+    assert envs["executor"]["AUTOM_AUTH_SECRET"] == SECRETS.auth_secret
 
 
 def test_external_urls_are_passed_through_and_wildcard_host_is_dialled_locally(

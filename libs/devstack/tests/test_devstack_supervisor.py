@@ -201,8 +201,6 @@ def test_children_get_the_documented_environment(
     common = {
         "AUTOM_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{stack_env['AUTOM_PG_PORT']}/autom",
         "AUTOM_NATS_URL": f"nats://127.0.0.1:{stack_env['AUTOM_NATS_PORT']}",
-        "AUTOM_AUTH_SECRET": secrets["auth_secret"],
-        "AUTOM_SECRETS_KEY": secrets["secrets_key"],
         "AUTOM_GRPC_HOST": "127.0.0.1",
         **{f"AUTOM_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()},
         "PYTHONUNBUFFERED": "1",
@@ -210,9 +208,15 @@ def test_children_get_the_documented_environment(
     for name in GRPC_SERVICES:
         for what in ("migrate", "serve"):
             env = json.loads((env_dir / f"{name}.{what}.json").read_text())
-            assert env.items() >= {**common, "AUTOM_GRPC_PORT": ports[name]}.items()
+            keys = {"AUTOM_AUTH_SECRET": secrets["auth_secret"]}
+            if name == "definitions":
+                keys["AUTOM_SECRETS_KEY"] = secrets["secrets_key"]
+            else:
+                assert "AUTOM_SECRETS_KEY" not in env
+            assert env.items() >= {**common, **keys, "AUTOM_GRPC_PORT": ports[name]}.items()
     gateway = json.loads((env_dir / "gateway.serve.json").read_text())
     assert gateway.items() >= common.items()
+    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(gateway)
     assert gateway["AUTOM_HTTP_HOST"] == "127.0.0.1"
     assert gateway["AUTOM_HTTP_PORT"] == stack_env["AUTOM_HTTP_PORT"]
     assert "AUTOM_GRPC_PORT" not in gateway

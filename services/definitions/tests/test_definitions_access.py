@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -14,6 +15,7 @@ from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp, channel
 from autom.definitions.app import build_app
+from autom.definitions.convert import definition_to_proto
 from autom.definitions.settings import DefinitionsSettings
 
 TokenFor = Callable[..., str]
@@ -190,6 +192,71 @@ async def test_secret_keys_rotate(
         await rotated.stop()
 
 
+async def _rotate(database_url: str, auth_secret: str, keys: str) -> tuple[int, str]:
+    """`autom-definitions rotate-secrets`, as an operator runs it."""
+    import asyncio
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "autom.definitions",
+        "rotate-secrets",
+        env={
+            **os.environ,
+            "AUTOM_DATABASE_URL": database_url,
+            "AUTOM_AUTH_SECRET": auth_secret,
+            "AUTOM_SECRETS_KEY": keys,
+            "AUTOM_LOG_LEVEL": "WARNING",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_rotate_secrets_reencrypts_so_the_old_key_can_go(
+    database_url: str, nats_url: str, auth_secret: str, token_for: TokenFor, signer: TokenSigner
+) -> None:
+    async def start(keys: str) -> GrpcApp:
+        app = await build_app(
+            DefinitionsSettings(
+                database_url=database_url,
+                nats_url=nats_url,
+                auth_secret=auth_secret,
+                grpc_port=0,
+                secrets_key=keys,
+            )
+        )
+        await app.start()
+        return app
+
+    first = await start(KEY_OLD)
+    owner = api(first, token_for(Role.OWNER))
+    await owner.SetSecret(pb.SetSecretRequest(name="TOKEN", value="abc"))
+    await first.stop()
+
+    # Without the old key nothing can be re-encrypted, and nothing is changed.
+    code, out = await _rotate(database_url, auth_secret, Fernet.generate_key().decode())
+    assert code != 0 and "TOKEN" in out and "abc" not in out
+    code, out = await _rotate(database_url, auth_secret, f"{KEY_NEW},{KEY_OLD}")
+    assert code == 0, out
+    assert "re-encrypted 1 secrets" in out
+
+    only_new = await start(KEY_NEW)
+    try:
+        executor = api(only_new, signer.service_token("executor"))
+        got = await executor.ResolveSecrets(
+            pb.ResolveSecretsRequest(workspace_id="default", names=["TOKEN"])
+        )
+        assert dict(got.values) == {"TOKEN": "abc"}
+    finally:
+        await only_new.stop()
+
+
 async def test_secrets_without_a_key_fail_precondition(
     definitions_app: GrpcApp, token_for: TokenFor
 ) -> None:
@@ -198,3 +265,50 @@ async def test_secrets_without_a_key_fail_precondition(
         await code_of(owner.SetSecret(pb.SetSecretRequest(name="A", value="b")))
         == grpc.StatusCode.FAILED_PRECONDITION
     )
+
+
+async def test_demoted_and_removed_members_tokens_lose_their_rights_at_once(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    owner = api(definitions_app, token_for(Role.OWNER, subject="user:olga"))
+    created = await owner.CreateApiToken(
+        pb.CreateApiTokenRequest(principal="user:ed", role=definitions_pb2.ROLE_EDITOR, name="ci")
+    )
+    ed = api(definitions_app, created.secret)
+    # A token minted outside the API (as the dev token is) obeys the membership too.
+    ed_minted = api(definitions_app, token_for(Role.OWNER, subject="user:ed"))
+    definition = definition_to_proto(digest)
+    await ed.CreateAutomation(pb.CreateAutomationRequest(definition=definition))
+
+    await owner.SetMember(
+        pb.SetMemberRequest(principal="user:ed", role=definitions_pb2.ROLE_VIEWER)
+    )
+    digest["name"] = "second"
+    definition = definition_to_proto(digest)
+    for stub in (ed, ed_minted):
+        assert (
+            await code_of(stub.CreateAutomation(pb.CreateAutomationRequest(definition=definition)))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+        who = await stub.WhoAmI(pb.WhoAmIRequest())
+        assert who.role == definitions_pb2.ROLE_VIEWER
+    listed = {t.id: t for t in (await owner.ListApiTokens(pb.ListApiTokensRequest())).tokens}
+    assert listed[created.token.id].role == definitions_pb2.ROLE_VIEWER
+
+    await owner.RemoveMember(pb.RemoveMemberRequest(principal="user:ed"))
+    for stub in (ed, ed_minted):
+        assert await code_of(stub.WhoAmI(pb.WhoAmIRequest())) == grpc.StatusCode.UNAUTHENTICATED
+    active = (await owner.ListApiTokens(pb.ListApiTokensRequest())).tokens
+    assert created.token.id not in {t.id for t in active}
+    every = (await owner.ListApiTokens(pb.ListApiTokensRequest(include_inactive=True))).tokens
+    (revoked,) = [t for t in every if t.id == created.token.id]
+    assert revoked.HasField("revoke_time")
+
+    # Added again, the member gets a fresh token; the old one stays revoked.
+    again = await owner.CreateApiToken(
+        pb.CreateApiTokenRequest(principal="user:ed", role=definitions_pb2.ROLE_VIEWER)
+    )
+    ed_again = api(definitions_app, again.secret)
+    who = await ed_again.WhoAmI(pb.WhoAmIRequest())
+    assert who.role == definitions_pb2.ROLE_VIEWER
+    assert await code_of(ed.WhoAmI(pb.WhoAmIRequest())) == grpc.StatusCode.UNAUTHENTICATED

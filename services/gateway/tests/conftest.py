@@ -338,7 +338,6 @@ async def serve_http(app: Any) -> AsyncIterator[str]:
 def gateway_settings(address: str, **overrides: Any) -> GatewaySettings:
     """Settings pointing every upstream at one address."""
     values: dict[str, Any] = {
-        "auth_secret": SECRET,
         "definitions_addr": address,
         "scheduler_addr": address,
         "executor_addr": address,

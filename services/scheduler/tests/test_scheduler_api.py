@@ -16,7 +16,7 @@ from autom.api.events.v1 import events_pb2
 from autom.api.scheduler.v1 import scheduler_pb2
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from autom.core.auth import Role
+from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import channel
 from autom.core.protoconv import dict_to_struct, struct_to_dict, to_timestamp
 from autom.devstack.eventually import assert_eventually
@@ -226,7 +226,11 @@ async def test_remove_schedule_deletes_it_and_other_workspaces_see_not_found(
     assert not (await stub.ListSchedules(pb.ListSchedulesRequest())).schedules
 
 
-async def test_sync_all_without_definitions_is_unavailable(stub: Stub) -> None:
+async def test_sync_all_without_definitions_is_unavailable(
+    start_scheduler: Any, signer: TokenSigner
+) -> None:
+    app = await start_scheduler()
+    admin = Stub(channel(app.address, signer.admin_token("ops")))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.SyncAll(pb.SyncAllRequest(), timeout=60)
+        await admin.SyncAll(pb.SyncAllRequest(), timeout=60)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE

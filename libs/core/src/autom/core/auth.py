@@ -26,6 +26,9 @@ class Role(StrEnum):
     VIEWER = "viewer"
     # Services calling each other (scheduler resync, executor reads and secret resolution).
     SERVICE = "service"
+    # The deployment's operator: cross-workspace administration only, no workspace's content.
+    # Minted by `autom-definitions admin-token` with the signing key, never by an RPC.
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
     Role.SERVICE: frozenset(
         {"automations:read", "automations:execute", "secrets:resolve", "identity:read"}
     ),
+    Role.ADMIN: frozenset({"admin:deployment", "identity:read"}),
 }
 
 # Every RPC of every service, fully qualified. A method missing here is denied; None = public.
@@ -123,7 +127,7 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _S + "PreviewSchedule": "automations:read",
     _S + "TriggerNow": "automations:execute",
     _S + "Backfill": "automations:execute",
-    _S + "SyncAll": "admin:schedules",
+    _S + "SyncAll": "admin:deployment",
     _S + "RemoveSchedule": "admin:schedules",
     _E + "StartRun": "automations:execute",
     _E + "GetRun": "automations:read",
@@ -163,11 +167,16 @@ def set_current_principal(principal: Principal | None) -> contextvars.Token[Prin
     return _current.set(principal)
 
 
+RANK: Mapping[Role, int] = {Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
+
+
 class RevocationList:
-    """Token ids revoked before their expiry, fed by TokenRevoked events."""
+    """Token ids revoked before their expiry and members' current roles, fed by auth events."""
 
     def __init__(self) -> None:
         self._revoked: dict[str, float] = {}
+        # (workspace, principal) -> (role now or None when removed, when it changed).
+        self._members: dict[tuple[str, str], tuple[Role | None, float]] = {}
 
     def revoke(self, token_id: str, expires_at: float) -> None:
         """Remember a revoked token until it would have expired anyway."""
@@ -179,6 +188,25 @@ class RevocationList:
     def is_revoked(self, token_id: str) -> bool:
         """True when the token was revoked."""
         return token_id in self._revoked
+
+    def set_member(
+        self, workspace_id: str, principal: str, role: Role | None, changed_at: float
+    ) -> None:
+        """Record a member's role (None: removed) unless a later change is already known."""
+        key = (workspace_id, principal)
+        held = self._members.get(key)
+        if held is None or held[1] <= changed_at:
+            self._members[key] = (role, changed_at)
+
+    def cap(self, workspace_id: str, principal: str, role: Role) -> Role:
+        """The token's role limited to the member's current one; raise when removed."""
+        held = self._members.get((workspace_id, principal))
+        if held is None or role not in RANK:
+            return role
+        current = held[0]
+        if current is None:
+            raise Unauthenticated("token revoked: its principal is no longer a member")
+        return current if RANK[current] < RANK[role] else role
 
 
 class TokenSigner:
@@ -232,6 +260,8 @@ class TokenSigner:
             raise Unauthenticated("invalid token") from exc
         if self.revocations.is_revoked(claims["jti"]):
             raise Unauthenticated("token revoked")
+        # A token never carries more than its member's current role (demoted, removed).
+        role = self.revocations.cap(workspace_id, claims["sub"], role)
         return Principal(
             subject=claims["sub"],
             workspace_id=workspace_id,
@@ -239,6 +269,16 @@ class TokenSigner:
             token_id=claims["jti"],
             token=token,
         )
+
+    def admin_token(self, name: str, ttl_seconds: int = 3600) -> str:
+        """A deployment-admin token (short-lived: it is not revocable through the API)."""
+        token, _, _ = self.issue(
+            subject=f"admin:{name}",
+            workspace_id=ANY_WORKSPACE,
+            role=Role.ADMIN,
+            ttl_seconds=ttl_seconds,
+        )
+        return token
 
     def service_token(self, service: str, ttl_seconds: int = 365 * 24 * 3600) -> str:
         """A token for one service to call the others across workspaces."""
@@ -253,16 +293,18 @@ class TokenSigner:
 
 def authorize(method: str, metadata: Mapping[str, str], signer: TokenSigner) -> Principal | None:
     """Authenticate and authorize one call; None for public methods. Default deny."""
-    if method not in METHOD_PERMISSIONS:
-        raise PermissionDenied(f"method {method} is not allowed")
-    permission = METHOD_PERMISSIONS[method]
-    if permission is None:
+    if method in METHOD_PERMISSIONS and METHOD_PERMISSIONS[method] is None:
         return None
+    # Authentication first, for listed and unlisted methods alike: nobody anonymous learns
+    # which methods exist, and an RPC missing from the table still demands a token.
     header = metadata.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("missing bearer token: send `authorization: Bearer <token>`")
     principal = signer.verify(token.strip())
+    permission = METHOD_PERMISSIONS.get(method)
+    if permission is None:
+        raise PermissionDenied(f"method {method} is not allowed")
     if not principal.can(permission):
         raise PermissionDenied(f"role {principal.role.value} lacks permission {permission}")
     return principal

@@ -39,7 +39,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every call against the central table and maps errors to statuses."""
+    """Authenticates every call of every shape against the central table; maps errors."""
 
     def __init__(self, signer: TokenSigner) -> None:
         self._signer = signer
@@ -55,7 +55,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method: str = details.method
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         signer = self._signer
-
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        # Requests are authorized before the servicer sees them, whatever the RPC shape; a
+        # handler of a shape not wrapped here would run unauthenticated, so it is refused.
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
 
@@ -68,11 +73,22 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as exc:
                     await _abort(context, exc)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **codecs)
+        if handler.stream_unary is not None:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> Any:
+                try:
+                    set_current_principal(authorize(method, metadata, signer))
+                    return await inner_su(requests, context)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **codecs)
         if handler.unary_stream is not None:
             inner_us = handler.unary_stream
 
@@ -88,12 +104,25 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as exc:
                     await _abort(context, exc)
 
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **codecs)
+        if handler.stream_stream is not None:
+            inner_ss = handler.stream_stream
+
+            async def stream_stream(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                try:
+                    set_current_principal(authorize(method, metadata, signer))
+                    async for item in inner_ss(requests, context):
+                        yield item
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc)
+
+            return grpc.stream_stream_rpc_method_handler(stream_stream, **codecs)
+        log.error("refusing %s: handler of an unknown shape", method)
+        return None
 
 
 @dataclass

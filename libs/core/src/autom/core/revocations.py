@@ -1,4 +1,4 @@
-"""Feeds every service's RevocationList from `automations.auth.token_revoked` events."""
+"""Feeds every service's RevocationList from the auth stream: revoked tokens, member changes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from autom.api.events.v1 import events_pb2
-from autom.core.auth import RevocationList
+from autom.core.auth import RevocationList, Role
+from autom.core.bus import AUTH_STREAM
 
 log = logging.getLogger(__name__)
 SUBJECT = "automations.auth.token_revoked"
+MEMBER_SUBJECT = "automations.auth.member_changed"
 
 
 def revocation_feed(js: JetStreamContext, revocations: RevocationList) -> RevocationFeed:
@@ -29,18 +31,30 @@ class RevocationFeed:
         self._revocations = revocations
 
     async def _on_msg(self, msg: Msg) -> None:
-        event = events_pb2.TokenRevokedEvent()
         try:
+            if msg.subject == MEMBER_SUBJECT:
+                member = events_pb2.MemberChangedEvent()
+                member.ParseFromString(msg.data)
+                role = Role(member.role) if member.role else None
+                changed_at = member.change_time.seconds + member.change_time.nanos / 1e9
+                self._revocations.set_member(
+                    member.workspace_id, member.principal, role, changed_at
+                )
+                return
+            event = events_pb2.TokenRevokedEvent()
             event.ParseFromString(msg.data)
         except Exception:
-            log.warning("ignoring malformed token revocation event")
+            log.warning("ignoring malformed auth event on %s", msg.subject)
             return
         self._revocations.revoke(event.token_id, event.expire_time.seconds or float("inf"))
 
     async def start(self) -> None:
         """Subscribe; returns once the subscription exists (replay continues in the background)."""
         self._sub = await self._js.subscribe(
-            SUBJECT, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, cb=self._on_msg
+            AUTH_STREAM.subjects[0],
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            cb=self._on_msg,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

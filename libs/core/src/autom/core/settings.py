@@ -27,8 +27,8 @@ def _check_url(env: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
-class ServiceSettings(BaseSettings):
-    """Base settings of an Autom service; each service subclasses it with its own fields."""
+class CommonSettings(BaseSettings):
+    """Settings every Autom process reads, keys excluded (the gateway holds none)."""
 
     # An exported but empty variable means unset (as `make run` treats it), never "".
     model_config = SettingsConfigDict(
@@ -46,8 +46,6 @@ class ServiceSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=0, ge=0, le=65535)
-    # Signs and verifies bearer tokens (HS256); every service of a deployment shares it.
-    auth_secret: SecretStr = Field(min_length=32)
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
@@ -73,3 +71,10 @@ class ServiceSettings(BaseSettings):
                 "AUTOM_NATS_URL", server if "://" in server else f"nats://{server}", _NATS_SCHEMES
             )
         return value
+
+
+class ServiceSettings(CommonSettings):
+    """Base settings of an Autom gRPC service; each service subclasses it with its own fields."""
+
+    # Signs and verifies bearer tokens (HS256); every gRPC service of a deployment shares it.
+    auth_secret: SecretStr = Field(min_length=32)

@@ -99,21 +99,25 @@ def service_envs(
     config: DevConfig, secrets: DevSecrets, base: Mapping[str, str]
 ) -> dict[str, dict[str, str]]:
     """The environment of each service (and of its migrate / dev-token commands)."""
+    # Keys reach a process only below, never through the developer's own environment.
+    keys = ("AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY", "AUTOM_GRPC_PORT")
     common = {
-        **base,
+        **{k: v for k, v in base.items() if k not in keys},
         "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
         "AUTOM_DATABASE_URL": database_url(config),
         "AUTOM_NATS_URL": nats_url(config),
-        "AUTOM_AUTH_SECRET": secrets.auth_secret,
-        "AUTOM_SECRETS_KEY": secrets.secrets_key,
         "AUTOM_GRPC_HOST": config.host,
     }
     ports = grpc_ports(config)
     for name, port in ports.items():
         common[f"AUTOM_{name.upper()}_ADDR"] = _address(config.host, port)
-    envs = {name: {**common, "AUTOM_GRPC_PORT": str(port)} for name, port in ports.items()}
+    # Each process gets only the keys it uses: the gateway none, the secrets key definitions only.
+    envs = {
+        name: {**common, "AUTOM_AUTH_SECRET": secrets.auth_secret, "AUTOM_GRPC_PORT": str(port)}
+        for name, port in ports.items()
+    }
+    envs["definitions"]["AUTOM_SECRETS_KEY"] = secrets.secrets_key
     gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
-    gateway.pop("AUTOM_GRPC_PORT", None)
     envs[GATEWAY] = gateway
     return envs
 

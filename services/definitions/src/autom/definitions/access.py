@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.api.events.v1 import events_pb2
-from autom.core.auth import ANY_WORKSPACE, Principal, Role, TokenSigner
+from autom.core.auth import ANY_WORKSPACE, RANK, Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import (
     AlreadyExists,
@@ -26,6 +26,7 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.protoconv import to_timestamp
+from autom.core.revocations import MEMBER_SUBJECT
 from autom.core.revocations import SUBJECT as REVOKED_SUBJECT
 from autom.definitions import db
 
@@ -36,7 +37,6 @@ MAX_SECRET_BYTES = 64 * 1024
 DEFAULT_TTL = 30 * 24 * 3600
 MAX_TTL = 366 * 24 * 3600
 SECRET_RESOLVER = "service:executor"
-_RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
 
 
 def _now() -> datetime:
@@ -161,13 +161,62 @@ class AccessService:
             stmt = pg_insert(db.members).values(
                 workspace_id=caller.workspace_id, principal=principal, role=role.value
             )
-            return (
+            row = (
                 await conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["workspace_id", "principal"], set_={"role": role.value}
                     ).returning(*db.members.c)
                 )
             ).one()
+            # Tokens above the new role show it: they are limited to it everywhere now.
+            above = [r.value for r in RANK if RANK[r] > RANK[role]]
+            t = db.api_tokens
+            await conn.execute(
+                update(t)
+                .where(
+                    t.c.workspace_id == caller.workspace_id,
+                    t.c.principal == principal,
+                    t.c.role.in_(above),
+                )
+                .values(role=role.value)
+            )
+            changed_at = await self._member_changed(conn, caller.workspace_id, principal, role)
+        self._applied(caller.workspace_id, principal, role, changed_at, [])
+        return row
+
+    async def _member_changed(
+        self, conn: Any, workspace_id: str, principal: str, role: Role | None
+    ) -> datetime:
+        """Announce a member's role (None: removed) so every service caps its tokens."""
+        now = _now()
+        event = events_pb2.MemberChangedEvent(
+            workspace_id=workspace_id,
+            principal=principal,
+            role=role.value if role else "",
+            change_time=to_timestamp(now),
+        )
+        await conn.execute(
+            insert(db.outbox).values(
+                outbox_row(MEMBER_SUBJECT, f"member:{uuid.uuid4()}", event.SerializeToString())
+            )
+        )
+        return now
+
+    def _applied(
+        self,
+        workspace_id: str,
+        principal: str,
+        role: Role | None,
+        changed_at: datetime,
+        revoked: list[Row[Any]],
+    ) -> None:
+        """After commit: apply here at once; the relay carries it to the other services."""
+        revocations = self._signer.revocations
+        revocations.set_member(workspace_id, principal, role, changed_at.timestamp())
+        for token in revoked:
+            revocations.revoke(token.id, token.expires_at.timestamp())
+        if self._relay is not None:
+            self._relay.notify()
 
     async def _ensure_workspace(self, conn: Any, workspace_id: str) -> None:
         # Tokens minted for a workspace id (the dev token, tests) may precede its row.
@@ -199,6 +248,42 @@ class AccessService:
             )
             if result.rowcount == 0:
                 raise NotFound("member", principal)
+            revoked = await self._revoke_all(conn, caller.workspace_id, principal)
+            changed_at = await self._member_changed(conn, caller.workspace_id, principal, None)
+        self._applied(caller.workspace_id, principal, None, changed_at, revoked)
+
+    async def _revoke_all(self, conn: Any, workspace_id: str, principal: str) -> list[Row[Any]]:
+        """Revoke every live token of a principal in a workspace (it left the workspace)."""
+        t = db.api_tokens
+        now = _now()
+        rows = list(
+            (
+                await conn.execute(
+                    update(t)
+                    .where(
+                        t.c.workspace_id == workspace_id,
+                        t.c.principal == principal,
+                        t.c.revoked_at.is_(None),
+                        t.c.expires_at > now,
+                    )
+                    .values(revoked_at=now)
+                    .returning(*t.c)
+                )
+            ).all()
+        )
+        for row in rows:
+            await conn.execute(insert(db.outbox).values(self._revoked_row(row, now)))
+        return rows
+
+    @staticmethod
+    def _revoked_row(row: Row[Any], now: datetime) -> dict[str, object]:
+        event = events_pb2.TokenRevokedEvent(
+            token_id=row.id,
+            workspace_id=row.workspace_id,
+            revoke_time=to_timestamp(now),
+            expire_time=to_timestamp(row.expires_at),
+        )
+        return outbox_row(REVOKED_SUBJECT, f"revoked:{row.id}", event.SerializeToString())
 
     async def create_token(
         self, caller: Principal, principal: str, role: Role | None, name: str, ttl: int
@@ -225,14 +310,21 @@ class AccessService:
                 )
             ).scalar_one_or_none()
             granted = role or (Role(member_role) if member_role else Role.VIEWER)
+            changed_at = None
             if member_role is None:
                 await conn.execute(
                     insert(t).values(
                         workspace_id=caller.workspace_id, principal=principal, role=granted.value
                     )
                 )
-            elif _RANK[granted] > _RANK[Role(member_role)]:
+                # Replaces an earlier removal, which would otherwise refuse the new token.
+                changed_at = await self._member_changed(
+                    conn, caller.workspace_id, principal, granted
+                )
+            elif RANK[granted] > RANK[Role(member_role)]:
                 raise PermissionDenied(f"{principal} is a {member_role}; cannot grant {granted}")
+        if changed_at is not None:
+            self._applied(caller.workspace_id, principal, granted, changed_at, [])
         return await self._issue(caller.workspace_id, principal, granted, name, ttl or DEFAULT_TTL)
 
     async def list_tokens(self, caller: Principal, include_inactive: bool) -> list[Any]:
@@ -265,17 +357,7 @@ class AccessService:
                     update(t).where(t.c.id == token_id).values(revoked_at=now).returning(*t.c)
                 )
             ).one()
-            event = events_pb2.TokenRevokedEvent(
-                token_id=token_id,
-                workspace_id=row.workspace_id,
-                revoke_time=to_timestamp(now),
-                expire_time=to_timestamp(row.expires_at),
-            )
-            await conn.execute(
-                insert(db.outbox).values(
-                    outbox_row(REVOKED_SUBJECT, f"revoked:{token_id}", event.SerializeToString())
-                )
-            )
+            await conn.execute(insert(db.outbox).values(self._revoked_row(row, now)))
         self._signer.revocations.revoke(token_id, row.expires_at.timestamp())
         if self._relay is not None:
             self._relay.notify()
@@ -340,6 +422,32 @@ class AccessService:
             )
         if result.rowcount == 0:
             raise NotFound("secret", name)
+
+    async def rotate_secrets(self) -> int:
+        """Re-encrypt every secret with the newest key (after a key was added in front)."""
+        cipher = self._require_cipher()
+        t = db.secrets
+        # One transaction: either every ciphertext moves to the new key or none does.
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.workspace_id, t.c.name, t.c.ciphertext).with_for_update()
+                )
+            ).all()
+            for row in rows:
+                try:
+                    ciphertext = cipher.rotate(row.ciphertext)
+                except InvalidToken as exc:
+                    raise FailedPrecondition(
+                        f"secret {row.name} of workspace {row.workspace_id} cannot be decrypted"
+                        " with the configured keys; keep its old key in AUTOM_SECRETS_KEY"
+                    ) from exc
+                await conn.execute(
+                    update(t)
+                    .where(t.c.workspace_id == row.workspace_id, t.c.name == row.name)
+                    .values(ciphertext=ciphertext)
+                )
+        return len(rows)
 
     async def resolve_secrets(
         self, caller: Principal, workspace_id: str, names: list[str]

@@ -6,10 +6,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from autom.core.settings import ServiceSettings
+from autom.core.settings import CommonSettings
 
 
-class GatewaySettings(ServiceSettings):
+# The gateway forwards the caller's bearer token and verifies nothing itself, so it holds no
+# key: a compromised gateway can mint no token and read no secret.
+class GatewaySettings(CommonSettings):
     """AUTOM_HTTP_HOST / AUTOM_HTTP_PORT, deadlines and limits of the HTTP/JSON gateway."""
 
     http_host: str = "127.0.0.1"

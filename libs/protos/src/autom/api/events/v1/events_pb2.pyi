@@ -131,3 +131,15 @@ class TokenRevokedEvent(_message.Message):
     revoke_time: _timestamp_pb2.Timestamp
     expire_time: _timestamp_pb2.Timestamp
     def __init__(self, token_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MemberChangedEvent(_message.Message):
+    __slots__ = ("workspace_id", "principal", "role", "change_time")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    principal: str
+    role: str
+    change_time: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., principal: _Optional[str] = ..., role: _Optional[str] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -112,7 +112,8 @@ class SchedulerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SyncAll(self, request, context):
-        """Admin: rebuilds schedule state from the definitions service.
+        """Deployment admin only (every workspace): rebuilds schedule state from the definitions
+        service. Its token comes from `autom-definitions admin-token`, never from the API.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
