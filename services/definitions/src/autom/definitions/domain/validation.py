@@ -11,6 +11,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import ValidationError
 
 from autom.core.errors import Violation
+from autom.core.jsonschemas import offline_validator, unresolvable_refs
 from autom.core.registry import Catalog
 from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
 from autom.schedule import ScheduleError, parse_duration, parse_spec
@@ -50,7 +51,7 @@ def _pydantic_violations(exc: ValidationError) -> list[Violation]:
 def _schema_violations(
     schema: dict[str, Any], instance: Any, base: str, *, allow_templates: bool
 ) -> list[Violation]:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = offline_validator(schema)
     out = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
         # A templated value is checked when rendered, not against the static schema.
@@ -208,6 +209,11 @@ def validate_definition(
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
             out.append(Violation(join_path("inputs.schema", exc.path), exc.message))
+            schema = None
+    if schema is not None:
+        refs = unresolvable_refs(schema)
+        out.extend(Violation(join_path("inputs.schema", path), msg) for path, msg in refs)
+        if refs:
             schema = None
     for i, trigger in enumerate(definition.triggers):
         if schema is not None and trigger.inputs is not None:
