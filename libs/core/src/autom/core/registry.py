@@ -123,7 +123,11 @@ BUILTIN_ACTIONS = (
                 "query": {"type": "object"},
                 "json": {"description": "JSON body."},
                 "body": {"type": "string", "description": "Raw text body."},
-                "timeout": _DURATION,
+                "timeout": {
+                    **_DURATION,
+                    "description": "Deadline of the whole request: connect, every redirect "
+                    "and the full body (default: the executor's, 30s).",
+                },
                 "expect_status": {"type": "array", "items": {"type": "integer"}},
                 "follow_redirects": {"type": "boolean", "default": True},
             },
