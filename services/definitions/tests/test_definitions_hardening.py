@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -107,3 +109,155 @@ async def test_inputs_schema_refs_inside_the_document_still_resolve(
         pb.ValidateDefinitionRequest(definition=definition_to_proto(digest))
     )
     assert [v.field for v in answer.violations] == ["triggers[0].inputs.repo"]
+
+
+async def create(api: pb_grpc.DefinitionsServiceStub, raw: dict[str, Any]) -> Any:
+    return (
+        await api.CreateAutomation(pb.CreateAutomationRequest(definition=definition_to_proto(raw)))
+    ).automation
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda d: pb.CreateAutomationRequest(definition=_proto(d, name="a\0")), "definition.name"),
+        (
+            lambda d: pb.CreateAutomationRequest(definition=_proto(d), request_id="r\0"),
+            "request_id",
+        ),
+        (
+            lambda d: pb.CreateAutomationRequest(
+                definition=_proto(d, plan_url="https://x/\0")
+            ),
+            "definition.plan[0].params.url",
+        ),
+        (
+            lambda d: pb.CreateAutomationRequest(definition=_proto(d, tag="t\0")),
+            "definition.metadata.tags[0]",
+        ),
+        (
+            lambda d: pb.CreateAutomationRequest(definition=_proto(d, extra_key="k\0")),
+            "definition.metadata.extras.k\\0",
+        ),
+        (lambda d: pb.GetAutomationRequest(automation_id="\0"), "automation_id"),
+        (lambda d: pb.ListAutomationsRequest(name_prefix="we\0"), "name_prefix"),
+        (lambda d: pb.ListAutomationsRequest(tag="\0"), "tag"),
+        (lambda d: pb.ListAutomationsRequest(page_token="\0"), "page_token"),
+        (
+            lambda d: pb.ValidateDefinitionRequest(definition=_proto(d, name="\0")),
+            "definition.name",
+        ),
+    ],
+    ids=[
+        "name", "request-id", "param", "tag", "struct-key", "get-id", "prefix", "list-tag",
+        "page-token", "validate",
+    ],
+)  # fmt: skip
+async def test_a_nul_character_in_any_string_field_is_invalid_argument_naming_it(
+    definitions_app: GrpcApp,
+    token_for: TokenFor,
+    digest: dict[str, Any],
+    build: Callable[[dict[str, Any]], Any],
+    field: str,
+) -> None:
+    api = stub(definitions_app, token_for(Role.OWNER))
+    request = build(digest)
+    method = {
+        "CreateAutomationRequest": api.CreateAutomation,
+        "GetAutomationRequest": api.GetAutomation,
+        "ListAutomationsRequest": api.ListAutomations,
+        "ValidateDefinitionRequest": api.ValidateDefinition,
+    }[type(request).__name__]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await method(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in violations(err.value)
+
+
+def _proto(
+    raw: dict[str, Any],
+    *,
+    name: str | None = None,
+    plan_url: str | None = None,
+    tag: str | None = None,
+    extra_key: str | None = None,
+) -> Any:
+    if name is not None:
+        raw["name"] = name
+    if plan_url is not None:
+        raw["plan"][0]["params"]["url"] = plan_url
+    if tag is not None:
+        raw["metadata"]["tags"] = [tag]
+    if extra_key is not None:
+        raw["metadata"]["extras"] = {extra_key: "v"}
+    return definition_to_proto(raw)
+
+
+def _forged(values: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+async def test_page_tokens_are_opaque_and_any_forged_or_altered_token_is_refused(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    api = stub(definitions_app, token_for(Role.EDITOR))
+    for i in range(3):
+        raw = {**digest, "name": f"job-{i}"}
+        await create(api, raw)
+    first = await api.ListAutomations(pb.ListAutomationsRequest(page_size=1))
+    token = first.next_page_token
+    assert token
+    # Not readable: the cursor (a name and an id) does not show through.
+    assert "job-0" not in token
+    try:
+        readable = base64.urlsafe_b64decode(token + "==")
+    except ValueError:
+        readable = b""
+    assert b"job-0" not in readable and first.automations[0].id.encode() not in readable
+    second = await api.ListAutomations(pb.ListAutomationsRequest(page_size=1, page_token=token))
+    assert [a.name for a in second.automations] == ["job-1"]
+
+    altered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+    forged = [
+        altered,
+        token + "x",
+        _forged({"n": 1, "i": 2}),
+        _forged({"n": "job-0", "i": first.automations[0].id}),
+        _forged({"v": 2**70}),
+        "%%%",
+    ]
+    for bad in forged:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.ListAutomations(pb.ListAutomationsRequest(page_token=bad))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+        assert "page_token" in violations(err.value)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await api.ListAutomationVersions(
+                pb.ListAutomationVersionsRequest(automation_id="job-0", page_token=bad)
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+        assert "page_token" in violations(err.value)
+
+
+@pytest.mark.parametrize("max_fires", [1e300, 2**53 + 1, 2**53, 1_000_000_001, -1, 2.5])
+async def test_max_fires_out_of_the_bound_is_invalid(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any], max_fires: Any
+) -> None:
+    digest["triggers"][0]["config"]["max_fires"] = max_fires
+    viewer = stub(definitions_app, token_for(Role.VIEWER))
+    answer = await viewer.ValidateDefinition(
+        pb.ValidateDefinitionRequest(definition=definition_to_proto(digest))
+    )
+    assert not answer.valid
+    assert [v.field for v in answer.violations] == ["triggers[0].config.max_fires"]
+
+
+async def test_max_fires_within_the_bound_is_valid(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    digest["triggers"][0]["config"]["max_fires"] = 1_000_000_000
+    viewer = stub(definitions_app, token_for(Role.VIEWER))
+    answer = await viewer.ValidateDefinition(
+        pb.ValidateDefinitionRequest(definition=definition_to_proto(digest))
+    )
+    assert answer.valid, answer.violations

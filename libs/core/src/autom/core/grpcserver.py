@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 
 from autom.core.auth import TokenSigner, authorize, set_current_principal
 from autom.core.errors import AutomError, internal_status, to_status_proto
+from autom.core.paging import configure_page_tokens
+from autom.core.requests import check_request, tolerant
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
                     set_current_principal(authorize(method, metadata, signer))
+                    check_request(request)
                     return await inner_uu(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -70,7 +73,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
@@ -81,6 +84,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 try:
                     set_current_principal(authorize(method, metadata, signer))
+                    check_request(request)
                     async for item in inner_us(request, context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -90,7 +94,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -122,6 +126,7 @@ class GrpcApp:
 
     async def start(self) -> None:
         """Bind, register, mark SERVING, then start the background loops."""
+        configure_page_tokens(self.signer.derive_key("page-tokens"))
         server = grpc.aio.server(
             interceptors=[ServerInterceptor(self.signer)],
             options=[("grpc.so_reuseport", 0)],
