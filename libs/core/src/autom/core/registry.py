@@ -217,6 +217,10 @@ BUILTIN_ACTIONS = (
     ),
 )
 
+# The most fires a schedule may be limited to: any larger number is refused when the
+# definition is validated, so the scheduler never meets one (nor a float past 2**53).
+MAX_FIRES = 1_000_000_000
+
 SCHEDULE_CONFIG_SCHEMA: JsonSchema = {
     "type": "object",
     "required": ["cron"],
@@ -231,7 +235,12 @@ SCHEDULE_CONFIG_SCHEMA: JsonSchema = {
         "jitter": {**_DURATION, "default": "0s"},
         "start_at": {"type": "string", "format": "date-time"},
         "end_at": {"type": "string", "format": "date-time"},
-        "max_fires": {"type": "integer", "minimum": 0},
+        "max_fires": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_FIRES,
+            "description": "Stop after this many fires (0: no limit).",
+        },
     },
     "additionalProperties": False,
 }

@@ -201,18 +201,34 @@ class SchedulerService:
             ).all()
         }
         wanted: dict[str, tuple[ScheduleConfig, dict[str, Any]]] = {}
+        unreadable: set[str] = set()
         if not change.deleted:
             for i, trigger in enumerate(change.schedule_triggers()):
                 try:
                     wanted[trigger.id] = (parse_config(trigger.config), trigger.inputs)
                 except ValidationFailed as exc:
-                    # Definitions validates configs; this is a version skew, not user input.
-                    log.error("schedule trigger %s (%d) is invalid: %s", trigger.id, i, exc)
-        gone = [tid for tid in existing if tid not in wanted]
+                    # Definitions validates configs with the same rules, so this is a version
+                    # skew. Never drop silently: the schedule it had (if any) keeps firing.
+                    unreadable.add(trigger.id)
+                    log.error(
+                        "automation %s: schedule trigger %s (%d) is invalid, %s: %s",
+                        change.automation_id,
+                        trigger.id,
+                        i,
+                        "keeping its schedule" if trigger.id in existing else "not scheduled",
+                        exc,
+                    )
+        gone = [tid for tid in existing if tid not in wanted and tid not in unreadable]
         if gone:
             ids = [existing[t].id for t in gone]
             await _cancel_staged(conn, ids, now)
             await conn.execute(delete(s).where(s.c.id.in_(ids)))
+        kept = [existing[t].id for t in unreadable if t in existing]
+        if kept:
+            # A kept schedule still follows pause and resume.
+            await conn.execute(
+                update(s).where(s.c.id.in_(kept)).values(enabled=change.active, updated_at=now)
+            )
         for tid, (cfg, inputs) in wanted.items():
             await self._upsert_schedule(conn, change, tid, cfg, inputs, existing.get(tid), now)
 
