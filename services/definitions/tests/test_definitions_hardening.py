@@ -261,3 +261,20 @@ async def test_max_fires_within_the_bound_is_valid(
         pb.ValidateDefinitionRequest(definition=definition_to_proto(digest))
     )
     assert answer.valid, answer.violations
+
+
+async def test_a_string_field_that_is_not_utf8_is_invalid_argument(
+    definitions_app: GrpcApp, token_for: TokenFor
+) -> None:
+    # automation_id (field 1) as length-delimited bytes that are not UTF-8.
+    raw = b"\x0a\x03\xff\xfe\x00"
+    async with grpc.aio.insecure_channel(definitions_app.address) as ch:
+        call = ch.unary_unary(
+            "/autom.api.definitions.v1.DefinitionsService/GetAutomation",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(raw, metadata=(("authorization", f"Bearer {token_for(Role.VIEWER)}"),))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request" in violations(err.value)
