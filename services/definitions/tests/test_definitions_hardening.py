@@ -278,3 +278,25 @@ async def test_a_string_field_that_is_not_utf8_is_invalid_argument(
             await call(raw, metadata=(("authorization", f"Bearer {token_for(Role.VIEWER)}"),))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "request" in violations(err.value)
+
+
+async def test_agent_output_schema_ref_outside_the_document_is_invalid_and_never_fetched(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any], trap: Trap
+) -> None:
+    digest["plan"][1]["params"]["output_schema"] = {
+        "type": "object",
+        "properties": {"n": {"$ref": f"http://127.0.0.1:{trap.port}/n.json"}},
+    }
+    viewer = stub(definitions_app, token_for(Role.VIEWER))
+    answer = await viewer.ValidateDefinition(
+        pb.ValidateDefinitionRequest(definition=definition_to_proto(digest))
+    )
+    assert [v.field for v in answer.violations] == [
+        "plan[1].params.output_schema.properties.n.$ref"
+    ]
+    digest["plan"][1]["params"]["output_schema"] = {"type": "object", "required": "n"}
+    answer = await viewer.ValidateDefinition(
+        pb.ValidateDefinitionRequest(definition=definition_to_proto(digest))
+    )
+    assert [v.field for v in answer.violations] == ["plan[1].params.output_schema.required"]
+    assert trap.hits == []

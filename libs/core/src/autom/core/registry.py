@@ -88,6 +88,8 @@ class Catalog:
     capabilities: Registry[Capability]
 
 
+# A param whose schema is this `$ref` holds a user-written JSON Schema (checked as one).
+JSON_SCHEMA_METASCHEMA = "https://json-schema.org/draft/2020-12/schema"
 _DURATION = {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d)\s*)+$"}
 _ANY: JsonSchema = {}
 
@@ -199,7 +201,7 @@ BUILTIN_ACTIONS = (
                 "model": {"type": "string"},
                 "temperature": {"type": "number", "minimum": 0, "maximum": 2},
                 "max_tokens": {"type": "integer", "minimum": 1},
-                "output_schema": {"type": "object"},
+                "output_schema": {"$ref": JSON_SCHEMA_METASCHEMA, "type": "object"},
                 "tools": {"type": "array", "items": {"type": "string"}},
             },
             "additionalProperties": False,

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from autom.core.errors import Violation
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
-from autom.core.registry import Catalog
+from autom.core.registry import JSON_SCHEMA_METASCHEMA, ActionType, Catalog
 from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
 from autom.schedule import ScheduleError, parse_duration, parse_spec
 from autom.templating import (
@@ -108,6 +108,7 @@ def _check_steps(
                     action.params_schema, step.params, f"{path}.params", allow_templates=True
                 )
             )
+            out.extend(_param_schema_refs(action, step.params, f"{path}.params"))
         earlier = known_ids if sequential else known_ids | {s.id for s in steps}
         refs: list[tuple[str, set[str]]] = []
         for tpath, text in iter_templates(step.params, f"{path}.params"):
@@ -129,6 +130,17 @@ def _check_steps(
             _duration(step.retry.max_delay, f"{path}.retry.max_delay", out)
         if sequential:
             known_ids.add(step.id)
+
+
+def _param_schema_refs(action: ActionType, params: dict[str, Any], base: str) -> list[Violation]:
+    """Outside `$ref`s in params that hold a JSON Schema (e.g. agent_task's output_schema)."""
+    out = []
+    for name, prop in (action.params_schema.get("properties") or {}).items():
+        value = params.get(name)
+        if isinstance(prop, dict) and prop.get("$ref") == JSON_SCHEMA_METASCHEMA:
+            for path, message in unresolvable_refs(value):
+                out.append(Violation(join_path(f"{base}.{name}", path), message))
+    return out
 
 
 def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> None:
