@@ -322,3 +322,150 @@ async def test_ssrf_refusal_fails_the_step_without_retry(harness: Harness) -> No
     assert row.status == "failed"
     assert meta["error"]["type"] == "SsrfRefused"
     assert meta["attempts"] == 1
+
+
+@pytest.fixture
+async def other_sink() -> AsyncIterator[Sink]:
+    """A second origin (another port on loopback)."""
+    sink = Sink()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", sink.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sink.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield sink
+    await runner.cleanup()
+
+
+CREDENTIALS = {
+    "Authorization": "Bearer plain-credential",
+    "Cookie": "session=abc",
+    "Proxy-Authorization": "Basic cHJveHk6cHc=",
+    "X-Api-Key": "{{ secrets.TOKEN }}",
+    "X-Signed": "sig={{ secrets.TOKEN | b64encode }}",
+    "X-Trace": "keep-me",
+}
+
+
+async def test_redirect_to_another_origin_drops_credentials_and_secret_headers(
+    harness: Harness, sink: Sink, other_sink: Sink
+) -> None:
+    target = f"http://127.0.0.1:{other_sink.port}/landed"
+    row = await harness.run(
+        plan(
+            {
+                "id": "call",
+                "action": "http_request",
+                "params": {
+                    "url": f"http://127.0.0.1:{sink.port}/redirect?to={target}",
+                    "headers": CREDENTIALS,
+                },
+            }
+        )
+    )
+    assert row.status == "succeeded", row.steps
+    first = {k.lower(): v for k, v in sink.requests[0]["headers"].items()}
+    assert first["x-api-key"] == "s3cr3t-value"
+    assert first["authorization"] == "Bearer plain-credential"
+    assert len(other_sink.requests) == 1
+    landed = {k.lower(): v for k, v in other_sink.requests[0]["headers"].items()}
+    for name in ("authorization", "cookie", "proxy-authorization", "x-api-key", "x-signed"):
+        assert name not in landed, name
+    assert landed["x-trace"] == "keep-me"
+    assert "s3cr3t-value" not in str(other_sink.requests)
+
+
+async def test_redirect_within_the_origin_keeps_every_header(harness: Harness, sink: Sink) -> None:
+    row = await harness.run(
+        plan(
+            {
+                "id": "call",
+                "action": "http_request",
+                "params": {
+                    "url": f"http://127.0.0.1:{sink.port}/redirect?to=/landed",
+                    "headers": CREDENTIALS,
+                },
+            }
+        )
+    )
+    assert row.status == "succeeded", row.steps
+    landed = {k.lower(): v for k, v in sink.requests[1]["headers"].items()}
+    assert landed["authorization"] == "Bearer plain-credential"
+    assert landed["x-api-key"] == "s3cr3t-value"
+    assert landed["cookie"] == "session=abc"
+
+
+async def test_redirect_to_another_origin_never_resends_a_body_holding_a_secret(
+    harness: Harness, sink: Sink, other_sink: Sink
+) -> None:
+    target = f"http://127.0.0.1:{other_sink.port}/landed"
+
+    async def keep_method(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        sink.requests.append({"path": request.path})
+        raise web.HTTPTemporaryRedirect(target)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", keep_method)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        row = await harness.run(
+            plan(
+                {
+                    "id": "call",
+                    "action": "http_request",
+                    "params": {
+                        "method": "PUT",
+                        "url": f"http://127.0.0.1:{port}/put",
+                        "json": {"token": "{{ secrets.TOKEN }}"},
+                    },
+                }
+            )
+        )
+    finally:
+        await runner.cleanup()
+    assert row.status == "failed"
+    assert steps_of(row)["call"]["error"]["type"] == "RedirectRefused"
+    assert other_sink.requests == []
+
+
+async def test_a_trickling_server_cannot_hold_a_request_past_its_timeout() -> None:
+    stop = asyncio.Event()
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        # One byte at a time, each well within the per-read timeout, forever.
+        while not stop.is_set():
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    action = HttpRequestAction(
+        policy=Policy.from_lists(["127.0.0.0/8"], []),
+        max_response_bytes=1_000_000,
+        default_timeout=30,
+        max_redirects=3,
+    )
+    try:
+        with pytest.raises(StepError) as info:
+            # The outer bound only keeps a regression from hanging the suite.
+            await asyncio.wait_for(
+                action({"url": f"http://127.0.0.1:{port}/", "timeout": "1s"}, _ctx()), 30
+            )
+        assert info.value.type_name == "HttpTimeout"
+        assert info.value.retryable
+    finally:
+        stop.set()
+        await action.aclose()
+        server.close()
+        await server.wait_closed()

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from autom.core.auth import Role
 
@@ -149,7 +150,11 @@ async def test_type_errors_name_the_field(client: httpx.AsyncClient, stack: Stac
         r = await client.post("/v1/automations", json=body, headers=stack.headers())
         assert r.status_code == 400, body
         assert r.json()["details"][1]["fieldViolations"][0]["field"] == field
-    r = await client.post("/v1/automations", content=b"{not json", headers=stack.headers())
+    r = await client.post(
+        "/v1/automations",
+        content=b"{not json",
+        headers={**stack.headers(), "Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["message"]
     r = await client.get("/v1/automations", params={"pageSize": "ten"}, headers=stack.headers())
@@ -343,3 +348,43 @@ async def test_unreachable_upstream_is_503_without_internals(stack: Stack) -> No
         assert r.status_code == 503
         assert r.json()["services"]["drafter"] == "UNREACHABLE"
         assert r.json()["services"]["definitions"] == "SERVING"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "application/jsonp",
+        None,
+    ],
+)
+async def test_a_body_that_is_not_declared_json_is_415(
+    client: httpx.AsyncClient, stack: Stack, content_type: str | None
+) -> None:
+    before = len(stack.definitions.automations)
+    headers = stack.headers()
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    body = json.dumps({"definition": {"name": "form-sent", "plan": []}}).encode()
+    r = await client.post("/v1/automations", content=body, headers=headers)
+    assert r.status_code == 415
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["code"] == 3
+    assert "Content-Type" in r.json()["message"]
+    assert len(stack.definitions.automations) == before
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/x+json"]
+)
+async def test_json_bodies_and_empty_bodies_are_accepted(
+    client: httpx.AsyncClient, stack: Stack, content_type: str
+) -> None:
+    name = f"json-{len(content_type)}"
+    body = json.dumps({"definition": {"name": name, "plan": [{"id": "a", "action": "log"}]}})
+    headers = {**stack.headers(), "Content-Type": content_type}
+    r = await client.post("/v1/automations", content=body.encode(), headers=headers)
+    assert r.status_code == 200, r.text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import Mapping
@@ -217,6 +219,10 @@ class TokenSigner:
             raise ValueError("auth secret must be at least 32 characters (HS256 key length)")
         self._secret = secret
         self.revocations = revocations or RevocationList()
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for `purpose` derived from the secret (never the signing key itself)."""
+        return hmac.new(self._secret.encode(), purpose.encode(), hashlib.sha256).digest()
 
     def issue(
         self,

@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 
 from autom.core.auth import TokenSigner, authorize, set_current_principal
 from autom.core.errors import AutomError, internal_status, to_status_proto
+from autom.core.paging import configure_page_tokens
+from autom.core.requests import check_request, tolerant
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,13 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream whose every message passes the same checks as a unary request."""
+    async for request in requests:
+        check_request(request)
+        yield request
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call of every shape against the central table; maps errors."""
 
@@ -56,7 +65,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         signer = self._signer
         codecs = {
-            "request_deserializer": handler.request_deserializer,
+            # Bytes that are not valid UTF-8 become INVALID_ARGUMENT, not UNKNOWN.
+            "request_deserializer": tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         # Requests are authorized before the servicer sees them, whatever the RPC shape; a
@@ -67,6 +77,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
                     set_current_principal(authorize(method, metadata, signer))
+                    check_request(request)
                     return await inner_uu(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -82,7 +93,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> Any:
                 try:
                     set_current_principal(authorize(method, metadata, signer))
-                    return await inner_su(requests, context)
+                    return await inner_su(_checked(requests), context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as exc:
@@ -97,6 +108,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 try:
                     set_current_principal(authorize(method, metadata, signer))
+                    check_request(request)
                     async for item in inner_us(request, context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -113,7 +125,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 try:
                     set_current_principal(authorize(method, metadata, signer))
-                    async for item in inner_ss(requests, context):
+                    async for item in inner_ss(_checked(requests), context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -151,6 +163,7 @@ class GrpcApp:
 
     async def start(self) -> None:
         """Bind, register, mark SERVING, then start the background loops."""
+        configure_page_tokens(self.signer.derive_key("page-tokens"))
         server = grpc.aio.server(
             interceptors=[ServerInterceptor(self.signer)],
             options=[("grpc.so_reuseport", 0)],

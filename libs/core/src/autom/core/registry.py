@@ -88,6 +88,8 @@ class Catalog:
     capabilities: Registry[Capability]
 
 
+# A param whose schema is this `$ref` holds a user-written JSON Schema (checked as one).
+JSON_SCHEMA_METASCHEMA = "https://json-schema.org/draft/2020-12/schema"
 _DURATION = {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d)\s*)+$"}
 _ANY: JsonSchema = {}
 
@@ -123,7 +125,11 @@ BUILTIN_ACTIONS = (
                 "query": {"type": "object"},
                 "json": {"description": "JSON body."},
                 "body": {"type": "string", "description": "Raw text body."},
-                "timeout": _DURATION,
+                "timeout": {
+                    **_DURATION,
+                    "description": "Deadline of the whole request: connect, every redirect "
+                    "and the full body (default: the executor's, 30s).",
+                },
                 "expect_status": {"type": "array", "items": {"type": "integer"}},
                 "follow_redirects": {"type": "boolean", "default": True},
             },
@@ -195,7 +201,7 @@ BUILTIN_ACTIONS = (
                 "model": {"type": "string"},
                 "temperature": {"type": "number", "minimum": 0, "maximum": 2},
                 "max_tokens": {"type": "integer", "minimum": 1},
-                "output_schema": {"type": "object"},
+                "output_schema": {"$ref": JSON_SCHEMA_METASCHEMA, "type": "object"},
                 "tools": {"type": "array", "items": {"type": "string"}},
             },
             "additionalProperties": False,
@@ -213,6 +219,10 @@ BUILTIN_ACTIONS = (
     ),
 )
 
+# The most fires a schedule may be limited to: any larger number is refused when the
+# definition is validated, so the scheduler never meets one (nor a float past 2**53).
+MAX_FIRES = 1_000_000_000
+
 SCHEDULE_CONFIG_SCHEMA: JsonSchema = {
     "type": "object",
     "required": ["cron"],
@@ -226,7 +236,12 @@ SCHEDULE_CONFIG_SCHEMA: JsonSchema = {
         "jitter": {**_DURATION, "default": "0s"},
         "start_at": {"type": "string", "format": "date-time"},
         "end_at": {"type": "string", "format": "date-time"},
-        "max_fires": {"type": "integer", "minimum": 0},
+        "max_fires": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_FIRES,
+            "description": "Stop after this many fires (0: no limit).",
+        },
     },
     "additionalProperties": False,
 }

@@ -39,6 +39,8 @@ class _Matches:
         try:
             found = self._cron.first_at_or_after(wall)
         except (CroniterBadDateError, OverflowError):
+            if wall.year > datetime.max.year - 50:
+                raise _end_of_time(wall) from None
             raise ScheduleError(
                 "cron", f"no fire time within 50 years after local time {wall.isoformat()}"
             ) from None
@@ -53,6 +55,22 @@ def _require_aware(name: str, value: datetime) -> datetime:
 
 
 def _next_naive_utc(spec: ScheduleSpec, after: datetime) -> datetime:
+    try:
+        return _next_naive_utc_unchecked(spec, after)
+    except ScheduleError:
+        raise
+    except (OverflowError, ValueError):
+        # datetime ends at 9999-12-31: a search that runs past it has no fire time.
+        raise _end_of_time(after) from None
+
+
+def _end_of_time(after: datetime) -> ScheduleError:
+    return ScheduleError(
+        "after", f"no fire time between {after.isoformat()} and the end of year 9999"
+    )
+
+
+def _next_naive_utc_unchecked(spec: ScheduleSpec, after: datetime) -> datetime:
     cron = spec._compiled
     key = spec.timezone
     zone = load_zone(key)

@@ -299,7 +299,7 @@ class DefinitionsService:
             escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(t.c.name.like(escaped + "%", escape="\\"))
         if token:
-            cursor = decode_page_token(token, keys=("n", "i"))
+            cursor = decode_page_token(token, keys={"n": str, "i": str})
             query = query.where(
                 or_(
                     t.c.name > cursor["n"],
@@ -483,9 +483,7 @@ class DefinitionsService:
             row = await self._get_row(conn, caller, ref)
             query = select(*v.c).where(v.c.automation_id == row.id)
             if token:
-                cursor = decode_page_token(token, keys=("v",))
-                if not isinstance(cursor["v"], int):
-                    raise ValidationFailed([Violation("page_token", "malformed page token")])
+                cursor = decode_page_token(token, keys={"v": int})
                 query = query.where(v.c.version < cursor["v"])
             rows = list(
                 (await conn.execute(query.order_by(v.c.version.desc()).limit(limit + 1))).all()

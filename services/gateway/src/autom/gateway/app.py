@@ -157,6 +157,27 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def is_json_media_type(header: str | None) -> bool:
+    """`application/json` or `application/<x>+json`, with any parameters."""
+    media = (header or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def require_json_body(headers: Any, body: bytes) -> None:
+    """A non-empty body must declare a JSON Content-Type (a form or text body is a 415)."""
+    declared = headers.get("content-type")
+    if body.strip() and not is_json_media_type(declared):
+        raise HttpError(
+            415,
+            status_of(
+                code_pb2.INVALID_ARGUMENT,
+                f"unsupported Content-Type {declared or '(none)'!r}: send application/json",
+                [Violation("Content-Type", "must be application/json")],
+            ),
+        )
+
+
 def _query(scope: Scope) -> list[tuple[str, str]]:
     raw: bytes = scope.get("query_string", b"")
     try:
@@ -305,6 +326,7 @@ class Gateway:
         )
         timeout = parse_timeout(request.headers, default, self.settings.max_timeout_seconds)
         body = await read_body(request, self.settings.max_body_bytes) if route.binding.body else b""
+        require_json_body(request.headers, body)
         try:
             message = codec.decode_request(
                 route, body, match.path_params, _query(request.scope), self.ranges

@@ -158,15 +158,28 @@ class SchedulerService:
     ) -> None:
         existing = await store.schedules_of(conn, change.automation_id)
         wanted: dict[str, tuple[ScheduleConfig, dict[str, Any]]] = {}
+        unreadable: set[str] = set()
         if not change.deleted:
             for i, trigger in enumerate(change.schedule_triggers()):
                 try:
                     wanted[trigger.id] = (parse_config(trigger.config), trigger.inputs)
                 except ValidationFailed as exc:
-                    # Definitions validates configs; this is a version skew, not user input.
-                    log.error("schedule trigger %s (%d) is invalid: %s", trigger.id, i, exc)
-        gone = [existing[tid].id for tid in existing if tid not in wanted]
+                    # Definitions validates configs with the same rules, so this is a version
+                    # skew. Never drop silently: the schedule it had (if any) keeps firing.
+                    unreadable.add(trigger.id)
+                    log.error(
+                        "automation %s: schedule trigger %s (%d) is invalid, %s: %s",
+                        change.automation_id,
+                        trigger.id,
+                        i,
+                        "keeping its schedule" if trigger.id in existing else "not scheduled",
+                        exc,
+                    )
+        gone = [existing[t].id for t in existing if t not in wanted and t not in unreadable]
         await store.delete_schedules(conn, gone, now)
+        kept = [existing[t].id for t in unreadable if t in existing]
+        # A kept schedule still follows pause and resume.
+        await store.set_enabled(conn, kept, change.active, now)
         for tid, (cfg, inputs) in wanted.items():
             await self._upsert_schedule(conn, change, tid, cfg, inputs, existing.get(tid), now)
 

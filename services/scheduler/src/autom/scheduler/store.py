@@ -150,6 +150,17 @@ async def delete_schedules(conn: AsyncConnection, schedule_ids: list[str], now: 
     return int(result.rowcount or 0)
 
 
+async def set_enabled(
+    conn: AsyncConnection, schedule_ids: list[str], enabled: bool, now: datetime
+) -> None:
+    """Enable or disable schedules (pause and resume)."""
+    if schedule_ids:
+        s = db.schedules
+        await conn.execute(
+            update(s).where(s.c.id.in_(schedule_ids)).values(enabled=enabled, updated_at=now)
+        )
+
+
 async def upsert_schedule(
     conn: AsyncConnection, schedule_id: str, values: dict[str, Any], now: datetime
 ) -> None:

@@ -11,7 +11,8 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import ValidationError
 
 from autom.core.errors import Violation
-from autom.core.registry import Catalog
+from autom.core.jsonschemas import offline_validator, unresolvable_refs
+from autom.core.registry import JSON_SCHEMA_METASCHEMA, ActionType, Catalog
 from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
 from autom.schedule import ScheduleError, parse_duration, parse_spec
 from autom.templating import (
@@ -56,7 +57,7 @@ def _pydantic_violations(exc: ValidationError) -> list[Violation]:
 def _schema_violations(
     schema: dict[str, Any], instance: Any, base: str, *, allow_templates: bool
 ) -> list[Violation]:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = offline_validator(schema)
     out = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
         # A templated value is checked when rendered, not against the static schema.
@@ -113,6 +114,7 @@ def _check_steps(
                     action.params_schema, step.params, f"{path}.params", allow_templates=True
                 )
             )
+            out.extend(_param_schema_refs(action, step.params, f"{path}.params"))
         earlier = known_ids if sequential else known_ids | {s.id for s in steps}
         refs: list[tuple[str, set[str]]] = []
         for tpath, text in iter_templates(step.params, f"{path}.params"):
@@ -134,6 +136,17 @@ def _check_steps(
             _duration(step.retry.max_delay, f"{path}.retry.max_delay", out)
         if sequential:
             known_ids.add(step.id)
+
+
+def _param_schema_refs(action: ActionType, params: dict[str, Any], base: str) -> list[Violation]:
+    """Outside `$ref`s in params that hold a JSON Schema (e.g. agent_task's output_schema)."""
+    out = []
+    for name, prop in (action.params_schema.get("properties") or {}).items():
+        value = params.get(name)
+        if isinstance(prop, dict) and prop.get("$ref") == JSON_SCHEMA_METASCHEMA:
+            for path, message in unresolvable_refs(value):
+                out.append(Violation(join_path(f"{base}.{name}", path), message))
+    return out
 
 
 def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> None:
@@ -218,6 +231,11 @@ def validate_definition(
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
             out.append(Violation(join_path("inputs.schema", exc.path), exc.message))
+            schema = None
+    if schema is not None:
+        refs = unresolvable_refs(schema)
+        out.extend(Violation(join_path("inputs.schema", path), msg) for path, msg in refs)
+        if refs:
             schema = None
     for i, trigger in enumerate(definition.triggers):
         if schema is not None and trigger.inputs is not None:

@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from autom.core.jsonschemas import offline_validator, unresolvable_refs
 from autom.executor.actions.base import ActionContext
 from autom.executor.errors import BudgetExceeded, StepError
 
@@ -135,9 +136,11 @@ class AgentTask:
         output: dict[str, Any] = {"text": text, "model": model}
         if schema:
             try:
-                validator = Draft202012Validator(schema)
+                validator = offline_validator(schema)
             except jsonschema.SchemaError as exc:
                 raise OutputSchemaError(f"output_schema is invalid: {exc.message}") from exc
+            for _path, message in unresolvable_refs(schema)[:1]:
+                raise OutputSchemaError(f"output_schema is invalid: {message}")
             value, problem = self._check(text, validator)
             if problem is not None:
                 # One repair round: show the model its answer and what is wrong with it.

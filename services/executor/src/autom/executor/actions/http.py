@@ -1,7 +1,8 @@
-"""http_request: httpx with timeouts, a size cap, a pinned SSRF-checked address per hop."""
+"""http_request: httpx with a deadline, a size cap, a pinned SSRF-checked address per hop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from typing import Any
@@ -22,6 +23,12 @@ from autom.executor.errors import StepError
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRYABLE_STATUS = {408, 425, 429}
+# Sent to the first origin only, as curl, requests and httpx do on a redirect.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
 class HttpStatusError(StepError):
@@ -76,15 +83,54 @@ class HttpRequestAction:
         if params.get("query"):
             url = url.copy_merge_params({k: str(v) for k, v in params["query"].items()})
 
+        # `timeout` bounds the whole request (connect, every redirect hop and the body), so a
+        # server trickling bytes cannot hold the run; each operation is bounded by it too.
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._follow(
+                    method, url, headers, content, timeout, follow, params, ctx
+                )
+        except TimeoutError as exc:
+            raise StepError(
+                f"{method} {url.host}: no complete response within {timeout:g}s",
+                type_name="HttpTimeout",
+            ) from exc
+
+    async def _follow(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        content: bytes | None,
+        timeout: float,
+        follow: bool,
+        params: dict[str, Any],
+        ctx: ActionContext,
+    ) -> dict[str, Any]:
+        # Header values that carry a resolved secret (redact changes them).
+        secret_headers = {k for k, v in headers.items() if ctx.redact(v) != v}
         for _hop in range(self._max_redirects + 1):
             response = await self._send(method, url, headers, content, timeout)
             status, resp_headers, body = response
             location = resp_headers.get("location")
             if follow and status in _REDIRECTS and location:
-                url = url.join(location)
+                target = url.join(location)
                 if status == 303 or (status in (301, 302) and method == "POST"):
                     method, content = "GET", None
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                if _origin(target) != _origin(url):
+                    headers = {
+                        k: v
+                        for k, v in headers.items()
+                        if k.lower() not in _CREDENTIAL_HEADERS and k not in secret_headers
+                    }
+                    if content is not None and self._carries_secret(content, ctx):
+                        raise StepError(
+                            f"refusing to resend a body holding a secret to {target.host}",
+                            retryable=False,
+                            type_name="RedirectRefused",
+                        )
+                url = target
                 continue
             return self._output(status, resp_headers, body, params, url)
         raise StepError(
@@ -92,6 +138,11 @@ class HttpRequestAction:
             retryable=False,
             type_name="TooManyRedirects",
         )
+
+    @staticmethod
+    def _carries_secret(content: bytes, ctx: ActionContext) -> bool:
+        text = content.decode("utf-8", errors="replace")
+        return bool(ctx.redact(text) != text)
 
     def _precheck(self, raw: str) -> None:
         # IP literals in odd spellings (0177.0.0.1, 0x7f.1) are refused as SSRF before httpx

@@ -8,7 +8,9 @@ from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
+from referencing.exceptions import Unresolvable
 
+from autom.core.jsonschemas import offline_validator, unresolvable_refs
 from autom.executor.errors import DispatchError
 
 RUNTIME_KEYS = ("fired_at", "scheduled_for", "last_fired_at")
@@ -44,7 +46,13 @@ def trigger_inputs(definition: dict[str, Any], trigger_id: str) -> dict[str, Any
 def _validator(schema_json: str) -> Draft202012Validator:
     import json
 
-    return Draft202012Validator(json.loads(schema_json))
+    schema = json.loads(schema_json)
+    refs = unresolvable_refs(schema)
+    if refs:
+        path, message = refs[0]
+        field = "inputs.schema" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        raise DispatchError(f"{field}: {message}", fields=[field])
+    return offline_validator(schema)
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -74,7 +82,10 @@ def build_inputs(
             validator = _validator(json.dumps(schema, sort_keys=True))
         except jsonschema.SchemaError as exc:
             raise DispatchError(f"inputs.schema is not a valid JSON Schema: {exc.message}") from exc
-        errors = sorted(validator.iter_errors(supplied), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(validator.iter_errors(supplied), key=lambda e: list(e.absolute_path))
+        except Unresolvable as exc:
+            raise DispatchError(f"inputs.schema has an unresolvable reference: {exc}") from exc
         if errors:
             fields = [_path(e) for e in errors]
             summary = "; ".join(f"{_path(e)}: {e.message}" for e in errors[:10])

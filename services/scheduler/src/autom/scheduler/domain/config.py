@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from autom.core.errors import ValidationFailed, Violation
+from autom.core.registry import MAX_FIRES
 from autom.schedule import ScheduleError, ScheduleSpec, parse_duration, parse_spec
 
 CATCHUP_POLICIES = ("none", "latest", "all")
@@ -115,10 +116,17 @@ def parse_config(config: dict[str, Any], *, prefix: str = "config") -> ScheduleC
     if start_at and end_at and end_at < start_at:
         out.append(Violation(f"{prefix}.end_at", "must not be before start_at"))
     max_fires = config.get("max_fires")
+    # The same rule as the trigger's config schema (an integral number up to MAX_FIRES).
+    if isinstance(max_fires, float) and max_fires.is_integer() and 0 <= max_fires <= MAX_FIRES:
+        max_fires = int(max_fires)
     if max_fires is not None and (
-        isinstance(max_fires, bool) or not isinstance(max_fires, int) or max_fires < 0
+        isinstance(max_fires, bool)
+        or not isinstance(max_fires, int)
+        or not 0 <= max_fires <= MAX_FIRES
     ):
-        out.append(Violation(f"{prefix}.max_fires", "must be a non-negative integer"))
+        out.append(
+            Violation(f"{prefix}.max_fires", f"must be an integer between 0 and {MAX_FIRES}")
+        )
         max_fires = None
     if out:
         raise ValidationFailed(out)
