@@ -27,3 +27,9 @@ class ServiceSettings(BaseSettings):
     executor_addr: str = "127.0.0.1:50053"
     drafter_addr: str = "127.0.0.1:50054"
     db_pool_size: int = Field(default=10, ge=1)
+    # Background loops (consumers, relays) that fail are restarted with backoff up to this...
+    loop_backoff_max_seconds: float = Field(default=10.0, gt=0)
+    # ...count as recovered (health SERVING again) after running this long...
+    loop_healthy_after_seconds: float = Field(default=5.0, ge=0)
+    # ...and end the process (non-zero, for the orchestrator to restart) if down this long.
+    loop_give_up_seconds: float = Field(default=300.0, gt=0)
