@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import nats
+import nats.js.errors
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from autom.core.bus import AUTH_STREAM, FIRES_STREAM, ensure_streams
 from autom.core.grpcserver import channel
 from autom.devstack.eventually import assert_eventually
 
@@ -56,3 +58,28 @@ async def test_a_service_started_before_the_owner_of_a_stream_it_consumes_serves
         assert await health() == health_pb2.HealthCheckResponse.SERVING
 
     await assert_eventually(serving, timeout=15)
+
+
+async def test_an_executor_restarted_with_new_consumer_settings_applies_them(
+    start_app: Any, nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, (FIRES_STREAM, AUTH_STREAM))  # standing in for their owners
+
+        async def consumer_config(expected: tuple[float, int]) -> None:
+            try:
+                config = (await js.consumer_info(FIRES_STREAM.name, "executor")).config
+            except nats.js.errors.NotFoundError as exc:
+                raise AssertionError("no consumer yet") from exc
+            assert (config.ack_wait, config.max_deliver) == expected
+
+        first = await start_app("executor", ack_wait_seconds=15, max_deliver=10)
+        await assert_eventually(lambda: consumer_config((15, 10)), timeout=15)
+        await first.stop()
+        first.bound_port = 0
+        await start_app("executor", ack_wait_seconds=4, max_deliver=3)
+        await assert_eventually(lambda: consumer_config((4, 3)), timeout=15)
+    finally:
+        await nc.close()
