@@ -158,7 +158,7 @@ class GrpcApp:
     _health: health.aio.HealthServicer | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _failed: asyncio.Event = field(default_factory=asyncio.Event)
-    _down: set[str] = field(default_factory=set)
+    _down: set[Loop] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -207,10 +207,10 @@ class GrpcApp:
     async def _mark_down(self, loop: Loop) -> None:
         if not self._down:
             await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self._down.add(loop.name)
+        self._down.add(loop)
 
     async def _mark_up(self, loop: Loop) -> None:
-        self._down.discard(loop.name)
+        self._down.discard(loop)
         if not self._down and not self._stop.is_set():
             log.info("%s: loop %s recovered; serving", self.name, loop.name)
             await self._set_health(health_pb2.HealthCheckResponse.SERVING)
