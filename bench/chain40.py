@@ -15,7 +15,8 @@ import time
 import uuid
 from typing import Any
 
-from bench.executor_throughput import executor_stack, publish, servers, wait_terminal
+from bench import servers
+from bench.executor_throughput import executor_stack, publish, wait_terminal
 
 STEPS = 40
 WAIT_S = 0.010

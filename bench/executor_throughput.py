@@ -18,36 +18,16 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from bench import durability, servers
 
 AUTH = "bench-secret-" + "x" * 32
 WS = "bench"
-
-
-@contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
-    """(postgres server url, nats url): from the environment or embedded in a temp dir."""
-    from autom.devstack.nats import EmbeddedNats
-    from autom.devstack.ports import free_port
-    from autom.devstack.postgres import EmbeddedPostgres
-
-    pg_url = os.environ.get("AUTOM_BENCH_DATABASE_URL")
-    nats_url = os.environ.get("AUTOM_BENCH_NATS_URL")
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autom-bench-")))
-        if not pg_url:
-            pg = stack.enter_context(EmbeddedPostgres(tmp / "pg", free_port(), fsync=True))
-            pg_url = pg.url
-        if not nats_url:
-            nats_server = stack.enter_context(EmbeddedNats(tmp / "nats", free_port()))
-            nats_url = nats_server.url
-        yield pg_url, nats_url
 
 
 @contextlib.asynccontextmanager
@@ -294,7 +274,7 @@ def main() -> None:
     n = int(os.environ.get("AUTOM_BENCH_RUNS", "5000"))
     rate = float(os.environ.get("AUTOM_BENCH_RATE", "200"))
     seconds = float(os.environ.get("AUTOM_BENCH_PACED_SECONDS", "10"))
-    print(json.dumps(asyncio.run(run(n, rate, seconds))))
+    print(json.dumps({**asyncio.run(run(n, rate, seconds)), "durability": durability()}))
 
 
 if __name__ == "__main__":

@@ -18,39 +18,19 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench import durability, servers
 
 AUTH = "bench-secret-" + "x" * 32
 WS = "bench"
 STEADY_RATE = 200
 STEADY_SECONDS = 15
-
-
-@contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
-    """(postgres server url, nats url): from the environment or embedded in a temp dir."""
-    from autom.devstack.nats import EmbeddedNats
-    from autom.devstack.ports import free_port
-    from autom.devstack.postgres import EmbeddedPostgres
-
-    pg_url = os.environ.get("AUTOM_BENCH_DATABASE_URL")
-    nats_url = os.environ.get("AUTOM_BENCH_NATS_URL")
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="autom-bench-")))
-        if not pg_url:
-            pg = stack.enter_context(EmbeddedPostgres(tmp / "pg", free_port(), fsync=True))
-            pg_url = pg.url
-        if not nats_url:
-            nats_server = stack.enter_context(EmbeddedNats(tmp / "nats", free_port()))
-            nats_url = nats_server.url
-        yield pg_url, nats_url
 
 
 def pct(values: list[float], q: float) -> float:
@@ -245,6 +225,7 @@ async def run(pg_url: str, nats_url: str) -> dict[str, Any]:
     import asyncpg
     import nats
 
+    from autom.core import bus
     from autom.scheduler import db
 
     name = f"autom_bench_sched_{uuid.uuid4().hex[:8]}"
@@ -259,6 +240,9 @@ async def run(pg_url: str, nats_url: str) -> dict[str, Any]:
         # Only an embedded server is ours to wipe; a named one may be shared.
         with contextlib.suppress(Exception):
             await js.delete_stream("AUTOM_FIRES")
+        # Standing in for the owners of the streams the scheduler consumes: without them its
+        # consumers stay down and it would exit (non-zero) after the supervision bound.
+        await bus.ensure_streams(js, (bus.DEFINITIONS_STREAM, bus.RUNS_STREAM, bus.AUTH_STREAM))
     receiver = Receiver()
     await nc.subscribe("automations.fires.>", cb=receiver.on_msg)
     env = {
@@ -318,6 +302,7 @@ def main() -> int:
     with servers() as (pg_url, nats_url):
         results = asyncio.run(run(pg_url, nats_url))
     results["bench_seconds"] = round(time.monotonic() - started, 1)
+    results["durability"] = durability()
     print(json.dumps(results))
     return 0
 

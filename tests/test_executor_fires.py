@@ -116,6 +116,8 @@ async def make_stack(
     defs = StaticDefinitions(secrets={"TOKEN": "s3cr3t"})
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
+    # The test publishes fires and revocations itself, standing in for the streams' owners.
+    await bus.ensure_streams(js, (bus.FIRES_STREAM, bus.AUTH_STREAM))
     db = create_engine(url=database_url, application_name="executor-it")
     pool = await create_pool(database_url, size=4, application_name="executor-it")
     signer = TokenSigner(auth_secret)

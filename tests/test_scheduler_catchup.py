@@ -17,7 +17,7 @@ from autom.api.common.v1 import definition_pb2
 from autom.api.events.v1 import events_pb2
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from autom.core.bus import MSG_ID
+from autom.core.bus import DEFINITIONS_STREAM, MSG_ID, ensure_streams
 from autom.core.db import asyncpg_url
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.protoconv import dict_to_struct, to_timestamp
@@ -74,6 +74,8 @@ async def test_restart_after_the_dedupe_window_honours_catchup_without_duplicate
     engine = create_async_engine(asyncpg_url(database_url))
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
+    # The test publishes definition events itself, standing in for the stream's owner.
+    await ensure_streams(js, (DEFINITIONS_STREAM,))
 
     async def fires() -> dict[str, list[Any]]:
         async with engine.connect() as conn:

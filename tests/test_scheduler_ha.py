@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.events.v1 import events_pb2
-from autom.core.bus import MSG_ID
+from autom.core.bus import DEFINITIONS_STREAM, MSG_ID, ensure_streams
 from autom.core.db import asyncpg_url
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.devstack.eventually import assert_eventually
@@ -86,6 +86,8 @@ async def test_two_schedulers_with_one_sigkilled_fire_every_nominal_time_exactly
     await start_app("scheduler", scheduler_resync_on_start=False)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
+    # The test publishes definition events itself, standing in for the stream's owner.
+    await ensure_streams(js, (DEFINITIONS_STREAM,))
     engine = create_async_engine(asyncpg_url(database_url))
     victim = await spawn(database_url, nats_url, auth_secret)
     kills = 0

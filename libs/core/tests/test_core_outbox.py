@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.core import bus
 from autom.core.db import create_engine, service_metadata
+from autom.devstack.eventually import assert_eventually
 from autom.devstack.streams import read_stream
 
 METADATA = service_metadata("core_test")
@@ -81,5 +84,93 @@ async def test_published_rows_are_pruned_after_the_keep_period(
         async with engine.connect() as conn:
             left = (await conn.execute(select(OUTBOX.c.msg_id))).scalars().all()
         assert left == ["b"]
+    finally:
+        await nc.close()
+
+
+class _ConcurrentCommit(bus.OutboxRelay):
+    """A relay during whose first pass another transaction commits a row and notifies."""
+
+    def __init__(self, *, engine: AsyncEngine, **kwargs: Any) -> None:
+        super().__init__(engine=engine, **kwargs)
+        self.passes = 0
+
+    async def publish_pending(self) -> int:
+        published = await super().publish_pending()
+        self.passes += 1
+        if self.passes == 1:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(OUTBOX).values(bus.outbox_row("automations.runs.t", "late", b"late"))
+                )
+            self.notify()
+        return published
+
+
+async def test_a_notify_during_a_pass_is_not_lost(engine: AsyncEngine, nats_url: str) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    stop = asyncio.Event()
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(OUTBOX).values(bus.outbox_row("automations.runs.t", "first", b"first"))
+            )
+        # The poll interval is far longer than the test: only the notify can wake the relay.
+        relay = _ConcurrentCommit(engine=engine, table=OUTBOX, js=js, poll_interval=3600.0)
+        task = asyncio.create_task(relay.run(stop))
+
+        async def both_published() -> None:
+            msgs = await read_stream(js, "AUTOM_RUNS", "automations.runs.>")
+            assert [m.data for m in msgs] == [b"first", b"late"]
+
+        await assert_eventually(both_published, timeout=10)
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await nc.close()
+
+
+async def test_relay_options_delete_release_later_and_stamp_in_the_same_transaction(
+    engine: AsyncEngine, nats_url: str
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    stamped: list[tuple[list[str], datetime]] = []
+
+    async def stamp(conn: AsyncConnection, msg_ids: list[str], acked: datetime) -> None:
+        assert conn.in_transaction()
+        stamped.append((msg_ids, acked))
+
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        later = datetime.now(UTC) + timedelta(hours=1)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(OUTBOX).values(bus.outbox_row("automations.runs.t", "now", b"n"))
+            )
+            await conn.execute(
+                insert(OUTBOX).values(
+                    {**bus.outbox_row("automations.runs.t", "later", b"l"), "created_at": later}
+                )
+            )
+        relay = bus.OutboxRelay(
+            engine=engine,
+            table=OUTBOX,
+            js=js,
+            keep_published=None,
+            release_at_created=True,
+            on_published=stamp,
+        )
+        assert await relay.publish_pending() == 1
+        assert await relay.publish_pending() == 0
+        assert [ids for ids, _ in stamped] == [["now"]]
+        async with engine.connect() as conn:
+            left = (await conn.execute(select(OUTBOX.c.msg_id))).scalars().all()
+        assert left == ["later"]  # the published row is deleted, the planned one waits
+        msgs = await read_stream(js, "AUTOM_RUNS", "automations.runs.>")
+        assert [m.data for m in msgs] == [b"n"]
     finally:
         await nc.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import psutil
@@ -76,3 +79,27 @@ def test_log_filter_keeps_warnings_errors_and_readiness() -> None:
     assert nats_log_filter("[1] 2026/01/01 00:00:00.000000 [ERR] boom")
     assert nats_log_filter("[1] 2026/01/01 00:00:00.000000 [INF] Server is ready")
     assert not nats_log_filter("[1] 2026/01/01 00:00:00.000000 [INF] Starting JetStream")
+
+
+def _jetstream_config(server: EmbeddedNats) -> dict[str, Any]:
+    assert server.monitor_url is not None
+    with urllib.request.urlopen(f"{server.monitor_url}/varz", timeout=5) as reply:
+        varz = json.load(reply)
+    config: dict[str, Any] = varz["jetstream"]["config"]
+    return config
+
+
+def test_the_default_server_fsyncs_every_write_before_acknowledging(
+    server: EmbeddedNats,
+) -> None:
+    # What `make run` starts: an acknowledged fire must survive a power loss.
+    config = _jetstream_config(server)
+    assert config["sync_always"] is True
+    assert Path(config["store_dir"]) == server.store_dir / "jetstream"
+
+
+def test_sync_interval_none_keeps_the_servers_periodic_sync(tmp_path: Path) -> None:
+    with EmbeddedNats(
+        tmp_path / "store", free_port(), monitor_port=free_port(), sync_interval=None
+    ) as srv:
+        assert not _jetstream_config(srv).get("sync_always")

@@ -27,10 +27,11 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    func,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class StreamSpec:
     max_age_s: float = 7 * 24 * 3600.0
 
 
+# Each stream is declared by its owner only (definitions: DEFINITIONS + AUTH; scheduler:
+# FIRES; executor: RUNS + CUSTOM); ALL_STREAMS is for tests and benchmarks standing in for them.
 DEFINITIONS_STREAM = StreamSpec("AUTOM_DEFINITIONS", ("automations.definitions.>",))
 FIRES_STREAM = StreamSpec("AUTOM_FIRES", ("automations.fires.>",))
 RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
@@ -155,8 +158,19 @@ def outbox_row(subject: str, msg_id: str, payload: bytes) -> dict[str, object]:
     }
 
 
+PublishedHook = Callable[[AsyncConnection, list[str], datetime], Awaitable[None]]
+
+
 class OutboxRelay:
-    """Publishes committed outbox rows; any replica may run it (rows are locked SKIP LOCKED)."""
+    """Publishes committed outbox rows; any replica may run it (rows are locked SKIP LOCKED).
+
+    A batch is published pipelined and its rows are marked (or deleted) only after JetStream
+    acknowledged every message, in the transaction that locked them. Options cover each
+    service's needs: `keep_published=None` deletes rows once published (keeps a hot outbox's
+    index tiny); `release_at_created` treats `created_at` as a release time (rows planned
+    ahead wait for it); `on_published` runs in the same transaction with the published
+    msg_ids and the ack time (e.g. to stamp the records they announce).
+    """
 
     def __init__(
         self,
@@ -166,7 +180,10 @@ class OutboxRelay:
         js: JetStreamContext,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        keep_published: timedelta = timedelta(days=1),
+        keep_published: timedelta | None = timedelta(days=1),
+        release_at_created: bool = False,
+        on_published: PublishedHook | None = None,
+        ack_timeout: float = 10.0,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -174,6 +191,9 @@ class OutboxRelay:
         self._batch = batch_size
         self._poll = poll_interval
         self._keep = keep_published
+        self._release = release_at_created
+        self._on_published = on_published
+        self._ack_timeout = ack_timeout
         self._wake = asyncio.Event()
 
     def notify(self) -> None:
@@ -181,30 +201,40 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; returns how many were published."""
+        """Publish one batch of unpublished (released) rows; returns how many were published."""
         t = self._table
+        query = select(t.c.id, t.c.subject, t.c.msg_id, t.c.payload).where(
+            t.c.published_at.is_(None)
+        )
+        if self._release:
+            query = query.where(t.c.created_at <= datetime.now(UTC))
         async with self._engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    select(t.c.id, t.c.subject, t.c.msg_id, t.c.payload)
-                    .where(t.c.published_at.is_(None))
-                    .order_by(t.c.id)
-                    .limit(self._batch)
-                    .with_for_update(skip_locked=True)
+                    query.order_by(t.c.id).limit(self._batch).with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:
                 return 0
-            await publish_batch(self._js, [(r.subject, r.payload, r.msg_id) for r in rows])
-            await conn.execute(
-                update(t)
-                .where(t.c.id.in_([r.id for r in rows]))
-                .values(published_at=datetime.now(UTC))
+            await publish_batch(
+                self._js,
+                [(r.subject, r.payload, r.msg_id) for r in rows],
+                timeout=self._ack_timeout,
             )
+            acked = datetime.now(UTC)
+            ids = [r.id for r in rows]
+            if self._keep is None:
+                await conn.execute(delete(t).where(t.c.id.in_(ids)))
+            else:
+                await conn.execute(update(t).where(t.c.id.in_(ids)).values(published_at=acked))
+            if self._on_published is not None:
+                await self._on_published(conn, [r.msg_id for r in rows], acked)
         return len(rows)
 
     async def prune_published(self) -> int:
         """Delete rows published longer ago than `keep_published` (kept a while to debug)."""
+        if self._keep is None:
+            return 0
         t = self._table
         async with self._engine.begin() as conn:
             result = await conn.execute(
@@ -216,18 +246,36 @@ class OutboxRelay:
         """Relay until stop is set; failures are logged and retried (rows stay unpublished)."""
         next_prune = time.monotonic()
         while not stop.is_set():
+            # Cleared before the pass: a notify() during the pass makes the wait return at once.
+            self._wake.clear()
             try:
                 while await self.publish_pending() == self._batch:
                     pass
                 if time.monotonic() >= next_prune:
                     await self.prune_published()
                     next_prune = time.monotonic() + PRUNE_EVERY_S
+                delay = await self._until_next_release()
             except Exception:
                 log.exception("outbox relay failed; will retry")
                 await wait_any(stop, None, 1.0)
                 continue
-            self._wake.clear()
-            await wait_any(stop, self._wake, self._poll)
+            await wait_any(stop, self._wake, delay)
+
+    async def _until_next_release(self) -> float:
+        """Seconds until the earliest pending row is released, at most the poll interval."""
+        if not self._release:
+            return self._poll
+        t = self._table
+        async with self._engine.connect() as conn:
+            first = (
+                await conn.execute(
+                    select(func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+                )
+            ).scalar_one_or_none()
+        if first is None:
+            return self._poll
+        delay: float = (first - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(self._poll, delay))
 
 
 async def wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
@@ -254,8 +302,14 @@ async def pull_subscription(
     max_deliver: int = 10,
     max_ack_pending: int = 1000,
 ) -> JetStreamContext.PullSubscription:
-    """A durable pull consumer shared by every replica that binds the same durable name."""
+    """A durable pull consumer shared by every replica that binds the same durable name.
+
+    The declared config is applied to an existing durable too (nats-py would bind to it
+    unchanged). Raises NotFoundError while the stream does not exist yet: its owner declares
+    it, and the caller's supervisor retries.
+    """
     config = ConsumerConfig(
+        name=durable,
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
@@ -264,7 +318,32 @@ async def pull_subscription(
         max_ack_pending=max_ack_pending,
         filter_subject=subject,
     )
-    return await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+    await reconcile_consumer(js, stream, config)
+    return await js.pull_subscribe(subject, durable=durable, stream=stream)
+
+
+_RECONCILED = ("ack_wait", "max_deliver", "max_ack_pending", "filter_subject")
+
+
+async def reconcile_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable consumer, or update it where its settings differ from `config`."""
+    assert config.durable_name is not None
+    try:
+        info = await js.consumer_info(stream, config.durable_name)
+    except nats.js.errors.NotFoundError:
+        info = None
+    if info is not None:
+        current = info.config
+        drift = {
+            k: (getattr(current, k), getattr(config, k))
+            for k in _RECONCILED
+            if getattr(current, k) != getattr(config, k)
+        }
+        if not drift:
+            return
+        log.info("consumer %s/%s: applying changed settings %s", stream, config.durable_name, drift)
+    # NATS >= 2.10 treats a create with an existing durable's name as create-or-update.
+    await js.add_consumer(stream, config)
 
 
 Handler = Callable[[Msg], Awaitable[None]]
@@ -278,10 +357,13 @@ async def consume(
     batch: int = 50,
     max_in_flight: int = 100,
     fetch_timeout: float = 0.5,
+    max_fetch_failures: int = 10,
 ) -> None:
     """Fetch and handle messages until stop; at most max_in_flight handlers run at once.
 
     Handlers own ack/nak/term; an exception from a handler naks the message for redelivery.
+    Raises when the connection is closed or fetching keeps failing, so a supervisor can
+    report the loop down and subscribe anew.
     """
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
@@ -296,22 +378,34 @@ async def consume(
         finally:
             slots.release()
 
-    while not stop.is_set():
-        free = max(1, min(batch, max_in_flight - len(tasks)))
-        try:
-            msgs = await sub.fetch(free, timeout=fetch_timeout)
-        except (TimeoutError, nats.errors.TimeoutError):
-            continue
-        except nats.errors.ConnectionClosedError:
-            break
-        except Exception:
-            log.exception("fetch failed; retrying")
-            await wait_any(stop, None, 0.5)
-            continue
-        for msg in msgs:
-            await slots.acquire()
-            task = asyncio.create_task(guarded(msg))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
+    failures = 0
+    try:
+        while not stop.is_set():
+            free = max(1, min(batch, max_in_flight - len(tasks)))
+            try:
+                msgs = await sub.fetch(free, timeout=fetch_timeout)
+            except (TimeoutError, nats.errors.TimeoutError):
+                failures = 0
+                continue
+            except nats.errors.ConnectionClosedError:
+                if stop.is_set():
+                    break
+                # Returning quietly would leave the service consuming nothing: let it restart.
+                raise
+            except Exception:
+                failures += 1
+                if failures >= max_fetch_failures:
+                    # E.g. the consumer is gone: only a new subscription recovers.
+                    raise
+                log.exception("fetch failed; retrying")
+                await wait_any(stop, None, 0.5)
+                continue
+            failures = 0
+            for msg in msgs:
+                await slots.acquire()
+                task = asyncio.create_task(guarded(msg))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+    finally:
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from autom.core.auth import TokenSigner, authorize, set_current_principal
+from autom.core.bus import wait_any
 from autom.core.errors import AutomError, internal_status, to_status_proto
 from autom.core.paging import configure_page_tokens
 from autom.core.requests import check_request, tolerant
@@ -24,6 +26,40 @@ log = logging.getLogger(__name__)
 Register = Callable[[grpc.aio.Server], None]
 Background = Callable[[asyncio.Event], Awaitable[None]]
 Cleanup = Callable[[], Awaitable[None]]
+# Health name that is SERVING while the process answers at all (a liveness probe): a loop
+# that is down turns readiness ("") NOT_SERVING, and the process exits if it stays down.
+LIVENESS = "liveness"
+EXIT_LOOP_DOWN = 70  # EX_SOFTWARE: a vital loop could not recover; the orchestrator restarts us
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A background loop the app supervises: it runs until stop, else it is restarted."""
+
+    name: str
+    run: Background
+    # Finishes on its own (e.g. a start-up resync): restarted only when it raises.
+    once: bool = False
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """How failed background loops are restarted, and when the process gives up."""
+
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    # A restarted loop that keeps running this long counts as recovered (health SERVING).
+    healthy_after_s: float = 5.0
+    # A loop still failing this long after it first went down ends the process.
+    give_up_after_s: float = 300.0
+
+
+def as_loop(item: Loop | Background) -> Loop:
+    """A Loop for a bare loop function (named after it)."""
+    if isinstance(item, Loop):
+        return item
+    name = getattr(item, "__qualname__", None) or repr(item)
+    return Loop(name=name, run=item)
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
@@ -139,7 +175,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
 @dataclass
 class GrpcApp:
-    """A service's server and its background loops, started and stopped as one."""
+    """A service's server and its supervised background loops, started and stopped as one.
+
+    Health is SERVING only while every loop runs: a loop that raises (or returns before
+    stop) is restarted with capped exponential backoff and health is NOT_SERVING until it
+    has run for `supervision.healthy_after_s`; if it is still down after
+    `supervision.give_up_after_s`, the app stops itself and `exit_code` is set.
+    """
 
     name: str
     signer: TokenSigner
@@ -148,18 +190,27 @@ class GrpcApp:
     host: str = "127.0.0.1"
     port: int = 0
     grace_seconds: float = 10.0
-    background: Sequence[Background] = ()
+    background: Sequence[Loop | Background] = ()
     cleanup: Sequence[Cleanup] = ()
+    supervision: Supervision = field(default_factory=Supervision)
     bound_port: int = 0
+    exit_code: int | None = None
     _server: grpc.aio.Server | None = None
     _health: health.aio.HealthServicer | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _failed: asyncio.Event = field(default_factory=asyncio.Event)
+    _down: set[Loop] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def address(self) -> str:
         """host:port the server is bound to."""
         return f"{self.host}:{self.bound_port}"
+
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when a loop could not recover within the bound (then `exit_code` is set)."""
+        return self._failed
 
     async def start(self) -> None:
         """Bind, register, mark SERVING, then start the background loops."""
@@ -183,19 +234,77 @@ class GrpcApp:
             ) from exc
         await server.start()
         self._server = server
-        for svc in ["", *self.service_names]:
-            await self._health.set(svc, health_pb2.HealthCheckResponse.SERVING)
-        for loop in self.background:
-            self._tasks.append(asyncio.create_task(self._guard(loop)))
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        for loop in map(as_loop, self.background):
+            self._tasks.append(asyncio.create_task(self._supervise(loop), name=loop.name))
         log.info("%s serving on %s", self.name, self.address)
 
-    async def _guard(self, loop: Background) -> None:
-        try:
-            await loop(self._stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s: background loop crashed", self.name)
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        if self._health is None:
+            return
+        for svc in ["", *self.service_names]:
+            await self._health.set(svc, status)
+
+    async def _mark_down(self, loop: Loop) -> None:
+        if not self._down:
+            await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._down.add(loop)
+
+    async def _mark_up(self, loop: Loop) -> None:
+        self._down.discard(loop)
+        if not self._down and not self._stop.is_set():
+            log.info("%s: loop %s recovered; serving", self.name, loop.name)
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    async def _supervise(self, loop: Loop) -> None:
+        """Run `loop` until stop, restarting it with capped exponential backoff."""
+        sup = self.supervision
+        failures = 0
+        down_since: float | None = None
+        while not self._stop.is_set():
+            task: asyncio.Future[None] = asyncio.ensure_future(loop.run(self._stop))
+            try:
+                if down_since is not None:
+                    done, _ = await asyncio.wait({task}, timeout=sup.healthy_after_s)
+                    if not done:
+                        failures, down_since = 0, None
+                        await self._mark_up(loop)
+                await task
+                error: BaseException | None = None
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            except Exception as exc:
+                error = exc
+            if self._stop.is_set():
+                return
+            if error is None and loop.once:
+                if down_since is not None:
+                    await self._mark_up(loop)
+                return
+            if error is not None:
+                log.error("%s: loop %s crashed", self.name, loop.name, exc_info=error)
+            else:
+                log.error("%s: loop %s returned before stop", self.name, loop.name)
+            now = time.monotonic()
+            if down_since is None:
+                down_since = now
+                await self._mark_down(loop)
+            failures += 1
+            left = down_since + sup.give_up_after_s - now
+            if left <= 0:
+                log.critical(
+                    "%s: loop %s did not recover within %g s; exiting",
+                    self.name,
+                    loop.name,
+                    sup.give_up_after_s,
+                )
+                self.exit_code = EXIT_LOOP_DOWN
+                self._failed.set()
+                return
+            delay = min(sup.backoff_max_s, sup.backoff_initial_s * 2 ** (failures - 1), left)
+            await wait_any(self._stop, None, delay)
 
     async def stop(self) -> None:
         """NOT_SERVING -> drain RPCs within the grace -> stop loops -> cleanup."""
@@ -217,20 +326,31 @@ class GrpcApp:
         log.info("%s stopped", self.name)
 
     async def wait_for_termination(self) -> None:
-        """Block until SIGTERM or SIGINT, then stop."""
+        """Block until SIGTERM or SIGINT (or a loop gave up), then stop."""
         loop = asyncio.get_running_loop()
         signalled = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, signalled.set)
-        await signalled.wait()
-        log.info("%s: shutdown requested", self.name)
+        waiters = [
+            asyncio.ensure_future(signalled.wait()),
+            asyncio.ensure_future(self._failed.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if signalled.is_set():
+            log.info("%s: shutdown requested", self.name)
         await self.stop()
 
 
 async def serve(app: GrpcApp) -> None:
-    """Start an app and serve until a signal asks it to stop."""
+    """Start an app and serve until a signal asks it to stop; exits non-zero if a loop gave up."""
     await app.start()
     await app.wait_for_termination()
+    if app.exit_code is not None:
+        raise SystemExit(app.exit_code)
 
 
 def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:

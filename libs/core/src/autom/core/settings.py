@@ -78,3 +78,10 @@ class ServiceSettings(CommonSettings):
 
     # Signs and verifies bearer tokens (HS256); every gRPC service of a deployment shares it.
     auth_secret: SecretStr = Field(min_length=32)
+
+    # Background loops (consumers, relays) that fail are restarted with backoff up to this...
+    loop_backoff_max_seconds: float = Field(default=10.0, gt=0)
+    # ...count as recovered (health SERVING again) after running this long...
+    loop_healthy_after_seconds: float = Field(default=5.0, ge=0)
+    # ...and end the process (non-zero, for the orchestrator to restart) if down this long.
+    loop_give_up_seconds: float = Field(default=300.0, gt=0)

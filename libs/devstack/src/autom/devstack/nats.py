@@ -36,8 +36,17 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
+# fsync every write before acknowledging it: nats-server's default acks before fsync and
+# syncs every 2 minutes, so a power loss could drop acknowledged fires.
+DURABLE_SYNC_INTERVAL = "always"
+
+
 class EmbeddedNats:
-    """A single nats-server with JetStream file storage under `store_dir`."""
+    """A single nats-server with JetStream file storage under `store_dir`.
+
+    Durable by default (`sync_interval="always"`); `sync_interval=None` keeps nats-server's
+    own default (throwaway test data).
+    """
 
     def __init__(
         self,
@@ -49,8 +58,10 @@ class EmbeddedNats:
         on_output: Callable[[str], None] | None = None,
         startup_timeout: float = 15.0,
         extra_args: Sequence[str] = (),
+        sync_interval: str | None = DURABLE_SYNC_INTERVAL,
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
+        self.sync_interval = sync_interval
         self.port = port
         self.host = host
         self.monitor_port = monitor_port
@@ -93,13 +104,15 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         # A unique name tells our server's INFO from that of another one holding the port.
         self._name = f"autom-devstack-{secrets.token_hex(4)}"
+        # JetStream settings such as sync_interval exist only in the config file, not as flags.
+        config = self.store_dir / "nats-server.conf"
+        config.write_text(self.config_text())
         argv = [
             str(nats_server_binary()),
+            "-c",
+            str(config),
             "-n",
             self._name,
-            "-js",
-            "-sd",
-            str(self.store_dir),
             "-a",
             self.host,
             "-p",
@@ -119,6 +132,14 @@ class EmbeddedNats:
         self._pump = OutputPump(self._proc.stdout, self._on_output, name="nats")
         self._pump.start()
         self._wait_ready()
+
+    def config_text(self) -> str:
+        """The nats-server configuration: JetStream with its store and sync policy."""
+        lines = ["jetstream {", f"  store_dir: {json.dumps(str(self.store_dir))}"]
+        if self.sync_interval is not None:
+            lines.append(f"  sync_interval: {self.sync_interval}")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (graceful), SIGKILL after `timeout`."""

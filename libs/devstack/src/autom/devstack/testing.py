@@ -71,12 +71,16 @@ def fresh_database(server_url: str, prefix: str = "autom_test") -> Iterator[str]
 
 @contextmanager
 def test_nats_url(tmp: Path) -> Iterator[str]:
-    """Yield a NATS URL: $AUTOM_TEST_NATS_URL or an embedded JetStream server in `tmp`."""
+    """Yield a NATS URL: $AUTOM_TEST_NATS_URL or an embedded JetStream server in `tmp`.
+
+    The embedded server keeps nats-server's default sync (no fsync per write): test data is
+    disposable.
+    """
     external = os.environ.get(NATS_URL_ENV)
     if external:
         yield external
         return
-    with EmbeddedNats(Path(tmp) / "nats", free_port()) as server:
+    with EmbeddedNats(Path(tmp) / "nats", free_port(), sync_interval=None) as server:
         yield server.url
 
 

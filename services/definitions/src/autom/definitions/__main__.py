@@ -8,9 +8,9 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from autom.core.auth import TokenSigner
 from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
+from autom.core.runtime import build_signer
 from autom.definitions.settings import DefinitionsSettings
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ async def _dev_token(settings: DefinitionsSettings) -> str:
     engine = create_engine(url=settings.database_url, application_name="autom-definitions-cli")
     try:
         service = DefinitionsService(engine, build_catalog(plugins=False), None)
-        return await service.bootstrap_dev(TokenSigner(settings.auth_secret.get_secret_value()))
+        return await service.bootstrap_dev(build_signer(settings))
     finally:
         await engine.dispose()
 
@@ -44,8 +44,7 @@ def _admin_token(settings: DefinitionsSettings, argv: Sequence[str]) -> str:
         parser.error(f"--ttl must be between 1 and {MAX_ADMIN_TTL}")
     if not _ADMIN_NAME.match(args.name):
         parser.error("--name may hold letters, digits and @._-")
-    signer = TokenSigner(settings.auth_secret.get_secret_value())
-    return signer.admin_token(args.name, ttl_seconds=args.ttl)
+    return build_signer(settings).admin_token(args.name, ttl_seconds=args.ttl)
 
 
 async def _rotate_secrets(settings: DefinitionsSettings) -> int:
@@ -55,7 +54,7 @@ async def _rotate_secrets(settings: DefinitionsSettings) -> int:
     key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
     engine = create_engine(url=settings.database_url, application_name="autom-definitions-cli")
     try:
-        signer = TokenSigner(settings.auth_secret.get_secret_value())
+        signer = build_signer(settings)
         return await AccessService(engine, signer, build_cipher(key), None).rotate_secrets()
     finally:
         await engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from autom.api.definitions.v1 import definitions_service_pb2 as pb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
 from autom.core import bus
-from autom.core.grpcserver import GrpcApp
+from autom.core.grpcserver import GrpcApp, Loop
 from autom.core.registry import build_catalog
 from autom.core.runtime import open_runtime
 from autom.definitions import db
@@ -15,24 +15,20 @@ from autom.definitions.service import DefinitionsService
 from autom.definitions.settings import DefinitionsSettings
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DefinitionsService"].full_name
+# The definitions service owns the streams of definition events and token revocations.
+STREAMS = (bus.DEFINITIONS_STREAM, bus.AUTH_STREAM)
 
 
 async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     """Connect to PostgreSQL and NATS and assemble the server (not started)."""
-    rt = await open_runtime(settings, name="definitions")
+    rt = await open_runtime(settings, name="definitions", streams=STREAMS)
     relay = bus.OutboxRelay(engine=rt.engine, table=db.outbox, js=rt.js)
     key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
     access = AccessService(rt.engine, rt.signer, build_cipher(key), relay)
     await access.load_revocations()
     api = DefinitionsApi(DefinitionsService(rt.engine, build_catalog(), relay), access)
-    return GrpcApp(
-        name="definitions",
-        signer=rt.signer,
+    return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_DefinitionsServiceServicer_to_server(api, server)],
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-        grace_seconds=settings.shutdown_grace_seconds,
-        background=[relay.run, *rt.background()],
-        cleanup=[rt.close],
+        background=[Loop("outbox", relay.run)],
     )

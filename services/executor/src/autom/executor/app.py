@@ -1,4 +1,4 @@
-"""Wiring of the executor: engine, NATS, outbox relay, fire consumer, servicer, server."""
+"""Wiring of the executor: runtime, outbox relay, fire consumer, servicer, server."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import asyncio
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from autom.core import bus
-from autom.core.auth import TokenSigner
-from autom.core.db import create_engine
-from autom.core.grpcserver import GrpcApp, channel
+from autom.core.grpcserver import GrpcApp, Loop, channel
 from autom.core.registry import build_catalog
-from autom.core.revocations import revocation_feed
+from autom.core.runtime import open_runtime
+from autom.executor import db
 from autom.executor.actions.catalog import build_actions
 from autom.executor.concurrency import Concurrency
 from autom.executor.engine import Engine
 from autom.executor.grpc_api import ExecutorApi
-from autom.executor.relay import PipelinedRelay
 from autom.executor.service import ExecutorService
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import GrpcDefinitions, StaticDefinitions
@@ -24,6 +22,7 @@ from autom.executor.store import RunStore, create_pool
 from autom.executor.worker import Worker
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutorService"].full_name
+STREAMS = (bus.RUNS_STREAM, bus.CUSTOM_STREAM)
 
 
 async def build_app(
@@ -33,16 +32,10 @@ async def build_app(
 
     `definitions` replaces the definitions service with snapshots held in memory (benchmarks).
     """
-    engine = create_engine(
-        url=settings.database_url,
-        application_name="autom-executor",
-        pool_size=settings.db_pool_size,
-    )
-    nc = await bus.connect(settings.nats_url, name="autom-executor")
-    js = nc.jetstream()
-    await bus.ensure_streams(js, replicas=settings.nats_stream_replicas)
-    signer = TokenSigner(settings.auth_secret.get_secret_value())
-    defs_channel = channel(settings.definitions_addr, signer.service_token("executor"))
+    # The executor owns the run-event and custom-event streams; fires are the scheduler's.
+    rt = await open_runtime(settings, name="executor", streams=STREAMS)
+    engine, js = rt.engine, rt.js
+    defs_channel = channel(settings.definitions_addr, rt.signer.service_token("executor"))
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
         defs_channel, cache_size=settings.definition_cache_size
     )
@@ -51,7 +44,9 @@ async def build_app(
         settings.database_url, size=settings.db_pool_size, application_name="autom-executor"
     )
     store = RunStore(engine, pool)
-    relay = PipelinedRelay(engine=engine, pool=pool, js=js)
+    # Run events are the executor's hottest NATS traffic (three per run): published pipelined,
+    # polled often in case a commit's notify is missed.
+    relay = bus.OutboxRelay(engine=engine, table=db.outbox, js=js, poll_interval=0.5)
     run_engine = Engine(
         store=store,
         actions=actions,
@@ -85,24 +80,16 @@ async def build_app(
     async def close() -> None:
         await http.aclose()
         await defs_channel.close()
-        await nc.drain()
         await pool.close()
-        await engine.dispose()
 
-    return GrpcApp(
-        name="executor",
-        signer=signer,
+    return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(api, server)],
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-        grace_seconds=settings.shutdown_grace_seconds,
         background=[
-            relay.run,
-            consume,
-            worker.heartbeat,
-            sweep,
-            revocation_feed(js, signer.revocations).run,
+            Loop("outbox", relay.run),
+            Loop("fires", consume),
+            Loop("heartbeat", worker.heartbeat),
+            Loop("orphan-sweep", sweep),
         ],
         cleanup=[close],
     )

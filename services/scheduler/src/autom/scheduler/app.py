@@ -1,4 +1,4 @@
-"""Wiring of the scheduler: engine, NATS, relay, consumers, the due loop, servicer, server."""
+"""Wiring of the scheduler: runtime, relay, consumers, the due loop, servicer, server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from autom.core import bus
-from autom.core.auth import TokenSigner
 from autom.core.bus import wait_any
-from autom.core.db import create_engine
-from autom.core.grpcserver import GrpcApp, channel
-from autom.core.revocations import revocation_feed
+from autom.core.grpcserver import GrpcApp, Loop, channel
+from autom.core.runtime import open_runtime
+from autom.scheduler import db
 from autom.scheduler.events import (
     DEFINITIONS_DURABLE,
     RUNS_DURABLE,
@@ -24,7 +26,6 @@ from autom.scheduler.events import (
     RunEvents,
 )
 from autom.scheduler.grpc_api import SchedulerApi
-from autom.scheduler.relay import FireRelay
 from autom.scheduler.service import SchedulerService
 from autom.scheduler.settings import SchedulerSettings
 from autom.scheduler.sync import Resync
@@ -69,33 +70,41 @@ class DueLoop:
 
 async def build_app(settings: SchedulerSettings) -> GrpcApp:
     """Connect to PostgreSQL and NATS and assemble the server (not started)."""
-    engine = create_engine(
-        url=settings.database_url,
-        application_name="autom-scheduler",
-        pool_size=settings.db_pool_size,
-    )
-    nc = await bus.connect(settings.nats_url, name="autom-scheduler")
-    js = nc.jetstream()
-    streams: tuple[bus.StreamSpec, ...] = bus.ALL_STREAMS
+    fires_stream = bus.FIRES_STREAM
     if settings.scheduler_fires_dedupe_window_s is not None:
-        fires = dataclasses.replace(
-            bus.FIRES_STREAM, duplicate_window_s=settings.scheduler_fires_dedupe_window_s
+        fires_stream = dataclasses.replace(
+            fires_stream, duplicate_window_s=settings.scheduler_fires_dedupe_window_s
         )
-        streams = tuple(fires if s.name == fires.name else s for s in streams)
-    await bus.ensure_streams(js, streams, replicas=settings.nats_stream_replicas)
+    # The scheduler owns the fires stream only; definition and run events are others'.
+    rt = await open_runtime(settings, name="scheduler", streams=(fires_stream,))
 
-    relay = FireRelay(engine=engine, js=js)
-    service = SchedulerService(engine, settings, on_fires=relay.notify)
+    async def stamp_fires(conn: AsyncConnection, fire_ids: list[str], acked: datetime) -> None:
+        await conn.execute(
+            update(db.fires).where(db.fires.c.fire_id.in_(fire_ids)).values(published_at=acked)
+        )
+
+    # Published rows are deleted (a tiny hot index); created_at is a fire's release time.
+    relay = bus.OutboxRelay(
+        engine=rt.engine,
+        table=db.outbox,
+        js=rt.js,
+        batch_size=1000,
+        poll_interval=0.25,
+        keep_published=None,
+        release_at_created=True,
+        on_published=stamp_fires,
+    )
+    service = SchedulerService(rt.engine, settings, on_fires=relay.notify)
     try:
         await service.unstage(stale=True)
     except Exception:
         # E.g. another replica's relay is publishing them right now: then they are on time.
         log.warning("could not give back stale planned fires", exc_info=True)
     loop = DueLoop(service, settings)
-    signer = TokenSigner(settings.auth_secret.get_secret_value())
-    definitions = channel(settings.definitions_addr, signer.service_token("scheduler"))
+    definitions = channel(settings.definitions_addr, rt.signer.service_token("scheduler"))
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
+    js = rt.js
     backoff = Backoff(settings.scheduler_event_retry_base_s, settings.scheduler_event_retry_cap_s)
     definition_events = DefinitionEvents(service, loop.wake, js=js, backoff=backoff)
     run_events = RunEvents(service, js=js, backoff=backoff)
@@ -144,29 +153,21 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
             await wait_any(stop, None, _PRUNE_EVERY_S)
 
     background = [
-        loop.run,
-        relay.run,
-        consume_definitions,
-        consume_runs,
-        prune,
-        revocation_feed(js, signer.revocations).run,
+        Loop("due", loop.run),
+        Loop("outbox", relay.run),
+        Loop("definition-events", consume_definitions),
+        Loop("run-events", consume_runs),
+        Loop("prune", prune),
     ]
     if settings.scheduler_resync_on_start:
-        background.append(resync_at_start)
+        background.append(Loop("resync", resync_at_start, once=True))
 
     async def close() -> None:
         await definitions.close()
-        await nc.drain()
-        await engine.dispose()
 
-    return GrpcApp(
-        name="scheduler",
-        signer=signer,
+    return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_SchedulerServiceServicer_to_server(api, server)],
-        host=settings.grpc_host,
-        port=settings.grpc_port,
-        grace_seconds=settings.shutdown_grace_seconds,
         background=background,
         cleanup=[close],
     )

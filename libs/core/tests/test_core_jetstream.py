@@ -1,0 +1,66 @@
+"""JetStream helpers against a real nats-server: consumer reconciliation, consume's exits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+import pytest
+
+from autom.core import bus
+
+
+async def test_a_durables_changed_settings_are_applied_when_it_is_bound_again(
+    nats_url: str,
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        kwargs = {"subject": "automations.runs.>", "durable": "d1", "stream": "AUTOM_RUNS"}
+        sub = await bus.pull_subscription(js, **kwargs, ack_wait_s=30, max_deliver=10)
+        await sub.unsubscribe()
+        # A restart with new settings (e.g. AUTOM_MAX_DELIVER changed) must not keep the old.
+        sub = await bus.pull_subscription(
+            js, **kwargs, ack_wait_s=5, max_deliver=3, max_ack_pending=77
+        )
+        await sub.unsubscribe()
+        config = (await js.consumer_info("AUTOM_RUNS", "d1")).config
+        assert (config.ack_wait, config.max_deliver, config.max_ack_pending) == (5, 3, 77)
+    finally:
+        await nc.close()
+
+
+async def test_a_consumer_of_a_stream_not_declared_yet_fails_until_its_owner_declares_it(
+    nats_url: str,
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        kwargs = {"subject": "automations.fires.>", "durable": "d2", "stream": "AUTOM_FIRES"}
+        with pytest.raises(Exception):  # noqa: B017 - nats-py's NotFoundError
+            await bus.pull_subscription(js, **kwargs)
+        await bus.ensure_streams(js, (bus.FIRES_STREAM,))
+        sub = await bus.pull_subscription(js, **kwargs)
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+
+
+async def test_consume_raises_when_the_connection_closes_under_it(nats_url: str) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+    sub = await bus.pull_subscription(
+        js, subject="automations.runs.>", durable="d3", stream="AUTOM_RUNS"
+    )
+
+    async def handler(msg: object) -> None:
+        raise AssertionError("no message expected")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(bus.consume(sub, handler, stop, fetch_timeout=0.1))
+    await nc.close()
+    # Returning quietly would leave a service SERVING while consuming nothing.
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        await asyncio.wait_for(task, timeout=10)
