@@ -467,12 +467,24 @@ async def test_poison_fire_is_dead_lettered_and_others_keep_flowing(make_stack: 
     a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
     assert (await s.terminal(await s.fire(a))).status == "succeeded"
 
-    async def dead() -> None:
-        async with s.db.connect() as conn:
-            n = (await conn.execute(sa.text("SELECT count(*) FROM executor.dead_letters"))).scalar()
-        assert n == 1
+    # Parked in a JetStream stream (not the database) and visible through the API.
+    async def dead() -> epb.ListDeadLettersResponse:
+        page = await s.stub.ListDeadLetters(epb.ListDeadLettersRequest())
+        assert len(page.dead_letters) == 1
+        return page
 
-    await assert_eventually(dead)
+    page = await assert_eventually(dead)
+    letter = page.dead_letters[0]
+    assert letter.payload == b"\xff\xfenot a protobuf"
+    assert letter.subject == f"automations.fires.{WS}" and "undecodable" in letter.reason
+    editor = s.signer.issue(subject="u", workspace_id=WS, role=Role.EDITOR)[0]
+    editor_channel = channel(s.app.address, editor)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await egrpc.ExecutorServiceStub(editor_channel).ListDeadLetters(
+            epb.ListDeadLettersRequest()
+        )
+    await editor_channel.close()
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_list_action_types_lists_the_builtins(make_stack: MakeStack) -> None:

@@ -14,6 +14,7 @@ from autom.core.registry import build_catalog
 from autom.core.revocations import revocation_feed
 from autom.executor.actions.catalog import build_actions
 from autom.executor.concurrency import Concurrency
+from autom.executor.deadletters import DeadLetters
 from autom.executor.engine import Engine
 from autom.executor.grpc_api import ExecutorApi
 from autom.executor.relay import PipelinedRelay
@@ -41,6 +42,8 @@ async def build_app(
     nc = await bus.connect(settings.nats_url, name="autom-executor")
     js = nc.jetstream()
     await bus.ensure_streams(js, replicas=settings.nats_stream_replicas)
+    await bus.ensure_streams(js, (bus.DEAD_LETTERS_STREAM,), replicas=settings.nats_stream_replicas)
+    dead_letters = DeadLetters(js)
     signer = TokenSigner(settings.auth_secret.get_secret_value())
     defs_channel = channel(settings.definitions_addr, signer.service_token("executor"))
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
@@ -63,14 +66,27 @@ async def build_app(
         store=store,
         engine=run_engine,
         definitions=source,
-        concurrency=Concurrency(store, run_engine),
+        concurrency=Concurrency(
+            store,
+            run_engine,
+            recheck_initial_seconds=settings.buffer_recheck_seconds,
+            recheck_max_seconds=settings.buffer_recheck_max_seconds,
+        ),
         lease_seconds=settings.lease_seconds,
         ack_wait_seconds=settings.ack_wait_seconds,
-        max_deliver=settings.max_deliver,
         cancel_poll_seconds=settings.cancel_poll_seconds,
+        backoff_initial_seconds=settings.retry_backoff_initial_seconds,
+        backoff_max_seconds=settings.retry_backoff_max_seconds,
+        max_attempts=settings.max_run_attempts,
+        dead_letters=dead_letters,
     )
     service = ExecutorService(
-        store=store, definitions=source, engine=run_engine, worker=worker, relay=relay
+        store=store,
+        definitions=source,
+        engine=run_engine,
+        worker=worker,
+        relay=relay,
+        dead_letters=dead_letters,
     )
     api = ExecutorApi(service, actions)
 
@@ -79,7 +95,10 @@ async def build_app(
 
     async def sweep(stop: asyncio.Event) -> None:
         await service.sweep_orphans(
-            stop, age=settings.orphan_after_seconds, every=settings.orphan_sweep_seconds
+            stop,
+            age=settings.orphan_after_seconds,
+            every=settings.orphan_sweep_seconds,
+            max_resumes=settings.max_orphan_resumes,
         )
 
     async def close() -> None:
