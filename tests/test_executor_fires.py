@@ -472,7 +472,7 @@ async def test_poison_fire_is_dead_lettered_and_others_keep_flowing(make_stack: 
     assert (await s.terminal(await s.fire(a))).status == "succeeded"
 
     # Parked in a JetStream stream (not the database) and visible through the API.
-    async def dead() -> epb.ListDeadLettersResponse:
+    async def dead() -> Any:
         page = await s.stub.ListDeadLetters(epb.ListDeadLettersRequest())
         assert len(page.dead_letters) == 1
         return page
@@ -655,7 +655,7 @@ async def test_manual_run_of_a_log_only_plan_logs_each_line_once(
         epb.StartRunRequest(automation_id=a.automation_id, request_id=marker)
     )
 
-    async def done() -> executor_pb2.Run:
+    async def done() -> Any:
         got = (await s.stub.GetRun(epb.GetRunRequest(run_id=started.run.id))).run
         assert got.status == executor_pb2.RUN_STATUS_SUCCEEDED
         return got
@@ -676,7 +676,7 @@ async def test_undecodable_or_unstorable_fires_are_parked_and_the_rest_flow(
     ok = await s.fire(a)
     assert (await s.terminal(ok)).status == "succeeded"
 
-    async def parked() -> epb.ListDeadLettersResponse:
+    async def parked() -> Any:
         page = await s.stub.ListDeadLetters(epb.ListDeadLettersRequest())
         assert len(page.dead_letters) == 1
         return page
@@ -726,7 +726,11 @@ async def test_buffered_runs_hold_no_slot(make_stack: MakeStack) -> None:
     # More waiting runs than free slots: they must not starve other automations.
     waiting = [await s.fire(busy) for _ in range(3)]
     for fire_id in waiting:
-        await assert_eventually(lambda f=fire_id: state(f, "pending"))
+
+        async def parked(f: str = fire_id) -> None:
+            await state(f, "pending")
+
+        await assert_eventually(parked)
     other = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
     assert (await s.terminal(await s.fire(other), timeout=15)).status == "succeeded"
     for fire_id in waiting:
