@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import threading
@@ -706,9 +707,14 @@ async def test_orphan_resumed_too_often_fails_with_the_reason(make_stack: MakeSt
         principal="user:creator",
     )
     assert await s.store.claim(new, token="dead", owner="dead-worker", lease_seconds=0.01)
+    # A run nobody ever took up (its fire never got out, e.g. NATS was down) is no crash
+    # loop: re-publishing it does not count.
+    waiting = dataclasses.replace(new, id=str(uuid.uuid4()), fire_id=f"lost:{uuid.uuid4().hex}")
+    await s.store.create_pending(waiting, [])
     row = await s.terminal(fire_id, timeout=10)
     assert row.status == "failed" and row.error["type"] == "RunAbandoned"
     assert "dead-worker" in row.error["message"] and row.orphan_resumes == 1
+    assert (await s.terminal(waiting.fire_id, timeout=10)).status == "succeeded"
 
 
 async def test_buffered_runs_hold_no_slot(make_stack: MakeStack) -> None:

@@ -63,8 +63,11 @@ runs = Table(
     Column("cancel_reason", Text, nullable=False, server_default=""),
     # Held back by concurrency buffer_one / buffer_all.
     Column("buffered", Boolean, nullable=False, server_default=text("false")),
-    # Times the orphan sweep re-published the fire; past the limit the run fails instead.
+    # Times the orphan sweep re-published the fire of a run that had been taken up again
+    # since (a crash loop, not an outage); past the limit the run fails instead.
     Column("orphan_resumes", Integer, nullable=False, server_default="0"),
+    # `attempt` when the sweep last re-published the fire.
+    Column("resumed_attempt", Integer, nullable=False, server_default="0"),
     # `phase:step_id` of side-effecting steps whose action was called: a resume is a replay.
     Column("started_steps", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
 )

@@ -299,8 +299,8 @@ class ExecutorService:
 
     async def _abandon(self, row: Any) -> None:
         reason = RunAbandoned(
-            f"the run did not finish after its fire was re-published "
-            f"{row.orphan_resumes - 1} times (last worker: {row.lease_owner or 'none'}, "
+            f"the run was taken up and left unfinished {row.orphan_resumes} times "
+            f"(last worker: {row.lease_owner or 'none'}, "
             f"attempt {row.attempt}, status {row.status})"
         )
         state = RunState(row=row, token="", snapshot=None)

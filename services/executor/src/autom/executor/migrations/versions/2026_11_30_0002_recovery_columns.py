@@ -17,6 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column('runs', sa.Column('orphan_resumes', sa.Integer(), server_default='0', nullable=False), schema='executor')
+    op.add_column('runs', sa.Column('resumed_attempt', sa.Integer(), server_default='0', nullable=False), schema='executor')
     op.add_column('runs', sa.Column('started_steps', postgresql.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False), schema='executor')
     op.drop_table('dead_letters', schema='executor')
 
@@ -34,4 +35,5 @@ def downgrade() -> None:
     schema='executor'
     )
     op.drop_column('runs', 'started_steps', schema='executor')
+    op.drop_column('runs', 'resumed_attempt', schema='executor')
     op.drop_column('runs', 'orphan_resumes', schema='executor')
