@@ -288,3 +288,15 @@ async def test_output_that_cannot_be_stored_fails_the_step_and_the_run(harness: 
     assert a["error"]["type"] == "OutputNotStorable" and "output.v" in a["error"]["message"]
     assert row.error["type"] == "OutputNotStorable"
     assert "b" not in steps_of(row)
+
+
+async def test_a_failure_while_resolving_inputs_fails_the_run(harness: Harness) -> None:
+    # A schema whose regex only breaks when a value is checked against it.
+    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(unclosed"}}}
+    definition = plan({"id": "a", "action": "log", "params": {"message": "never"}})
+    definition["inputs"] = {"schema": schema}
+    row = await harness.run(definition, {"x": "value"})
+    assert row.status == "failed" and row.lease_token is None
+    assert row.error["type"] == "DispatchError"
+    assert "inputs" in row.error["message"]
+    assert row.steps == []

@@ -63,9 +63,8 @@ class Concurrency:
         return value if value in POLICIES else "allow"
 
     async def admit(self, state: RunState, policy: str, worker: Worker) -> Decision:
-        """run: go ahead; done: the run ended (skipped/cancelled) and is committed; lost: lease;
-        wait: the run is parked pending without a lease (the caller naks its fire with a delay).
-        """
+        """run: go ahead; done: ended (skipped/cancelled); lost: lease; wait: parked, no lease."""
+        # A parked run holds no slot: the caller naks its fire with a delay to ask again.
         row = state.row
         params = {"aid": row.automation_id, "id": row.id, "created": row.created_at}
         if isinstance(state.interrupt, LeaseLost):

@@ -269,9 +269,7 @@ class ExecutorService:
     async def sweep_orphans(
         self, stop: asyncio.Event, *, age: float, every: float, max_resumes: int
     ) -> None:
-        """Re-publish the fire of runs left behind (their message was lost), a bounded number
-        of times per run; past it the run fails with the reason.
-        """
+        """Re-publish the fires of runs left behind; a run in a crash loop fails past a bound."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)

@@ -228,11 +228,10 @@ class RunStore:
         return rows[0] if rows else None
 
     async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[Row]:
-        """Mark, count and return non-terminal runs nobody touched for a while (lease long
-        expired, or pending without a lease, buffered or not); marking stamps
-        lease_expires_at so one sweep takes them. orphan_resumes counts only runs taken up
-        again since the last sweep: a fire waiting out an outage is not a crash loop.
-        """
+        """Mark, count and return non-terminal runs nobody touched for a while."""
+        # Lease long expired, or pending without a lease, buffered or not. Marking stamps
+        # lease_expires_at so one sweep takes them; orphan_resumes counts only runs taken up
+        # again since the last sweep (a fire waiting out an outage is not a crash loop).
         return await self._exec(
             f"UPDATE {_T} SET lease_expires_at = now(), orphan_resumes = orphan_resumes + "
             "CASE WHEN attempt > resumed_attempt THEN 1 ELSE 0 END, resumed_attempt = attempt "

@@ -191,11 +191,9 @@ class Worker:
         )
 
     async def handle(self, msg: Msg) -> None:
-        """One fire message: ends in ack, nak(delay) or, when undecodable, dead letter + term.
-
-        Nothing else gives up on a message: an outage of the database, NATS or a peer is
-        retried with capped exponential backoff however long it lasts.
-        """
+        """One fire message: ack, nak(backoff) or, only when undecodable, dead letter + term."""
+        # Nothing else gives up on a message: an outage of the database, NATS or a peer is
+        # retried with capped exponential backoff however long it lasts.
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
         try:
             fire = decode_fire(msg.data)
@@ -235,11 +233,9 @@ class Worker:
         await msg.term()
 
     async def _snapshot(self, fire: events_pb2.FireEvent) -> Snapshot | None:
-        """The definition, or None when definitions says it does not exist.
-
-        Any other failure (unavailable, timeout, auth misconfiguration) is raised: it is not a
-        verdict on the automation, so the fire is retried rather than the run failed.
-        """
+        """The definition, or None when definitions says it does not exist (else raises)."""
+        # Any other failure (unavailable, timeout, auth misconfiguration) is not a verdict on
+        # the automation: it propagates so the fire is retried rather than the run failed.
         try:
             snapshot = await self._definitions.get(fire.automation_id, fire.automation_version)
         except (NotFound, ValidationFailed):
