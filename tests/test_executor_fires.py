@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +16,7 @@ import grpc
 import nats
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.api.events.v1 import events_pb2
@@ -22,6 +26,7 @@ from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
 from autom.core import bus
 from autom.core.auth import Role, TokenSigner
 from autom.core.db import create_engine
+from autom.core.errors import Unavailable
 from autom.core.grpcserver import GrpcApp, bearer, channel
 from autom.core.protoconv import dict_to_struct, to_timestamp, value_to_py
 from autom.devstack.eventually import assert_eventually
@@ -469,12 +474,24 @@ async def test_poison_fire_is_dead_lettered_and_others_keep_flowing(make_stack: 
     a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
     assert (await s.terminal(await s.fire(a))).status == "succeeded"
 
-    async def dead() -> None:
-        async with s.db.connect() as conn:
-            n = (await conn.execute(sa.text("SELECT count(*) FROM executor.dead_letters"))).scalar()
-        assert n == 1
+    # Parked in a JetStream stream (not the database) and visible through the API.
+    async def dead() -> Any:
+        page = await s.stub.ListDeadLetters(epb.ListDeadLettersRequest())
+        assert len(page.dead_letters) == 1
+        return page
 
-    await assert_eventually(dead)
+    page = await assert_eventually(dead)
+    letter = page.dead_letters[0]
+    assert letter.payload == b"\xff\xfenot a protobuf"
+    assert letter.subject == f"automations.fires.{WS}" and "undecodable" in letter.reason
+    editor = s.signer.issue(subject="u", workspace_id=WS, role=Role.EDITOR)[0]
+    editor_channel = channel(s.app.address, editor)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await egrpc.ExecutorServiceStub(editor_channel).ListDeadLetters(
+            epb.ListDeadLettersRequest()
+        )
+    await editor_channel.close()
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_list_action_types_lists_the_builtins(make_stack: MakeStack) -> None:
@@ -546,3 +563,317 @@ async def test_orphaned_run_whose_fire_is_gone_is_resumed_by_the_sweeper(
     assert await s.store.claim(new, token="dead", owner="dead", lease_seconds=0.01)
     row = await s.terminal(fire_id, timeout=10)
     assert row.status == "succeeded" and row.attempt == 2
+
+
+class FlakyDefinitions(StaticDefinitions):
+    """Definitions that answer UNAVAILABLE until `outage` more calls have been refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outage = 0
+        self.refused = 0
+
+    async def get(self, automation_id: str, version: int) -> Snapshot:
+        if self.outage > 0:
+            self.outage -= 1
+            self.refused += 1
+            raise Unavailable("definitions service: UNAVAILABLE")
+        return await super().get(automation_id, version)
+
+
+async def test_definitions_outage_longer_than_any_delivery_limit_is_waited_out(
+    database_url: str, nats_url: str, auth_secret: str
+) -> None:
+    flaky = FlakyDefinitions()
+    a = Snapshot(str(uuid.uuid4()), WS, 1, {"name": "x", "plan": []}, "user:creator")
+    a.definition["plan"] = [{"id": "a", "action": "transform", "params": {"output": 1}}]
+    flaky.add(a)
+    settings = ExecutorSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        auth_secret=auth_secret,
+        grpc_port=0,
+        retry_backoff_initial_seconds=0.02,
+        retry_backoff_max_seconds=0.1,
+    )
+    app = await build_app(settings, definitions=flaky)
+    await app.start()
+    nc = await nats.connect(nats_url)
+    db = create_engine(url=database_url, application_name="executor-it")
+    try:
+        # More refusals than the old delivery limit (10) allowed: the fire is not given up.
+        flaky.outage = 25
+        fire = events_pb2.FireEvent(
+            fire_id=f"sched:{uuid.uuid4().hex}",
+            workspace_id=WS,
+            automation_id=a.automation_id,
+            automation_version=1,
+            trigger_type="schedule",
+        )
+        await bus.publish(
+            nc.jetstream(), f"automations.fires.{WS}", fire.SerializeToString(), msg_id="f1"
+        )
+
+        async def done() -> Any:
+            async with db.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.text("SELECT * FROM executor.runs WHERE fire_id = :f"),
+                        {"f": fire.fire_id},
+                    )
+                ).all()
+            assert len(rows) == 1 and rows[0].status == "succeeded", rows
+            return rows[0]
+
+        await assert_eventually(done, timeout=20)
+        assert flaky.refused == 25
+    finally:
+        await app.stop()
+        await nc.close()
+        await db.dispose()
+
+
+async def test_unknown_automation_error_claims_absence_only(make_stack: MakeStack) -> None:
+    s = await make_stack()
+    ghost = Snapshot(str(uuid.uuid4()), WS, 1, {"name": "ghost", "plan": []}, "user:x")
+    row = await s.terminal(await s.fire(ghost))
+    assert row.error["type"] == "DispatchError"
+    assert "unreachable" not in row.error["message"]
+
+
+async def test_manual_run_of_a_log_only_plan_logs_each_line_once(
+    make_stack: MakeStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="autom.executor.engine")
+    s = await make_stack()
+    marker = uuid.uuid4().hex
+    a = s.automation(
+        [
+            {"id": "one", "action": "log", "params": {"message": f"{marker}-one"}},
+            {"id": "two", "action": "transform", "params": {"output": 2}},
+            {"id": "three", "action": "log", "params": {"message": f"{marker}-three"}},
+        ]
+    )
+    started = await s.stub.StartRun(
+        epb.StartRunRequest(automation_id=a.automation_id, request_id=marker)
+    )
+
+    async def done() -> Any:
+        got = (await s.stub.GetRun(epb.GetRunRequest(run_id=started.run.id))).run
+        assert got.status == executor_pb2.RUN_STATUS_SUCCEEDED
+        return got
+
+    run = await assert_eventually(done)
+    assert [st.step_id for st in run.steps] == ["one", "two", "three"]
+    lines = [r.getMessage() for r in caplog.records if marker in r.getMessage()]
+    assert sorted(lines) == [f"step one: {marker}-one", f"step three: {marker}-three"]
+
+
+async def test_undecodable_or_unstorable_fires_are_parked_and_the_rest_flow(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack()
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    # Decodable, but jsonb can never hold its inputs (a NUL character).
+    nul = await s.fire(a, inputs={"body": "a\x00b"})
+    ok = await s.fire(a)
+    assert (await s.terminal(ok)).status == "succeeded"
+
+    async def parked() -> Any:
+        page = await s.stub.ListDeadLetters(epb.ListDeadLettersRequest())
+        assert len(page.dead_letters) == 1
+        return page
+
+    letter = (await assert_eventually(parked)).dead_letters[0]
+    assert "NUL" in letter.reason
+    assert events_pb2.FireEvent.FromString(letter.payload).fire_id == nul
+    assert not await s.runs_for(nul)
+
+
+async def test_orphan_resumed_too_often_fails_with_the_reason(make_stack: MakeStack) -> None:
+    s = await make_stack(orphan_after_seconds=0.3, orphan_sweep_seconds=0.2, max_orphan_resumes=0)
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    fire_id = f"lost:{uuid.uuid4().hex}"
+    new = NewRun(
+        id=str(uuid.uuid4()),
+        fire_id=fire_id,
+        workspace_id=WS,
+        automation_id=a.automation_id,
+        automation_version=1,
+        trigger_type="schedule",
+        trigger_id="",
+        fire_inputs={},
+        scheduled_for=None,
+        fired_at=None,
+        last_fired_at=None,
+        principal="user:creator",
+    )
+    assert await s.store.claim(new, token="dead", owner="dead-worker", lease_seconds=0.01)
+    # A run nobody ever took up (its fire never got out, e.g. NATS was down) is no crash
+    # loop: re-publishing it does not count.
+    waiting = dataclasses.replace(new, id=str(uuid.uuid4()), fire_id=f"lost:{uuid.uuid4().hex}")
+    await s.store.create_pending(waiting, [])
+    row = await s.terminal(fire_id, timeout=10)
+    assert row.status == "failed" and row.error["type"] == "RunAbandoned"
+    assert "dead-worker" in row.error["message"] and row.orphan_resumes == 1
+    assert (await s.terminal(waiting.fire_id, timeout=10)).status == "succeeded"
+
+
+async def test_buffered_runs_hold_no_slot(make_stack: MakeStack) -> None:
+    s = await make_stack(max_in_flight=2, buffer_recheck_max_seconds=0.5)
+    busy = s.automation(
+        [{"id": "w", "action": "wait", "params": {"duration": "30s"}}], concurrency="buffer_all"
+    )
+    first = await s.fire(busy)
+
+    async def state(fire_id: str, status: str) -> None:
+        rows = await s.runs_for(fire_id)
+        assert rows and rows[0].status == status, rows
+
+    await assert_eventually(lambda: state(first, "running"))
+    # More waiting runs than free slots: they must not starve other automations.
+    waiting = [await s.fire(busy) for _ in range(3)]
+    for fire_id in waiting:
+
+        async def parked(f: str = fire_id) -> None:
+            await state(f, "pending")
+
+        await assert_eventually(parked)
+    other = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    assert (await s.terminal(await s.fire(other), timeout=15)).status == "succeeded"
+    for fire_id in waiting:
+        rows = await s.runs_for(fire_id)
+        assert rows[0].buffered and rows[0].status in ("pending", "running")
+    assert (await s.runs_for(first))[0].status == "running"
+    run_id = (await s.runs_for(first))[0].id
+    await s.stub.CancelRun(epb.CancelRunRequest(run_id=run_id))
+    for fire_id in waiting:
+        run_id = (await s.runs_for(fire_id))[0].id
+        await s.stub.CancelRun(epb.CancelRunRequest(run_id=run_id))
+
+
+async def test_side_effecting_step_started_before_a_crash_is_resumed_as_a_replay(
+    make_stack: MakeStack,
+) -> None:
+    keys: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        keys.append(request.headers.get("Idempotency-Key", ""))
+        return web.json_response({"ok": True})
+
+    server = web.Application()
+    server.router.add_post("/hook", hook)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        s = await make_stack(http_allow_cidrs="127.0.0.0/8")
+        plan = [
+            {
+                "id": "post",
+                "action": "http_request",
+                "params": {"method": "POST", "url": f"http://127.0.0.1:{port}/hook"},
+            },
+        ]
+        a = s.automation(plan)
+        # An ordinary run records that the step started before calling the action.
+        fresh = await s.terminal(await s.fire(a))
+        assert fresh.status == "succeeded" and fresh.started_steps == ["plan:post"]
+        assert not fresh.steps[0].get("replayed")
+        # A worker marked the step started, then died before recording its result.
+        fire_id = f"sched:{uuid.uuid4().hex}"
+        new = NewRun(
+            id=str(uuid.uuid4()),
+            fire_id=fire_id,
+            workspace_id=WS,
+            automation_id=a.automation_id,
+            automation_version=1,
+            trigger_type="schedule",
+            trigger_id="",
+            fire_inputs={},
+            scheduled_for=None,
+            fired_at=None,
+            last_fired_at=None,
+            principal="user:creator",
+        )
+        dead = await s.store.claim(new, token="dead", owner="dead", lease_seconds=0.01)
+        assert dead is not None
+        assert await s.store.mark_started(dead.id, "dead", "plan:post", 0.01)
+        await s.fire(a, fire_id=fire_id)
+        row = await s.terminal(fire_id, timeout=15)
+        assert row.status == "succeeded" and row.attempt == 2
+        assert row.steps[0]["replayed"] is True
+        got = (await s.stub.GetRun(epb.GetRunRequest(run_id=row.id))).run
+        assert got.steps[0].replayed
+        assert keys == [f"{fresh.id}:post", f"{row.id}:post"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_busy_inline_steps_keep_the_lease_renewed(
+    make_stack: MakeStack, database_url: str
+) -> None:
+    s = await make_stack(lease_seconds=1.5, cancel_poll_seconds=0.1)
+    # Each render keeps the CPU busy for a good part of a second; together far past the lease.
+    heavy = "{% for i in range(2500) %}{% for j in range(10) %}{{ i * j }}{% endfor %}{% endfor %}"
+    a = s.automation(
+        [{"id": "w", "action": "wait", "params": {"duration": "1ms"}}]
+        + [{"id": f"s{i}", "action": "transform", "params": {"output": heavy}} for i in range(8)]
+        + [{"id": "end", "action": "transform", "params": {"output": "done"}}]
+    )
+    fire_id = f"sched:{uuid.uuid4().hex}"
+    stolen: list[str] = []
+    finished = threading.Event()
+
+    def thief() -> None:
+        """Another replica on its own loop: takes the run whenever its lease has lapsed."""
+
+        async def main() -> None:
+            pool = await create_pool(database_url, size=1, application_name="thief")
+            store = RunStore(s.db, pool)
+            new = NewRun(
+                id=str(uuid.uuid4()),
+                fire_id=fire_id,
+                workspace_id=WS,
+                automation_id=a.automation_id,
+                automation_version=1,
+                trigger_type="schedule",
+                trigger_id="",
+                fire_inputs={},
+                scheduled_for=None,
+                fired_at=None,
+                last_fired_at=None,
+                principal="",
+            )
+            try:
+                while not finished.is_set():
+                    row = await store.by_fire(fire_id)
+                    if row is not None and row.status == "running":
+                        got = await store.claim(new, token="thief", owner="thief", lease_seconds=60)
+                        if got is not None:
+                            stolen.append(got.id)
+                            return
+                    await asyncio.sleep(0.05)
+            finally:
+                await pool.close()
+
+        asyncio.run(main())
+
+    watcher = threading.Thread(target=thief, daemon=True)
+    watcher.start()
+    try:
+        await s.fire(a, fire_id=fire_id)
+
+        async def ended() -> Any:
+            rows = await s.runs_for(fire_id)
+            assert stolen or (rows and rows[0].status not in ("pending", "running")), rows
+            return rows[0]
+
+        row = await assert_eventually(ended, timeout=40)
+    finally:
+        finished.set()
+        await asyncio.to_thread(watcher.join, 10)
+    assert not stolen, "another worker claimed the run while its owner was busy"
+    assert row.status == "succeeded" and row.attempt == 1, row.error

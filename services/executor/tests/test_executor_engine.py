@@ -272,3 +272,31 @@ async def test_log_action_never_writes_secrets_to_the_log(
     assert row.status == "succeeded"
     assert "s3cr3t-value" not in caplog.text
     assert "key ***" in caplog.text
+
+
+async def test_output_that_cannot_be_stored_fails_the_step_and_the_run(harness: Harness) -> None:
+    # jsonb refuses NUL characters; any external JSON may carry one.
+    row = await harness.run(
+        plan(
+            {"id": "a", "action": "transform", "params": {"output": {"v": "{{ 'a\\x00b' }}"}}},
+            {"id": "b", "action": "log", "params": {"message": "never"}},
+        )
+    )
+    assert row.status == "failed"
+    a = steps_of(row)["a"]
+    assert a["status"] == "failed" and a["output"] is None
+    assert a["error"]["type"] == "OutputNotStorable" and "output.v" in a["error"]["message"]
+    assert row.error["type"] == "OutputNotStorable"
+    assert "b" not in steps_of(row)
+
+
+async def test_a_failure_while_resolving_inputs_fails_the_run(harness: Harness) -> None:
+    # A schema whose regex only breaks when a value is checked against it.
+    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(unclosed"}}}
+    definition = plan({"id": "a", "action": "log", "params": {"message": "never"}})
+    definition["inputs"] = {"schema": schema}
+    row = await harness.run(definition, {"x": "value"})
+    assert row.status == "failed" and row.lease_token is None
+    assert row.error["type"] == "DispatchError"
+    assert "inputs" in row.error["message"]
+    assert row.steps == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +10,8 @@ import asyncpg
 import nats
 import nats.js.errors
 import sqlalchemy as sa
-from nats.js.api import StreamConfig
 
+from autom.core import bus
 from autom.core.db import create_engine
 from autom.devstack.eventually import assert_eventually
 from autom.scheduler import db
@@ -84,11 +83,8 @@ async def test_undecodable_definition_event_is_dead_lettered_and_terminated(
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        # Declared here unless its owning service already did (with its own config).
-        with contextlib.suppress(nats.js.errors.BadRequestError):
-            await js.add_stream(
-                StreamConfig(name="AUTOM_DEADLETTERS", subjects=["automations.deadletters.>"])
-            )
+        # Standing in for its owner, the executor.
+        await bus.ensure_streams(js, (bus.DEAD_LETTERS_STREAM,))
         poison = b"\xff\xff\xff poison " + uuid.uuid4().hex.encode()
         await js.publish("automations.definitions.created", poison)
         sub = await js.pull_subscribe(DEAD_LETTER_SUBJECT, durable=f"t-{uuid.uuid4().hex[:8]}")

@@ -68,6 +68,7 @@ _ALL = frozenset(
         "secrets:manage",
         "workspaces:create",
         "admin:schedules",
+        "admin:dead_letters",
         "identity:read",
     }
 )
@@ -138,6 +139,7 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _E + "RetryRun": "automations:execute",
     _E + "WatchRun": "automations:read",
     _E + "ListActionTypes": "automations:read",
+    _E + "ListDeadLetters": "admin:dead_letters",
     _R + "DraftAutomation": "drafts:create",
     _R + "RefineDraft": "drafts:create",
     _R + "GetDraft": "drafts:read",

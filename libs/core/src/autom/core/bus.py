@@ -59,6 +59,11 @@ RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
 AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",), max_age_s=400 * 24 * 3600.0)
 CUSTOM_STREAM = StreamSpec("AUTOM_CUSTOM", ("automations.custom.>",), max_age_s=24 * 3600.0)
 ALL_STREAMS = (DEFINITIONS_STREAM, FIRES_STREAM, RUNS_STREAM, AUTH_STREAM, CUSTOM_STREAM)
+# Messages no consumer can decode; declared by the executor only. A stream, not a table, so
+# parking a poison message never depends on the database being up.
+DEAD_LETTERS_STREAM = StreamSpec(
+    "AUTOM_DEAD_LETTERS", ("automations.deadletters.>",), max_age_s=30 * 24 * 3600.0
+)
 
 
 async def connect(url: str, *, name: str) -> NATS:

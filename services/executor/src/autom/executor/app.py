@@ -13,6 +13,7 @@ from autom.core.runtime import open_runtime
 from autom.executor import db
 from autom.executor.actions.catalog import build_actions
 from autom.executor.concurrency import Concurrency
+from autom.executor.deadletters import DeadLetters
 from autom.executor.engine import Engine
 from autom.executor.grpc_api import ExecutorApi
 from autom.executor.service import ExecutorService
@@ -22,7 +23,7 @@ from autom.executor.store import RunStore, create_pool
 from autom.executor.worker import Worker
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutorService"].full_name
-STREAMS = (bus.RUNS_STREAM, bus.CUSTOM_STREAM)
+STREAMS = (bus.RUNS_STREAM, bus.CUSTOM_STREAM, bus.DEAD_LETTERS_STREAM)
 
 
 async def build_app(
@@ -32,10 +33,12 @@ async def build_app(
 
     `definitions` replaces the definitions service with snapshots held in memory (benchmarks).
     """
-    # The executor owns the run-event and custom-event streams; fires are the scheduler's.
+    # The executor owns the run-event, custom-event and dead-letter streams; fires are the
+    # scheduler's.
     rt = await open_runtime(settings, name="executor", streams=STREAMS)
     engine, js = rt.engine, rt.js
     defs_channel = channel(settings.definitions_addr, rt.signer.service_token("executor"))
+    dead_letters = DeadLetters(js)
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
         defs_channel, cache_size=settings.definition_cache_size
     )
@@ -58,14 +61,27 @@ async def build_app(
         store=store,
         engine=run_engine,
         definitions=source,
-        concurrency=Concurrency(store, run_engine),
+        concurrency=Concurrency(
+            store,
+            run_engine,
+            recheck_initial_seconds=settings.buffer_recheck_seconds,
+            recheck_max_seconds=settings.buffer_recheck_max_seconds,
+        ),
         lease_seconds=settings.lease_seconds,
         ack_wait_seconds=settings.ack_wait_seconds,
-        max_deliver=settings.max_deliver,
         cancel_poll_seconds=settings.cancel_poll_seconds,
+        backoff_initial_seconds=settings.retry_backoff_initial_seconds,
+        backoff_max_seconds=settings.retry_backoff_max_seconds,
+        max_attempts=settings.max_run_attempts,
+        dead_letters=dead_letters,
     )
     service = ExecutorService(
-        store=store, definitions=source, engine=run_engine, worker=worker, relay=relay
+        store=store,
+        definitions=source,
+        engine=run_engine,
+        worker=worker,
+        relay=relay,
+        dead_letters=dead_letters,
     )
     api = ExecutorApi(service, actions)
 
@@ -74,7 +90,10 @@ async def build_app(
 
     async def sweep(stop: asyncio.Event) -> None:
         await service.sweep_orphans(
-            stop, age=settings.orphan_after_seconds, every=settings.orphan_sweep_seconds
+            stop,
+            age=settings.orphan_after_seconds,
+            every=settings.orphan_sweep_seconds,
+            max_resumes=settings.max_orphan_resumes,
         )
 
     async def close() -> None:

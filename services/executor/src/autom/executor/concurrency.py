@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-from nats.aio.msg import Msg
 from sqlalchemy import text
 
 from autom.executor.errors import LeaseLost, RunCancelled
@@ -20,7 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLICIES = ("allow", "skip", "buffer_one", "buffer_all", "cancel_other")
-Decision = Literal["run", "done", "lost"]
+Decision = Literal["run", "done", "lost", "wait"]
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('executor.concurrency:' || :aid))"
 # Admitted runs of the automation that are executing (not waiting for admission).
@@ -38,10 +36,23 @@ _WAITING = (
 class Concurrency:
     """Admits a newly claimed run according to its automation's policy."""
 
-    def __init__(self, store: RunStore, engine: Engine, *, poll_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        engine: Engine,
+        *,
+        recheck_initial_seconds: float = 0.2,
+        recheck_max_seconds: float = 5.0,
+    ) -> None:
         self._store = store
         self._engine = engine
-        self._poll = poll_seconds
+        self._recheck_initial = recheck_initial_seconds
+        self._recheck_max = recheck_max_seconds
+
+    def recheck_delay(self, deliveries: int) -> float:
+        """When a waiting run's fire comes back to ask again (doubling, capped)."""
+        step = min(max(deliveries - 1, 0), 16)
+        return min(self._recheck_max, self._recheck_initial * 2.0**step)
 
     @staticmethod
     def policy(snapshot: Snapshot | None) -> str:
@@ -51,67 +62,73 @@ class Concurrency:
         value = str((snapshot.definition.get("execution") or {}).get("concurrency") or "allow")
         return value if value in POLICIES else "allow"
 
-    async def admit(
-        self, state: RunState, policy: str, msg: Msg | None, worker: Worker
-    ) -> Decision:
-        """run: go ahead; done: the run ended (skipped/cancelled) and is committed; lost: lease."""
+    async def admit(self, state: RunState, policy: str, worker: Worker) -> Decision:
+        """run: go ahead; done: ended (skipped/cancelled); lost: lease; wait: parked, no lease."""
+        # A parked run holds no slot: the caller naks its fire with a delay to ask again.
         row = state.row
         params = {"aid": row.automation_id, "id": row.id, "created": row.created_at}
-        while True:
-            if isinstance(state.interrupt, LeaseLost):
-                return "lost"
-            if isinstance(state.interrupt, RunCancelled):
-                await self._engine.finish(state, "cancelled", error=state.interrupt.detail())
-                return "done"
-            async with self._store.engine.begin() as conn:
-                await conn.execute(text(_LOCK), params)
-                running = [r.id for r in (await conn.execute(text(_RUNNING), params)).all()]
-                waiting = [r.id for r in (await conn.execute(text(_WAITING), params)).all()]
-                action = self._decide(policy, running, waiting)
-                if action == "admit":
-                    ok = await conn.execute(
-                        text(
-                            "UPDATE executor.runs SET status = 'running', buffered = false "
-                            "WHERE id = :id AND lease_token = :token"
-                        ),
-                        {"id": row.id, "token": state.token},
-                    )
-                    if not ok.rowcount:
-                        return "lost"
-                    if policy == "cancel_other" and running:
-                        await conn.execute(
-                            text(
-                                "UPDATE executor.runs SET cancel_requested = true, "
-                                "cancel_reason = :reason WHERE id = ANY(CAST(:ids AS text[]))"
-                            ),
-                            {"ids": running, "reason": f"cancelled by newer run {row.id}"},
-                        )
-                elif action == "wait":
+        if isinstance(state.interrupt, LeaseLost):
+            return "lost"
+        if row.get("cancel_requested") and state.interrupt is None:
+            state.stop(RunCancelled(row.get("cancel_reason") or "cancel requested"))
+        if isinstance(state.interrupt, RunCancelled):
+            await self._engine.finish(state, "cancelled", error=state.interrupt.detail())
+            return "done"
+        async with self._store.engine.begin() as conn:
+            await conn.execute(text(_LOCK), params)
+            running = [r.id for r in (await conn.execute(text(_RUNNING), params)).all()]
+            waiting = [r.id for r in (await conn.execute(text(_WAITING), params)).all()]
+            action = self._decide(policy, running, waiting)
+            if action == "admit":
+                ok = await conn.execute(
+                    text(
+                        "UPDATE executor.runs SET status = 'running', buffered = false "
+                        "WHERE id = :id AND lease_token = :token"
+                    ),
+                    {"id": row.id, "token": state.token},
+                )
+                if not ok.rowcount:
+                    return "lost"
+                if policy == "cancel_other" and running:
                     await conn.execute(
                         text(
-                            "UPDATE executor.runs SET status = 'pending' "
-                            "WHERE id = :id AND lease_token = :token AND status = 'running'"
+                            "UPDATE executor.runs SET cancel_requested = true, "
+                            "cancel_reason = :reason WHERE id = ANY(CAST(:ids AS text[]))"
                         ),
-                        {"id": row.id, "token": state.token},
+                        {"ids": running, "reason": f"cancelled by newer run {row.id}"},
                     )
-            if action == "admit":
-                for other in running if policy == "cancel_other" else []:
-                    worker.cancel_local(other, f"cancelled by newer run {row.id}")
-                return "run"
-            if action == "skip":
-                await self._engine.finish(
-                    state,
-                    "skipped",
-                    error={
-                        "type": "ConcurrencySkip",
-                        "message": f"skipped: concurrency {policy} and another run is active",
-                        "retryable": False,
-                        "fields": [],
-                    },
+            elif action == "wait":
+                # Parked: no lease (a cancel finishes it at once) and a fresh timestamp, so
+                # the orphan sweep re-publishes it only if its fire stops coming back.
+                parked = await conn.execute(
+                    text(
+                        "UPDATE executor.runs SET status = 'pending', lease_token = NULL, "
+                        "lease_expires_at = now() "
+                        "WHERE id = :id AND lease_token = :token AND status = 'running'"
+                    ),
+                    {"id": row.id, "token": state.token},
                 )
-                return "done"
-            # Buffered: keep the message and the lease (the heartbeat extends both).
-            await asyncio.sleep(self._poll)
+                if not parked.rowcount:
+                    return "lost"
+        if action == "admit":
+            for other in running if policy == "cancel_other" else []:
+                worker.cancel_local(other, f"cancelled by newer run {row.id}")
+            return "run"
+        if action == "skip":
+            await self._engine.finish(
+                state,
+                "skipped",
+                error={
+                    "type": "ConcurrencySkip",
+                    "message": f"skipped: concurrency {policy} and another run is active",
+                    "retryable": False,
+                    "fields": [],
+                },
+            )
+            return "done"
+        # The lease is given back: this worker no longer touches the run.
+        state.finished = True
+        return "wait"
 
     @staticmethod
     def _decide(policy: str, running: list[Any], waiting: list[Any]) -> str:

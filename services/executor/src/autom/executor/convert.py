@@ -79,6 +79,7 @@ def step_to_proto(record: dict[str, Any]) -> pb.StepRun:
         error=error_to_proto(record.get("error")),
         phase=record.get("phase", "plan"),
         cost_usd=float(record.get("cost_usd") or 0.0),
+        replayed=bool(record.get("replayed")),
     )
     if record.get("params") is not None:
         step.params.CopyFrom(py_to_value(record["params"]))

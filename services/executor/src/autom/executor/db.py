@@ -1,4 +1,4 @@
-"""The executor schema: runs (step records inline as JSONB), dead letters, outbox."""
+"""The executor schema: runs (step records inline as JSONB) and the outbox."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from sqlalchemy import (
     Double,
     Index,
     Integer,
-    LargeBinary,
     String,
     Table,
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from autom.core import db
 from autom.core.bus import outbox_table
@@ -64,6 +63,13 @@ runs = Table(
     Column("cancel_reason", Text, nullable=False, server_default=""),
     # Held back by concurrency buffer_one / buffer_all.
     Column("buffered", Boolean, nullable=False, server_default=text("false")),
+    # Times the orphan sweep re-published the fire of a run that had been taken up again
+    # since (a crash loop, not an outage); past the limit the run fails instead.
+    Column("orphan_resumes", Integer, nullable=False, server_default="0"),
+    # `attempt` when the sweep last re-published the fire.
+    Column("resumed_attempt", Integer, nullable=False, server_default="0"),
+    # `phase:step_id` of side-effecting steps whose action was called: a resume is a replay.
+    Column("started_steps", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
 )
 Index(
     "ix_runs_workspace_created",
@@ -82,18 +88,6 @@ Index(
     runs.c.automation_id,
     runs.c.created_at,
     postgresql_where=text("status IN ('pending', 'running')"),
-)
-
-dead_letters = Table(
-    "dead_letters",
-    metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("subject", String(255), nullable=False),
-    Column("fire_id", String(255), nullable=False, server_default=""),
-    Column("payload", LargeBinary, nullable=False),
-    Column("deliveries", Integer, nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = outbox_table(metadata)

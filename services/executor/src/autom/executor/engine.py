@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -17,14 +18,17 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from autom.api.events.v1 import events_pb2
+from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import ActionContext, Actions, Budget
 from autom.executor.domain.inputs import build_inputs, runtime_keys, trigger_inputs
 from autom.executor.domain.policy import retry_policy, run_timeout, step_timeout
+from autom.executor.domain.storable import scrub, unstorable
 from autom.executor.errors import (
     ActionNotFound,
     DispatchError,
     LeaseLost,
+    OutputNotStorable,
     ParamsInvalid,
     RunCancelled,
     RunTimeout,
@@ -47,6 +51,9 @@ _SECRET_REF = re.compile(
 )
 # Actions that never block: awaited inline, without a task of their own.
 INLINE_ACTIONS = frozenset({"transform", "log"})
+# Actions without effects outside the run: no started marker before they are called.
+EFFECT_FREE_ACTIONS = INLINE_ACTIONS | {"wait"}
+SECRETS_RETRY_MAX_SECONDS = 30.0
 
 
 def now() -> datetime:
@@ -71,44 +78,6 @@ def secret_names(value: Any) -> set[str]:
 
 
 @dataclass
-class Buffered:
-    """Everything a detached run would have written, for one atomic insert at the end."""
-
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "running"
-    error: dict[str, Any] | None = None
-    inputs: dict[str, Any] | None = None
-    cost_usd: float = 0.0
-    events: list[Event] = field(default_factory=list)
-
-    def add(self, **kwargs: Any) -> None:
-        """Fold one write into the buffer."""
-        self.steps += list(kwargs.get("steps") or [])
-        self.events += list(kwargs.get("events") or [])
-        if kwargs.get("status") is not None:
-            self.status = kwargs["status"]
-        if kwargs.get("error") is not None:
-            self.error = kwargs["error"]
-        if kwargs.get("inputs") is not None:
-            self.inputs = kwargs["inputs"]
-        if kwargs.get("cost_usd") is not None:
-            self.cost_usd = kwargs["cost_usd"]
-
-
-def detachable(definition: dict[str, Any]) -> bool:
-    """True when every step is side-effect free and instant (transform, log).
-
-    Such a run can be computed before it is stored and committed in one insert: a duplicate
-    delivery computing it too loses the insert and changes nothing.
-    """
-    execution = definition.get("execution") or {}
-    steps = list(definition.get("plan") or []) + list(execution.get("on_failure") or [])
-    if str(execution.get("concurrency") or "allow") != "allow":
-        return False
-    return all(str(step.get("action", "")) in INLINE_ACTIONS for step in steps)
-
-
-@dataclass
 class RunState:
     """A run this worker holds the lease on, while it executes."""
 
@@ -124,8 +93,6 @@ class RunState:
     finished: bool = False
     # The step record being committed while the next step already runs.
     writing: asyncio.Future[None] | None = None
-    # Detached execution: writes are collected here and committed once, with the insert.
-    buffer: Buffered | None = None
 
     @property
     def run_id(self) -> str:
@@ -197,9 +164,6 @@ class Engine:
         The next step starts while its predecessor's record commits; a crash in between only
         re-runs steps (at least once), and the terminal write waits for every record.
         """
-        if state.buffer is not None:
-            state.buffer.add(**kwargs)
-            return
         previous = state.writing
 
         async def chained() -> None:
@@ -216,9 +180,6 @@ class Engine:
             await writing
 
     async def _write(self, state: RunState, **kwargs: Any) -> None:
-        if state.buffer is not None:
-            state.buffer.add(**kwargs)
-            return
         ok = await self._store.write(state.run_id, state.token, lease_seconds=self._lease, **kwargs)
         if not ok:
             raise LeaseLost(state.run_id)
@@ -248,6 +209,21 @@ class Engine:
             inputs=inputs,
             cost_usd=state.budget.spent_usd,
             events=all_events,
+        )
+        state.finished = True
+
+    async def abort(self, state: RunState, error: StepError) -> None:
+        """Fail the run after a fault no redelivery can fix (records not yet written are lost)."""
+        writing, state.writing = state.writing, None
+        if writing is not None:
+            with contextlib.suppress(Exception):
+                await writing
+        await self._write(
+            state,
+            status="failed",
+            error=scrub(error.detail()),
+            cost_usd=state.budget.spent_usd,
+            events=[self.event(state, "finished", "failed")],
         )
         state.finished = True
 
@@ -286,7 +262,7 @@ class Engine:
                 "failed",
                 error=DispatchError(
                     f"automation {row.automation_id} version {row.automation_version or 'latest'} "
-                    "was not found in the run's workspace (or definitions stayed unreachable)"
+                    "does not exist in the run's workspace"
                 ).detail(),
                 events=pending_events,
             )
@@ -299,13 +275,26 @@ class Engine:
         )
         inputs_to_write: dict[str, Any] | None = None
         if row.inputs is None:
-            supplied = {**trigger_inputs(definition, row.trigger_id), **(row.fire_inputs or {})}
-            runtime = runtime_keys(row.fired_at, row.scheduled_for, row.last_fired_at)
+            supplied = dict(row.fire_inputs or {})
             try:
+                supplied = {**trigger_inputs(definition, row.trigger_id), **supplied}
+                runtime = runtime_keys(row.fired_at, row.scheduled_for, row.last_fired_at)
                 inputs = build_inputs(definition, supplied, runtime)
-            except DispatchError as exc:
+                problem = unstorable(inputs, "inputs")
+                if problem:
+                    raise DispatchError(f"the run's inputs cannot be stored: {problem}")
+            except Exception as exc:
+                # Any failure here is the same on every delivery: fail now, never loop.
+                bad = exc if isinstance(exc, DispatchError) else None
+                bad = bad or DispatchError(
+                    f"cannot resolve the run's inputs: {type(exc).__name__}: {exc}"
+                )
                 await self.finish(
-                    state, "failed", error=exc.detail(), events=pending_events, inputs=supplied
+                    state,
+                    "failed",
+                    error=scrub(bad.detail()),
+                    events=pending_events,
+                    inputs=scrub(supplied),
                 )
                 return "failed"
             inputs_to_write = inputs
@@ -336,6 +325,8 @@ class Engine:
 
         remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
         for n, (index, step) in enumerate(remaining):
+            # Inline steps never await anything real: yield so heartbeats keep running.
+            await asyncio.sleep(0)
             if state.writing is not None and state.writing.done():
                 await self._flush(state)
             record, error = await self.run_step(
@@ -373,10 +364,12 @@ class Engine:
             return "succeeded"
 
         step_id = last_record["step_id"] if last_record else "?"
-        run_error = {
-            **failure.detail(),
-            "message": f"step {step_id}: {failure.message}",
-        }
+        run_error = scrub(
+            {
+                **failure.detail(),
+                "message": f"step {step_id}: {failure.message}",
+            }
+        )
         if state.secrets:
             run_error = redact(run_error, state.secrets)
         on_failure = list(execution.get("on_failure") or [])
@@ -393,6 +386,7 @@ class Engine:
             inputs_to_write, events, last_record = None, [], None
             ctx["error"] = run_error
             for index, step in enumerate(on_failure):
+                await asyncio.sleep(0)
                 record, _ = await self.run_step(
                     state,
                     step,
@@ -445,14 +439,25 @@ class Engine:
         missing = names - state.secrets.keys()
         if missing:
             row = state.row
-            try:
-                resolved = await self._secrets.resolve(row.workspace_id, sorted(missing), row.id)
-            except Exception as exc:
-                raise SecretError(
-                    f"cannot resolve secrets {', '.join(sorted(missing))}: "
-                    f"{getattr(exc, 'message', None) or type(exc).__name__}",
-                    retryable=False,
-                ) from exc
+            delay = 0.5
+            while True:
+                try:
+                    resolved = await self._secrets.resolve(
+                        row.workspace_id, sorted(missing), row.id
+                    )
+                    break
+                except Unavailable:
+                    # An outage of definitions is not a verdict: wait (the heartbeat keeps the
+                    # lease; cancellation interrupts the sleep).
+                    log.warning("secrets unavailable; retrying in %.1fs", delay)
+                    await self._call(state, asyncio.sleep(delay), None)
+                    delay = min(delay * 2, SECRETS_RETRY_MAX_SECONDS)
+                except Exception as exc:
+                    raise SecretError(
+                        f"cannot resolve secrets {', '.join(sorted(missing))}: "
+                        f"{getattr(exc, 'message', None) or type(exc).__name__}",
+                        retryable=False,
+                    ) from exc
             absent = missing - resolved.keys()
             if absent:
                 raise SecretError(f"unknown secrets: {', '.join(sorted(absent))}")
@@ -474,6 +479,17 @@ class Engine:
             raise
         finally:
             state.current = None
+
+    async def _mark_started(self, state: RunState, record: dict[str, Any]) -> None:
+        """Persist that the action is about to be called; a resume then knows it replays."""
+        key = f"{record['phase']}:{record['step_id']}"
+        if key in (state.row.get("started_steps") or ()):
+            # Started before this attempt of the run: same idempotency key, marked as a replay.
+            record["replayed"] = True
+            log.warning("resuming step %s as a replay (it started before)", record["step_id"])
+            return
+        if not await self._store.mark_started(state.run_id, state.token, key, self._lease):
+            raise LeaseLost(state.run_id)
 
     async def run_step(
         self,
@@ -503,13 +519,21 @@ class Engine:
         def done(
             status: str, error: StepError | None = None
         ) -> tuple[dict[str, Any], StepError | None]:
+            problem = unstorable(record["output"], "output")
+            if problem:
+                record["output"] = None
+                status = "failed"
+                error = OutputNotStorable(f"the step's output cannot be recorded: {problem}")
             record["status"] = status
             record["finished_at"] = iso(now())
+            record["params"] = scrub(record["params"])
             if error is not None:
                 detail = error.detail()
                 record["error"] = redact(detail, state.secrets) if state.secrets else detail
             if state.secrets and record["output"] is not None:
                 record["output"] = redact(record["output"], state.secrets)
+            if record["error"] is not None:
+                record["error"] = scrub(record["error"])
             return record, error
 
         if isinstance(state.interrupt, LeaseLost):
@@ -521,14 +545,19 @@ class Engine:
             if names:
                 ctx["secrets"] = dict(await self._ensure_secrets(state, names))
             when = step.get("when")
-            if when and not evaluate_condition(str(when), ctx, path=f"{path}.when"):
+            # Renders run in a thread (up to the render cap each) so the loop stays live.
+            if when and not await asyncio.to_thread(
+                evaluate_condition, str(when), ctx, path=f"{path}.when"
+            ):
                 return done("skipped")
             action = self._actions.get(str(step.get("action", "")))
             if action is None:
                 raise ActionNotFound(
                     f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
                 )
-            params = render_value(step.get("params") or {}, ctx, path=f"{path}.params")
+            params = await asyncio.to_thread(
+                render_value, step.get("params") or {}, ctx, path=f"{path}.params"
+            )
             record["params"] = redact(params, state.secrets) if state.secrets else params
             schema = action.spec.params_schema
             if schema:
@@ -554,6 +583,8 @@ class Engine:
         policy = retry_policy(execution, step)
         limit = step_timeout(execution, step)
         inline = action.spec.type in INLINE_ACTIONS and limit is None and deadline is None
+        if action.spec.type not in EFFECT_FREE_ACTIONS:
+            await self._mark_started(state, record)
         error: StepError | None = None
         for attempt in range(1, policy.attempts + 1):
             record["attempts"] = attempt

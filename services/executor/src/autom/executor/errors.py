@@ -100,6 +100,20 @@ class BudgetExceeded(StepError):
     default_retryable = False
 
 
+class OutputNotStorable(StepError):
+    """The action succeeded but its output cannot be recorded (e.g. a NUL character)."""
+
+    type_name = "OutputNotStorable"
+    default_retryable = False
+
+
+class RunAbandoned(StepError):
+    """The run kept failing to make progress and was given up with the reason."""
+
+    type_name = "RunAbandoned"
+    default_retryable = False
+
+
 class LeaseLost(Exception):
     """Another worker owns the run now; this worker must stop touching it."""
 

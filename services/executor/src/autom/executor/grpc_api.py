@@ -10,7 +10,7 @@ import grpc
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from autom.core.auth import current_principal
-from autom.core.protoconv import from_timestamp, struct_to_dict
+from autom.core.protoconv import from_timestamp, struct_to_dict, to_timestamp
 from autom.executor.actions.base import Actions
 from autom.executor.convert import RUN_STATUS_NAME, action_to_proto, run_to_proto, step_to_proto
 from autom.executor.service import ExecutorService
@@ -82,4 +82,25 @@ class ExecutorApi(pb_grpc.ExecutorServiceServicer):
     ) -> pb.ListActionTypesResponse:
         return pb.ListActionTypesResponse(
             action_types=[action_to_proto(a) for a in self._actions.all()]
+        )
+
+    async def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, context: Ctx
+    ) -> pb.ListDeadLettersResponse:
+        found, token = await self._svc.list_dead_letters(
+            current_principal(), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListDeadLettersResponse(
+            dead_letters=[
+                pb.DeadLetter(
+                    sequence=d.sequence,
+                    subject=d.subject,
+                    reason=d.reason,
+                    payload=d.payload,
+                    deliveries=d.deliveries,
+                    time=to_timestamp(d.time) if d.time else None,
+                )
+                for d in found
+            ],
+            next_page_token=token,
         )

@@ -18,7 +18,9 @@ from autom.core.bus import OutboxRelay
 from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.executor.convert import latest_records
+from autom.executor.deadletters import DeadLetter, DeadLetters
 from autom.executor.engine import Engine, RunState
+from autom.executor.errors import RunAbandoned
 from autom.executor.sources import Snapshot
 from autom.executor.store import TERMINAL, Event, NewRun, RunStore
 from autom.executor.worker import Worker
@@ -101,12 +103,14 @@ class ExecutorService:
         engine: Engine,
         worker: Worker | None,
         relay: OutboxRelay | None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self._store = store
         self._definitions = definitions
         self._engine = engine
         self._worker = worker
         self._relay = relay
+        self._dead_letters = dead_letters
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -262,22 +266,66 @@ class ExecutorService:
             self._published()
         return row
 
-    async def sweep_orphans(self, stop: asyncio.Event, *, age: float, every: float) -> None:
-        """Re-publish the fire of runs left behind (e.g. their message was dead-lettered)."""
+    async def sweep_orphans(
+        self, stop: asyncio.Event, *, age: float, every: float, max_resumes: int
+    ) -> None:
+        """Re-publish the fires of runs left behind; a run in a crash loop fails past a bound."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
             if stop.is_set():
                 return
             try:
-                rows = await self._store.orphans(age)
-                events = [fire_event(_run_of(r), f"{r.fire_id}:resume:{r.attempt}") for r in rows]
-                await self._store.enqueue(events)
-                if events:
-                    log.warning("re-published %d orphaned fires", len(events))
-                    self._published()
+                await self.sweep_once(age, max_resumes)
             except Exception:
                 log.exception("orphan sweep failed; will retry")
+
+    async def sweep_once(self, age: float, max_resumes: int) -> None:
+        """One pass of the orphan sweep."""
+        rows = await self._store.orphans(age)
+        events = []
+        for r in rows:
+            if r.orphan_resumes > max_resumes:
+                await self._abandon(r)
+                continue
+            msg_id = f"{r.fire_id}:resume:{r.attempt}:{r.orphan_resumes}"
+            events.append(fire_event(_run_of(r), msg_id))
+        await self._store.enqueue(events)
+        if events:
+            log.warning("re-published %d orphaned fires", len(events))
+            self._published()
+
+    async def _abandon(self, row: Any) -> None:
+        reason = RunAbandoned(
+            f"the run was taken up and left unfinished {row.orphan_resumes} times "
+            f"(last worker: {row.lease_owner or 'none'}, "
+            f"attempt {row.attempt}, status {row.status})"
+        )
+        state = RunState(row=row, token="", snapshot=None)
+        finished = self._engine.event(state, "finished", "failed")
+        if await self._store.abandon(row.id, reason.detail(), [finished]):
+            log.error("orphaned run abandoned: %s", reason.message, extra={"run_id": row.id})
+            self._published()
+
+    async def list_dead_letters(
+        self, caller: Principal, *, page_size: int, page_token: str
+    ) -> tuple[list[DeadLetter], str]:
+        """A page of dead letters, oldest first, and the token of the next page."""
+        limit = paging.page_size(page_size)
+        after = 0
+        if page_token:
+            raw = paging.decode_page_token(page_token, keys=("s",))
+            if not isinstance(raw["s"], int) or raw["s"] < 0:
+                raise ValidationFailed([Violation("page_token", "malformed page token")])
+            after = raw["s"]
+        if self._dead_letters is None:
+            return [], ""
+        found = await self._dead_letters.list(after, limit + 1)
+        token = ""
+        if len(found) > limit:
+            found = found[:limit]
+            token = paging.encode_page_token({"s": found[-1].sequence})
+        return found, token
 
     async def watch(self, caller: Principal, run_id: str) -> AsyncIterator[WatchEvent]:
         """Snapshot, then step and status changes, until the run is terminal."""

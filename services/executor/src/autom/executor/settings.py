@@ -22,12 +22,21 @@ class ExecutorSettings(ServiceSettings):
     lease_seconds: float = Field(default=15.0, gt=0)
     # JetStream redelivers a fire not acked (nor heartbeated) within this window.
     ack_wait_seconds: float = Field(default=15.0, gt=0)
-    # Deliveries before a fire is dead-lettered as poison.
-    max_deliver: int = Field(default=10, ge=2)
-    # A non-terminal run nobody has touched for this long gets its fire published again (the
-    # original message may have exhausted its deliveries); the next worker resumes it.
+    # A fire that failed transiently (database, NATS or a peer down) comes back after a delay
+    # doubling per delivery from the initial value up to the cap; it is never given up.
+    retry_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    # A run taken up more often than this without finishing (crash loops) fails instead.
+    max_run_attempts: int = Field(default=50, ge=1)
+    # A non-terminal run nobody has touched for this long gets its fire published again (its
+    # message was lost); the next worker resumes it. After max_orphan_resumes such
+    # re-publications the run fails with the reason.
     orphan_after_seconds: float = Field(default=120.0, gt=0)
     orphan_sweep_seconds: float = Field(default=15.0, gt=0)
+    max_orphan_resumes: int = Field(default=5, ge=0)
+    # A run waiting in a concurrency buffer asks again after this delay (doubling, capped).
+    buffer_recheck_seconds: float = Field(default=0.2, gt=0)
+    buffer_recheck_max_seconds: float = Field(default=5.0, gt=0)
     # How often local runs look for cancellation requested elsewhere.
     cancel_poll_seconds: float = Field(default=0.5, gt=0)
     # Destinations http_request may reach although they are private/loopback/link-local.

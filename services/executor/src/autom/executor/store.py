@@ -144,7 +144,9 @@ _CLAIM = f"""
     ON CONFLICT (fire_id) DO UPDATE
        SET status = 'running',
            started_at = coalesce(r.started_at, now()),
-           attempt = r.attempt + 1,
+           -- A run waiting in a concurrency buffer is re-checked, not re-attempted.
+           attempt = CASE WHEN r.buffered AND r.status = 'pending' AND r.attempt > 0
+                          THEN r.attempt ELSE r.attempt + 1 END,
            lease_token = EXCLUDED.lease_token,
            lease_owner = EXCLUDED.lease_owner,
            lease_expires_at = EXCLUDED.lease_expires_at,
@@ -225,49 +227,44 @@ class RunStore:
         )
         return rows[0] if rows else None
 
-    async def insert_finished(
-        self,
-        run: NewRun,
-        *,
-        status: str,
-        error: dict[str, Any] | None,
-        cost_usd: float,
-        events: Sequence[Event],
-    ) -> bool:
-        """Insert a run computed detached, already terminal; False when the fire has a run."""
-        ev_sql, ev_params = _events_cte(events, "c")
-        sql = (
-            f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at, started_at, "
-            "finished_at, attempt, cost_usd, error) "
-            f"VALUES ({_VALUES}, :status, now(), now(), now(), 1, "
-            "CAST(:cost AS double precision), CAST(:error AS jsonb)) "
-            f"ON CONFLICT (fire_id) DO NOTHING RETURNING id){ev_sql} "
-            "SELECT count(*) AS n FROM c"
-        )
-        rows = await self._exec(
-            sql,
-            {
-                **run.params(),
-                "status": status,
-                "cost": float(cost_usd),
-                "error": None if error is None else json.dumps(error),
-                **ev_params,
-            },
-        )
-        return bool(rows and rows[0].n)
-
     async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[Row]:
-        """Mark and return non-terminal runs nobody touched for a while (lease long expired,
-        or pending without a lease); marking stamps lease_expires_at so one sweep takes them.
-        """
+        """Mark, count and return non-terminal runs nobody touched for a while."""
+        # Lease long expired, or pending without a lease, buffered or not. Marking stamps
+        # lease_expires_at so one sweep takes them; orphan_resumes counts only runs taken up
+        # again since the last sweep (a fire waiting out an outage is not a crash loop).
         return await self._exec(
-            f"UPDATE {_T} SET lease_expires_at = now() WHERE id IN ("
-            f"SELECT id FROM {_T} WHERE status IN ('pending', 'running') AND NOT buffered "
+            f"UPDATE {_T} SET lease_expires_at = now(), orphan_resumes = orphan_resumes + "
+            "CASE WHEN attempt > resumed_attempt THEN 1 ELSE 0 END, resumed_attempt = attempt "
+            f"WHERE id IN (SELECT id FROM {_T} WHERE status IN ('pending', 'running') "
             "AND coalesce(lease_expires_at, created_at) "
             "< now() - make_interval(secs => :age) "
             "ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING *",
             {"age": float(older_than_seconds), "limit": limit},
         )
+
+    async def abandon(self, run_id: str, error: dict[str, Any], events: Sequence[Event]) -> bool:
+        """Fail a run no worker holds (its lease expired or it has none); False otherwise."""
+        ev_sql, ev_params = _events_cte(events, "u")
+        rows = await self._exec(
+            f"WITH u AS (UPDATE {_T} SET status = 'failed', finished_at = now(), "
+            "error = CAST(:error AS jsonb), lease_token = NULL, lease_expires_at = NULL "
+            "WHERE id = :id AND status IN ('pending', 'running') "
+            "AND (lease_token IS NULL OR lease_expires_at <= now()) RETURNING id)"
+            f"{ev_sql} SELECT count(*) AS n FROM u",
+            {"id": run_id, "error": json.dumps(error), **ev_params},
+        )
+        return bool(rows and rows[0].n)
+
+    async def mark_started(self, run_id: str, token: str, key: str, lease_seconds: float) -> bool:
+        """Record that a side-effecting step is about to call its action; False: lease lost."""
+        rows = await self._exec(
+            f"UPDATE {_T} SET started_steps = CASE WHEN :key = ANY(started_steps) "
+            "THEN started_steps ELSE array_append(started_steps, :key) END, "
+            "lease_expires_at = now() + make_interval(secs => :lease) "
+            "WHERE id = :id AND lease_token = :token RETURNING id",
+            {"id": run_id, "token": token, "key": key, "lease": float(lease_seconds)},
+        )
+        return bool(rows)
 
     async def enqueue(self, events: Sequence[Event]) -> None:
         """Outbox rows on their own (re-published fires)."""
@@ -463,14 +460,3 @@ class RunStore:
             "ORDER BY created_at DESC, id DESC LIMIT :limit"
         )
         return await self._exec(sql, params)
-
-    async def dead_letter(
-        self, *, subject: str, fire_id: str, payload: bytes, deliveries: int, reason: str
-    ) -> None:
-        """Keep a poison message for people to look at."""
-        await self._exec(
-            "INSERT INTO executor.dead_letters "
-            "(subject, fire_id, payload, deliveries, reason, created_at) "
-            "VALUES (:s, :f, :p, :d, :r, now()) RETURNING id",
-            {"s": subject, "f": fire_id, "p": payload, "d": deliveries, "r": reason[:2000]},
-        )

@@ -9,17 +9,20 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
 from autom.api.events.v1 import events_pb2
 from autom.core import bus
-from autom.core.errors import NotFound, ValidationFailed
+from autom.core.errors import NotFound, Unavailable, ValidationFailed
 from autom.core.logging import log_context
 from autom.core.protoconv import from_timestamp, struct_to_dict
 from autom.executor.concurrency import Concurrency
-from autom.executor.engine import Buffered, Engine, RunState, detachable
-from autom.executor.errors import LeaseLost, RunCancelled
+from autom.executor.deadletters import DeadLetters
+from autom.executor.domain.storable import unstorable
+from autom.executor.engine import Engine, RunState
+from autom.executor.errors import LeaseLost, RunAbandoned, RunCancelled, StepError
 from autom.executor.sources import DefinitionSource, Snapshot
 from autom.executor.store import TERMINAL, Event, NewRun, Row, RunStore
 
@@ -53,6 +56,53 @@ def new_run_from_fire(fire: events_pb2.FireEvent, run_id: str) -> NewRun:
     )
 
 
+# Column widths of executor.runs: a longer value can never be stored.
+_WIDTHS = {"fire_id": 255, "workspace_id": 64, "automation_id": 64, "trigger_type": 32}
+_WIDTHS |= {"trigger_id": 128, "principal": 255, "retry_of_run_id": 64, "resume_from_step": 128}
+
+# Failures that come back the same on every attempt: retrying the fire cannot help, so the
+# run fails with the reason. Anything else (connections, timeouts, peers) is retried forever.
+_DETERMINISTIC: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    AssertionError,
+    StepError,
+)
+
+
+class Unstorable(Exception):
+    """A decodable fire whose run can never be stored: treated as poison."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same work may succeed later (an outage), False for a deterministic fault."""
+    return not isinstance(exc, _DETERMINISTIC)
+
+
+def fault_error(exc: BaseException) -> StepError:
+    """The run error of a deterministic fault met while executing or recording the run."""
+    kind = "RecordNotStorable" if isinstance(exc, asyncpg.DataError) else "InternalError"
+    return StepError(f"{type(exc).__name__}: {exc}", retryable=False, type_name=kind)
+
+
+def decode_fire(data: bytes) -> events_pb2.FireEvent:
+    """The fire event; ValueError/DecodeError when it is not one or can never become a run."""
+    fire = events_pb2.FireEvent.FromString(data)
+    if not fire.fire_id or not fire.automation_id or not fire.workspace_id:
+        raise ValueError("fire event lacks fire_id, automation_id or workspace_id")
+    for name, width in _WIDTHS.items():
+        if len(getattr(fire, name)) > width:
+            raise ValueError(f"{name} is longer than {width} characters")
+    problem = unstorable(struct_to_dict(fire.inputs), "inputs")
+    if problem:
+        raise ValueError(f"fire inputs cannot be stored: {problem}")
+    return fire
+
+
 class Worker:
     """Consumes fires; at most max_in_flight runs at once; heartbeats the runs it holds."""
 
@@ -65,8 +115,11 @@ class Worker:
         concurrency: Concurrency,
         lease_seconds: float,
         ack_wait_seconds: float,
-        max_deliver: int,
         cancel_poll_seconds: float,
+        backoff_initial_seconds: float = 1.0,
+        backoff_max_seconds: float = 30.0,
+        max_attempts: int = 50,
+        dead_letters: DeadLetters | None = None,
         owner: str | None = None,
     ) -> None:
         self._store = store
@@ -75,7 +128,10 @@ class Worker:
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._ack_wait = ack_wait_seconds
-        self._max_deliver = max_deliver
+        self._backoff_initial = backoff_initial_seconds
+        self._backoff_max = backoff_max_seconds
+        self._max_attempts = max_attempts
+        self._dead_letters = dead_letters
         self._poll = cancel_poll_seconds
         self.owner = owner or f"executor-{uuid.uuid4().hex[:12]}"
         self.active: dict[str, tuple[RunState, Msg | None]] = {}
@@ -128,87 +184,89 @@ class Worker:
                     await msg.in_progress()
 
     # ---- messages -----------------------------------------------------------------------
+    def backoff(self, deliveries: int) -> float:
+        """Redelivery delay after a transient failure: doubling per delivery, capped."""
+        return min(
+            self._backoff_max, self._backoff_initial * 2.0 ** min(max(deliveries - 1, 0), 16)
+        )
+
     async def handle(self, msg: Msg) -> None:
-        """One fire message: ends in ack, nak(delay) or term (poison)."""
+        """One fire message: ack, nak(backoff) or, only when undecodable, dead letter + term."""
+        # Nothing else gives up on a message: an outage of the database, NATS or a peer is
+        # retried with capped exponential backoff however long it lasts.
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
         try:
-            fire = events_pb2.FireEvent.FromString(msg.data)
-            if not fire.fire_id or not fire.automation_id or not fire.workspace_id:
-                raise ValueError("fire event lacks fire_id, automation_id or workspace_id")
+            fire = decode_fire(msg.data)
         except (DecodeError, ValueError) as exc:
-            await self._poison(msg, "", deliveries, f"undecodable fire: {exc}")
+            await self._poison(msg, deliveries, f"undecodable fire: {exc}")
             return
         with log_context(fire_id=fire.fire_id, automation_id=fire.automation_id):
             try:
                 await self._handle_fire(msg, fire, deliveries)
+            except Unstorable as exc:
+                await self._poison(msg, deliveries, f"fire cannot be stored as a run: {exc}")
             except Exception as exc:
-                if deliveries >= self._max_deliver:
-                    await self._poison(msg, fire.fire_id, deliveries, repr(exc))
-                    return
-                raise
+                delay = self.backoff(deliveries)
+                log.warning(
+                    "fire failed on delivery %d (%s: %s); retrying in %.1fs",
+                    deliveries,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, Unavailable),
+                )
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=delay)
 
-    async def _poison(self, msg: Msg, fire_id: str, deliveries: int, reason: str) -> None:
-        log.error("dead-lettering fire message: %s", reason, extra={"fire_id": fire_id})
+    async def _poison(self, msg: Msg, deliveries: int, reason: str) -> None:
+        log.error("dead-lettering fire message: %s", reason)
+        if self._dead_letters is None:
+            await msg.term()
+            return
         try:
-            await self._store.dead_letter(
-                subject=msg.subject,
-                fire_id=fire_id,
-                payload=msg.data,
-                deliveries=deliveries,
-                reason=reason,
-            )
+            await self._dead_letters.park(msg, reason, deliveries)
         except Exception:
-            log.exception("cannot record dead letter; leaving the message for redelivery")
+            log.warning("cannot park the dead letter yet; the message stays for redelivery")
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self.backoff(deliveries))
             return
         await msg.term()
 
-    async def _snapshot(
-        self, fire: events_pb2.FireEvent, deliveries: int
-    ) -> tuple[Snapshot | None, bool]:
-        """(snapshot, retry_later). NotFound -> (None, False): the run fails at dispatch."""
+    async def _snapshot(self, fire: events_pb2.FireEvent) -> Snapshot | None:
+        """The definition, or None when definitions says it does not exist (else raises)."""
+        # Any other failure (unavailable, timeout, auth misconfiguration) is not a verdict on
+        # the automation: it propagates so the fire is retried rather than the run failed.
         try:
             snapshot = await self._definitions.get(fire.automation_id, fire.automation_version)
         except (NotFound, ValidationFailed):
-            return None, False
-        except Exception:
-            if deliveries >= self._max_deliver - 1:
-                log.exception("definitions unavailable on the last delivery; failing the run")
-                return None, False
-            log.warning("definitions unavailable; will retry the fire", exc_info=True)
-            return None, True
+            return None
         if snapshot.workspace_id != fire.workspace_id:
-            return None, False
-        return snapshot, False
+            return None
+        return snapshot
 
     async def _handle_fire(self, msg: Msg, fire: events_pb2.FireEvent, deliveries: int) -> None:
-        snapshot, retry_later = await self._snapshot(fire, deliveries)
-        if retry_later:
-            await msg.nak(delay=min(30.0, 1.0 * deliveries))
-            return
+        snapshot = await self._snapshot(fire)
         new = new_run_from_fire(fire, str(uuid.uuid4()))
         if snapshot is not None:
             new.automation_version = snapshot.version
             if not new.principal and fire.trigger_type not in ("manual",):
                 # Scheduled runs act for the automation's creator.
                 new.principal = snapshot.created_by
-        if (
-            snapshot is not None
-            and deliveries == 1
-            and detachable(snapshot.definition)
-            and await self._run_detached(new, snapshot)
-        ):
-            await msg.ack()
-            return
         token = uuid.uuid4().hex
         policy = self._concurrency.policy(snapshot)
-        row = await self._store.claim(
-            new,
-            token=token,
-            owner=self.owner,
-            lease_seconds=self._lease,
-            events=[self._started_event(new)],
-            hold=policy != "allow",
-        )
+        try:
+            row = await self._store.claim(
+                new,
+                token=token,
+                owner=self.owner,
+                lease_seconds=self._lease,
+                events=[self._started_event(new)],
+                hold=policy != "allow",
+            )
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise Unstorable(f"{type(exc).__name__}: {exc}") from exc
         if row is None:
             await self._not_claimed(msg, fire.fire_id)
             return
@@ -217,13 +275,26 @@ class Worker:
         with log_context(run_id=row.id):
             self.active[row.id] = (state, msg)
             try:
+                if row.attempt > self._max_attempts:
+                    await self._engine.abort(
+                        state,
+                        RunAbandoned(
+                            f"the run was taken up {row.attempt - 1} times without finishing"
+                        ),
+                    )
+                    await msg.ack()
+                    return
                 if row.buffered:
-                    decision = await self._concurrency.admit(state, policy, msg, self)
+                    decision = await self._concurrency.admit(state, policy, self)
                     if decision == "done":
                         await msg.ack()
                         return
                     if decision == "lost":
                         await msg.nak(delay=self._lease)
+                        return
+                    if decision == "wait":
+                        # Waiting holds no slot and no lease: check again after a delay.
+                        await msg.nak(delay=self._concurrency.recheck_delay(deliveries))
                         return
                 status = await self._engine.execute(state, pending_events=pending)
                 log.info("run %s", status)
@@ -236,43 +307,17 @@ class Worker:
                 if not state.finished:
                     await asyncio.shield(self._release(state, msg))
                 raise
+            except Exception as exc:
+                if state.finished or is_transient(exc):
+                    # An outage mid-run: hand the run over so the retried delivery resumes it.
+                    with contextlib.suppress(Exception):
+                        await self._store.release(state.run_id, state.token)
+                    raise
+                log.exception("run hit a fault no retry can fix; failing it")
+                await self._engine.abort(state, fault_error(exc))
             finally:
                 self.active.pop(row.id, None)
         await msg.ack()
-
-    async def _run_detached(self, new: NewRun, snapshot: Snapshot) -> bool:
-        """Compute a side-effect-free run in memory, then store it terminal in one insert.
-
-        False when the fire already has a run (a pending StartRun row, or another delivery):
-        the caller then takes the ordinary claim path.
-        """
-        row = Row(
-            **{**new.params(), "fire_inputs": new.fire_inputs, "inputs": None, "steps": []},
-            attempt=1,
-            cost_usd=0.0,
-            started_at=None,
-            created_at=None,
-            status="running",
-            buffered=False,
-        )
-        state = RunState(row=row, token="", snapshot=snapshot, buffer=Buffered())
-        with log_context(run_id=new.id):
-            status = await self._engine.execute(state, pending_events=[self._started_event(new)])
-        buffer = state.buffer
-        assert buffer is not None
-        new.inputs = buffer.inputs
-        new.steps = buffer.steps
-        stored = await self._store.insert_finished(
-            new,
-            status=buffer.status,
-            error=buffer.error,
-            cost_usd=buffer.cost_usd,
-            events=buffer.events,
-        )
-        if stored:
-            self._engine.notify()
-            log.info("run %s", status, extra={"run_id": new.id})
-        return stored
 
     async def _release(self, state: RunState, msg: Msg) -> None:
         try:
@@ -315,7 +360,8 @@ class Worker:
             durable=DURABLE,
             stream=bus.FIRES_STREAM.name,
             ack_wait_s=self._ack_wait,
-            max_deliver=self._max_deliver,
+            # Unlimited: only this handler decides when a message is done with (see handle).
+            max_deliver=-1,
             max_ack_pending=max(1000, max_in_flight * 4),
         )
         try:

@@ -62,7 +62,7 @@ class ErrorDetail(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepRun(_message.Message):
-    __slots__ = ("step_id", "action", "status", "attempts", "start_time", "finish_time", "params", "output", "error", "phase", "cost_usd")
+    __slots__ = ("step_id", "action", "status", "attempts", "start_time", "finish_time", "params", "output", "error", "phase", "cost_usd", "replayed")
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class StepRun(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     step_id: str
     action: str
     status: StepStatus
@@ -85,7 +86,8 @@ class StepRun(_message.Message):
     error: ErrorDetail
     phase: str
     cost_usd: float
-    def __init__(self, step_id: _Optional[str] = ..., action: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., params: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., phase: _Optional[str] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, step_id: _Optional[str] = ..., action: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., params: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., phase: _Optional[str] = ..., cost_usd: _Optional[float] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "fire_id", "workspace_id", "automation_id", "automation_version", "trigger_type", "trigger_id", "status", "inputs", "scheduled_for", "fired_time", "create_time", "start_time", "finish_time", "steps", "error", "retry_of_run_id", "principal", "cost_usd", "attempt")

@@ -70,6 +70,11 @@ class ExecutorServiceStub:
                 request_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListActionTypesRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListActionTypesResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/autom.api.executor.v1.ExecutorService/ListDeadLetters',
+                request_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -125,6 +130,13 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Lists fire messages the executor could not decode, oldest first (administrators).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +174,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ListActionTypes,
                     request_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListActionTypesRequest.FromString,
                     response_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListActionTypesResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +371,33 @@ class ExecutorService:
             '/autom.api.executor.v1.ExecutorService/ListActionTypes',
             autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListActionTypesRequest.SerializeToString,
             autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListActionTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.executor.v1.ExecutorService/ListDeadLetters',
+            autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersRequest.SerializeToString,
+            autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,
