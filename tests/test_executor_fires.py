@@ -97,12 +97,15 @@ class Stack:
             )
 
     async def terminal(self, fire_id: str, timeout: float = 10) -> Any:
+        """The terminal run of a fire, with its step records."""
+
         async def check() -> Any:
             rows = await self.runs_for(fire_id)
             assert len(rows) == 1 and rows[0].status not in ("pending", "running"), rows
             return rows[0]
 
-        return await assert_eventually(check, timeout=timeout)
+        row = await assert_eventually(check, timeout=timeout)
+        return await self.store.get(row.id)
 
 
 MakeStack = Callable[..., Awaitable[Stack]]

@@ -50,7 +50,7 @@ async def build_app(
     pool = await create_pool(
         settings.database_url, size=settings.db_pool_size, application_name="autom-executor"
     )
-    store = RunStore(engine, pool)
+    store = RunStore(engine, pool, max_output_bytes=settings.max_output_bytes)
     relay = PipelinedRelay(engine=engine, pool=pool, js=js)
     run_engine = Engine(
         store=store,
@@ -58,6 +58,7 @@ async def build_app(
         secrets=source,
         lease_seconds=settings.lease_seconds,
         on_events=relay.notify,
+        default_step_timeout=settings.default_step_timeout_seconds,
     )
     worker = Worker(
         store=store,
@@ -70,7 +71,11 @@ async def build_app(
         cancel_poll_seconds=settings.cancel_poll_seconds,
     )
     service = ExecutorService(
-        store=store, definitions=source, engine=run_engine, worker=worker, relay=relay
+        store=store,
+        definitions=source,
+        engine=run_engine,
+        worker=worker,
+        relay=relay,
     )
     api = ExecutorApi(service, actions)
 

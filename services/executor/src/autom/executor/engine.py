@@ -20,7 +20,12 @@ from autom.api.events.v1 import events_pb2
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import ActionContext, Actions, Budget
 from autom.executor.domain.inputs import build_inputs, runtime_keys, trigger_inputs
-from autom.executor.domain.policy import retry_policy, run_timeout, step_timeout
+from autom.executor.domain.policy import (
+    DEFAULT_STEP_TIMEOUT_SECONDS,
+    retry_policy,
+    run_timeout,
+    step_timeout,
+)
 from autom.executor.errors import (
     ActionNotFound,
     DispatchError,
@@ -47,6 +52,8 @@ _SECRET_REF = re.compile(
 )
 # Actions that never block: awaited inline, without a task of their own.
 INLINE_ACTIONS = frozenset({"transform", "log"})
+# Actions bounded by their own terms (render cap, the requested duration): no default timeout.
+SELF_BOUNDED_ACTIONS = INLINE_ACTIONS | {"wait"}
 
 
 def now() -> datetime:
@@ -151,12 +158,14 @@ class Engine:
         secrets: SecretSource,
         lease_seconds: float,
         on_events: Callable[[], None] = lambda: None,
+        default_step_timeout: float = DEFAULT_STEP_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
         self._actions = actions
         self._secrets = secrets
         self._lease = lease_seconds
         self._on_events = on_events
+        self._default_step_timeout = default_step_timeout
 
     # ---- events -------------------------------------------------------------------------
     def event(
@@ -552,8 +561,11 @@ class Engine:
             return done("failed", ParamsInvalid(str(exc.message)))
 
         policy = retry_policy(execution, step)
-        limit = step_timeout(execution, step)
-        inline = action.spec.type in INLINE_ACTIONS and limit is None and deadline is None
+        kind = action.spec.type
+        limit = step_timeout(
+            execution, step, None if kind in SELF_BOUNDED_ACTIONS else self._default_step_timeout
+        )
+        inline = kind in INLINE_ACTIONS and limit is None and deadline is None
         error: StepError | None = None
         for attempt in range(1, policy.attempts + 1):
             record["attempts"] = attempt
