@@ -21,6 +21,7 @@ from autom.executor.service import ExecutorService
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import GrpcDefinitions, StaticDefinitions
 from autom.executor.store import RunStore, create_pool
+from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutorService"].full_name
@@ -76,6 +77,8 @@ async def build_app(
         engine=run_engine,
         worker=worker,
         relay=relay,
+        watchers=RunWatchers(nc),
+        watch_recheck_seconds=settings.watch_recheck_seconds,
     )
     api = ExecutorApi(service, actions)
 

@@ -58,6 +58,10 @@ class ExecutorSettings(ServiceSettings):
         gt=0,
         validation_alias=_alias("default_step_timeout_seconds"),
     )
+    # WatchRun is woken by run events; this re-check only bounds the delay of a missed one.
+    watch_recheck_seconds: float = Field(
+        default=5.0, gt=0, validation_alias=_alias("watch_recheck_seconds")
+    )
     # Definition snapshots kept in memory (versions are immutable).
     definition_cache_size: int = Field(default=1024, ge=1)
 
