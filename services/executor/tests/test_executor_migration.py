@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,7 +20,7 @@ from autom.executor.store import RunStore, create_pool
 
 SCRIPTS = Path(db.__file__).parent / "migrations"
 BEFORE = "0001_executor"
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {
         "step_id": "a",
         "action": "transform",

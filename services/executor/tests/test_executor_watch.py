@@ -34,7 +34,7 @@ async def test_a_watcher_that_gets_no_event_still_follows_the_run_to_its_end(
     # No NATS at all: every event is "missed"; the periodic re-check alone must carry the watch.
     service = ExecutorService(
         store=harness.store,
-        definitions=harness.definitions,  # type: ignore[arg-type]
+        definitions=harness.definitions,
         engine=harness.engine,
         worker=None,
         relay=None,
