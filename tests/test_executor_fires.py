@@ -102,12 +102,15 @@ class Stack:
             )
 
     async def terminal(self, fire_id: str, timeout: float = 10) -> Any:
+        """The terminal run of a fire, with its step records."""
+
         async def check() -> Any:
             rows = await self.runs_for(fire_id)
             assert len(rows) == 1 and rows[0].status not in ("pending", "running"), rows
             return rows[0]
 
-        return await assert_eventually(check, timeout=timeout)
+        row = await assert_eventually(check, timeout=timeout)
+        return await self.store.get(row.id)
 
 
 MakeStack = Callable[..., Awaitable[Stack]]
@@ -359,6 +362,36 @@ async def test_watch_streams_steps_until_terminal(make_stack: MakeStack) -> None
             steps.append(event.step.step_id)
     assert kinds[0] == "snapshot" and kinds[-1] == "terminal"
     assert steps == [f"s{i}" for i in range(3)][-len(steps) :]
+
+
+async def test_watch_is_pushed_by_run_events(make_stack: MakeStack) -> None:
+    # The safety re-check is an hour away: only run events can carry this watch to its end.
+    s = await make_stack(watch_recheck_seconds=3600)
+    plan = [{"id": f"s{i}", "action": "wait", "params": {"duration": "300ms"}} for i in range(3)]
+    a = s.automation([*plan, {"id": "t", "action": "transform", "params": {"output": 1}}])
+    fire_id = await s.fire(a)
+
+    async def exists() -> Any:
+        rows = await s.runs_for(fire_id)
+        assert rows
+        return rows[0]
+
+    row = await assert_eventually(exists)
+    events: list[Any] = []
+
+    async def follow() -> None:
+        watch = s.stub.WatchRun(epb.WatchRunRequest(run_id=row.id), metadata=bearer(s.token))
+        async for event in watch:
+            events.append(event)
+
+    await asyncio.wait_for(follow(), 30)
+    assert events[0].kind == "snapshot"
+    # A terminal event is only sent by a watcher that saw the run change after its snapshot.
+    assert events[-1].kind == "terminal"
+    assert events[-1].run.status == executor_pb2.RUN_STATUS_SUCCEEDED
+    streamed = [e.step.step_id for e in events if e.HasField("step")]
+    assert [st.step_id for st in events[0].run.steps] + streamed == ["s0", "s1", "s2", "t"]
+    assert [st.step_id for st in events[-1].run.steps] == ["s0", "s1", "s2", "t"]
 
 
 async def test_other_workspaces_see_no_runs(make_stack: MakeStack) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from autom.core.db import create_engine
 from autom.core.registry import build_catalog
+from autom.executor.actions.base import Actions
 from autom.executor.actions.catalog import build_actions
 from autom.executor.engine import Engine, RunState
 from autom.executor.settings import ExecutorSettings
@@ -29,8 +30,18 @@ class Harness:
     engine: Engine
     definitions: StaticDefinitions
     settings: ExecutorSettings
+    actions: Actions
     lease: float = 30.0
     created: list[str] = field(default_factory=list)
+
+    def configured(self, **settings: Any) -> Harness:
+        """The same database and definitions under other executor settings."""
+        changed = self.settings.model_copy(update=settings)
+        store = RunStore(
+            self.store.engine, self.store.pool, max_output_bytes=changed.max_output_bytes
+        )
+        engine = wire_engine(store, self.actions, self.definitions, changed, self.lease)
+        return replace(self, store=store, engine=engine, settings=changed)
 
     def automation(self, definition: dict[str, Any], *, version: int = 1) -> Snapshot:
         """Register a definition as a new automation."""
@@ -89,6 +100,23 @@ class Harness:
         return row
 
 
+def wire_engine(
+    store: RunStore,
+    actions: Actions,
+    definitions: StaticDefinitions,
+    settings: ExecutorSettings,
+    lease: float,
+) -> Engine:
+    """The engine as app.py wires it, over the given store."""
+    return Engine(
+        store=store,
+        actions=actions,
+        secrets=definitions,
+        lease_seconds=lease,
+        default_step_timeout=settings.default_step_timeout_seconds,
+    )
+
+
 @pytest.fixture
 async def harness(database_url: str) -> AsyncIterator[Harness]:
     """The engine on a fresh database."""
@@ -97,11 +125,11 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     )
     engine = create_engine(url=database_url, application_name="executor-tests")
     pool = await create_pool(database_url, size=5, application_name="executor-tests")
-    store = RunStore(engine, pool)
+    store = RunStore(engine, pool, max_output_bytes=settings.max_output_bytes)
     definitions = StaticDefinitions(secrets={"TOKEN": "s3cr3t-value"})
     actions, http = build_actions(build_catalog(plugins=False), settings, None)
-    run_engine = Engine(store=store, actions=actions, secrets=definitions, lease_seconds=30.0)
-    yield Harness(store, run_engine, definitions, settings)
+    run_engine = wire_engine(store, actions, definitions, settings, 30.0)
+    yield Harness(store, run_engine, definitions, settings, actions)
     await http.aclose()
     await pool.close()
     await engine.dispose()

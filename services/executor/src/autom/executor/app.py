@@ -20,6 +20,7 @@ from autom.executor.service import ExecutorService
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import GrpcDefinitions, StaticDefinitions
 from autom.executor.store import RunStore, create_pool
+from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExecutorService"].full_name
@@ -46,7 +47,7 @@ async def build_app(
     pool = await create_pool(
         settings.database_url, size=settings.db_pool_size, application_name="autom-executor"
     )
-    store = RunStore(engine, pool)
+    store = RunStore(engine, pool, max_output_bytes=settings.max_output_bytes)
     # Run events are the executor's hottest NATS traffic (three per run): published pipelined,
     # polled often in case a commit's notify is missed.
     relay = bus.OutboxRelay(engine=engine, table=db.outbox, js=js, poll_interval=0.5)
@@ -56,6 +57,7 @@ async def build_app(
         secrets=source,
         lease_seconds=settings.lease_seconds,
         on_events=relay.notify,
+        default_step_timeout=settings.default_step_timeout_seconds,
     )
     worker = Worker(
         store=store,
@@ -82,6 +84,8 @@ async def build_app(
         worker=worker,
         relay=relay,
         dead_letters=dead_letters,
+        watchers=RunWatchers(rt.nc),
+        watch_recheck_seconds=settings.watch_recheck_seconds,
     )
     api = ExecutorApi(service, actions)
 

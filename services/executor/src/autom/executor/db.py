@@ -1,4 +1,4 @@
-"""The executor schema: runs (step records inline as JSONB) and the outbox."""
+"""The executor schema: runs, their step records (one row each) and the outbox."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Double,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -47,8 +48,6 @@ runs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
-    # Step records in execution order: plan steps, then on_failure steps.
-    Column("steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("error", JSONB, nullable=True),
     Column("retry_of_run_id", String(64), nullable=False, server_default=""),
     Column("resume_from_step", String(128), nullable=False, server_default=""),
@@ -88,6 +87,39 @@ Index(
     runs.c.automation_id,
     runs.c.created_at,
     postgresql_where=text("status IN ('pending', 'running')"),
+)
+
+# Step records in execution order (seq from 1): plan steps, then on_failure steps. One row per
+# record, so recording a step is one insert whatever the run's length.
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column(
+        "run_id",
+        String(64),
+        ForeignKey("runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("step_id", String(128), nullable=False),
+    Column("action", String(128), nullable=False, server_default=""),
+    Column("phase", String(16), nullable=False, server_default="plan"),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("params", JSONB, nullable=True),
+    Column("output", JSONB, nullable=True),
+    Column("error", JSONB, nullable=True),
+    Column("cost_usd", Double, nullable=False, server_default="0"),
+    Column("usage", JSONB, nullable=True),
+    # Above the size cap, params/output hold a marker object; these keep the original size.
+    Column("params_truncated", Boolean, nullable=False, server_default=text("false")),
+    Column("params_size_bytes", BigInteger, nullable=True),
+    Column("output_truncated", Boolean, nullable=False, server_default=text("false")),
+    Column("output_size_bytes", BigInteger, nullable=True),
+    # Record keys this schema has no column for, kept as they were written.
+    Column("extra", JSONB, nullable=True),
 )
 
 outbox = outbox_table(metadata)

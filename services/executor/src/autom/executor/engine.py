@@ -22,7 +22,12 @@ from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import ActionContext, Actions, Budget
 from autom.executor.domain.inputs import build_inputs, runtime_keys, trigger_inputs
-from autom.executor.domain.policy import retry_policy, run_timeout, step_timeout
+from autom.executor.domain.policy import (
+    DEFAULT_STEP_TIMEOUT_SECONDS,
+    retry_policy,
+    run_timeout,
+    step_timeout,
+)
 from autom.executor.domain.storable import scrub, unstorable
 from autom.executor.errors import (
     ActionNotFound,
@@ -54,6 +59,8 @@ INLINE_ACTIONS = frozenset({"transform", "log"})
 # Actions without effects outside the run: no started marker before they are called.
 EFFECT_FREE_ACTIONS = INLINE_ACTIONS | {"wait"}
 SECRETS_RETRY_MAX_SECONDS = 30.0
+# Actions bounded by their own terms (render cap, the requested duration): no default timeout.
+SELF_BOUNDED_ACTIONS = INLINE_ACTIONS | {"wait"}
 
 
 def now() -> datetime:
@@ -118,12 +125,14 @@ class Engine:
         secrets: SecretSource,
         lease_seconds: float,
         on_events: Callable[[], None] = lambda: None,
+        default_step_timeout: float = DEFAULT_STEP_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
         self._actions = actions
         self._secrets = secrets
         self._lease = lease_seconds
         self._on_events = on_events
+        self._default_step_timeout = default_step_timeout
 
     # ---- events -------------------------------------------------------------------------
     def event(
@@ -581,9 +590,12 @@ class Engine:
             return done("failed", ParamsInvalid(str(exc.message)))
 
         policy = retry_policy(execution, step)
-        limit = step_timeout(execution, step)
-        inline = action.spec.type in INLINE_ACTIONS and limit is None and deadline is None
-        if action.spec.type not in EFFECT_FREE_ACTIONS:
+        kind = action.spec.type
+        limit = step_timeout(
+            execution, step, None if kind in SELF_BOUNDED_ACTIONS else self._default_step_timeout
+        )
+        inline = kind in INLINE_ACTIONS and limit is None and deadline is None
+        if kind not in EFFECT_FREE_ACTIONS:
             await self._mark_started(state, record)
         error: StepError | None = None
         for attempt in range(1, policy.attempts + 1):

@@ -23,12 +23,12 @@ from autom.executor.engine import Engine, RunState
 from autom.executor.errors import RunAbandoned
 from autom.executor.sources import Snapshot
 from autom.executor.store import TERMINAL, Event, NewRun, RunStore
+from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
 log = logging.getLogger(__name__)
 
 FIRE_SUBJECT = "automations.fires.{}"
-WATCH_POLL_SECONDS = 0.15
 
 
 class CallerDefinitions(Protocol):
@@ -104,6 +104,8 @@ class ExecutorService:
         worker: Worker | None,
         relay: OutboxRelay | None,
         dead_letters: DeadLetters | None = None,
+        watchers: RunWatchers | None = None,
+        watch_recheck_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._definitions = definitions
@@ -111,6 +113,8 @@ class ExecutorService:
         self._worker = worker
         self._relay = relay
         self._dead_letters = dead_letters
+        self._watchers = watchers or RunWatchers(None)
+        self._recheck = watch_recheck_seconds
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -328,21 +332,31 @@ class ExecutorService:
         return found, token
 
     async def watch(self, caller: Principal, run_id: str) -> AsyncIterator[WatchEvent]:
-        """Snapshot, then step and status changes, until the run is terminal."""
-        row = await self.get_run(caller, run_id)
-        yield WatchEvent("snapshot", row)
-        seen = len(row.steps or [])
-        status = row.status
-        while row.status not in TERMINAL:
-            await asyncio.sleep(WATCH_POLL_SECONDS)
-            fresh = await self._store.get(run_id)
-            if fresh is None:
-                return
-            row = fresh
+        """Snapshot, then step and status changes, until the run is terminal.
+
+        Woken by the run's events; each wake reads the run row and only the step records
+        written since the last one seen. The re-check bounds the delay of a missed event.
+        """
+        async with self._watchers.watch(run_id) as wake:
+            row = await self.get_run(caller, run_id)
+            yield WatchEvent("snapshot", row)
             records = list(row.steps or [])
-            for record in records[seen:]:
-                yield WatchEvent("step", row, record)
-            seen = len(records)
-            if row.status != status:
-                status = row.status
-                yield WatchEvent("terminal" if status in TERMINAL else "status", row)
+            seen = max((int(r.get("seq") or 0) for r in records), default=0)
+            status = row.status
+            while status not in TERMINAL:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self._recheck)
+                # Cleared before reading: an event arriving during the reads wakes us again.
+                wake.clear()
+                fresh = await self._store.get(run_id, with_steps=False)
+                if fresh is None:
+                    return
+                new = await self._store.steps(run_id, after=seen)
+                records += new
+                fresh["steps"] = records
+                for record in new:
+                    seen = int(record["seq"])
+                    yield WatchEvent("step", fresh, record)
+                if fresh.status != status:
+                    status = fresh.status
+                    yield WatchEvent("terminal" if status in TERMINAL else "status", fresh)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 
 from autom.core.settings import ServiceSettings
+from autom.executor.domain.limits import MAX_OUTPUT_BYTES
+from autom.executor.domain.policy import DEFAULT_STEP_TIMEOUT_SECONDS
 
 
 def _alias(name: str) -> AliasChoices:
@@ -53,6 +55,22 @@ class ExecutorSettings(ServiceSettings):
         default="openai/gpt-4o-mini", validation_alias=_alias("default_model")
     )
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # A step's params or output above this many bytes of JSON is recorded as a marker object
+    # ({"truncated": true, "size_bytes": ..., "preview": ...}) with <name>_truncated set.
+    max_output_bytes: int = Field(
+        default=MAX_OUTPUT_BYTES, ge=1024, validation_alias=_alias("max_output_bytes")
+    )
+    # The step timeout when neither the step nor execution.step_timeout sets one (wait,
+    # transform and log are bounded by their own terms and are exempt).
+    default_step_timeout_seconds: float = Field(
+        default=DEFAULT_STEP_TIMEOUT_SECONDS,
+        gt=0,
+        validation_alias=_alias("default_step_timeout_seconds"),
+    )
+    # WatchRun is woken by run events; this re-check only bounds the delay of a missed one.
+    watch_recheck_seconds: float = Field(
+        default=5.0, gt=0, validation_alias=_alias("watch_recheck_seconds")
+    )
     # Definition snapshots kept in memory (versions are immutable).
     definition_cache_size: int = Field(default=1024, ge=1)
 

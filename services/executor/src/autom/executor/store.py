@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -14,6 +14,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core.db import asyncpg_url
+from autom.executor.domain.limits import MAX_OUTPUT_BYTES, cap
 
 
 class Row(dict[str, Any]):
@@ -68,6 +69,7 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out", "skipped"
 ACTIVE = ("pending", "running")
 
 _T = "executor.runs"
+_S = "executor.run_steps"
 _O = "executor.outbox"
 
 
@@ -113,7 +115,6 @@ class NewRun:
             "trigger_id": self.trigger_id,
             "fire_inputs": json.dumps(self.fire_inputs),
             "inputs": None if self.inputs is None else json.dumps(self.inputs),
-            "steps": json.dumps(self.steps or []),
             "scheduled_for": self.scheduled_for,
             "fired_at": self.fired_at,
             "last_fired_at": self.last_fired_at,
@@ -125,12 +126,12 @@ class NewRun:
 
 _COLUMNS = (
     "id, fire_id, workspace_id, automation_id, automation_version, trigger_type, trigger_id, "
-    "fire_inputs, inputs, steps, scheduled_for, fired_at, last_fired_at, principal, "
+    "fire_inputs, inputs, scheduled_for, fired_at, last_fired_at, principal, "
     "retry_of_run_id, resume_from_step"
 )
 _VALUES = (
     ":id, :fire_id, :workspace_id, :automation_id, :automation_version, :trigger_type, "
-    ":trigger_id, CAST(:fire_inputs AS jsonb), CAST(:inputs AS jsonb), CAST(:steps AS jsonb), "
+    ":trigger_id, CAST(:fire_inputs AS jsonb), CAST(:inputs AS jsonb), "
     ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step"
 )
 
@@ -176,12 +177,177 @@ def _events_cte(events: Sequence[Event], guard: str) -> tuple[str, dict[str, Any
     return sql, params
 
 
+_STEP_TYPES = {
+    "step_id": "text",
+    "action": "text",
+    "phase": "text",
+    "status": "text",
+    "attempts": "integer",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "params": "jsonb",
+    "output": "jsonb",
+    "error": "jsonb",
+    "cost_usd": "double precision",
+    "usage": "jsonb",
+    "params_truncated": "boolean",
+    "params_size_bytes": "bigint",
+    "output_truncated": "boolean",
+    "output_size_bytes": "bigint",
+    "extra": "jsonb",
+}
+_STEP_KEYS = frozenset({"seq", *_STEP_TYPES}) - {"extra"}
+_STEP_SELECT = f"SELECT seq, {', '.join(_STEP_TYPES)} FROM {_S}"
+
+
+def _when(value: str | datetime | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+@dataclass
+class StepRow:
+    """One row of executor.run_steps: a step record as stored."""
+
+    step_id: str
+    status: str
+    action: str = ""
+    phase: str = "plan"
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    params: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    cost_usd: float = 0.0
+    usage: dict[str, Any] | None = None
+    params_truncated: bool = False
+    params_size_bytes: int | None = None
+    output_truncated: bool = False
+    output_size_bytes: int | None = None
+    # Record keys without a column of their own, kept as written.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # Position in the run (from 1); assigned by the insert.
+    seq: int = 0
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], max_bytes: int) -> StepRow:
+        """The row of an engine record; params and output above `max_bytes` become markers."""
+        values: dict[str, Any] = {}
+        for name in ("params", "output"):
+            if record.get(f"{name}_truncated"):
+                # Already a marker (e.g. a record copied into a retry): keep it as it is.
+                values[name] = record.get(name)
+                values[f"{name}_truncated"] = True
+                values[f"{name}_size_bytes"] = record.get(f"{name}_size_bytes")
+                continue
+            capped = cap(record.get(name), max_bytes)
+            values[name] = capped.value
+            values[f"{name}_truncated"] = capped.truncated
+            values[f"{name}_size_bytes"] = capped.size_bytes
+        return cls(
+            step_id=str(record.get("step_id", "")),
+            status=str(record.get("status", "")),
+            action=str(record.get("action", "")),
+            phase=str(record.get("phase", "plan")),
+            attempts=int(record.get("attempts") or 0),
+            started_at=_when(record.get("started_at")),
+            finished_at=_when(record.get("finished_at")),
+            error=record.get("error"),
+            cost_usd=float(record.get("cost_usd") or 0.0),
+            usage=record.get("usage"),
+            extra={k: v for k, v in record.items() if k not in _STEP_KEYS},
+            **values,
+        )
+
+    @classmethod
+    def from_db(cls, record: asyncpg.Record) -> StepRow:
+        """The row as selected by _STEP_SELECT."""
+        values = dict(record.items())
+        values["extra"] = values.get("extra") or {}
+        return cls(**values)
+
+    def to_record(self) -> dict[str, Any]:
+        """The engine/API record (timestamps as ISO 8601 text)."""
+        record: dict[str, Any] = {
+            **self.extra,
+            "seq": self.seq,
+            "step_id": self.step_id,
+            "action": self.action,
+            "phase": self.phase,
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": None if self.started_at is None else self.started_at.isoformat(),
+            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(),
+            "params": self.params,
+            "output": self.output,
+            "error": self.error,
+            "cost_usd": self.cost_usd,
+            "params_truncated": self.params_truncated,
+            "output_truncated": self.output_truncated,
+        }
+        if self.usage is not None:
+            record["usage"] = self.usage
+        if self.params_truncated:
+            record["params_size_bytes"] = self.params_size_bytes
+        if self.output_truncated:
+            record["output_size_bytes"] = self.output_size_bytes
+        return record
+
+    def bind(self, column: str) -> Any:
+        """The bind value of one column (jsonb as JSON text)."""
+        value = getattr(self, column)
+        if column == "extra" and not value:
+            return None
+        if _STEP_TYPES[column] == "jsonb":
+            return None if value is None else json.dumps(value)
+        return value
+
+
+def _steps_cte(rows: Sequence[StepRow], source: str) -> tuple[str, dict[str, Any]]:
+    """`, st AS (INSERT ...)`: `rows` appended after the last seq of each run `source` returns.
+
+    Writing a record inserts one row: the run's earlier records are not read nor rewritten.
+    """
+    if not rows:
+        return "", {}
+    cols = ", ".join(_STEP_TYPES)
+    arrays = ", ".join(f"CAST(:st_{c} AS {t}[])" for c, t in _STEP_TYPES.items())
+    sql = (
+        f", st AS (INSERT INTO {_S} (run_id, seq, {cols}) "
+        f"SELECT src.id, coalesce((SELECT max(seq) FROM {_S} WHERE run_id = src.id), 0) + v.n, "
+        f"{', '.join('v.' + c for c in _STEP_TYPES)} "
+        f"FROM {source} AS src, unnest({arrays}) WITH ORDINALITY AS v({cols}, n))"
+    )
+    return sql, {f"st_{c}": [row.bind(c) for row in rows] for c in _STEP_TYPES}
+
+
 class RunStore:
     """Statements on executor.runs; each state change is one atomic statement (autocommit)."""
 
-    def __init__(self, engine: AsyncEngine, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pool: asyncpg.Pool, *, max_output_bytes: int = MAX_OUTPUT_BYTES
+    ) -> None:
         self.engine = engine
         self.pool = pool
+        self.max_output_bytes = max_output_bytes
+
+    def _step_rows(self, records: Sequence[dict[str, Any]]) -> list[StepRow]:
+        return [StepRow.from_record(r, self.max_output_bytes) for r in records]
+
+    async def steps(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """The run's step records with seq > `after`, in order."""
+        records = await self.pool.fetch(
+            f"{_STEP_SELECT} WHERE run_id = $1 AND seq > $2 ORDER BY seq", run_id, after
+        )
+        return [StepRow.from_db(r).to_record() for r in records]
+
+    async def _with_steps(self, row: Row | None) -> Row | None:
+        # The run first, then its records: those are at least as new as its status.
+        if row is not None:
+            row["steps"] = await self.steps(row.id)
+        return row
 
     async def _exec(self, sql: str, params: dict[str, Any]) -> list[Row]:
         query, names = _positional(sql)
@@ -210,7 +376,7 @@ class RunStore:
                     "hold": hold,
                 },
             )
-            return rows[0] if rows else None
+            return await self._claimed(rows)
         # Events only when this insert created the run: a CTE around the claim.
         ev_sql, ev_params = _events_cte(events, "c WHERE c.inserted")
         sql = f"WITH c AS ({_CLAIM}){ev_sql} SELECT * FROM c"
@@ -225,7 +391,16 @@ class RunStore:
                 **ev_params,
             },
         )
-        return rows[0] if rows else None
+        return await self._claimed(rows)
+
+    async def _claimed(self, rows: list[Row]) -> Row | None:
+        if not rows:
+            return None
+        row = rows[0]
+        if row.inserted:
+            row["steps"] = []
+            return row
+        return await self._with_steps(row)
 
     async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[Row]:
         """Mark, count and return non-terminal runs nobody touched for a while."""
@@ -272,19 +447,21 @@ class RunStore:
             ev_sql, ev_params = _events_cte(events, "(SELECT 1) AS one")
             await self._exec(f"WITH one AS (SELECT 1){ev_sql} SELECT 1 AS ok", ev_params)
 
-    async def get(self, run_id: str) -> Row | None:
-        """A run by id."""
+    async def get(self, run_id: str, *, with_steps: bool = True) -> Row | None:
+        """A run by id, with its step records unless `with_steps` is false."""
         rows = await self._exec(
             f"SELECT *, now() AS db_now FROM {_T} WHERE id = :id", {"id": run_id}
         )
-        return rows[0] if rows else None
+        row = rows[0] if rows else None
+        return await self._with_steps(row) if with_steps else row
 
-    async def by_fire(self, fire_id: str) -> Row | None:
-        """A run by fire id."""
+    async def by_fire(self, fire_id: str, *, with_steps: bool = False) -> Row | None:
+        """A run by fire id (its step records only when asked for)."""
         rows = await self._exec(
             f"SELECT *, now() AS db_now FROM {_T} WHERE fire_id = :f", {"f": fire_id}
         )
-        return rows[0] if rows else None
+        row = rows[0] if rows else None
+        return await self._with_steps(row) if with_steps else row
 
     async def write(
         self,
@@ -303,8 +480,10 @@ class RunStore:
 
         A terminal status releases the lease and stamps finished_at.
         """
-        sets = ["steps = steps || CAST(:steps AS jsonb)"]
-        params: dict[str, Any] = {"id": run_id, "token": token, "steps": json.dumps(list(steps))}
+        # The runs row changes by a few fixed-size columns; each record is one new row. The
+        # no-op SET keeps the lease check when nothing else changes.
+        sets = ["attempt = attempt"]
+        params: dict[str, Any] = {"id": run_id, "token": token}
         if status is not None:
             sets.append("status = :status")
             params["status"] = status
@@ -324,12 +503,13 @@ class RunStore:
             sets.append("lease_expires_at = now() + make_interval(secs => :lease)")
             params["lease"] = float(lease_seconds)
         ev_sql, ev_params = _events_cte(events, "u")
+        st_sql, st_params = _steps_cte(self._step_rows(steps), "u")
         sql = (
             f"WITH u AS (UPDATE {_T} SET {', '.join(sets)} "
-            f"WHERE id = :id AND lease_token = :token RETURNING id){ev_sql} "
+            f"WHERE id = :id AND lease_token = :token RETURNING id){st_sql}{ev_sql} "
             "SELECT count(*) AS n FROM u"
         )
-        rows = await self._exec(sql, {**params, **ev_params})
+        rows = await self._exec(sql, {**params, **st_params, **ev_params})
         return bool(rows and rows[0].n)
 
     async def release(self, run_id: str, token: str) -> None:
@@ -367,15 +547,19 @@ class RunStore:
     async def create_pending(self, run: NewRun, events: Sequence[Event]) -> tuple[Row, bool]:
         """Insert a pending run (idempotent on fire id) with its fire in the outbox."""
         ev_sql, ev_params = _events_cte(events, "c")
+        kept = self._step_rows(run.steps or [])
+        st_sql, st_params = _steps_cte(kept, "c")
         sql = (
             f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at) "
             f"VALUES ({_VALUES}, 'pending', now()) ON CONFLICT (fire_id) DO NOTHING "
-            f"RETURNING *){ev_sql} SELECT * FROM c"
+            f"RETURNING *){st_sql}{ev_sql} SELECT * FROM c"
         )
-        rows = await self._exec(sql, {**run.params(), **ev_params})
+        rows = await self._exec(sql, {**run.params(), **st_params, **ev_params})
         if rows:
-            return rows[0], True
-        existing = await self.by_fire(run.fire_id)
+            row = rows[0]
+            row["steps"] = [replace(r, seq=i).to_record() for i, r in enumerate(kept, 1)]
+            return row, True
+        existing = await self.by_fire(run.fire_id, with_steps=True)
         assert existing is not None
         return existing, False
 

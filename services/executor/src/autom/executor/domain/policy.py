@@ -8,6 +8,10 @@ from typing import Any
 
 from autom.schedule import parse_duration
 
+# The step timeout of an action the definition gives none (a server trickling bytes must not
+# hold a run and a worker slot forever).
+DEFAULT_STEP_TIMEOUT_SECONDS = 300.0
+
 
 def seconds(value: Any, default: float | None) -> float | None:
     """A duration string ("90s", "10ms") in seconds; empty -> default."""
@@ -63,9 +67,15 @@ def retry_policy(execution: dict[str, Any], step: dict[str, Any]) -> RetryPolicy
     )
 
 
-def step_timeout(execution: dict[str, Any], step: dict[str, Any]) -> float | None:
-    """The step's timeout in seconds, else execution.step_timeout, else none."""
-    return seconds(step.get("timeout"), None) or seconds(execution.get("step_timeout"), None)
+def step_timeout(
+    execution: dict[str, Any], step: dict[str, Any], default: float | None = None
+) -> float | None:
+    """The step's timeout in seconds, else execution.step_timeout, else `default`."""
+    return (
+        seconds(step.get("timeout"), None)
+        or seconds(execution.get("step_timeout"), None)
+        or default
+    )
 
 
 def run_timeout(execution: dict[str, Any]) -> float | None:
