@@ -629,9 +629,11 @@ async def test_definitions_outage_longer_than_any_delivery_limit_is_waited_out(
         retry_backoff_initial_seconds=0.02,
         retry_backoff_max_seconds=0.1,
     )
+    nc = await nats.connect(nats_url)
+    # The test publishes fires itself, standing in for the stream's owner (the scheduler).
+    await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM, bus.AUTH_STREAM))
     app = await build_app(settings, definitions=flaky)
     await app.start()
-    nc = await nats.connect(nats_url)
     db = create_engine(url=database_url, application_name="executor-it")
     try:
         # More refusals than the old delivery limit (10) allowed: the fire is not given up.

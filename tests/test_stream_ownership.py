@@ -7,6 +7,7 @@ from typing import Any
 import nats
 import nats.js.errors
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from autom.core.bus import AUTH_STREAM, FIRES_STREAM, ensure_streams
 from autom.core.grpcserver import channel
@@ -75,11 +76,23 @@ async def test_an_executor_restarted_with_new_consumer_settings_applies_them(
                 raise AssertionError("no consumer yet") from exc
             assert (config.ack_wait, config.max_deliver) == expected
 
-        first = await start_app("executor", ack_wait_seconds=15, max_deliver=10)
+        # Created with the old delivery limit, as a deployment before it was lifted had it.
+        await js.add_consumer(
+            FIRES_STREAM.name,
+            ConsumerConfig(
+                durable_name="executor",
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=15,
+                max_deliver=10,
+                filter_subject="automations.fires.>",
+            ),
+        )
         await assert_eventually(lambda: consumer_config((15, 10)), timeout=15)
+        first = await start_app("executor", ack_wait_seconds=15)
+        await assert_eventually(lambda: consumer_config((15, -1)), timeout=15)
         await first.stop()
         first.bound_port = 0
-        await start_app("executor", ack_wait_seconds=4, max_deliver=3)
-        await assert_eventually(lambda: consumer_config((4, 3)), timeout=15)
+        await start_app("executor", ack_wait_seconds=4)
+        await assert_eventually(lambda: consumer_config((4, -1)), timeout=15)
     finally:
         await nc.close()
