@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+import nats
 import pytest
 from cryptography.fernet import Fernet
 from google.protobuf import json_format
@@ -15,6 +16,7 @@ from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
 from autom.api.executor.v1 import executor_pb2
 from autom.api.executor.v1 import executor_service_pb2 as epb
 from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
+from autom.core import bus
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import channel
 from autom.core.protoconv import dict_to_struct, value_to_py
@@ -25,7 +27,13 @@ def definition(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:
     return json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
 
 
-async def _stacks(start_app: Any, owner_token: str) -> tuple[Any, Any]:
+async def _stacks(start_app: Any, owner_token: str, nats_url: str) -> tuple[Any, Any]:
+    # Manual fires go through the fires stream; the test stands in for its owner (scheduler).
+    nc = await nats.connect(nats_url)
+    try:
+        await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM,))
+    finally:
+        await nc.close()
     definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
     executor = await start_app("executor", definitions_addr=definitions.address)
     defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
@@ -46,9 +54,9 @@ async def _finished(runs: Any, run_id: str) -> executor_pb2.Run:
 
 
 async def test_start_run_goes_through_the_fire_path_idempotently(
-    start_app: Any, owner_token: str
+    start_app: Any, owner_token: str, nats_url: str
 ) -> None:
-    defs, runs = await _stacks(start_app, owner_token)
+    defs, runs = await _stacks(start_app, owner_token, nats_url)
     raw = {
         "name": "manual-one",
         "inputs": {
@@ -104,9 +112,9 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
 
 
 async def test_start_run_of_another_workspace_is_not_found(
-    start_app: Any, owner_token: str, signer: TokenSigner
+    start_app: Any, owner_token: str, nats_url: str, signer: TokenSigner
 ) -> None:
-    defs, runs = await _stacks(start_app, owner_token)
+    defs, runs = await _stacks(start_app, owner_token, nats_url)
     raw = {"name": "mine", "plan": [{"id": "a", "action": "transform", "params": {"output": 1}}]}
     created = (
         await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
@@ -128,9 +136,9 @@ async def test_start_run_of_another_workspace_is_not_found(
 
 
 async def test_secrets_resolve_through_definitions_and_never_leak(
-    start_app: Any, owner_token: str
+    start_app: Any, owner_token: str, nats_url: str
 ) -> None:
-    defs, runs = await _stacks(start_app, owner_token)
+    defs, runs = await _stacks(start_app, owner_token, nats_url)
     await defs.SetSecret(dpb.SetSecretRequest(name="API_KEY", value="sk-very-secret"))
     raw = {
         "name": "secretive",

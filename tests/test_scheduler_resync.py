@@ -12,6 +12,7 @@ from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from autom.core.auth import TokenSigner
 from autom.core.db import create_engine
 from autom.core.grpcserver import GrpcApp, channel
 from autom.scheduler import db as scheduler_db
@@ -62,7 +63,8 @@ async def test_resync_of_many_large_definitions_completes_and_sweeps_the_gone(
         scheduler: GrpcApp = await start_app(
             "scheduler", definitions_addr=definitions.address, scheduler_resync_on_start=False
         )
-        sched = pb_grpc.SchedulerServiceStub(channel(scheduler.address, owner_token))
+        admin = TokenSigner(auth_secret).admin_token("ops")
+        sched = pb_grpc.SchedulerServiceStub(channel(scheduler.address, admin))
         result = await sched.SyncAll(pb.SyncAllRequest(), timeout=60)
         assert (result.upserted, result.removed) == (COUNT, 1)
         async with engine.connect() as conn:

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import nats
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.events.v1 import events_pb2
+from autom.core import bus
 from autom.core.auth import Role, TokenSigner
 from autom.core.db import create_engine
 from autom.core.grpcserver import GrpcApp
@@ -58,6 +60,16 @@ def service(engine: AsyncEngine, settings: SchedulerSettings) -> SchedulerServic
 async def start_scheduler(settings: SchedulerSettings) -> AsyncIterator[StartScheduler]:
     """start_scheduler(**overrides) builds and starts a scheduler; all stop at teardown."""
     started: list[GrpcApp] = []
+
+    # The scheduler consumes streams other services own; the tests stand in for them.
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await bus.ensure_streams(
+            nc.jetstream(),
+            (bus.DEFINITIONS_STREAM, bus.RUNS_STREAM, bus.AUTH_STREAM, bus.DEAD_LETTERS_STREAM),
+        )
+    finally:
+        await nc.close()
 
     async def start(**overrides: Any) -> GrpcApp:
         app = await build_app(settings.model_copy(update=overrides))
