@@ -15,6 +15,12 @@ from pathlib import Path
 
 import pytest
 
+# gRPC's fork handlers restart its poller in a child that is about to exec, and the child
+# aborts when close_fds closes the poller's epoll fd (grpc/grpc#43055). The suite forks
+# servers and service processes while its own gRPC clients run, and never needs gRPC in a
+# forked child: turn the handlers off before anything imports grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 SERVICES_WITH_DB = ("definitions", "scheduler", "executor", "drafter")
 AUTH_SECRET = "test-secret-" + "x" * 32
 
