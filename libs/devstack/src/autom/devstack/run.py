@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from autom.devstack.config import ConfigError, DevConfig, DevSecrets, load_dev_secrets
+from autom.devstack.config import (
+    DEV_TOKEN_FILE,
+    ConfigError,
+    DevConfig,
+    DevSecrets,
+    load_dev_secrets,
+)
 from autom.devstack.nats import EmbeddedNats, nats_log_filter
 from autom.devstack.output import PrefixPrinter, PrinterHandler, use_color
 from autom.devstack.ports import PortInUseError, ensure_port_free
@@ -22,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 GRPC_SERVICES = ("definitions", "scheduler", "executor", "drafter")
 GATEWAY = "gateway"
+# Dependents first: each service still reaches what it depends on while it drains.
+STOP_ORDER = (GATEWAY, "drafter", "scheduler", "executor", "definitions")
+# The executor may be finishing runs (or handing them back); the others have little to drain.
+STOP_TIMEOUTS = {"executor": 30.0}
+DEFAULT_STOP_TIMEOUT = 10.0
 DATABASE = "autom"
 EMBEDDED_HOST = "127.0.0.1"  # trust auth and no NATS auth: never listen beyond loopback
 
@@ -133,6 +144,7 @@ def build_services(
             env=envs[name],
             health=GrpcHealth(_address(config.host, port)),
             migrate=command(name, "migrate"),
+            stop_timeout=STOP_TIMEOUTS.get(name, DEFAULT_STOP_TIMEOUT),
         )
         for name, port in grpc_ports(config).items()
     ]
@@ -142,12 +154,13 @@ def build_services(
             command=command(GATEWAY, None),
             env=envs[GATEWAY],
             health=HttpHealth(f"http://{_address(config.host, config.http_port)}/healthz"),
+            stop_timeout=DEFAULT_STOP_TIMEOUT,
         )
     )
     return specs
 
 
-def banner(config: DevConfig, token: str | None) -> str:
+def banner(config: DevConfig, token: str | None, note: str = "") -> str:
     """What to print once everything is ready; the dev token is the only secret shown."""
     http = f"http://{_address(config.host, config.http_port)}"
     rows = [
@@ -168,7 +181,8 @@ def banner(config: DevConfig, token: str | None) -> str:
         lines.append("  (no dev token: see the error above)")
         auth = ""
     else:
-        lines += ["Dev token:", f"  export AUTOM_TOKEN={token}", ""]
+        title = f"Dev token ({note}):" if note else "Dev token:"
+        lines += [title, f"  export AUTOM_TOKEN={token}", ""]
         auth = ' -H "Authorization: Bearer $AUTOM_TOKEN"'
     definitions = _address(config.host, config.definitions_port)
     grpc_auth = ' -H "authorization: Bearer $AUTOM_TOKEN"' if token else ""
@@ -249,7 +263,10 @@ def run_dev(
             nats=nats,
             dev_token=command("definitions", "dev-token"),
             dev_token_env=envs["definitions"],
-            banner=lambda token: banner(config, token),
+            banner=lambda token, note: banner(config, token, note),
+            dev_token_file=config.home / DEV_TOKEN_FILE,
+            whoami_address=_address(config.host, config.definitions_port),
+            stop_order=STOP_ORDER,
         )
         return asyncio.run(supervisor.run())
     except Exception:
