@@ -81,12 +81,18 @@ def _whoami_handler() -> object:
 
 
 async def _serve_http(service: str) -> None:
+    polls: list[int] = []
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readline()
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
             pass
-        ok = request.split()[1:2] == [b"/healthz"]
-        status = b"200 OK" if ok else b"404 Not Found"
+        healthz = request.split()[1:2] == [b"/healthz"]
+        polls.append(1)
+        # Like the real gateway: 503 until its backends answer, one access-log line each.
+        ok = healthz and len(polls) > 3
+        status = b"200 OK" if ok else b"503 Service Unavailable" if healthz else b"404 Not Found"
+        print(f'INFO: 127.0.0.1:1 - "GET /healthz HTTP/1.1" {status[:3].decode()}', flush=True)
         writer.write(
             b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         )

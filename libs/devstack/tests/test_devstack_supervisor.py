@@ -367,3 +367,15 @@ def test_dev_token_is_kept_and_reused_until_it_is_refused(
     third = run_once({**stack_env, "FAKE_REJECT_TOKENS": "1"})  # e.g. the auth secret changed
     assert mints.read_text().count("minted") == 2
     assert third.index(r"dev token in .* is no longer accepted \(UNAUTHENTICATED")
+
+
+def test_health_polls_leave_no_access_log_lines(
+    launch: type[RunningStack], stack_env: dict[str, str]
+) -> None:
+    stack = launch(stack_env)
+    stack.wait_for(BANNER)
+    stack.proc.send_signal(signal.SIGTERM)
+    assert stack.wait_exit(30) == 0
+    # The fake gateway answered 503 three times and logged every poll, like uvicorn does.
+    assert stack.index(r"gateway +\| fake gateway serving$")
+    assert "GET /healthz" not in stack.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,15 @@ STOP_ORDER = (GATEWAY, "drafter", "scheduler", "executor", "definitions")
 # The executor may be finishing runs (or handing them back); the others have little to drain.
 STOP_TIMEOUTS = {"executor": 30.0}
 DEFAULT_STOP_TIMEOUT = 10.0
+# The access-log line of one readiness poll (503 until the gateway's backends answer).
+_HEALTHZ_ACCESS = re.compile(r'"GET /healthz(\?\S*)? HTTP/[\d.]+" \d{3}')
+
+
+def healthz_poll(line: str) -> bool:
+    """True for an access-log line of GET /healthz: noise while the supervisor polls it."""
+    return _HEALTHZ_ACCESS.search(line) is not None
+
+
 DATABASE = "autom"
 EMBEDDED_HOST = "127.0.0.1"  # trust auth and no NATS auth: never listen beyond loopback
 
@@ -155,6 +165,7 @@ def build_services(
             env=envs[GATEWAY],
             health=HttpHealth(f"http://{_address(config.host, config.http_port)}/healthz"),
             stop_timeout=DEFAULT_STOP_TIMEOUT,
+            startup_noise=healthz_poll,
         )
     )
     return specs

@@ -54,6 +54,8 @@ class ServiceSpec:
     migrate: Sequence[str] | None = None
     stop_timeout: float | None = None
     """Its own drain deadline after SIGTERM; None: the supervisor's default."""
+    startup_noise: Callable[[str], bool] | None = None
+    """Output lines to hide until it is ready (the supervisor's own health polls)."""
 
 
 class StartupError(RuntimeError):
@@ -119,6 +121,7 @@ class Supervisor:
             list(stop_order) if stop_order is not None else [s.name for s in self._services][::-1]
         )
         self._children: list[_Child] = []
+        self._ready: set[str] = set()
         self._stop_requested: asyncio.Event | None = None
         self._stop_signal_at = 0.0
         for spec in self._services:
@@ -221,16 +224,28 @@ class Supervisor:
         except OSError as exc:
             raise StartupError(f"cannot run `{shlex.join(argv)}`: {exc}") from exc
 
-    async def _pump(self, name: str, stream: asyncio.StreamReader | None) -> None:
+    async def _pump(
+        self,
+        name: str,
+        stream: asyncio.StreamReader | None,
+        noise: Callable[[str], bool] | None = None,
+    ) -> None:
         if stream is None:
             return
+
+        def emit(raw: bytes) -> None:
+            line = raw.decode(errors="replace").rstrip("\r")
+            if noise is not None and name not in self._ready and noise(line):
+                return
+            self._printer.line(name, line)
+
         pending = b""
         while chunk := await stream.read(65536):
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
-                self._printer.line(name, line.decode(errors="replace").rstrip("\r"))
+                emit(line)
         if pending:
-            self._printer.line(name, pending.decode(errors="replace").rstrip("\r"))
+            emit(pending)
 
     async def _migrate_all(self) -> None:
         # Each service owns its own schema, so their migrations cannot interfere.
@@ -273,7 +288,7 @@ class Supervisor:
     async def _start(self, spec: ServiceSpec) -> None:
         logger.info("starting %s: %s", spec.name, shlex.join(spec.command))
         proc = await self._spawn(spec.command, spec.env)
-        pump = asyncio.create_task(self._pump(spec.name, proc.stdout))
+        pump = asyncio.create_task(self._pump(spec.name, proc.stdout, spec.startup_noise))
         self._children.append(_Child(spec.name, proc, pump))
 
     async def _wait_ready(self) -> None:
@@ -304,7 +319,9 @@ class Supervisor:
                         "(gRPC health not SERVING / GET /healthz not 200)"
                     )
                 for task in done:
-                    logger.info("%s is ready", waiting.pop(task).name)
+                    name = waiting.pop(task).name
+                    self._ready.add(name)
+                    logger.info("%s is ready", name)
         finally:
             for task in waiting:
                 task.cancel()
