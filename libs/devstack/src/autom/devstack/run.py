@@ -116,6 +116,11 @@ def nats_url(config: DevConfig) -> str:
     return config.nats_url or f"nats://{EMBEDDED_HOST}:{config.nats_port}"
 
 
+def runtime_dir(config: DevConfig) -> Path:
+    """Private runtime directory for the children when XDG_RUNTIME_DIR is unset."""
+    return config.home / "run"
+
+
 def service_envs(
     config: DevConfig, secrets: DevSecrets, base: Mapping[str, str]
 ) -> dict[str, dict[str, str]]:
@@ -129,6 +134,8 @@ def service_envs(
         "AUTOM_NATS_URL": nats_url(config),
         "AUTOM_GRPC_HOST": config.host,
     }
+    # Without it platformdirs warns in every Python child (containers, ssh without a session).
+    common.setdefault("XDG_RUNTIME_DIR", str(runtime_dir(config)))
     ports = grpc_ports(config)
     for name, port in ports.items():
         common[f"AUTOM_{name.upper()}_ADDR"] = _address(config.host, port)
@@ -234,6 +241,7 @@ def run_dev(
             ensure_port_free(claim.host, claim.port, claim.what, env_var=claim.env_var)
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         secrets = load_dev_secrets(config.home, env)
+        runtime_dir(config).mkdir(mode=0o700, exist_ok=True)
     except (ConfigError, PortInUseError, OSError) as exc:  # OSError: AUTOM_HOME, AUTOM_HOST
         print(f"autom-dev: {exc}", file=sys.stderr)
         return EXIT_USAGE
