@@ -7,8 +7,12 @@
 
 Knobs (environment), each naming one service: FAKE_EXIT_EARLY crashes it before it serves;
 FAKE_MIGRATE_FAIL fails its migration; FAKE_MIGRATE_HANG makes its migration hang;
-FAKE_IGNORE_SIGTERM makes it ignore SIGTERM. FAKE_ENV_DIR=<dir> records each command's
-AUTOM_* environment as <dir>/<service>.<command>.json.
+FAKE_IGNORE_SIGTERM makes it ignore SIGTERM. FAKE_DRAIN_SECONDS=<s> makes every service take
+that long to stop after SIGTERM. FAKE_MIGRATE_BARRIER=<dir> makes each migration wait until
+all four have started (so sequential migrations never finish). FAKE_REJECT_TOKENS=1 makes
+the fake definitions' WhoAmI refuse every token. FAKE_ENV_DIR=<dir> records each command's
+AUTOM_* environment as <dir>/<service>.<command>.json and appends a line to <dir>/mints per
+dev-token run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ async def _serve_grpc(service: str) -> None:
     from grpc_health.v1.health import aio as health_aio
 
     server = grpc.aio.server()
+    if service == "definitions":
+        server.add_generic_rpc_handlers([_whoami_handler()])
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     address = f"{os.environ['AUTOM_GRPC_HOST']}:{os.environ['AUTOM_GRPC_PORT']}"
@@ -49,16 +55,44 @@ async def _serve_grpc(service: str) -> None:
     _say(service, "serving")
     await _until_sigterm(service)
     _say(service, "stopping")
+    await asyncio.sleep(float(os.environ.get("FAKE_DRAIN_SECONDS", "0")))
     await server.stop(0)
+    _say(service, "drained")
+
+
+def _whoami_handler() -> object:
+    import grpc
+
+    async def whoami(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = dict(context.invocation_metadata() or ())
+        accepted = str(metadata.get("authorization", "")).startswith("Bearer fake-token-")
+        if not accepted or os.environ.get("FAKE_REJECT_TOKENS"):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token not accepted")
+        return b""
+
+    return grpc.method_handlers_generic_handler(
+        "autom.api.definitions.v1.DefinitionsService",
+        {
+            "WhoAmI": grpc.unary_unary_rpc_method_handler(
+                whoami, request_deserializer=None, response_serializer=None
+            )
+        },
+    )
 
 
 async def _serve_http(service: str) -> None:
+    polls: list[int] = []
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readline()
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
             pass
-        ok = request.split()[1:2] == [b"/healthz"]
-        status = b"200 OK" if ok else b"404 Not Found"
+        healthz = request.split()[1:2] == [b"/healthz"]
+        polls.append(1)
+        # Like the real gateway: 503 until its backends answer, one access-log line each.
+        ok = healthz and len(polls) > 3
+        status = b"200 OK" if ok else b"503 Service Unavailable" if healthz else b"404 Not Found"
+        print(f'INFO: 127.0.0.1:1 - "GET /healthz HTTP/1.1" {status[:3].decode()}', flush=True)
         writer.write(
             b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         )
@@ -104,6 +138,14 @@ def main() -> int:
         return run_dev(command=fake_command)
     _record_env(service, what)
     if what == "migrate":
+        if barrier := os.environ.get("FAKE_MIGRATE_BARRIER"):
+            Path(barrier, service).touch()
+            deadline = time.monotonic() + 20
+            while len(list(Path(barrier).iterdir())) < 4:
+                if time.monotonic() > deadline:
+                    _say(service, "migration waited alone")
+                    return 1
+                time.sleep(0.05)
         if os.environ.get("FAKE_MIGRATE_HANG") == service:
             _say(service, "migration hangs")
             time.sleep(60)
@@ -114,6 +156,9 @@ def main() -> int:
         return 0
     if what == "dev-token":
         _say(service, "minting a token", err=True)
+        if directory := os.environ.get("FAKE_ENV_DIR"):
+            with Path(directory, "mints").open("a") as fh:
+                fh.write("minted\n")
         print("some noise\nfake-token-123\n", flush=True)
         return 0
     if os.environ.get("FAKE_EXIT_EARLY") == service:

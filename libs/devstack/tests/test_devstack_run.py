@@ -74,6 +74,7 @@ def test_service_environment_contract(tmp_path: Path) -> None:
         "AUTOM_SCHEDULER_ADDR": "127.0.0.1:50052",
         "AUTOM_EXECUTOR_ADDR": "127.0.0.1:50053",
         "AUTOM_DRAFTER_ADDR": "127.0.0.1:50054",
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),  # else platformdirs warns in every child
     }
     assert envs["gateway"]["AUTOM_HTTP_HOST"] == "127.0.0.1"
     assert envs["gateway"]["AUTOM_HTTP_PORT"] == "8080"
@@ -82,6 +83,11 @@ def test_service_environment_contract(tmp_path: Path) -> None:
     assert envs["definitions"]["AUTOM_SECRETS_KEY"] == "key"
     assert [n for n, e in envs.items() if "AUTOM_SECRETS_KEY" in e] == ["definitions"]
     assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
+
+
+def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
+    envs = service_envs(DevConfig(home=tmp_path), SECRETS, {"XDG_RUNTIME_DIR": "/run/user/7"})
+    assert {env["XDG_RUNTIME_DIR"] for env in envs.values()} == {"/run/user/7"}
 
 
 def test_keys_in_the_developer_environment_do_not_leak_to_other_services(

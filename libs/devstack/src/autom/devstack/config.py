@@ -79,6 +79,21 @@ class DevSecrets:
 
 
 SECRETS_FILE = "dev-secrets.json"
+DEV_TOKEN_FILE = "dev-token"
+
+
+def read_dev_token(path: Path) -> str | None:
+    """The dev token kept from an earlier run, if any."""
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return token or None
+
+
+def write_dev_token(path: Path, token: str) -> None:
+    """Keep the dev token (mode 0600) so the next run reuses it instead of minting another."""
+    _write_private(path, token + "\n")
 
 
 def load_dev_secrets(home: Path, environ: Mapping[str, str] | None = None) -> DevSecrets:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from autom.devstack.config import ConfigError, DevConfig, DevSecrets, load_dev_secrets
+from autom.devstack.config import (
+    DEV_TOKEN_FILE,
+    ConfigError,
+    DevConfig,
+    DevSecrets,
+    load_dev_secrets,
+)
 from autom.devstack.nats import EmbeddedNats, nats_log_filter
 from autom.devstack.output import PrefixPrinter, PrinterHandler, use_color
 from autom.devstack.ports import PortInUseError, ensure_port_free
@@ -22,6 +29,20 @@ logger = logging.getLogger(__name__)
 
 GRPC_SERVICES = ("definitions", "scheduler", "executor", "drafter")
 GATEWAY = "gateway"
+# Dependents first: each service still reaches what it depends on while it drains.
+STOP_ORDER = (GATEWAY, "drafter", "scheduler", "executor", "definitions")
+# The executor may be finishing runs (or handing them back); the others have little to drain.
+STOP_TIMEOUTS = {"executor": 30.0}
+DEFAULT_STOP_TIMEOUT = 10.0
+# The access-log line of one readiness poll (503 until the gateway's backends answer).
+_HEALTHZ_ACCESS = re.compile(r'"GET /healthz(\?\S*)? HTTP/[\d.]+" \d{3}')
+
+
+def healthz_poll(line: str) -> bool:
+    """True for an access-log line of GET /healthz: noise while the supervisor polls it."""
+    return _HEALTHZ_ACCESS.search(line) is not None
+
+
 DATABASE = "autom"
 EMBEDDED_HOST = "127.0.0.1"  # trust auth and no NATS auth: never listen beyond loopback
 
@@ -95,6 +116,11 @@ def nats_url(config: DevConfig) -> str:
     return config.nats_url or f"nats://{EMBEDDED_HOST}:{config.nats_port}"
 
 
+def runtime_dir(config: DevConfig) -> Path:
+    """Private runtime directory for the children when XDG_RUNTIME_DIR is unset."""
+    return config.home / "run"
+
+
 def service_envs(
     config: DevConfig, secrets: DevSecrets, base: Mapping[str, str]
 ) -> dict[str, dict[str, str]]:
@@ -108,6 +134,8 @@ def service_envs(
         "AUTOM_NATS_URL": nats_url(config),
         "AUTOM_GRPC_HOST": config.host,
     }
+    # Without it platformdirs warns in every Python child (containers, ssh without a session).
+    common.setdefault("XDG_RUNTIME_DIR", str(runtime_dir(config)))
     ports = grpc_ports(config)
     for name, port in ports.items():
         common[f"AUTOM_{name.upper()}_ADDR"] = _address(config.host, port)
@@ -133,6 +161,7 @@ def build_services(
             env=envs[name],
             health=GrpcHealth(_address(config.host, port)),
             migrate=command(name, "migrate"),
+            stop_timeout=STOP_TIMEOUTS.get(name, DEFAULT_STOP_TIMEOUT),
         )
         for name, port in grpc_ports(config).items()
     ]
@@ -142,12 +171,14 @@ def build_services(
             command=command(GATEWAY, None),
             env=envs[GATEWAY],
             health=HttpHealth(f"http://{_address(config.host, config.http_port)}/healthz"),
+            stop_timeout=DEFAULT_STOP_TIMEOUT,
+            startup_noise=healthz_poll,
         )
     )
     return specs
 
 
-def banner(config: DevConfig, token: str | None) -> str:
+def banner(config: DevConfig, token: str | None, note: str = "") -> str:
     """What to print once everything is ready; the dev token is the only secret shown."""
     http = f"http://{_address(config.host, config.http_port)}"
     rows = [
@@ -168,7 +199,8 @@ def banner(config: DevConfig, token: str | None) -> str:
         lines.append("  (no dev token: see the error above)")
         auth = ""
     else:
-        lines += ["Dev token:", f"  export AUTOM_TOKEN={token}", ""]
+        title = f"Dev token ({note}):" if note else "Dev token:"
+        lines += [title, f"  export AUTOM_TOKEN={token}", ""]
         auth = ' -H "Authorization: Bearer $AUTOM_TOKEN"'
     definitions = _address(config.host, config.definitions_port)
     grpc_auth = ' -H "authorization: Bearer $AUTOM_TOKEN"' if token else ""
@@ -209,6 +241,7 @@ def run_dev(
             ensure_port_free(claim.host, claim.port, claim.what, env_var=claim.env_var)
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         secrets = load_dev_secrets(config.home, env)
+        runtime_dir(config).mkdir(mode=0o700, exist_ok=True)
     except (ConfigError, PortInUseError, OSError) as exc:  # OSError: AUTOM_HOME, AUTOM_HOST
         print(f"autom-dev: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -249,7 +282,10 @@ def run_dev(
             nats=nats,
             dev_token=command("definitions", "dev-token"),
             dev_token_env=envs["definitions"],
-            banner=lambda token: banner(config, token),
+            banner=lambda token, note: banner(config, token, note),
+            dev_token_file=config.home / DEV_TOKEN_FILE,
+            whoami_address=_address(config.host, config.definitions_port),
+            stop_order=STOP_ORDER,
         )
         return asyncio.run(supervisor.run())
     except Exception:

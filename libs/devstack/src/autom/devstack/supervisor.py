@@ -12,9 +12,11 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from autom.devstack._proc import child_options, signal_group
+from autom.devstack.config import read_dev_token, write_dev_token
 from autom.devstack.nats import EmbeddedNats
 from autom.devstack.output import PrefixPrinter
 from autom.devstack.postgres import EmbeddedPostgres
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 # SIGHUP too: a closed terminal should stop the stack cleanly, not via parent-death signals.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _REPEAT_SIGNAL_DEBOUNCE = 0.5
+_WHOAMI = "/autom.api.definitions.v1.DefinitionsService/WhoAmI"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class ServiceSpec:
     env: Mapping[str, str]
     health: GrpcHealth | HttpHealth
     migrate: Sequence[str] | None = None
+    stop_timeout: float | None = None
+    """Its own drain deadline after SIGTERM; None: the supervisor's default."""
+    startup_noise: Callable[[str], bool] | None = None
+    """Output lines to hide until it is ready (the supervisor's own health polls)."""
 
 
 class StartupError(RuntimeError):
@@ -88,10 +95,13 @@ class Supervisor:
         nats: EmbeddedNats | None = None,
         dev_token: Sequence[str] | None = None,
         dev_token_env: Mapping[str, str] | None = None,
-        banner: Callable[[str | None], str] | None = None,
+        banner: Callable[[str | None, str], str] | None = None,
+        dev_token_file: Path | None = None,
+        whoami_address: str | None = None,
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         migrate_timeout: float = 300.0,
+        stop_order: Sequence[str] | None = None,
     ) -> None:
         self._services = list(services)
         self._printer = printer
@@ -101,10 +111,17 @@ class Supervisor:
         self._dev_token = dev_token
         self._dev_token_env = dev_token_env
         self._banner = banner
+        self._dev_token_file = dev_token_file
+        self._whoami_address = whoami_address
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
         self._migrate_timeout = migrate_timeout
+        # Dependents first, so nothing loses a dependency while it still drains.
+        self._stop_order = (
+            list(stop_order) if stop_order is not None else [s.name for s in self._services][::-1]
+        )
         self._children: list[_Child] = []
+        self._ready: set[str] = set()
         self._stop_requested: asyncio.Event | None = None
         self._stop_signal_at = 0.0
         for spec in self._services:
@@ -162,15 +179,13 @@ class Supervisor:
 
     async def _start_and_watch(self) -> int:
         self._start_infra()
-        for spec in self._services:
-            if spec.migrate is not None:
-                await self._migrate(spec, spec.migrate)
+        await self._migrate_all()
         for spec in self._services:
             await self._start(spec)
         await self._wait_ready()
-        token = await self._mint_token() if self._dev_token is not None else None
+        token, note = await self._token() if self._dev_token is not None else (None, "")
         if self._banner is not None:
-            self._printer.raw(self._banner(token))
+            self._printer.raw(self._banner(token, note))
         return await self._watch()
 
     def _start_infra(self) -> None:
@@ -209,16 +224,47 @@ class Supervisor:
         except OSError as exc:
             raise StartupError(f"cannot run `{shlex.join(argv)}`: {exc}") from exc
 
-    async def _pump(self, name: str, stream: asyncio.StreamReader | None) -> None:
+    async def _pump(
+        self,
+        name: str,
+        stream: asyncio.StreamReader | None,
+        noise: Callable[[str], bool] | None = None,
+    ) -> None:
         if stream is None:
             return
+
+        def emit(raw: bytes) -> None:
+            line = raw.decode(errors="replace").rstrip("\r")
+            if noise is not None and name not in self._ready and noise(line):
+                return
+            self._printer.line(name, line)
+
         pending = b""
         while chunk := await stream.read(65536):
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
-                self._printer.line(name, line.decode(errors="replace").rstrip("\r"))
+                emit(line)
         if pending:
-            self._printer.line(name, pending.decode(errors="replace").rstrip("\r"))
+            emit(pending)
+
+    async def _migrate_all(self) -> None:
+        # Each service owns its own schema, so their migrations cannot interfere.
+        tasks = [
+            asyncio.create_task(self._migrate(spec, spec.migrate))
+            for spec in self._services
+            if spec.migrate is not None
+        ]
+        if not tasks:
+            return
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if (exc := task.exception()) is not None:
+                    raise exc
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _migrate(self, spec: ServiceSpec, argv: Sequence[str]) -> None:
         logger.info("migrating %s", spec.name)
@@ -242,7 +288,7 @@ class Supervisor:
     async def _start(self, spec: ServiceSpec) -> None:
         logger.info("starting %s: %s", spec.name, shlex.join(spec.command))
         proc = await self._spawn(spec.command, spec.env)
-        pump = asyncio.create_task(self._pump(spec.name, proc.stdout))
+        pump = asyncio.create_task(self._pump(spec.name, proc.stdout, spec.startup_noise))
         self._children.append(_Child(spec.name, proc, pump))
 
     async def _wait_ready(self) -> None:
@@ -273,11 +319,48 @@ class Supervisor:
                         "(gRPC health not SERVING / GET /healthz not 200)"
                     )
                 for task in done:
-                    logger.info("%s is ready", waiting.pop(task).name)
+                    name = waiting.pop(task).name
+                    self._ready.add(name)
+                    logger.info("%s is ready", name)
         finally:
             for task in waiting:
                 task.cancel()
             await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def _token(self) -> tuple[str | None, str]:
+        """The dev token and where it came from; reuses the stored one while it is accepted."""
+        path = self._dev_token_file
+        stored = read_dev_token(path) if path is not None else None
+        if stored is not None and path is not None:
+            problem = await self._rejection(stored)
+            if problem is None:
+                return stored, f"reused from {path}"
+            logger.info(
+                "the dev token in %s is no longer accepted (%s); minting a new one", path, problem
+            )
+        token = await self._mint_token()
+        if token is None or path is None:
+            return token, "new"
+        write_dev_token(path, token)
+        return token, f"new, kept in {path} for the next runs"
+
+    async def _rejection(self, token: str) -> str | None:
+        """Why definitions refuses `token` (WhoAmI), or None when it is accepted."""
+        if self._whoami_address is None:
+            return "no address to check it against"
+        import grpc
+
+        async with grpc.aio.insecure_channel(self._whoami_address) as channel:
+            whoami = channel.unary_unary(
+                _WHOAMI,
+                request_serializer=lambda _: b"",  # WhoAmIRequest has no fields
+                response_deserializer=lambda raw: raw,
+            )
+            try:
+                await whoami(None, metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                return f"{exc.code().name}: {exc.details()}"
+        return None
 
     async def _mint_token(self) -> str | None:
         assert self._dev_token is not None
@@ -328,18 +411,28 @@ class Supervisor:
                     return
             await asyncio.sleep(0.5)
 
+    def _stop_sequence(self) -> list[_Child]:
+        rank = {name: index for index, name in enumerate(self._stop_order)}
+        last = len(rank)
+        # Unknown names (none today) go last, in reverse start order.
+        return sorted(reversed(self._children), key=lambda child: rank.get(child.name, last))
+
+    def _stop_timeout_of(self, name: str) -> float:
+        spec = next((s for s in self._services if s.name == name), None)
+        if spec is not None and spec.stop_timeout is not None:
+            return spec.stop_timeout
+        return self._stop_timeout
+
     async def _shutdown(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._stop_timeout
-        for child in reversed(self._children):
+        for child in self._stop_sequence():
+            # Each service gets its whole drain deadline from its own SIGTERM, not a share.
+            timeout = self._stop_timeout_of(child.name)
             if child.running:
-                logger.info("stopping %s", child.name)
+                logger.info("stopping %s (up to %.0f s to drain)", child.name, timeout)
                 signal_group(child.proc.pid, signal.SIGTERM)
-                await asyncio.wait({child.exited}, timeout=max(0.0, deadline - loop.time()))
+                await asyncio.wait({child.exited}, timeout=timeout)
             if child.running:
-                logger.warning(
-                    "%s did not stop within %.0f s; killing it", child.name, self._stop_timeout
-                )
+                logger.warning("%s did not stop within %.0f s; killing it", child.name, timeout)
                 signal_group(child.proc.pid, signal.SIGKILL)
                 await asyncio.wait({child.exited}, timeout=5)
             # Whatever the service left behind in its process group goes too.
