@@ -9,6 +9,8 @@ import nats
 import pytest
 from cryptography.fernet import Fernet
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
@@ -104,11 +106,67 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
     assert done.automation_version == created.version
     assert value_to_py(done.steps[0].output) == "hello ann from manual"
 
-    bad = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
-    failed = await _finished(runs, bad.id)
-    assert failed.status == executor_pb2.RUN_STATUS_FAILED
-    assert failed.error.type == "DispatchError"
-    assert "inputs.who" in failed.error.fields
+    # Inputs that miss the schema are refused at StartRun (issue 16 item 12), not failed later.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await runs.StartRun(epb.StartRunRequest(automation_id=created.id))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inputs.who" in field_violations(info.value)
+
+
+def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None
+    out: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            br = error_details_pb2.BadRequest()
+            detail.Unpack(br)
+            out.update({v.field: v.description for v in br.field_violations})
+    return out
+
+
+async def test_start_run_refuses_inputs_that_violate_the_schema(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    defs, runs = await _stacks(start_app, owner_token, nats_url)
+    raw = {
+        "name": "typed-inputs",
+        "inputs": {
+            "schema": {
+                "type": "object",
+                "required": ["n", "who"],
+                "properties": {"n": {"type": "integer"}, "who": {"type": "string"}},
+            }
+        },
+        "plan": [{"id": "a", "action": "transform", "params": {"output": "{{ inputs.n }}"}}],
+    }
+    created = (
+        await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+    ).automation
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await runs.StartRun(
+            epb.StartRunRequest(
+                automation_id=created.id, request_id="typed-1", inputs=dict_to_struct({"n": "abc"})
+            )
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(info.value)
+    assert "inputs.n" in violations and "integer" in violations["inputs.n"]
+    assert "inputs.who" in violations
+    listed = await runs.ListRuns(epb.ListRunsRequest(automation_id=created.id))
+    assert list(listed.runs) == []
+    # The same request id with valid inputs is a fresh request: nothing was recorded for it.
+    ok = (
+        await runs.StartRun(
+            epb.StartRunRequest(
+                automation_id=created.id,
+                request_id="typed-1",
+                inputs=dict_to_struct({"n": 3, "who": "ann"}),
+            )
+        )
+    ).run
+    done = await _finished(runs, ok.id)
+    assert done.status == executor_pb2.RUN_STATUS_SUCCEEDED, done.error
 
 
 async def test_start_run_of_another_workspace_is_not_found(

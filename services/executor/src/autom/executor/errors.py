@@ -50,6 +50,17 @@ class DispatchError(StepError):
     type_name = "DispatchError"
     default_retryable = False
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: Sequence[str] = (),
+        violations: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(message, fields=fields)
+        # (field, sentence) pairs so StartRun can answer one BadRequest violation per field.
+        self.violations = list(violations) or [(f, message) for f in fields]
+
 
 class ParamsInvalid(StepError):
     """Rendered params do not satisfy the action's params schema."""

@@ -19,8 +19,9 @@ from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Vi
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.executor.convert import latest_records
 from autom.executor.deadletters import DeadLetter, DeadLetters
+from autom.executor.domain.inputs import build_inputs
 from autom.executor.engine import Engine, RunState
-from autom.executor.errors import RunAbandoned
+from autom.executor.errors import DispatchError, RunAbandoned
 from autom.executor.sources import Snapshot
 from autom.executor.store import TERMINAL, Event, NewRun, RunStore
 from autom.executor.watch import RunWatchers
@@ -138,6 +139,14 @@ class ExecutorService:
         if not caller.sees(snapshot.workspace_id):
             raise NotFound("automation", automation_id)
         ws = snapshot.workspace_id
+        try:
+            # Runtime keys are added at dispatch; only the caller's inputs are checked here.
+            build_inputs(snapshot.definition, inputs, {})
+        except DispatchError as exc:
+            raise ValidationFailed(
+                [Violation(field, sentence) for field, sentence in exc.violations]
+                or [Violation("inputs", exc.message)]
+            ) from exc
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),

@@ -89,7 +89,11 @@ def build_inputs(
         if errors:
             fields = [_path(e) for e in errors]
             summary = "; ".join(f"{_path(e)}: {e.message}" for e in errors[:10])
-            raise DispatchError(f"inputs do not match inputs.schema: {summary}", fields=fields)
+            raise DispatchError(
+                f"inputs do not match inputs.schema: {summary}",
+                fields=fields,
+                violations=[(_path(e), e.message) for e in errors],
+            )
     out = dict(supplied)
     for key, value in runtime.items():
         out.setdefault(key, value)
