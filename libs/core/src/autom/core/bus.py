@@ -40,6 +40,18 @@ PRUNE_EVERY_S = 600.0
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """Capped exponential delay before a message comes back (nak with this delay)."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, deliveries: int) -> float:
+        """The delay after the `deliveries`-th delivery (1-based): doubling, capped."""
+        return min(self.cap_s, self.base_s * 2.0 ** min(max(0, deliveries - 1), 32))
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """A JetStream stream every service declares the same way."""
 

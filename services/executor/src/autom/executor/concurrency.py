@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import text
 
+from autom.core.bus import Backoff
 from autom.executor.errors import LeaseLost, RunCancelled
 from autom.executor.sources import Snapshot
 from autom.executor.store import RunStore
@@ -46,13 +47,11 @@ class Concurrency:
     ) -> None:
         self._store = store
         self._engine = engine
-        self._recheck_initial = recheck_initial_seconds
-        self._recheck_max = recheck_max_seconds
+        self._recheck = Backoff(recheck_initial_seconds, recheck_max_seconds)
 
     def recheck_delay(self, deliveries: int) -> float:
         """When a waiting run's fire comes back to ask again (doubling, capped)."""
-        step = min(max(deliveries - 1, 0), 16)
-        return min(self._recheck_max, self._recheck_initial * 2.0**step)
+        return self._recheck.delay(deliveries)
 
     @staticmethod
     def policy(snapshot: Snapshot | None) -> str:

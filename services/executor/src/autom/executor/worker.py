@@ -128,8 +128,7 @@ class Worker:
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._ack_wait = ack_wait_seconds
-        self._backoff_initial = backoff_initial_seconds
-        self._backoff_max = backoff_max_seconds
+        self._backoff = bus.Backoff(backoff_initial_seconds, backoff_max_seconds)
         self._max_attempts = max_attempts
         self._dead_letters = dead_letters
         self._poll = cancel_poll_seconds
@@ -186,9 +185,7 @@ class Worker:
     # ---- messages -----------------------------------------------------------------------
     def backoff(self, deliveries: int) -> float:
         """Redelivery delay after a transient failure: doubling per delivery, capped."""
-        return min(
-            self._backoff_max, self._backoff_initial * 2.0 ** min(max(deliveries - 1, 0), 16)
-        )
+        return self._backoff.delay(deliveries)
 
     async def handle(self, msg: Msg) -> None:
         """One fire message: ack, nak(backoff) or, only when undecodable, dead letter + term."""

@@ -21,7 +21,6 @@ from autom.scheduler import db
 from autom.scheduler.events import (
     DEFINITIONS_DURABLE,
     RUNS_DURABLE,
-    Backoff,
     DefinitionEvents,
     RunEvents,
 )
@@ -105,7 +104,9 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
     js = rt.js
-    backoff = Backoff(settings.scheduler_event_retry_base_s, settings.scheduler_event_retry_cap_s)
+    backoff = bus.Backoff(
+        settings.scheduler_event_retry_base_s, settings.scheduler_event_retry_cap_s
+    )
     definition_events = DefinitionEvents(service, loop.wake, js=js, backoff=backoff)
     run_events = RunEvents(service, js=js, backoff=backoff)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import nats.errors
 from google.protobuf.message import DecodeError
@@ -19,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from autom.api.events.v1 import events_pb2
-from autom.core.bus import MSG_ID
+from autom.core.bus import MSG_ID, Backoff
 from autom.core.logging import log_context
 from autom.scheduler.convert import change_from_event
 from autom.scheduler.service import SchedulerService
@@ -29,18 +28,6 @@ log = logging.getLogger(__name__)
 DEFINITIONS_DURABLE = "scheduler"
 RUNS_DURABLE = "scheduler-runs"
 DEAD_LETTER_SUBJECT = "automations.deadletters.scheduler"
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential delay before redelivering a message whose handler failed."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-
-    def delay(self, deliveries: int) -> float:
-        """The delay after the `deliveries`-th failed delivery (1-based)."""
-        return min(self.cap_s, self.base_s * 2.0 ** min(max(0, deliveries - 1), 32))
 
 
 def _deliveries(msg: Msg) -> int:
