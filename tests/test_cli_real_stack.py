@@ -209,3 +209,38 @@ async def test_drafts_list_version_and_completion(cli: Cli) -> None:
     version = await cli("--version")
     assert version.exit_code == 0 and version.output.startswith("autom ")
     assert "--install-completion" in (await cli("--help")).output
+
+
+async def test_a_drafter_timeout_shows_the_server_setting(
+    start_app: Any, owner_token: str, tmp_path: Path
+) -> None:
+    """The drafter's own deadline names AUTOM_DRAFTER_TIMEOUT_SECONDS, not the client's."""
+    from autom.drafter.testing import ScriptedLLM
+
+    async with ScriptedLLM() as llm:
+        definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+        drafter = await start_app(
+            "drafter",
+            definitions_addr=definitions.address,
+            scheduler_addr="127.0.0.1:1",
+            model="openai/gpt-4o-mini",
+            api_key="test",
+            api_base=llm.url,
+            num_retries=0,
+            timeout_seconds=0.5,
+        )
+        llm.slow(3.0)
+        cli = Cli(
+            {
+                "AUTOM_TOKEN": owner_token,
+                "AUTOM_CONFIG": str(tmp_path / "config.json"),
+                "AUTOM_DEFINITIONS_ADDR": definitions.address,
+                "AUTOM_DRAFTER_ADDR": drafter.address,
+                "COLUMNS": "200",
+                "NO_COLOR": "1",
+            }
+        )
+        result = await cli("draft", "every morning log hello", "--tz", "UTC")
+    assert result.exit_code == ExitCode.UNAVAILABLE, result.output
+    assert "AUTOM_DRAFTER_TIMEOUT_SECONDS" in result.output, result.output
+    assert "AUTOM_TIMEOUT=" not in result.output, result.output

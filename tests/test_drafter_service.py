@@ -415,6 +415,22 @@ async def test_change_draft_approval_aborts_when_the_automation_moved(stack: Sta
             pb.ApproveDraftRequest(draft_id=draft.id), metadata=stack.owner
         )
     assert err.value.code() == grpc.StatusCode.ABORTED
+    assert "refine the draft" in (err.value.details() or "")
+    # Refining rebases the change onto the current version (item 17): approval then works.
+    rebased = {**VALID, "description": "changed meanwhile", "goal": "rebased"}
+    stack.llm.reply({"definition": rebased})
+    refined = (
+        await stack.drafter.RefineDraft(
+            pb.RefineDraftRequest(draft_id=draft.id, instruction="rebase"), metadata=stack.owner
+        )
+    ).draft
+    assert refined.base_version == 2
+    assert "changed meanwhile" in stack.llm.messages(-1)[0]["content"]  # the new base
+    assert "version 2" in stack.llm.messages(-1)[-1]["content"]
+    approved = await stack.drafter.ApproveDraft(
+        pb.ApproveDraftRequest(draft_id=draft.id), metadata=stack.owner
+    )
+    assert approved.automation_id == automation_id and approved.automation_version == 3
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,15 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
         )
     ).run
     assert again.id == started.id
+    # The same request id for a different request is an error, not the first run (item 13).
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await runs.StartRun(
+            epb.StartRunRequest(
+                automation_id=created.id, request_id="req-1", inputs=dict_to_struct({"who": "bob"})
+            )
+        )
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert started.id in field_violations(reused.value)["request_id"]
     done = await _finished(runs, started.id)
     assert done.status == executor_pb2.RUN_STATUS_SUCCEEDED, done.error
     assert done.trigger_type == "manual" and done.principal == "user:owner"
@@ -111,6 +120,22 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
         await runs.StartRun(epb.StartRunRequest(automation_id=created.id))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "inputs.who" in field_violations(info.value)
+
+    # A paused automation may still be run by hand; an archived one may not (item 14).
+    await defs.PauseAutomation(dpb.PauseAutomationRequest(automation_id=created.id, note="maint"))
+    paused_run = (
+        await runs.StartRun(
+            epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "cy"}))
+        )
+    ).run
+    assert (await _finished(runs, paused_run.id)).status == executor_pb2.RUN_STATUS_SUCCEEDED
+    await defs.ArchiveAutomation(dpb.ArchiveAutomationRequest(automation_id=created.id))
+    with pytest.raises(grpc.aio.AioRpcError) as archived:
+        await runs.StartRun(
+            epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "dee"}))
+        )
+    assert archived.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "archived" in (archived.value.details() or "")
 
 
 def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:

@@ -160,3 +160,35 @@ def test_the_process_exits_non_zero_when_a_loop_gives_up() -> None:
     )
     assert proc.returncode == EXIT_LOOP_DOWN, proc.stderr[-2000:]
     assert "did not recover" in proc.stderr
+
+
+async def test_a_peer_still_starting_is_waited_for_quietly(
+    health_of: list[GrpcApp], nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream its owner has not declared yet is one INFO line per try, not a traceback."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    consumed = asyncio.Event()
+
+    async def consumer(stop: asyncio.Event) -> None:
+        await js.stream_info(bus.FIRES_STREAM.name)
+        consumed.set()
+        await stop.wait()
+
+    caplog.set_level("INFO", logger="autom.core.grpcserver")
+    app = make_app(Loop("fires", consumer))
+    health_of.append(app)
+    try:
+        await app.start()
+
+        async def waited() -> None:
+            assert any("waits for a peer still starting" in r.message for r in caplog.records)
+
+        await assert_eventually(waited, timeout=10)
+        await bus.ensure_streams(js, (bus.FIRES_STREAM,))
+        await asyncio.wait_for(consumed.wait(), timeout=10)
+    finally:
+        await nc.close()
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

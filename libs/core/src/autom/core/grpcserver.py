@@ -14,14 +14,31 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from nats.js.errors import NotFoundError as StreamNotFound
 
 from autom.core.auth import TokenSigner, authorize, set_current_principal
 from autom.core.bus import wait_any
-from autom.core.errors import AutomError, internal_status, to_status_proto
+from autom.core.errors import AutomError, Unavailable, internal_status, to_status_proto
 from autom.core.paging import configure_page_tokens
 from autom.core.requests import check_request, tolerant
 
 log = logging.getLogger(__name__)
+
+
+# Services start together (make run, a rollout): for this long after a service starts a
+# peer that is not up yet is expected, worth one quiet line rather than a traceback.
+START_GRACE_S = 60.0
+
+
+def starting_up(exc: BaseException, since: float) -> bool:
+    """Whether `exc` is a peer not up yet (an owner's stream, a service) within the start-up
+    grace counted from `since` (a time.monotonic() reading)."""
+    if time.monotonic() - since >= START_GRACE_S:
+        return False
+    if isinstance(exc, StreamNotFound | Unavailable):
+        return True
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+
 
 Register = Callable[[grpc.aio.Server], None]
 Background = Callable[[asyncio.Event], Awaitable[None]]
@@ -201,6 +218,7 @@ class GrpcApp:
     _failed: asyncio.Event = field(default_factory=asyncio.Event)
     _down: set[Loop] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _started: float = field(default_factory=time.monotonic)
 
     @property
     def address(self) -> str:
@@ -214,6 +232,7 @@ class GrpcApp:
 
     async def start(self) -> None:
         """Bind, register, mark SERVING, then start the background loops."""
+        self._started = time.monotonic()
         configure_page_tokens(self.signer.derive_key("page-tokens"))
         server = grpc.aio.server(
             interceptors=[ServerInterceptor(self.signer)],
@@ -283,7 +302,11 @@ class GrpcApp:
                 if down_since is not None:
                     await self._mark_up(loop)
                 return
-            if error is not None:
+            if error is not None and starting_up(error, self._started):
+                log.info(
+                    "%s: loop %s waits for a peer still starting (%s)", self.name, loop.name, error
+                )
+            elif error is not None:
                 log.error("%s: loop %s crashed", self.name, loop.name, exc_info=error)
             else:
                 log.error("%s: loop %s returned before stop", self.name, loop.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from autom.devstack.config import (
     DevSecrets,
     load_dev_secrets,
 )
+from autom.devstack.migrations import schema_at_head
 from autom.devstack.nats import EmbeddedNats, nats_log_filter
 from autom.devstack.output import PrefixPrinter, PrinterHandler, use_color
 from autom.devstack.ports import PortInUseError, ensure_port_free
@@ -161,6 +163,7 @@ def build_services(
             env=envs[name],
             health=GrpcHealth(_address(config.host, port)),
             migrate=command(name, "migrate"),
+            at_head=functools.partial(schema_at_head, database_url(config), name, f"autom.{name}"),
             stop_timeout=STOP_TIMEOUTS.get(name, DEFAULT_STOP_TIMEOUT),
         )
         for name, port in grpc_ports(config).items()

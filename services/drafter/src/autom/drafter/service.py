@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import grpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,7 +20,7 @@ from autom.drafter import store
 from autom.drafter.clients import AutomationRef, DefinitionsClient
 from autom.drafter.domain.model import FINAL, Draft, DraftStatus, Preview, Turn, Usage
 from autom.drafter.drafting import Generator
-from autom.drafter.errors import DraftFailed, ErrorType
+from autom.drafter.errors import DraftFailed, ErrorType, UpstreamError
 from autom.drafter.preview import PreviewBuilder, pretty_json
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,26 @@ class DrafterService:
         user_message: str | None,
         request_id: str | None = None,
     ) -> Draft:
+        rebase: dict[str, Any] = {}
+        if draft.base_automation_id:
+            # A change draft follows its automation: when it moved since the draft began, the
+            # change is re-drafted onto the current version (else approval could never succeed).
+            latest = await self._defs.get_automation(caller.token, draft.base_automation_id)
+            if latest.version != draft.base_version:
+                log.info(
+                    "draft %s: rebasing from version %d onto %d",
+                    draft.id,
+                    draft.base_version,
+                    latest.version,
+                )
+                if user_message is not None:
+                    user_message = (
+                        f"(The automation changed to version {latest.version} since this draft "
+                        "began; apply the change to the current definition given above.)\n\n"
+                        + user_message
+                    )
+                rebase = {"base_version": latest.version, "base_definition": latest.definition}
+                draft = dataclasses.replace(draft, **rebase)
         turn = await self._gen.run(
             caller.token,
             conversation=draft.conversation(),
@@ -267,7 +288,7 @@ class DrafterService:
                     model=self._gen.model,
                     now=now,
                 )
-                await store.set_status(conn, draft.id, turn.status, now)
+                await store.set_status(conn, draft.id, turn.status, now, **rebase)
         except IntegrityError:
             # The same request_id raced us; its revision is the answer.
             return await self.get(caller, draft.id)
@@ -342,9 +363,19 @@ class DrafterService:
             # One automation per draft, however often approval is retried.
             key = f"draft:{draft.id}"
             if draft.base_automation_id:
-                ref = await self._defs.update(
-                    caller.token, key, draft.base_automation_id, draft.base_version, definition
-                )
+                try:
+                    ref = await self._defs.update(
+                        caller.token, key, draft.base_automation_id, draft.base_version, definition
+                    )
+                except UpstreamError as exc:
+                    if exc.code != grpc.StatusCode.ABORTED:
+                        raise
+                    raise Conflict(
+                        f"automation {draft.base_automation_id} changed since this draft was "
+                        f"made from version {draft.base_version}; refine the draft (any "
+                        "instruction, e.g. 'rebase') to re-draft the change onto the current "
+                        "version, then approve"
+                    ) from exc
             else:
                 ref = await self._defs.create(caller.token, key, definition)
             now = _now()

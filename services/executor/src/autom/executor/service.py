@@ -68,6 +68,15 @@ def _run_of(row: Any) -> NewRun:
     )
 
 
+def _differs(existing: Any, requested: NewRun, version: int) -> bool:
+    """Whether a StartRun replay asks for something other than the run its request_id made."""
+    return (
+        existing.automation_id != requested.automation_id
+        or (version != 0 and existing.automation_version != version)
+        or dict(existing.fire_inputs or {}) != requested.fire_inputs
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -138,6 +147,11 @@ class ExecutorService:
         snapshot = await self._definitions.get_as(caller.token, automation_id, version)
         if not caller.sees(snapshot.workspace_id):
             raise NotFound("automation", automation_id)
+        if snapshot.status == "archived":
+            raise FailedPrecondition(
+                f"automation {snapshot.automation_id} is archived; archived automations "
+                "cannot be run"
+            )
         ws = snapshot.workspace_id
         try:
             # Runtime keys are added at dispatch; only the caller's inputs are checked here.
@@ -165,6 +179,18 @@ class ExecutorService:
         row, created = await self._store.create_pending(run, [fire_event(run)])
         if created:
             self._published()
+        elif _differs(row, run, version):
+            raise ValidationFailed(
+                [
+                    Violation(
+                        "request_id",
+                        "was already used for a different request (it started run "
+                        f"{row.id} of automation {row.automation_id} version "
+                        f"{row.automation_version}, with its own inputs); send a new "
+                        "request_id for a new run",
+                    )
+                ]
+            )
         return row
 
     async def get_run(self, caller: Principal, run_id: str) -> Any:

@@ -36,6 +36,9 @@ class Snapshot:
     definition: dict[str, Any]
     created_by: str
     name: str = ""
+    # Lifecycle at the time of the read ("active", "paused", "archived"); not part of the
+    # immutable version, so only fresh reads (get_as) may be trusted for it.
+    status: str = "active"
 
 
 class DefinitionSource(Protocol):
@@ -80,7 +83,14 @@ def automation_snapshot(automation: definitions_pb2.Automation) -> Snapshot:
         definition=message_to_json(automation.definition),
         created_by=automation.created_by,
         name=automation.name,
+        status=_status_name(automation.status),
     )
+
+
+def _status_name(status: int) -> str:
+    """AUTOMATION_STATUS_PAUSED -> "paused"; unspecified reads as active."""
+    name = definitions_pb2.AutomationStatus.Name(status).removeprefix("AUTOMATION_STATUS_").lower()
+    return "active" if name == "unspecified" else name
 
 
 class GrpcDefinitions:
