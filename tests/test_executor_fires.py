@@ -815,7 +815,7 @@ async def test_side_effecting_step_started_before_a_crash_is_resumed_as_a_replay
         a = s.automation(plan)
         # An ordinary run records that the step started before calling the action.
         fresh = await s.terminal(await s.fire(a))
-        assert fresh.status == "succeeded" and fresh.started_steps == ["plan:post"]
+        assert fresh.status == "succeeded" and fresh.started_steps == ("plan:post",)
         assert not fresh.steps[0].get("replayed")
         # A worker marked the step started, then died before recording its result.
         fire_id = f"sched:{uuid.uuid4().hex}"

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from autom.executor.domain.inputs import build_inputs
 from autom.executor.engine import Engine, RunState
 from autom.executor.errors import DispatchError, RunAbandoned
 from autom.executor.sources import Snapshot
-from autom.executor.store import TERMINAL, Event, NewRun, RunStore
+from autom.executor.store import TERMINAL, Event, NewRun, RunRow, RunStore
 from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
@@ -45,11 +45,11 @@ class WatchEvent:
     """One item of a WatchRun stream."""
 
     kind: str
-    row: Any
+    row: RunRow
     step: dict[str, Any] | None = None
 
 
-def _run_of(row: Any) -> NewRun:
+def _run_of(row: RunRow) -> NewRun:
     return NewRun(
         id=row.id,
         fire_id=row.fire_id,
@@ -138,7 +138,7 @@ class ExecutorService:
         version: int,
         inputs: dict[str, Any],
         request_id: str,
-    ) -> Any:
+    ) -> RunRow:
         """Create the pending run and publish its manual fire (idempotent on request_id)."""
         if not automation_id:
             raise ValidationFailed([Violation("automation_id", "required")])
@@ -193,7 +193,7 @@ class ExecutorService:
             )
         return row
 
-    async def get_run(self, caller: Principal, run_id: str) -> Any:
+    async def get_run(self, caller: Principal, run_id: str) -> RunRow:
         """A run the caller may see, else NotFound."""
         if not run_id:
             raise ValidationFailed([Violation("run_id", "required")])
@@ -212,7 +212,7 @@ class ExecutorService:
         created_before: datetime | None,
         page_size: int,
         page_token: str,
-    ) -> tuple[list[Any], str]:
+    ) -> tuple[list[RunRow], str]:
         """A page of runs, newest first, and the token of the next page."""
         limit = paging.page_size(page_size)
         cursor = None
@@ -236,10 +236,11 @@ class ExecutorService:
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
+            assert last.created_at is not None  # NOT NULL
             token = paging.encode_page_token({"t": last.created_at.isoformat(), "i": last.id})
         return rows, token
 
-    async def cancel_run(self, caller: Principal, run_id: str, reason: str) -> Any:
+    async def cancel_run(self, caller: Principal, run_id: str, reason: str) -> RunRow:
         """Request cancellation; waits briefly for the run to reach its terminal state."""
         row = await self.get_run(caller, run_id)
         if row.status in TERMINAL:
@@ -252,13 +253,16 @@ class ExecutorService:
         if self._worker is not None:
             self._worker.cancel_local(run_id, why)
         for _ in range(40):
-            row = await self._store.get(run_id)
-            if row is None or row.status in TERMINAL:
+            fresh = await self._store.get(run_id)
+            if fresh is None:
+                break
+            row = fresh
+            if row.status in TERMINAL:
                 break
             await asyncio.sleep(0.05)
         return row
 
-    async def retry_run(self, caller: Principal, run_id: str, request_id: str) -> Any:
+    async def retry_run(self, caller: Principal, run_id: str, request_id: str) -> RunRow:
         """A new run of the same version and inputs, resuming at the step that failed."""
         old = await self.get_run(caller, run_id)
         if old.status not in ("failed", "timed_out", "cancelled"):
@@ -334,7 +338,7 @@ class ExecutorService:
             log.warning("re-published %d orphaned fires", len(events))
             self._published()
 
-    async def _abandon(self, row: Any) -> None:
+    async def _abandon(self, row: RunRow) -> None:
         reason = RunAbandoned(
             f"the run was taken up and left unfinished {row.orphan_resumes} times "
             f"(last worker: {row.lease_owner or 'none'}, "
@@ -388,7 +392,7 @@ class ExecutorService:
                     return
                 new = await self._store.steps(run_id, after=seen)
                 records += new
-                fresh["steps"] = records
+                fresh = replace(fresh, steps=records)
                 for record in new:
                     seen = int(record["seq"])
                     yield WatchEvent("step", fresh, record)
