@@ -244,3 +244,22 @@ async def test_a_drafter_timeout_shows_the_server_setting(
     assert result.exit_code == ExitCode.UNAVAILABLE, result.output
     assert "AUTOM_DRAFTER_TIMEOUT_SECONDS" in result.output, result.output
     assert "AUTOM_TIMEOUT=" not in result.output, result.output
+
+
+async def test_output_option_on_reads(cli: Cli, tmp_path: Path) -> None:
+    import yaml
+
+    path = _file(tmp_path, "o.yaml", THREE_STEPS)
+    assert (await cli("automations", "create", "-f", path)).exit_code == 0
+    as_yaml = await cli("automations", "list", "-o", "yaml")
+    assert as_yaml.exit_code == 0, as_yaml.output
+    listed = yaml.safe_load(as_yaml.output)
+    assert [a["name"] for a in listed["automations"]] == ["three-steps"], as_yaml.output
+    # Anywhere on the line, in either spelling.
+    as_json = await cli("-o", "json", "automations", "get", "three-steps")
+    assert json.loads(as_json.output)["automation"]["name"] == "three-steps", as_json.output
+    assert json.loads((await cli("automations", "list", "--output=json")).output)["automations"]
+    table = await cli("automations", "list", "-otable")
+    assert "three-steps" in table.output and not table.output.lstrip().startswith("{")
+    bad = await cli("automations", "list", "-o", "xml")
+    assert bad.exit_code == 2 and "table, json, yaml" in bad.output, bad.output
