@@ -9,7 +9,7 @@ import jwt
 import pytest
 from google.rpc import error_details_pb2
 
-from autom.core.auth import Role, TokenSigner, authorize
+from autom.core.auth import Role, TokenSigner, authorize, generate_private_key, private_key_text
 from autom.core.errors import (
     NotFound,
     PermissionDenied,
@@ -19,7 +19,7 @@ from autom.core.errors import (
     to_status_proto,
 )
 
-SECRET = "k" * 40
+SECRET = private_key_text(generate_private_key())
 CREATE = "/autom.api.definitions.v1.DefinitionsService/CreateAutomation"
 HEALTH = "/grpc.health.v1.Health/Check"
 
@@ -50,14 +50,16 @@ def test_missing_or_malformed_credentials_are_unauthenticated(header: str) -> No
 def test_expired_foreign_and_none_algorithm_tokens_are_refused() -> None:
     signer = TokenSigner(SECRET)
     claims = {"iss": "autom", "sub": "u", "ws": "w", "role": "owner", "jti": "j"}
-    expired = jwt.encode({**claims, "iat": 0, "exp": 1}, SECRET, algorithm="HS256")
+    headers = {"kid": signer.kid}
+    key = generate_private_key()
+    expired = jwt.encode({**claims, "iat": 0, "exp": 1}, signer._private, "EdDSA", headers)
     foreign = jwt.encode(
-        {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, "x" * 40, "HS256"
+        {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, key, "EdDSA", headers
     )
     unsigned = jwt.encode(
         {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, None, "none"
     )
-    for token in (expired, foreign, unsigned):
+    for token in (expired, foreign, unsigned, expired.replace(".", "x", 1)):
         with pytest.raises(Unauthenticated):
             signer.verify(token)
 
