@@ -90,3 +90,13 @@ def test_not_found_carries_resource_info() -> None:
     info = error_details_pb2.ResourceInfo()
     next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
     assert (info.resource_type, info.resource_name) == ("automation", "a-1")
+
+
+def test_a_token_issued_by_a_clock_slightly_ahead_is_accepted() -> None:
+    signer = TokenSigner(SECRET)
+    now = int(time.time())
+    claims = {"iss": "autom", "sub": "u", "ws": "w", "role": "owner", "jti": "j"}
+    ahead = jwt.encode(
+        {**claims, "iat": now + 2, "exp": now + 60}, signer._private, "EdDSA", {"kid": signer.kid}
+    )
+    assert signer.verify(ahead).subject == "u"
