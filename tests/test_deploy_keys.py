@@ -74,3 +74,23 @@ def test_kubernetes_mounts_the_signing_and_secrets_keys_in_definitions_only_and_
     assert referred <= set(templates)
     assert templates["autom-signing-key"] == {"AUTOM_AUTH_PRIVATE_KEY", "AUTOM_SERVICE_CREDENTIALS"}
     assert templates["autom"] == {"AUTOM_DATABASE_URL"}
+
+
+def test_migrations_run_without_any_key(database_url: str) -> None:
+    """The migration job holds only the database URL (compose and Kubernetes above)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOM_")}
+    env.update({"AUTOM_DATABASE_URL": database_url, "AUTOM_LOG_LEVEL": "WARNING"})
+    for service in ("definitions", "scheduler", "executor", "drafter"):
+        proc = subprocess.run(
+            [sys.executable, "-m", f"autom.{service}", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, (service, proc.stderr[-2000:])

@@ -34,7 +34,7 @@ ANY_WORKSPACE = "*"
 # Service tokens live minutes: services refresh them from definitions with their credential.
 DEFAULT_SERVICE_TOKEN_TTL = 15 * 60
 CREDENTIAL_PREFIX = "svc."
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 
 class Role(StrEnum):
@@ -305,7 +305,11 @@ class ServiceCredentials:
             if not entry.strip():
                 continue
             name, sep, digest = entry.strip().partition(":")
-            if not sep or not SERVICE_NAME.match(name) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            if (
+                not sep
+                or not SERVICE_NAME.fullmatch(name)
+                or not re.fullmatch(r"[0-9a-f]{64}", digest)
+            ):
                 raise ValueError(
                     "AUTOM_SERVICE_CREDENTIALS must be comma-separated <service>:<sha256 hex>"
                 )
@@ -314,7 +318,7 @@ class ServiceCredentials:
     @staticmethod
     def generate(service: str) -> tuple[str, str]:
         """A new credential for `service` and the entry that makes definitions accept it."""
-        if not SERVICE_NAME.match(service):
+        if not SERVICE_NAME.fullmatch(service):
             raise ValueError(f"service name must match {SERVICE_NAME.pattern}")
         credential = f"{CREDENTIAL_PREFIX}{service}.{secrets.token_urlsafe(32)}"
         return credential, ServiceCredentials.entry(credential)

@@ -114,7 +114,7 @@ def _service_credential(argv: Sequence[str]) -> str:
     parser = argparse.ArgumentParser(prog="autom-definitions service-credential")
     parser.add_argument("service", help="the service it authenticates (scheduler, executor)")
     args = parser.parse_args(argv)
-    if not SERVICE_NAME.match(args.service):
+    if not SERVICE_NAME.fullmatch(args.service):
         parser.error(f"service must match {SERVICE_NAME.pattern}")
     credential, entry = ServiceCredentials.generate(args.service)
     return (
