@@ -9,14 +9,15 @@ import pytest
 
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp
+from autom.devstack.testing import service_keys
 
 StartApp = Callable[..., Awaitable[GrpcApp]]
 
 
 @pytest.fixture
-def signer(auth_secret: str) -> TokenSigner:
+def signer(signing_key: str) -> TokenSigner:
     """Mints tokens the in-process services accept."""
-    return TokenSigner(auth_secret)
+    return TokenSigner(signing_key)
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def owner_token(signer: TokenSigner) -> str:
 
 
 @pytest.fixture
-async def start_app(database_url: str, nats_url: str, auth_secret: str) -> AsyncIterator[StartApp]:
+async def start_app(database_url: str, nats_url: str, signing_key: str) -> AsyncIterator[StartApp]:
     """start_app('definitions', **settings) builds and starts a service; all stop at teardown."""
     started: list[GrpcApp] = []
 
@@ -40,13 +41,14 @@ async def start_app(database_url: str, nats_url: str, auth_secret: str) -> Async
             for name in dir(settings_module)
             if name.endswith("Settings") and name != "ServiceSettings"
         )
-        settings = settings_cls(
-            database_url=database_url,
-            nats_url=nats_url,
-            auth_secret=auth_secret,
-            grpc_port=0,
+        fields = {
+            "database_url": database_url,
+            "nats_url": nats_url,
+            "grpc_port": 0,
+            **service_keys(service, signing_key),
             **overrides,
-        )
+        }
+        settings = settings_cls(**fields)
         app: GrpcApp = await app_module.build_app(settings)
         await app.start()
         started.append(app)

@@ -13,11 +13,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from autom.core import bus
-from autom.core.auth import TokenSigner
+from autom.core.auth import TokenSigner, generate_private_key, private_key_text
 from autom.core.grpcserver import EXIT_LOOP_DOWN, LIVENESS, GrpcApp, Loop, Supervision
 from autom.devstack.eventually import assert_eventually
 
-SECRET = "s" * 32
+SECRET = private_key_text(generate_private_key())
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -25,7 +25,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 def make_app(*loops: Loop, give_up_after_s: float = 60.0) -> GrpcApp:
     return GrpcApp(
         name="sup-test",
-        signer=TokenSigner(SECRET),
+        verifier=TokenSigner(SECRET),
         service_names=[],
         register=[],
         background=loops,
@@ -148,7 +148,7 @@ def test_the_process_exits_non_zero_when_a_loop_gives_up() -> None:
             raise ConnectionError("no stream")
 
         app = GrpcApp(
-            name="doomed", signer=TokenSigner({SECRET!r}), service_names=[], register=[],
+            name="doomed", verifier=TokenSigner({SECRET!r}), service_names=[], register=[],
             background=[Loop("doomed", doomed)],
             supervision=Supervision(backoff_initial_s=0.05, give_up_after_s=0.5),
         )

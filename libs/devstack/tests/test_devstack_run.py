@@ -11,6 +11,7 @@ import pytest
 from autom.devstack.config import DevConfig, DevSecrets
 from autom.devstack.run import (
     EXIT_USAGE,
+    KEY_VARS,
     banner,
     build_services,
     port_claims,
@@ -20,7 +21,14 @@ from autom.devstack.run import (
 )
 from autom.devstack.supervisor import GrpcHealth, HttpHealth
 
-SECRETS = DevSecrets(auth_secret="s" * 64, secrets_key="key")
+SECRETS = DevSecrets(
+    auth_private_key="dGVzdC1zaWduaW5nLWtleS1vZi10aGUtYXV0b20tc3U",
+    secrets_key="key",
+    page_token_key="p" * 43,
+    scheduler_credential="svc.scheduler." + "s" * 43,
+    executor_credential="svc.executor." + "e" * 43,
+)
+KEYS = set(KEY_VARS)
 
 
 def test_port_in_use_exits_2_naming_the_variable(
@@ -67,7 +75,9 @@ def test_service_environment_contract(tmp_path: Path) -> None:
         "PYTHONUNBUFFERED": "1",
         "AUTOM_DATABASE_URL": "postgresql://postgres@127.0.0.1:55432/autom",
         "AUTOM_NATS_URL": "nats://127.0.0.1:54222",
-        "AUTOM_AUTH_SECRET": "s" * 64,
+        "AUTOM_AUTH_PUBLIC_KEYS": SECRETS.auth_public_key,
+        "AUTOM_SERVICE_CREDENTIAL": SECRETS.scheduler_credential,
+        "AUTOM_PAGE_TOKEN_KEY": "p" * 43,
         "AUTOM_GRPC_HOST": "127.0.0.1",
         "AUTOM_GRPC_PORT": "50052",
         "AUTOM_DEFINITIONS_ADDR": "127.0.0.1:50051",
@@ -79,10 +89,19 @@ def test_service_environment_contract(tmp_path: Path) -> None:
     assert envs["gateway"]["AUTOM_HTTP_HOST"] == "127.0.0.1"
     assert envs["gateway"]["AUTOM_HTTP_PORT"] == "8080"
     assert "AUTOM_GRPC_PORT" not in envs["gateway"]
-    # Only definitions holds the secrets key; the internet-facing gateway holds no key at all.
+    # Only definitions holds the signing and secrets keys; the others verify with the public
+    # key; the internet-facing gateway holds no key at all.
     assert envs["definitions"]["AUTOM_SECRETS_KEY"] == "key"
-    assert [n for n, e in envs.items() if "AUTOM_SECRETS_KEY" in e] == ["definitions"]
-    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
+    assert envs["definitions"]["AUTOM_AUTH_PRIVATE_KEY"] == SECRETS.auth_private_key
+    for key in ("AUTOM_SECRETS_KEY", "AUTOM_AUTH_PRIVATE_KEY", "AUTOM_SERVICE_CREDENTIALS"):
+        assert [n for n, e in envs.items() if key in e] == ["definitions"]
+    assert [n for n, e in envs.items() if "AUTOM_SERVICE_CREDENTIAL" in e] == [
+        "scheduler",
+        "executor",
+    ]
+    assert envs["executor"]["AUTOM_SERVICE_CREDENTIAL"] == SECRETS.executor_credential
+    assert envs["drafter"]["AUTOM_AUTH_PUBLIC_KEYS"] == SECRETS.auth_public_key
+    assert not KEYS & set(envs["gateway"])
 
 
 def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
@@ -93,11 +112,11 @@ def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
 def test_keys_in_the_developer_environment_do_not_leak_to_other_services(
     tmp_path: Path,
 ) -> None:
-    base = {"AUTOM_AUTH_SECRET": "mine" * 16, "AUTOM_SECRETS_KEY": "mine"}
+    base = dict.fromkeys(KEYS, "mine")
     envs = service_envs(DevConfig(home=tmp_path), SECRETS, base)
-    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
-    assert "AUTOM_SECRETS_KEY" not in envs["executor"]
-    assert envs["executor"]["AUTOM_AUTH_SECRET"] == SECRETS.auth_secret
+    assert not KEYS & set(envs["gateway"])
+    assert not {"AUTOM_SECRETS_KEY", "AUTOM_AUTH_PRIVATE_KEY"} & set(envs["executor"])
+    assert envs["executor"]["AUTOM_AUTH_PUBLIC_KEYS"] == SECRETS.auth_public_key
 
 
 def test_external_urls_are_passed_through_and_wildcard_host_is_dialled_locally(

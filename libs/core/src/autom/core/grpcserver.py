@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from nats.js.errors import NotFoundError as StreamNotFound
 
-from autom.core.auth import TokenSigner, authorize, set_current_principal
+from autom.core.auth import TokenVerifier, authorize, set_current_principal
 from autom.core.bus import wait_any
 from autom.core.errors import AutomError, Unavailable, internal_status, to_status_proto
 from autom.core.paging import configure_page_tokens
@@ -103,8 +103,8 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call of every shape against the central table; maps errors."""
 
-    def __init__(self, signer: TokenSigner) -> None:
-        self._signer = signer
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
 
     async def intercept_service(
         self,
@@ -116,7 +116,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return None
         method: str = details.method
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
-        signer = self._signer
+        verifier = self._verifier
         codecs = {
             # Bytes that are not valid UTF-8 become INVALID_ARGUMENT, not UNKNOWN.
             "request_deserializer": tolerant(handler.request_deserializer),
@@ -129,7 +129,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
-                    set_current_principal(authorize(method, metadata, signer))
+                    set_current_principal(authorize(method, metadata, verifier))
                     check_request(request)
                     return await inner_uu(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -145,7 +145,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
                 try:
-                    set_current_principal(authorize(method, metadata, signer))
+                    set_current_principal(authorize(method, metadata, verifier))
                     return await inner_su(_checked(requests), context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -160,7 +160,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 try:
-                    set_current_principal(authorize(method, metadata, signer))
+                    set_current_principal(authorize(method, metadata, verifier))
                     check_request(request)
                     async for item in inner_us(request, context):
                         yield item
@@ -177,7 +177,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 try:
-                    set_current_principal(authorize(method, metadata, signer))
+                    set_current_principal(authorize(method, metadata, verifier))
                     async for item in inner_ss(_checked(requests), context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -201,7 +201,7 @@ class GrpcApp:
     """
 
     name: str
-    signer: TokenSigner
+    verifier: TokenVerifier
     service_names: Sequence[str]
     register: Sequence[Register]
     host: str = "127.0.0.1"
@@ -210,6 +210,8 @@ class GrpcApp:
     background: Sequence[Loop | Background] = ()
     cleanup: Sequence[Cleanup] = ()
     supervision: Supervision = field(default_factory=Supervision)
+    # Keys page tokens; replicas of a service share it. None: a random key per process.
+    page_token_key: bytes | None = None
     bound_port: int = 0
     exit_code: int | None = None
     _server: grpc.aio.Server | None = None
@@ -233,9 +235,10 @@ class GrpcApp:
     async def start(self) -> None:
         """Bind, register, mark SERVING, then start the background loops."""
         self._started = time.monotonic()
-        configure_page_tokens(self.signer.derive_key("page-tokens"))
+        if self.page_token_key is not None:
+            configure_page_tokens(self.page_token_key)
         server = grpc.aio.server(
-            interceptors=[ServerInterceptor(self.signer)],
+            interceptors=[ServerInterceptor(self.verifier)],
             options=[("grpc.so_reuseport", 0)],
         )
         for register in self.register:
@@ -376,9 +379,23 @@ async def serve(app: GrpcApp) -> None:
         raise SystemExit(app.exit_code)
 
 
-def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+class TokenProvider(Protocol):
+    """Something that hands out a currently valid bearer token (e.g. a refreshed one)."""
+
+    async def token(self) -> str:
+        """A token valid for the next call."""
+        ...
+
+
+Credential = str | TokenProvider
+
+
+async def _with_bearer(
+    details: grpc.aio.ClientCallDetails, credential: Credential
+) -> grpc.aio.ClientCallDetails:
     metadata = list(details.metadata or [])
     if not any(k == "authorization" for k, _ in metadata):
+        token = credential if isinstance(credential, str) else await credential.token()
         metadata.append(("authorization", f"Bearer {token}"))
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
@@ -390,25 +407,28 @@ def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cl
 class BearerAuth(grpc.aio.UnaryUnaryClientInterceptor):
     """Adds `authorization: Bearer <token>` to unary calls that carry none."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self._token), request)
+        return await continuation(await _with_bearer(details, self._credential), request)
 
 
 class BearerAuthStream(grpc.aio.UnaryStreamClientInterceptor):
     """Adds `authorization: Bearer <token>` to server-streaming calls that carry none."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self._token), request)
+        return await continuation(await _with_bearer(details, self._credential), request)
 
 
-def channel(address: str, token: str | None = None) -> grpc.aio.Channel:
-    """An insecure channel (loopback/mesh) that authenticates as `token` by default."""
+def channel(address: str, token: Credential | None = None) -> grpc.aio.Channel:
+    """An insecure channel (loopback/mesh) that authenticates as `token` by default.
+
+    `token` is a bearer token, or a provider asked before each call (a refreshed one).
+    """
     interceptors: list[Any] | None = [BearerAuth(token), BearerAuthStream(token)] if token else None
     return grpc.aio.insecure_channel(address, interceptors=interceptors)
 

@@ -1,4 +1,4 @@
-"""What every service connects to at start: PostgreSQL, NATS JetStream, the token signer.
+"""What every service connects to at start: PostgreSQL, NATS JetStream, the token verifier.
 
 Every service is wired through `open_runtime` and `Runtime.app`, and started by `run_service`;
 none repeats connection, stream or server plumbing of its own.
@@ -17,19 +17,36 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core import bus
-from autom.core.auth import TokenSigner
+from autom.core.auth import CREDENTIAL_PREFIX, TokenVerifier, load_public_keys
 from autom.core.db import create_engine
 from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, Supervision, serve
 from autom.core.logging import configure_logging
 from autom.core.revocations import revocation_feed
-from autom.core.settings import ServiceSettings
+from autom.core.servicetokens import ServiceTokens
+from autom.core.settings import CommonSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def build_signer(settings: ServiceSettings) -> TokenSigner:
-    """The token signer of a service (the one place it is built from settings)."""
-    return TokenSigner(settings.auth_secret.get_secret_value())
+def build_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """The token verifier of a service: public keys only, so it can mint nothing."""
+    return TokenVerifier(load_public_keys(settings.auth_public_keys))
+
+
+def service_tokens(settings: ServiceSettings, service: str) -> ServiceTokens:
+    """The service's own refreshed token for calling definitions (needs its credential)."""
+    if settings.service_credential is None:
+        raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is required for the {service} service")
+    credential = settings.service_credential.get_secret_value()
+    if not credential.startswith(f"{CREDENTIAL_PREFIX}{service}."):
+        raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is not a credential of the {service} service")
+    return ServiceTokens(settings.definitions_addr, credential)
+
+
+def page_token_key(settings: ServiceSettings) -> bytes | None:
+    """The page-token key from settings (None: each process picks a random one)."""
+    key = settings.page_token_key
+    return key.get_secret_value().encode() if key is not None else None
 
 
 def supervision(settings: ServiceSettings) -> Supervision:
@@ -50,12 +67,12 @@ class Runtime:
     engine: AsyncEngine
     nc: NATS
     js: JetStreamContext
-    signer: TokenSigner
+    verifier: TokenVerifier
     _closed: bool = field(default=False, repr=False)
 
     def background(self) -> list[Loop]:
         """Loops every service runs: the token revocation feed."""
-        return [Loop("revocations", revocation_feed(self.js, self.signer.revocations).run)]
+        return [Loop("revocations", revocation_feed(self.js, self.verifier.revocations).run)]
 
     def app(
         self,
@@ -69,7 +86,7 @@ class Runtime:
         s = self.settings
         return GrpcApp(
             name=self.name,
-            signer=self.signer,
+            verifier=self.verifier,
             service_names=service_names,
             register=register,
             host=s.grpc_host,
@@ -78,6 +95,7 @@ class Runtime:
             background=[*background, *self.background()],
             cleanup=[*cleanup, self.close],
             supervision=supervision(s),
+            page_token_key=page_token_key(s),
         )
 
     async def close(self) -> None:
@@ -91,9 +109,15 @@ class Runtime:
 
 
 async def open_runtime(
-    settings: ServiceSettings, *, name: str, streams: Sequence[bus.StreamSpec] = ()
+    settings: ServiceSettings,
+    *,
+    name: str,
+    streams: Sequence[bus.StreamSpec] = (),
+    verifier: TokenVerifier | None = None,
 ) -> Runtime:
-    """Connect to PostgreSQL and NATS, declare the streams this service owns, build the signer.
+    """Connect to PostgreSQL and NATS, declare the streams this service owns.
+
+    Tokens are checked by `verifier` (definitions passes its signer), else by public keys.
 
     A service declares only its own streams: one that declared another's would revert the
     owner's settings (a consumer of a stream not there yet is retried by its supervisor).
@@ -115,7 +139,12 @@ async def open_runtime(
         await engine.dispose()
         raise
     return Runtime(
-        name=name, settings=settings, engine=engine, nc=nc, js=js, signer=build_signer(settings)
+        name=name,
+        settings=settings,
+        engine=engine,
+        nc=nc,
+        js=js,
+        verifier=verifier or build_verifier(settings),
     )
 
 
@@ -131,6 +160,12 @@ def run_service(
     Settings are read and logging configured first; a command's non-None result is printed.
     """
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command == "migrate":
+        # A migration needs the database only: the job that runs it holds no key.
+        common = CommonSettings()
+        configure_logging(common.log_level, common.log_format)
+        asyncio.run(migrate(common.database_url))
+        return
     settings = settings_factory()
     configure_logging(settings.log_level, settings.log_format)
     if command == "serve":
@@ -139,8 +174,6 @@ def run_service(
             await serve(await build_app(settings))
 
         asyncio.run(_serve())
-    elif command == "migrate":
-        asyncio.run(migrate(settings.database_url))
     elif command in (commands := commands or {}):
         result = asyncio.run(commands[command](settings))
         if result is not None:

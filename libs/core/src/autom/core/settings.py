@@ -76,8 +76,14 @@ class CommonSettings(BaseSettings):
 class ServiceSettings(CommonSettings):
     """Base settings of an Autom gRPC service; each service subclasses it with its own fields."""
 
-    # Signs and verifies bearer tokens (HS256); every gRPC service of a deployment shares it.
-    auth_secret: SecretStr = Field(min_length=32)
+    # Ed25519 public keys that verify bearer tokens (base64url, comma-separated, newest
+    # first; several while the signing key rotates). Public: a service can verify, not sign.
+    auth_public_keys: str = Field(min_length=1)
+    # This service's bootstrap credential (`svc.<service>.<secret>`), exchanged with the
+    # definitions service for short-lived service tokens (scheduler and executor need one).
+    service_credential: SecretStr | None = None
+    # Keys the opaque page tokens (replicas of a service must share it); unset: random.
+    page_token_key: SecretStr | None = Field(default=None, min_length=32)
 
     # Background loops (consumers, relays) that fail are restarted with backoff up to this...
     loop_backoff_max_seconds: float = Field(default=10.0, gt=0)
@@ -85,3 +91,30 @@ class ServiceSettings(CommonSettings):
     loop_healthy_after_seconds: float = Field(default=5.0, ge=0)
     # ...and end the process (non-zero, for the orchestrator to restart) if down this long.
     loop_give_up_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("auth_public_keys")
+    @classmethod
+    def _public_keys(cls, value: str) -> str:
+        from autom.core.auth import load_public_keys
+
+        try:
+            load_public_keys(value)
+        except ValueError as exc:
+            raise ValueError(f"AUTOM_AUTH_PUBLIC_KEYS: {exc}") from None
+        return value
+
+    @field_validator("service_credential")
+    @classmethod
+    def _credential(cls, value: SecretStr | None) -> SecretStr | None:
+        from autom.core.auth import CREDENTIAL_PREFIX
+
+        if value is None:
+            return value
+        text = value.get_secret_value()
+        _, dot, secret = text.removeprefix(CREDENTIAL_PREFIX).partition(".")
+        if not text.startswith(CREDENTIAL_PREFIX) or not dot or len(secret) < 32:
+            raise ValueError(
+                f"AUTOM_SERVICE_CREDENTIAL must read {CREDENTIAL_PREFIX}<service>.<32+ characters>"
+                " (autom-definitions service-credential <service> makes one)"
+            )
+        return value

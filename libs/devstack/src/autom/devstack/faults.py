@@ -68,7 +68,7 @@ class FaultStack:
         self,
         root: Path,
         *,
-        auth_secret: str,
+        signing_key: str,
         services: Sequence[str] = DEFAULT_SERVICES,
         env: Mapping[str, Mapping[str, str]] | None = None,
         ready_timeout: float = 120.0,
@@ -86,7 +86,7 @@ class FaultStack:
             drafter_port=free_port(),
             http_port=free_port(),
         )
-        secrets = load_dev_secrets(self.root, {"AUTOM_AUTH_SECRET": auth_secret})
+        secrets = load_dev_secrets(self.root, {"AUTOM_AUTH_PRIVATE_KEY": signing_key})
         envs = service_envs(self.config, secrets, os.environ)
         extra = env or {}
         for name in services:

@@ -36,6 +36,15 @@ STOP_ORDER = (GATEWAY, "drafter", "scheduler", "executor", "definitions")
 # The executor may be finishing runs (or handing them back); the others have little to drain.
 STOP_TIMEOUTS = {"executor": 30.0}
 DEFAULT_STOP_TIMEOUT = 10.0
+# Key material reaches a child only through `service_envs`, never from the developer's shell.
+KEY_VARS = (
+    "AUTOM_AUTH_PRIVATE_KEY",
+    "AUTOM_AUTH_PUBLIC_KEYS",
+    "AUTOM_SECRETS_KEY",
+    "AUTOM_SERVICE_CREDENTIALS",
+    "AUTOM_SERVICE_CREDENTIAL",
+    "AUTOM_PAGE_TOKEN_KEY",
+)
 # The access-log line of one readiness poll (503 until the gateway's backends answer).
 _HEALTHZ_ACCESS = re.compile(r'"GET /healthz(\?\S*)? HTTP/[\d.]+" \d{3}')
 
@@ -128,7 +137,7 @@ def service_envs(
 ) -> dict[str, dict[str, str]]:
     """The environment of each service (and of its migrate / dev-token commands)."""
     # Keys reach a process only below, never through the developer's own environment.
-    keys = ("AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY", "AUTOM_GRPC_PORT")
+    keys = (*KEY_VARS, "AUTOM_GRPC_PORT")
     common = {
         **{k: v for k, v in base.items() if k not in keys},
         "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
@@ -141,12 +150,23 @@ def service_envs(
     ports = grpc_ports(config)
     for name, port in ports.items():
         common[f"AUTOM_{name.upper()}_ADDR"] = _address(config.host, port)
-    # Each process gets only the keys it uses: the gateway none, the secrets key definitions only.
+    # Each process gets only the keys it uses: the signing, secrets and credential-checking
+    # keys definitions only, a public key and its own credential the others, the gateway none.
     envs = {
-        name: {**common, "AUTOM_AUTH_SECRET": secrets.auth_secret, "AUTOM_GRPC_PORT": str(port)}
+        name: {
+            **common,
+            "AUTOM_AUTH_PUBLIC_KEYS": secrets.auth_public_key,
+            "AUTOM_PAGE_TOKEN_KEY": secrets.page_token_key,
+            "AUTOM_GRPC_PORT": str(port),
+        }
         for name, port in ports.items()
     }
+    del envs["definitions"]["AUTOM_AUTH_PUBLIC_KEYS"]  # its own key is implied
+    envs["definitions"]["AUTOM_AUTH_PRIVATE_KEY"] = secrets.auth_private_key
     envs["definitions"]["AUTOM_SECRETS_KEY"] = secrets.secrets_key
+    envs["definitions"]["AUTOM_SERVICE_CREDENTIALS"] = secrets.service_credentials
+    envs["scheduler"]["AUTOM_SERVICE_CREDENTIAL"] = secrets.scheduler_credential
+    envs["executor"]["AUTOM_SERVICE_CREDENTIAL"] = secrets.executor_credential
     gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
     envs[GATEWAY] = gateway
     return envs

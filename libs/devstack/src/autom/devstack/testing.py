@@ -87,3 +87,33 @@ def test_nats_url(tmp: Path) -> Iterator[str]:
 # Their names start with "test_"; keep pytest from collecting them where they are imported.
 for _helper in (test_postgres_url, test_nats_url):
     _helper.__test__ = False  # type: ignore[attr-defined]
+
+
+# The test suite's deployment keys: one signing key and a credential per calling service.
+TEST_SIGNING_KEY = "dGVzdC1zaWduaW5nLWtleS1vZi10aGUtYXV0b20tc3U"
+TEST_CREDENTIALS = {
+    "scheduler": "svc.scheduler.test-scheduler-credential-0123456789abcdef",
+    "executor": "svc.executor.test-executor-credential-0123456789abcdef",
+}
+
+
+def service_keys(service: str, signing_key: str = TEST_SIGNING_KEY) -> dict[str, str]:
+    """Settings keyword arguments holding the keys `service` gets in a deployment.
+
+    Definitions: the private key and the credentials' hashes; scheduler and executor: the
+    public key and their own credential; drafter: the public key.
+    """
+    from autom.core.auth import ServiceCredentials, load_private_key, public_key_text
+
+    if service == "definitions":
+        entries = ",".join(ServiceCredentials.entry(c) for c in TEST_CREDENTIALS.values())
+        return {"auth_private_key": signing_key, "service_credentials": entries}
+    keys = {"auth_public_keys": public_key_text(load_private_key(signing_key))}
+    if service in TEST_CREDENTIALS:
+        keys["service_credential"] = TEST_CREDENTIALS[service]
+    return keys
+
+
+def service_env(service: str, signing_key: str = TEST_SIGNING_KEY) -> dict[str, str]:
+    """`service_keys` as the AUTOM_* environment of a service process."""
+    return {f"AUTOM_{k.upper()}": v for k, v in service_keys(service, signing_key).items()}

@@ -1,4 +1,8 @@
-"""`autom-definitions [serve|migrate|dev-token|admin-token|rotate-secrets]`."""
+"""`autom-definitions [serve|migrate|dev-token|admin-token|rotate-secrets|...]`.
+
+Key commands: `generate-signing-key` and `service-credential SERVICE` need no settings (a
+new deployment's first keys); `rotate-signing-key` prints the settings of the next key.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,21 @@ from typing import TYPE_CHECKING
 
 from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
-from autom.core.runtime import build_signer
-from autom.definitions.settings import DefinitionsSettings
+from autom.definitions.settings import DefinitionsSettings, build_signer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-COMMANDS = ("serve", "migrate", "dev-token", "admin-token", "rotate-secrets")
+COMMANDS = (
+    "serve",
+    "migrate",
+    "dev-token",
+    "admin-token",
+    "rotate-secrets",
+    "rotate-signing-key",
+    "generate-signing-key",
+    "service-credential",
+)
 # A deployment-admin token cannot be revoked through the API, so it lives at most a day.
 MAX_ADMIN_TTL = 24 * 3600
 _ADMIN_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,200}$")
@@ -60,6 +72,59 @@ async def _rotate_secrets(settings: DefinitionsSettings) -> int:
         await engine.dispose()
 
 
+def _generate_signing_key() -> str:
+    from autom.core.auth import generate_private_key, private_key_text, public_key_text
+
+    key = generate_private_key()
+    return (
+        "# the definitions service only:\n"
+        f"AUTOM_AUTH_PRIVATE_KEY={private_key_text(key)}\n"
+        "# every other gRPC service (scheduler, executor, drafter):\n"
+        f"AUTOM_AUTH_PUBLIC_KEYS={public_key_text(key)}"
+    )
+
+
+def _rotate_signing_key(settings: DefinitionsSettings) -> str:
+    from autom.core.auth import (
+        generate_private_key,
+        load_private_key,
+        load_public_keys,
+        private_key_text,
+        public_key_text,
+    )
+
+    current = load_private_key(settings.auth_private_key.get_secret_value())
+    new = generate_private_key()
+    keys = [public_key_text(new), public_key_text(current)]
+    keys += [k for k in map(public_key_text, load_public_keys(settings.auth_public_keys))]
+    verify = ",".join(dict.fromkeys(keys))
+    return (
+        "# 1. every gRPC service (definitions, scheduler, executor, drafter); restart them:\n"
+        f"AUTOM_AUTH_PUBLIC_KEYS={verify}\n"
+        "# 2. then the definitions service only; restart it (new tokens carry the new kid):\n"
+        f"AUTOM_AUTH_PRIVATE_KEY={private_key_text(new)}\n"
+        "# 3. once every token signed before step 2 has expired, everywhere:\n"
+        f"#    AUTOM_AUTH_PUBLIC_KEYS={public_key_text(new)}"
+    )
+
+
+def _service_credential(argv: Sequence[str]) -> str:
+    from autom.core.auth import SERVICE_NAME, ServiceCredentials
+
+    parser = argparse.ArgumentParser(prog="autom-definitions service-credential")
+    parser.add_argument("service", help="the service it authenticates (scheduler, executor)")
+    args = parser.parse_args(argv)
+    if not SERVICE_NAME.fullmatch(args.service):
+        parser.error(f"service must match {SERVICE_NAME.pattern}")
+    credential, entry = ServiceCredentials.generate(args.service)
+    return (
+        f"# the {args.service} service only:\n"
+        f"AUTOM_SERVICE_CREDENTIAL={credential}\n"
+        "# append to the definitions service's AUTOM_SERVICE_CREDENTIALS (comma-separated):\n"
+        f"{entry}"
+    )
+
+
 async def _serve(settings: DefinitionsSettings) -> None:
     from autom.core.grpcserver import serve
     from autom.definitions.app import build_app
@@ -68,16 +133,28 @@ async def _serve(settings: DefinitionsSettings) -> None:
 
 
 def main() -> None:
-    """Entry point: serve (default), migrate, mint a dev or admin token, or rotate secrets."""
+    """Entry point: serve (default), migrate, mint a dev or admin token, or manage keys."""
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    # Commands that make a deployment's first keys read no settings (there are none yet).
+    if command == "generate-signing-key":
+        print(_generate_signing_key())
+        return
+    if command == "service-credential":
+        print(_service_credential(sys.argv[2:]))
+        return
+    if command == "migrate":
+        # A migration needs the database only: the job that runs it holds no key.
+        from autom.core.settings import CommonSettings
+        from autom.definitions import db
+
+        common = CommonSettings()
+        configure_logging(common.log_level, common.log_format)
+        asyncio.run(db.migrate(common.database_url))
+        return
     settings = DefinitionsSettings()
     configure_logging(settings.log_level, settings.log_format)
     # Imports per command: minting a token must not load the server (and stays quick).
-    if command == "migrate":
-        from autom.definitions import db
-
-        asyncio.run(db.migrate(settings.database_url))
-    elif command == "dev-token":
+    if command == "dev-token":
         print(asyncio.run(_dev_token(settings)))
     elif command == "admin-token":
         print(_admin_token(settings, sys.argv[2:]))
@@ -88,6 +165,8 @@ def main() -> None:
         except AutomError as exc:
             sys.exit(f"rotate-secrets: {exc.message} (nothing was changed)")
         print(f"re-encrypted {count} secrets with the newest key")
+    elif command == "rotate-signing-key":
+        print(_rotate_signing_key(settings))
     elif command == "serve":
         asyncio.run(_serve(settings))
     else:

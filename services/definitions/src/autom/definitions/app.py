@@ -12,7 +12,7 @@ from autom.definitions import db
 from autom.definitions.access import AccessService, build_cipher
 from autom.definitions.grpc_api import DefinitionsApi
 from autom.definitions.service import DefinitionsService
-from autom.definitions.settings import DefinitionsSettings
+from autom.definitions.settings import DefinitionsSettings, build_signer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DefinitionsService"].full_name
 # The definitions service owns the streams of definition events and token revocations.
@@ -21,12 +21,18 @@ STREAMS = (bus.DEFINITIONS_STREAM, bus.AUTH_STREAM)
 
 async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     """Connect to PostgreSQL and NATS and assemble the server (not started)."""
-    rt = await open_runtime(settings, name="definitions", streams=STREAMS)
+    signer = build_signer(settings)
+    rt = await open_runtime(settings, name="definitions", streams=STREAMS, verifier=signer)
     relay = bus.OutboxRelay(engine=rt.engine, table=db.outbox, js=rt.js)
     key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
-    access = AccessService(rt.engine, rt.signer, build_cipher(key), relay)
+    access = AccessService(rt.engine, signer, build_cipher(key), relay)
     await access.load_revocations()
-    api = DefinitionsApi(DefinitionsService(rt.engine, build_catalog(), relay), access)
+    api = DefinitionsApi(
+        DefinitionsService(rt.engine, build_catalog(), relay),
+        access,
+        signer=signer,
+        service_token_ttl_seconds=settings.service_token_ttl_seconds,
+    )
     return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_DefinitionsServiceServicer_to_server(api, server)],

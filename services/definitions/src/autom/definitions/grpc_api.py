@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -11,8 +12,13 @@ from autom.api.common.v1 import catalog_pb2, definition_pb2
 from autom.api.definitions.v1 import definitions_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as pb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
-from autom.core.auth import Role, current_principal
-from autom.core.errors import ValidationFailed, Violation
+from autom.core.auth import (
+    DEFAULT_SERVICE_TOKEN_TTL,
+    Role,
+    TokenSigner,
+    current_principal,
+)
+from autom.core.errors import PermissionDenied, ValidationFailed, Violation
 from autom.core.protoconv import dict_to_struct
 from autom.core.registry import Catalog
 from autom.definitions.access import AccessService
@@ -76,9 +82,18 @@ def catalog_to_proto(catalog: Catalog) -> catalog_pb2.Catalog:
 class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     """Implements the RPCs of DefinitionsService."""
 
-    def __init__(self, service: DefinitionsService, access: AccessService) -> None:
+    def __init__(
+        self,
+        service: DefinitionsService,
+        access: AccessService,
+        *,
+        signer: TokenSigner,
+        service_token_ttl_seconds: int = DEFAULT_SERVICE_TOKEN_TTL,
+    ) -> None:
         self._svc = service
         self._access = access
+        self._signer = signer
+        self._service_token_ttl = service_token_ttl_seconds
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
@@ -284,6 +299,20 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             current_principal(), request.workspace_id, list(request.names)
         )
         return pb.ResolveSecretsResponse(values=values, missing=missing)
+
+    async def IssueServiceToken(
+        self, request: pb.IssueServiceTokenRequest, context: Ctx
+    ) -> pb.IssueServiceTokenResponse:
+        # The permission table lets only a bootstrap credential here; it names the service.
+        caller = current_principal()
+        if caller.role != Role.BOOTSTRAP or not caller.subject.startswith("service:"):
+            raise PermissionDenied("only a service's bootstrap credential obtains a service token")
+        token, exp = self._signer.service_token(
+            caller.subject.removeprefix("service:"), ttl_seconds=self._service_token_ttl
+        )
+        return pb.IssueServiceTokenResponse(
+            token=token, expire_time=ts(datetime.fromtimestamp(exp, UTC))
+        )
 
 
 def _role(value: int) -> Role | None:

@@ -9,7 +9,7 @@ from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from autom.core import bus
 from autom.core.grpcserver import GrpcApp, Loop, channel
 from autom.core.registry import build_catalog
-from autom.core.runtime import open_runtime
+from autom.core.runtime import open_runtime, service_tokens
 from autom.executor import db
 from autom.executor.actions.catalog import build_actions
 from autom.executor.concurrency import Concurrency
@@ -34,11 +34,13 @@ async def build_app(
 
     `definitions` replaces the definitions service with snapshots held in memory (benchmarks).
     """
+    # Its token comes from definitions (short-lived, refreshed); none without definitions.
+    tokens = service_tokens(settings, "executor") if definitions is None else None
     # The executor owns the run-event, custom-event and dead-letter streams; fires are the
     # scheduler's.
     rt = await open_runtime(settings, name="executor", streams=STREAMS)
     engine, js = rt.engine, rt.js
-    defs_channel = channel(settings.definitions_addr, rt.signer.service_token("executor"))
+    defs_channel = channel(settings.definitions_addr, tokens)
     dead_letters = DeadLetters(js)
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
         defs_channel, cache_size=settings.definition_cache_size
@@ -103,6 +105,8 @@ async def build_app(
     async def close() -> None:
         await http.aclose()
         await defs_channel.close()
+        if tokens is not None:
+            await tokens.close()
         await pool.close()
 
     return rt.app(

@@ -16,7 +16,7 @@ from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from autom.core import bus
 from autom.core.bus import wait_any
 from autom.core.grpcserver import GrpcApp, Loop, channel
-from autom.core.runtime import open_runtime
+from autom.core.runtime import open_runtime, service_tokens
 from autom.scheduler import db
 from autom.scheduler.events import (
     DEFINITIONS_DURABLE,
@@ -74,6 +74,8 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         fires_stream = dataclasses.replace(
             fires_stream, duplicate_window_s=settings.scheduler_fires_dedupe_window_s
         )
+    # Its token for definitions comes from definitions itself (short-lived, refreshed).
+    tokens = service_tokens(settings, "scheduler")
     # The scheduler owns the fires stream only; definition and run events are others'.
     rt = await open_runtime(settings, name="scheduler", streams=(fires_stream,))
 
@@ -100,7 +102,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         # E.g. another replica's relay is publishing them right now: then they are on time.
         log.warning("could not give back stale planned fires", exc_info=True)
     loop = DueLoop(service, settings)
-    definitions = channel(settings.definitions_addr, rt.signer.service_token("scheduler"))
+    definitions = channel(settings.definitions_addr, tokens)
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
     js = rt.js
@@ -165,6 +167,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
 
     async def close() -> None:
         await definitions.close()
+        await tokens.close()
 
     return rt.app(
         service_names=[SERVICE_NAME],
