@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from autom.core.settings import CommonSettings
 
@@ -28,3 +28,8 @@ class GatewaySettings(CommonSettings):
     # Where the .proto sources live (for OpenAPI descriptions); found by walking up from
     # the package and the working directory when unset. Missing: no descriptions.
     proto_dir: Path | None = None
+    # The web console's cookie key (a Fernet key: `Fernet.generate_key()`). Unset: a key per
+    # process, so sessions end when the gateway restarts; replicas must share one.
+    console_session_key: SecretStr | None = None
+    # The example definitions the console offers on an empty workspace (default: ./examples).
+    console_examples_dir: Path | None = None
