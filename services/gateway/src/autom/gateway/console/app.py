@@ -202,7 +202,9 @@ class Console:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def render(self, ctx: Ctx | None, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def render(
+        self, ctx: Ctx | None, template: str, status: int = 200, **values: Any
+    ) -> HTMLResponse:
         """A template as a page, with the session's navigation and messages."""
         session = ctx.session if ctx else None
         html = self.env.get_template(template).render(

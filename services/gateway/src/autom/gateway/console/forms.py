@@ -39,6 +39,8 @@ class InputField:
     description: str
     default: str
     options: tuple[str, ...] = ()
+    # The options that are not strings, shown as JSON (`1`, `true`, `null`).
+    json_options: tuple[str, ...] = ()
 
 
 def input_fields(schema: dict[str, Any]) -> list[InputField]:
@@ -52,7 +54,8 @@ def input_fields(schema: dict[str, Any]) -> list[InputField]:
         if isinstance(kind_of, list):
             kind_of = next((k for k in kind_of if k != "null"), "string")
         default = prop.get("default")
-        if "enum" in prop:
+        enum = prop["enum"] if isinstance(prop.get("enum"), list) else []
+        if enum:
             kind = "select"
         elif kind_of in ("number", "integer", "boolean"):
             kind = kind_of
@@ -73,9 +76,8 @@ def input_fields(schema: dict[str, Any]) -> list[InputField]:
                 required=name in required,
                 description=str(prop.get("description") or prop.get("title") or ""),
                 default=shown,
-                options=tuple(json.dumps(o) if not isinstance(o, str) else o for o in prop["enum"])
-                if kind == "select"
-                else (),
+                options=tuple(o if isinstance(o, str) else json.dumps(o) for o in enum),
+                json_options=tuple(json.dumps(o) for o in enum if not isinstance(o, str)),
             )
         )
     return fields
@@ -99,16 +101,10 @@ def inputs_from_form(fields: list[InputField], form: dict[str, str]) -> dict[str
                 out[f.name] = float(raw)
             elif f.kind == "json":
                 out[f.name] = json.loads(raw)
-            elif f.kind == "select" and f.options and raw not in f.options:
-                raise FormError(f"{f.name}: choose one of the listed values")
             elif f.kind == "select":
-                # Non-string enum members were shown as JSON.
-                try:
-                    out[f.name] = json.loads(raw) if not raw.startswith('"') else raw
-                    if not isinstance(out[f.name], int | float | bool) and out[f.name] is not None:
-                        out[f.name] = raw
-                except ValueError:
-                    out[f.name] = raw
+                if raw not in f.options:
+                    raise FormError(f"inputs.{f.name}: choose one of the listed values")
+                out[f.name] = json.loads(raw) if raw in f.json_options else raw
             else:
                 out[f.name] = raw
         except ValueError as exc:
