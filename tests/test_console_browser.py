@@ -247,6 +247,7 @@ async def test_sign_in_edit_run_live_pause_resume_and_scheduled_runs(
     await page.fill("#yaml", BROKEN)
     error = page.locator('.violations li[data-field="plan[1].action"]')
     await expect(error).to_contain_text("line 14")
+    await _shot(page, "editor")
     await page.click("#create")
     await expect(error).to_be_visible()
     assert await page.locator("#yaml").input_value() == BROKEN
@@ -304,7 +305,6 @@ async def test_sign_in_edit_run_live_pause_resume_and_scheduled_runs(
     await assert_eventually(scheduled_run_listed, timeout=20, interval=0.5)
     await page.goto("/ui/automations")
     await expect(page.locator("tbody tr")).to_have_count(2)
-    await _shot(page, "automations")
     await stack.definitions.PauseAutomation(
         dpb.PauseAutomationRequest(automation_id=ticker), metadata=bearer(stack.owner)
     )
