@@ -101,6 +101,7 @@ class Stack:
     llm: ScriptedLLM
     owner: str
     viewer: str
+    second: str  # an owner of another workspace
     definitions: dpb_grpc.DefinitionsServiceStub
     executor: epb_grpc.ExecutorServiceStub
 
@@ -189,6 +190,8 @@ async def stack(
                                    role=Role.OWNER)[0],
                 viewer=signer.issue(subject="user:viewer", workspace_id="default",
                                     role=Role.VIEWER)[0],
+                second=signer.issue(subject="user:owner", workspace_id="second",
+                                    role=Role.OWNER)[0],
                 definitions=dpb_grpc.DefinitionsServiceStub(defs_channel),
                 executor=epb_grpc.ExecutorServiceStub(exec_channel),
             )  # fmt: skip
@@ -376,6 +379,18 @@ async def test_viewer_sees_no_edit_controls_and_forged_posts_are_refused(
         epb.ListRunsRequest(automation_id=aid), metadata=bearer(stack.owner)
     )
     assert not runs.runs
+
+    # A second workspace's token adds the workspace switcher.
+    await owner.goto("/ui/login")
+    await owner.fill("#token", stack.second)
+    await owner.click("button[type=submit]")
+    await owner.wait_for_url("**/ui/automations")
+    switcher = owner.locator("select#ws")
+    await expect(switcher).to_have_value("second")
+    await expect(owner.locator("tbody tr")).to_have_count(0)
+    await switcher.select_option("default")
+    await expect(owner.locator("select#ws")).to_have_value("default")
+    await expect(owner.locator("tbody tr", has_text="viewed")).to_have_count(1)
 
     # Error pages: unknown page, unknown automation, signed out.
     missing = await owner.goto("/ui/nowhere")

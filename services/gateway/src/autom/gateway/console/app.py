@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import grpc
 import jinja2
@@ -295,7 +295,9 @@ class Console:
             return self.api_error_page(ctx, exc)
         except FormError as exc:
             ctx.session.say("error", str(exc))
-            return self.redirect(ctx, ctx.request.headers.get("referer") or f"{PREFIX}/")
+            # Back to the page the form was on, never to another site.
+            back = urlparse(ctx.request.headers.get("referer") or "").path
+            return self.redirect(ctx, back if back.startswith(PREFIX + "/") else f"{PREFIX}/")
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
         ctx = self._ctx(request)
@@ -318,6 +320,9 @@ class Console:
     # --- sign-in --------------------------------------------------------------------------
 
     async def _root(self, request: Request) -> Response:
+        if request.url.path != f"{PREFIX}/":
+            # The cookie's path is /ui: only /ui/ can tell whether the user is signed in.
+            return RedirectResponse(f"{PREFIX}/", status_code=303)
         ctx = self._ctx(request)
         target = "automations" if ctx.session.signed_in else "login"
         return RedirectResponse(f"{PREFIX}/{target}", status_code=303)
@@ -759,9 +764,10 @@ class Console:
             page_size=25,
             page_token=params.get("page_token", ""),
         )
-        since = params.get("since", "")
-        if since:
-            request.created_after.CopyFrom(struct_time(since, ctx))
+        if params.get("since"):
+            request.created_after.CopyFrom(struct_time(params["since"], ctx))
+        if params.get("until"):
+            request.created_before.CopyFrom(struct_time(params["until"], ctx))
         listed = await ctx.api.call("executor", "ListRuns", request)
         names = await self._names(ctx)
         query = {k: v for k, v in params.items() if k != "page_token" and v}
