@@ -264,6 +264,11 @@ async def test_sign_in_edit_run_live_pause_resume_and_scheduled_runs(
     await page.fill("#yaml", FIXED.replace("after a short wait", "after two seconds"))
     await page.click("#save")
     await expect(page.locator(".flash.ok")).to_have_text("Saved version 2.")
+    await page.click("text=Show diff")
+    await expect(page.locator(".diff .add")).to_have_text(
+        "+description: Greets whoever asks, after two seconds"
+    )
+    await page.go_back()
 
     # Run now with the form generated from the inputs schema; the timeline goes live.
     await page.fill("#in-who", "Ada")
@@ -336,6 +341,15 @@ async def test_draft_clarify_approve(stack: Stack, browser: Any) -> None:
     await page.click("#approve")
     await expect(page.locator("h1")).to_contain_text("status-digest")
     await expect(page.locator(".flash.ok")).to_contain_text("Approved")
+
+    # A change in plain English: the approval card shows the diff against the version.
+    stack.llm.reply({"definition": {**DRAFTED, "description": "Post it on weekdays"}})
+    await page.fill("#change", "say weekdays in the description")
+    await page.click("text=Draft the change", timeout=60_000)
+    await expect(page.locator("#draft-status")).to_have_text("pending")
+    await expect(page.locator("#approval .diff .add")).to_have_text(
+        "+description: Post it on weekdays"
+    )
     await page.context.close()
 
 
@@ -379,6 +393,22 @@ async def test_viewer_sees_no_edit_controls_and_forged_posts_are_refused(
         epb.ListRunsRequest(automation_id=aid), metadata=bearer(stack.owner)
     )
     assert not runs.runs
+
+    # Settings: a secret by name only, a token shown once.
+    await owner.click("nav >> text=Settings")
+    await owner.fill("form[action$=set-secret] input[name=name]", "API_KEY")
+    await owner.fill("form[action$=set-secret] input[name=value]", "s3cr3t-value")
+    await owner.click("text=Set or replace")
+    await expect(owner.locator("td code", has_text="API_KEY")).to_have_count(1)
+    assert "s3cr3t-value" not in await owner.content()
+    await owner.fill("form[action$=create-token] input[name=principal]", "user:bob")
+    await owner.select_option("form[action$=create-token] select[name=role]", "viewer")
+    await owner.click("text=Create token")
+    await expect(owner.locator("#new-token")).to_contain_text(".")
+    await owner.goto("/ui/settings")
+    await expect(owner.locator("#new-token")).to_have_count(0)
+    tokens = owner.locator("section", has=owner.locator("h2", has_text="API tokens"))
+    await expect(tokens.locator("td", has_text="user:bob")).to_have_count(1)
 
     # A second workspace's token adds the workspace switcher.
     await owner.goto("/ui/login")

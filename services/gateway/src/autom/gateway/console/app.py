@@ -913,6 +913,22 @@ class Console:
             if last is not None and last.HasField("definition")
             else ""
         )
+        change: list[str] = []
+        if definition_yaml and draft.base_automation_id:
+            # A change draft: what approving it changes in the version it started from.
+            base = await ctx.api.call(
+                "definitions",
+                "GetAutomation",
+                dpb.GetAutomationRequest(
+                    automation_id=draft.base_automation_id, version=draft.base_version
+                ),
+            )
+            change = text.unified_diff(
+                text.definition_to_yaml(base.automation.definition),
+                definition_yaml,
+                f"version {draft.base_version}",
+                "this draft",
+            )
         return self.render(
             ctx,
             "draft.html",
@@ -920,6 +936,7 @@ class Console:
             last=last,
             previews=previews,
             definition_yaml=definition_yaml,
+            change=change,
             dstatus=text.label(drafter_pb2.DraftStatus.Name(draft.status), "DRAFT_STATUS_"),
         )
 
