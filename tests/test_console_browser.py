@@ -375,10 +375,14 @@ async def test_viewer_sees_no_edit_controls_and_forged_posts_are_refused(
         f"/ui/automations/{aid}/archive", form={"csrf": csrf}, max_redirects=0
     )
     assert denied.status == 403, await denied.text()
+    assert denied.headers["x-frame-options"] == "DENY"
     assert "Not allowed" in await denied.text()
 
     # An owner's session with no or a forged CSRF token: refused before any RPC.
     owner = await _signed_in(browser, stack, stack.owner)
+    (cookie,) = [c for c in await owner.context.cookies() if c["name"] == "autom_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+    assert stack.owner not in cookie["value"]  # encrypted, not merely signed
     for form in ({}, {"csrf": "forged"}):
         forged = await owner.context.request.post(
             f"/ui/automations/{aid}/archive", form=form, max_redirects=0

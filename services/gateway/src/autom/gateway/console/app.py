@@ -72,6 +72,15 @@ ROLES: dict[str, Any] = {
     "editor": definitions_pb2.ROLE_EDITOR,
     "viewer": definitions_pb2.ROLE_VIEWER,
 }
+# Pages hold user data (a new token, secrets' names): never framed, cached or sniffed.
+_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+_STATIC_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"max-age=3600")]
 EXAMPLES_DIR_NAMES = ("heartbeat.yaml", "weekday-digest.yaml", "guarded-flow.yaml")
 
 
@@ -198,7 +207,18 @@ class Console:
         return path in ("/", PREFIX) or path.startswith(PREFIX + "/")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
+        static = str(scope.get("path", "")).startswith(f"{PREFIX}/static/")
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                extra = _STATIC_HEADERS if static else _HEADERS
+                headers += [(k, v) for k, v in extra if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
     # --- plumbing -------------------------------------------------------------------------
 
