@@ -6,12 +6,11 @@ Screenshots land in docs/ (shown in the README).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import asyncpg
 import grpc
 import nats
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from google.protobuf import json_format
 
@@ -32,6 +30,7 @@ from autom.api.executor.v1 import executor_service_pb2 as epb
 from autom.api.executor.v1 import executor_service_pb2_grpc as epb_grpc
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp, bearer
+from autom.devstack.asgi import serve_asgi
 from autom.devstack.eventually import assert_eventually
 from autom.drafter.testing import ScriptedLLM
 from autom.gateway.app import Gateway
@@ -85,14 +84,6 @@ DRAFTED = {
 }  # fmt: skip
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without signal handling: the test process owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @dataclass
 class Stack:
     """The running stack: the gateway's URL, tokens and API stubs for setup and checks."""
@@ -119,15 +110,14 @@ async def stack(
     pg_server_url: str, template_database: str, nats_server_url: str
 ) -> AsyncIterator[Stack]:
     """Definitions, scheduler, executor, drafter (scripted model) and the gateway, once."""
-    db = f"autom_console_{uuid.uuid4().hex[:10]}"
-    await _admin(pg_server_url, f'CREATE DATABASE "{db}" TEMPLATE "{template_database}"')
-    database_url = f"{pg_server_url.rpartition('/')[0]}/{db}"
     nc = await nats.connect(nats_server_url)
     js = nc.jetstream()
     for info in await js.streams_info():
         if info.config.name and info.config.name.startswith("AUTOM_"):
             await js.delete_stream(info.config.name)
     await nc.close()
+    db = f"autom_console_{uuid.uuid4().hex[:10]}"
+    database_url = f"{pg_server_url.rpartition('/')[0]}/{db}"
 
     from autom.definitions.app import build_app as build_definitions
     from autom.definitions.settings import DefinitionsSettings
@@ -140,15 +130,20 @@ async def stack(
 
     common: dict[str, Any] = {"database_url": database_url, "nats_url": nats_server_url,
                               "auth_secret": AUTH_SECRET, "grpc_port": 0}  # fmt: skip
-    apps: list[GrpcApp] = []
+    async with contextlib.AsyncExitStack() as cleanup:
+        # Undone in reverse: channels, gateway, services, the model server, the database.
+        await _admin(pg_server_url, f'CREATE DATABASE "{db}" TEMPLATE "{template_database}"')
+        cleanup.push_async_callback(
+            _admin, pg_server_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'
+        )
+        llm = await cleanup.enter_async_context(ScriptedLLM())
 
-    async def start(build: Any, settings: Any) -> GrpcApp:
-        app: GrpcApp = await build(settings)
-        await app.start()
-        apps.append(app)
-        return app
+        async def start(build: Any, settings: Any) -> GrpcApp:
+            app: GrpcApp = await build(settings)
+            await app.start()
+            cleanup.push_async_callback(app.stop)
+            return app
 
-    async with ScriptedLLM() as llm:
         defs = await start(
             build_definitions,
             DefinitionsSettings(**common, secrets_key=Fernet.generate_key().decode()),
@@ -167,42 +162,24 @@ async def stack(
             auth_secret=AUTH_SECRET, definitions_addr=defs.address, scheduler_addr=sched.address,
             executor_addr=execu.address, drafter_addr=draft.address, shutdown_grace_seconds=1.0,
         )  # fmt: skip
-        config = uvicorn.Config(
-            Gateway(settings), host="127.0.0.1", port=0, lifespan="on", ws="none",
-            log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-        )  # fmt: skip
-        server = _Server(config)
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        signer = TokenSigner(AUTH_SECRET)
+        url = await cleanup.enter_async_context(serve_asgi(Gateway(settings)))
         defs_channel = grpc.aio.insecure_channel(defs.address)
+        cleanup.push_async_callback(defs_channel.close)
         exec_channel = grpc.aio.insecure_channel(execu.address)
-        try:
-            yield Stack(
-                url=f"http://127.0.0.1:{port}",
-                llm=llm,
-                owner=signer.issue(subject="user:owner", workspace_id="default",
-                                   role=Role.OWNER)[0],
-                viewer=signer.issue(subject="user:viewer", workspace_id="default",
-                                    role=Role.VIEWER)[0],
-                second=signer.issue(subject="user:owner", workspace_id="second",
-                                    role=Role.OWNER)[0],
-                definitions=dpb_grpc.DefinitionsServiceStub(defs_channel),
-                executor=epb_grpc.ExecutorServiceStub(exec_channel),
-            )  # fmt: skip
-        finally:
-            await defs_channel.close()
-            await exec_channel.close()
-            server.should_exit = True
-            await task
-            for app in reversed(apps):
-                await app.stop()
-            await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        cleanup.push_async_callback(exec_channel.close)
+        signer = TokenSigner(AUTH_SECRET)
+        yield Stack(
+            url=url,
+            llm=llm,
+            owner=signer.issue(subject="user:owner", workspace_id="default",
+                               role=Role.OWNER)[0],
+            viewer=signer.issue(subject="user:viewer", workspace_id="default",
+                                role=Role.VIEWER)[0],
+            second=signer.issue(subject="user:owner", workspace_id="second",
+                                role=Role.OWNER)[0],
+            definitions=dpb_grpc.DefinitionsServiceStub(defs_channel),
+            executor=epb_grpc.ExecutorServiceStub(exec_channel),
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -326,13 +303,13 @@ async def test_draft_clarify_approve(stack: Stack, browser: Any) -> None:
     stack.llm.reply({"questions": ["Which status page should I read?"]})
     await page.fill("#intent", "every weekday at 8 tell me how our status page looks")
     # The drafter's first model call imports litellm: slow on a loaded machine.
-    await page.click("#draft-it", timeout=60_000)
+    await page.click("#draft-it", timeout=120_000)
     await expect(page.locator("#draft-status")).to_have_text("needs clarification")
     await expect(page.locator(".questions")).to_contain_text("Which status page")
 
     stack.llm.reply({"definition": DRAFTED})
     await page.fill("#instruction", "https://status.example.com/api")
-    await page.click("#send", timeout=60_000)
+    await page.click("#send", timeout=120_000)
     await expect(page.locator("#draft-status")).to_have_text("pending")
     card = page.locator("#approval")
     await expect(card.locator("h2")).to_have_text("status-digest")
@@ -345,7 +322,7 @@ async def test_draft_clarify_approve(stack: Stack, browser: Any) -> None:
     # A change in plain English: the approval card shows the diff against the version.
     stack.llm.reply({"definition": {**DRAFTED, "description": "Post it on weekdays"}})
     await page.fill("#change", "say weekdays in the description")
-    await page.click("text=Draft the change", timeout=60_000)
+    await page.click("text=Draft the change", timeout=120_000)
     await expect(page.locator("#draft-status")).to_have_text("pending")
     await expect(page.locator("#approval .diff .add")).to_have_text(
         "+description: Post it on weekdays"

@@ -10,6 +10,9 @@ import grpc
 from autom.gateway.console.app import PREFIX, Console
 from autom.gateway.settings import GatewaySettings
 
+# A draft is several model calls (and repair rounds), each bounded by the drafter itself.
+DRAFT_TIMEOUT_SECONDS = 300.0
+
 
 def mount_console(
     settings: GatewaySettings, channel_for: Callable[[str], grpc.aio.Channel]
@@ -21,6 +24,7 @@ def mount_console(
         channel_for,
         session_key=key.get_secret_value() if key else None,
         timeout=settings.request_timeout_seconds,
+        draft_timeout=min(settings.max_timeout_seconds, DRAFT_TIMEOUT_SECONDS),
         examples_dir=examples if examples.is_dir() else None,
     )
 

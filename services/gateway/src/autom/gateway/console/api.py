@@ -51,11 +51,17 @@ class Api:
     def _method(self, service: str, method: str) -> Any:
         return getattr(_STUBS[service](self._channel_for(service)), method)
 
-    async def call(self, service: str, method: str, request: pb_message.Message) -> Any:
-        """One unary call; ApiError when it fails."""
+    async def call(
+        self,
+        service: str,
+        method: str,
+        request: pb_message.Message,
+        timeout: float | None = None,
+    ) -> Any:
+        """One unary call (the default deadline unless `timeout`); ApiError when it fails."""
         try:
             return await self._method(service, method)(
-                request, metadata=self._metadata, timeout=self._timeout
+                request, metadata=self._metadata, timeout=timeout or self._timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise api_error(exc, service) from None

@@ -128,10 +128,13 @@ class Console:
         *,
         session_key: str | None,
         timeout: float,
+        draft_timeout: float,
         examples_dir: Path | None = None,
     ) -> None:
         self.channel_for = channel_for
         self.timeout = timeout
+        # Drafting is model calls and repair rounds: it may take minutes, not seconds.
+        self.draft_timeout = draft_timeout
         # Without a configured key sessions live as long as this process (sign in again
         # after a restart); replicas behind one address need AUTOM_CONSOLE_SESSION_KEY.
         self.codec = SessionCodec(session_key or Fernet.generate_key())
@@ -909,6 +912,7 @@ class Console:
                 timezone=ctx.session.timezone,
                 automation_id=form.get("automation_id", ""),
             ),
+            timeout=self.draft_timeout,
         )
         return self.redirect(ctx, f"{PREFIX}/drafts/{drafted.draft.id}")
 
@@ -975,6 +979,7 @@ class Console:
                     "drafter",
                     "RefineDraft",
                     drpb.RefineDraftRequest(request_id=rid, draft_id=did, instruction=instruction),
+                    timeout=self.draft_timeout,
                 )
         elif verb == "approve":
             approved = await ctx.api.call(
