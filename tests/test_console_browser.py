@@ -58,7 +58,7 @@ inputs:
 plan:
   - id: pause
     action: wait
-    params: {duration: 2s}
+    params: {duration: 4s}
   - id: greet
     action: lgo
     params: {message: "hello {{ inputs.who }}"}
@@ -238,12 +238,12 @@ async def test_sign_in_edit_run_live_pause_resume_and_scheduled_runs(
     await expect(page.locator("#status")).to_have_text("active")
 
     # Save as a new version from the editor.
-    await page.fill("#yaml", FIXED.replace("after a short wait", "after two seconds"))
+    await page.fill("#yaml", FIXED.replace("after a short wait", "after four seconds"))
     await page.click("#save")
     await expect(page.locator(".flash.ok")).to_have_text("Saved version 2.")
     await page.click("text=Show diff")
     await expect(page.locator(".diff .add")).to_have_text(
-        "+description: Greets whoever asks, after two seconds"
+        "+description: Greets whoever asks, after four seconds"
     )
     await page.go_back()
 
