@@ -288,6 +288,9 @@ async def test_sign_in_edit_run_live_pause_resume_and_scheduled_runs(
         assert await page.locator("tbody tr", has_text="schedule").count() >= 1
 
     await assert_eventually(scheduled_run_listed, timeout=20, interval=0.5)
+    await page.goto(f"/ui/automations/{ticker}")
+    await page.click("text=Trigger now")
+    await expect(page.locator(".flash.ok")).to_contain_text("Fired now")
     await page.goto("/ui/automations")
     await expect(page.locator("tbody tr")).to_have_count(2)
     await stack.definitions.PauseAutomation(
@@ -386,10 +389,25 @@ async def test_viewer_sees_no_edit_controls_and_forged_posts_are_refused(
     await owner.select_option("form[action$=create-token] select[name=role]", "viewer")
     await owner.click("text=Create token")
     await expect(owner.locator("#new-token")).to_contain_text(".")
+    bob_token = (await owner.locator("#new-token").inner_text()).strip()
     await owner.goto("/ui/settings")
     await expect(owner.locator("#new-token")).to_have_count(0)
     tokens = owner.locator("section", has=owner.locator("h2", has_text="API tokens"))
     await expect(tokens.locator("td", has_text="user:bob")).to_have_count(1)
+
+    # The new token signs in; once revoked, its session goes back to sign-in and says why.
+    bob = await _signed_in(browser, stack, bob_token)
+    owner.once("dialog", lambda dialog: dialog.accept())  # "Revoke this token?"
+    await tokens.locator("tr", has_text="user:bob").locator("button", has_text="Revoke").click()
+    await expect(tokens.locator("td", has_text="user:bob")).to_have_count(0)
+
+    async def bob_signed_out() -> None:
+        await bob.goto("/ui/automations")
+        assert bob.url.endswith("/ui/login"), bob.url
+
+    await assert_eventually(bob_signed_out, timeout=15, interval=0.3)
+    await expect(bob.locator(".flash.error")).to_contain_text("Signed out")
+    await bob.context.close()
 
     # A second workspace's token adds the workspace switcher.
     await owner.goto("/ui/login")
