@@ -433,7 +433,8 @@ class Console:
             "definitions",
             "ListAutomations",
             dpb.ListAutomationsRequest(
-                page_size=100,
+                # A search reads the most a page holds: it matches anywhere in the name.
+                page_size=500 if q else 100,
                 status=AUTOMATION_STATUSES.get(status, 0),
                 page_token=ctx.request.query_params.get("page_token", ""),
             ),
