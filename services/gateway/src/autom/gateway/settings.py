@@ -10,7 +10,8 @@ from autom.core.settings import CommonSettings
 
 
 # The gateway forwards the caller's bearer token and verifies nothing itself, so it holds no
-# key: a compromised gateway can mint no token and read no secret.
+# key: a compromised gateway can mint no token and read no secret. (The console's cookie key
+# only encrypts the tokens users paste; it signs nothing the services trust.)
 class GatewaySettings(CommonSettings):
     """AUTOM_HTTP_HOST / AUTOM_HTTP_PORT, deadlines and limits of the HTTP/JSON gateway."""
 
