@@ -154,6 +154,7 @@ def test_banner_shows_endpoints_and_token_but_no_passwords(tmp_path: Path) -> No
     assert "export AUTOM_TOKEN=tok" in text
     assert "127.0.0.1:50053" in text
     assert "http://127.0.0.1:8080" in text
+    assert "http://127.0.0.1:8080/ui" in text
     assert "postgresql://u:***@db:5432/x" in text
     assert "hunter2" not in text
     assert "no dev token" in banner(config, None)

@@ -210,6 +210,7 @@ def banner(config: DevConfig, token: str | None, note: str = "") -> str:
             for name, port in grpc_ports(config).items()
         ),
         (GATEWAY, f"HTTP  {http}"),
+        ("console", f"web   {http}/ui  (sign in with the dev token)"),
         ("database", redact_url(database_url(config))),
         ("nats", redact_url(nats_url(config))),
         ("data", str(config.home)),
