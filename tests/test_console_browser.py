@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp, bearer
 from autom.devstack.asgi import serve_asgi
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.testing import TEST_SIGNING_KEY, service_keys
 from autom.drafter.testing import ScriptedLLM
 from autom.gateway.app import Gateway
 from autom.gateway.console.text import parse_definition
@@ -43,7 +45,6 @@ pytestmark = pytest.mark.timeout(240)
 
 CHROMIUM = os.environ.get("AUTOM_CHROMIUM", "/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-AUTH_SECRET = "test-secret-" + "x" * 32  # as the root conftest's auth_secret
 
 # Line 9 holds the deliberate error: `action: lgo` is no action.
 BROKEN = """\
@@ -129,7 +130,7 @@ async def stack(
     from autom.scheduler.settings import SchedulerSettings
 
     common: dict[str, Any] = {"database_url": database_url, "nats_url": nats_server_url,
-                              "auth_secret": AUTH_SECRET, "grpc_port": 0}  # fmt: skip
+                              "grpc_port": 0}  # fmt: skip
     async with contextlib.AsyncExitStack() as cleanup:
         # Undone in reverse: channels, gateway, services, the model server, the database.
         await _admin(pg_server_url, f'CREATE DATABASE "{db}" TEMPLATE "{template_database}"')
@@ -146,20 +147,27 @@ async def stack(
 
         defs = await start(
             build_definitions,
-            DefinitionsSettings(**common, secrets_key=Fernet.generate_key().decode()),
+            DefinitionsSettings(
+                **common,
+                **service_keys("definitions"),
+                secrets_key=Fernet.generate_key().decode(),
+            ),
         )
         sched = await start(
-            build_scheduler, SchedulerSettings(**common, definitions_addr=defs.address)
+            build_scheduler,
+            SchedulerSettings(**common, **service_keys("scheduler"), definitions_addr=defs.address),
         )
         execu = await start(
-            build_executor, ExecutorSettings(**common, definitions_addr=defs.address)
+            build_executor,
+            ExecutorSettings(**common, **service_keys("executor"), definitions_addr=defs.address),
         )
         draft = await start(build_drafter, DrafterSettings(
-            **common, definitions_addr=defs.address, scheduler_addr=sched.address,
+            **common, **service_keys("drafter"), definitions_addr=defs.address,
+            scheduler_addr=sched.address,
             model="openai/gpt-4o-mini", api_key="test", api_base=llm.url, num_retries=0,
             timeout_seconds=30.0))  # fmt: skip
         settings = GatewaySettings(
-            auth_secret=AUTH_SECRET, definitions_addr=defs.address, scheduler_addr=sched.address,
+            definitions_addr=defs.address, scheduler_addr=sched.address,
             executor_addr=execu.address, drafter_addr=draft.address, shutdown_grace_seconds=1.0,
         )  # fmt: skip
         url = await cleanup.enter_async_context(serve_asgi(Gateway(settings)))
@@ -167,7 +175,7 @@ async def stack(
         cleanup.push_async_callback(defs_channel.close)
         exec_channel = grpc.aio.insecure_channel(execu.address)
         cleanup.push_async_callback(exec_channel.close)
-        signer = TokenSigner(AUTH_SECRET)
+        signer = TokenSigner(TEST_SIGNING_KEY)
         yield Stack(
             url=url,
             llm=llm,
@@ -211,8 +219,10 @@ async def _signed_in(browser: Any, stack: Stack, token: str) -> Any:
 
 
 async def _shot(page: Any, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=False)
+    # The README's screenshots: refreshed on request only, so a test run leaves the tree clean.
+    target = DOCS if os.environ.get("AUTOM_UPDATE_SCREENSHOTS") else Path(tempfile.gettempdir())
+    target.mkdir(exist_ok=True)
+    await page.screenshot(path=str(target / f"console-{name}.png"), full_page=False)
 
 
 async def test_sign_in_edit_run_live_pause_resume_and_scheduled_runs(
