@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
+from autom.core.audit import Change
 from autom.core.auth import Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import (
@@ -29,11 +30,19 @@ from autom.core.errors import (
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
-from autom.definitions import db
+from autom.definitions import audit, db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import validate_definition
 
 EVENT_SUBJECT = "automations.definitions.{}"
+_AUDIT_ACTIONS = {
+    "created": "automation.create",
+    "updated": "automation.update",
+    "paused": "automation.pause",
+    "resumed": "automation.resume",
+    "archived": "automation.archive",
+    "deleted": "automation.delete",
+}
 _EVENT_TYPES = {
     "created": events_pb2.DEFINITION_EVENT_TYPE_CREATED,
     "updated": events_pb2.DEFINITION_EVENT_TYPE_UPDATED,
@@ -120,7 +129,33 @@ class DefinitionsService:
                 ]
             )
 
-    async def _emit(self, conn: AsyncConnection, kind: str, row: Row[Any] | Any) -> None:
+    async def _emit(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        row: Row[Any] | Any,
+        caller: Principal,
+        *,
+        before: Row[Any] | None = None,
+    ) -> None:
+        """Announce a change (outbox) and append its audit entry, in the change's transaction."""
+        await audit.record(
+            conn,
+            caller,
+            Change(
+                action=_AUDIT_ACTIONS[kind],
+                target_type="automation",
+                target_id=row.id,
+                workspace_id=row.workspace_id,
+                version_before=before.version if before is not None else 0,
+                version_after=0 if kind == "deleted" else row.version,
+                details={
+                    "name": row.name,
+                    "status_before": before.status if before is not None else "",
+                    "status": "deleted" if kind == "deleted" else row.status,
+                },
+            ),
+        )
         event_id = str(uuid.uuid4())
         definition = definition_to_proto(row.definition)
         event = events_pb2.DefinitionEvent(
@@ -219,7 +254,7 @@ class DefinitionsService:
                         created_at=now,
                     )
                 )
-                await self._emit(conn, "created", row)
+                await self._emit(conn, "created", row, caller)
         except IntegrityError as exc:
             if "idempotency_keys" in str(exc.orig):
                 async with self._engine.connect() as conn:
@@ -425,7 +460,7 @@ class DefinitionsService:
                 )
             )
             await self._remember(conn, row.workspace_id, "UpdateAutomation", request_id, row.id)
-            await self._emit(conn, "updated", new)
+            await self._emit(conn, "updated", new, caller, before=row)
         self._published()
         return new
 
@@ -453,7 +488,7 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
-            await self._emit(conn, kind, new)
+            await self._emit(conn, kind, new, caller, before=row)
         self._published()
         return new
 
@@ -470,7 +505,7 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
-            await self._emit(conn, "deleted", gone)
+            await self._emit(conn, "deleted", gone, caller, before=row)
         self._published()
 
     async def list_versions(
