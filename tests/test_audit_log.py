@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,6 +18,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner, Result
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import audit_pb2, definitions_pb2
@@ -27,6 +30,8 @@ from autom.api.executor.v1 import executor_service_pb2 as epb
 from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
 from autom.api.scheduler.v1 import scheduler_service_pb2 as spb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as sgrpc
+from autom.cli.app import app as cli_app
+from autom.cli.errors import ExitCode
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import channel
 from autom.core.protoconv import to_timestamp
@@ -340,3 +345,50 @@ async def test_every_mutation_is_recorded_with_actor_token_and_request_id(
                     await conn.execute(sa.text(statement))
     finally:
         await engine.dispose()
+
+
+async def test_autom_audit_lists_filtered_entries_for_owners_only(
+    start_app: Any, auth_secret: str, tmp_path: Path
+) -> None:
+    signer = TokenSigner(auth_secret)
+    owner_token, owner_jti, _ = signer.issue(
+        subject="user:owner", workspace_id="default", role=Role.OWNER
+    )
+    viewer_token = signer.issue(subject="user:viewer", workspace_id="default", role=Role.VIEWER)[0]
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    await defs.SetSecret(dpb.SetSecretRequest(name="API_KEY", value=SECRET_VALUE))
+    created = (
+        await defs.CreateAutomation(
+            dpb.CreateAutomationRequest(definition=_definition(SLOW), request_id="cli-create-1")
+        )
+    ).automation
+    runner = CliRunner()
+
+    async def autom(token: str, *args: str) -> Result:
+        env = {
+            "AUTOM_TOKEN": token,
+            "AUTOM_CONFIG": str(tmp_path / "config.json"),
+            "AUTOM_DEFINITIONS_ADDR": definitions.address,
+            "COLUMNS": "250",
+            "NO_COLOR": "1",
+        }
+        return await asyncio.to_thread(
+            runner.invoke, cli_app, ["audit", *args], env=env, catch_exceptions=False
+        )
+
+    table = await autom(owner_token)
+    assert table.exit_code == 0, table.output
+    assert "secret.set" in table.output and "automation.create" in table.output
+    assert owner_jti in table.output and "cli-create-1" in table.output
+    assert SECRET_VALUE not in table.output
+    only = await autom(owner_token, "--target-type", "automation", "--json")
+    assert only.exit_code == 0, only.output
+    events = json.loads(only.output)["events"]
+    assert [(e["action"], e["targetId"]) for e in events] == [("automation.create", created.id)]
+    none = await autom(owner_token, "--actor", "user:nobody", "--json")
+    assert json.loads(none.output).get("events", []) == []
+    future = await autom(owner_token, "--since", "2999-01-01T00:00:00Z", "--json")
+    assert json.loads(future.output).get("events", []) == []
+    denied = await autom(viewer_token)
+    assert denied.exit_code == ExitCode.AUTH, denied.output

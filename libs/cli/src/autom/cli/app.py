@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from autom.api.definitions.v1 import definitions_service_pb2
-from autom.cli import automations, drafts, runs, schedules, workspace
+from autom.cli import audit, automations, drafts, runs, schedules, workspace
 from autom.cli.common import JsonOption, guarded, new_request_id, session
 from autom.cli.config import CliConfig
 from autom.cli.errors import usage
@@ -36,6 +36,7 @@ app.add_typer(workspace.workspaces, name="workspaces")
 app.add_typer(drafts.app, name="drafts")
 app.command("run")(guarded(runs.run_command))
 app.command("draft")(drafts.draft_command)
+app.command("audit")(audit.audit_command)
 
 ROLES = workspace.ROLES
 
