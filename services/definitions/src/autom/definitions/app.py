@@ -30,7 +30,8 @@ async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     access = AccessService(rt.engine, rt.signer, build_cipher(key), relay)
     await access.load_revocations()
     audit = AuditLog(rt.engine)
-    api = DefinitionsApi(DefinitionsService(rt.engine, build_catalog(), relay), access, audit)
+    service = DefinitionsService(rt.engine, build_catalog(), relay, settings.network_policy())
+    api = DefinitionsApi(service, access, audit)
     return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_DefinitionsServiceServicer_to_server(api, server)],

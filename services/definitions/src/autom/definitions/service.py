@@ -27,6 +27,7 @@ from autom.core.errors import (
     ValidationFailed,
     Violation,
 )
+from autom.core.netpolicy import Policy
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
@@ -103,10 +104,17 @@ def schedule_triggers(triggers: Any) -> list[dict[str, Any]]:
 class DefinitionsService:
     """Automations CRUD with versions, events through the outbox, and dev bootstrap."""
 
-    def __init__(self, engine: AsyncEngine, catalog: Catalog, relay: OutboxRelay | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalog: Catalog,
+        relay: OutboxRelay | None,
+        policy: Policy | None = None,
+    ) -> None:
         self._engine = engine
         self.catalog = catalog
         self._relay = relay
+        self._policy = policy or Policy()
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -114,7 +122,7 @@ class DefinitionsService:
 
     def validate(self, raw: dict[str, Any]) -> list[Violation]:
         """Every violation of a definition in JSON form."""
-        return validate_definition(raw, self.catalog)[1]
+        return validate_definition(raw, self.catalog, self._policy)[1]
 
     def _require_valid(self, raw: dict[str, Any]) -> None:
         violations = self.validate(raw)

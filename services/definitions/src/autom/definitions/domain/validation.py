@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from autom.core.errors import Violation
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
+from autom.core.netpolicy import Policy, literal_host, refused_reason
 from autom.core.registry import JSON_SCHEMA_METASCHEMA, ActionType, Catalog
 from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
 from autom.schedule import ScheduleError, parse_duration, parse_spec
@@ -93,6 +94,21 @@ def _check_template(
     return referenced_step_ids(text, condition=condition)
 
 
+def _check_destination(step: Step, path: str, policy: Policy, out: list[Violation]) -> None:
+    """An http_request whose written-out host the executor's SSRF guard would refuse."""
+    url = step.params.get("url") if step.action == "http_request" else None
+    host = literal_host(url) if isinstance(url, str) else None
+    why = refused_reason(host, policy) if host else None
+    if why is not None:
+        out.append(
+            Violation(
+                path,
+                f"http_request may not reach {why}; the executor refuses it unless "
+                "AUTOM_HTTP_ALLOW_CIDRS / AUTOM_HTTP_ALLOW_HOSTS allow it",
+            )
+        )
+
+
 def _check_steps(
     steps: Sequence[Step],
     base: str,
@@ -101,9 +117,11 @@ def _check_steps(
     *,
     sequential: bool,
     out: list[Violation],
+    policy: Policy,
 ) -> None:
     for i, step in enumerate(steps):
         path = f"{base}[{i}]"
+        _check_destination(step, f"{path}.params.url", policy, out)
         action = catalog.actions.get(step.action)
         if action is None:
             names = ", ".join(a.type for a in catalog.actions.all())
@@ -168,9 +186,13 @@ def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> 
 
 
 def validate_definition(
-    raw: dict[str, Any], catalog: Catalog
+    raw: dict[str, Any], catalog: Catalog, policy: Policy | None = None
 ) -> tuple[Definition | None, list[Violation]]:
-    """Parse and check a definition in its JSON form; returns the model when valid."""
+    """Parse and check a definition in its JSON form; returns the model when valid.
+
+    `policy` is the deployment's http_request allow-list (public addresses only when None).
+    """
+    policy = policy or Policy()
     size = len(json.dumps(raw, separators=(",", ":")).encode())
     if size > MAX_DEFINITION_BYTES:
         return None, [
@@ -245,7 +267,7 @@ def validate_definition(
                 )
             )
 
-    _check_steps(definition.plan, "plan", catalog, set(), sequential=True, out=out)
+    _check_steps(definition.plan, "plan", catalog, set(), sequential=True, out=out, policy=policy)
     if execution is not None:
         _duration(execution.timeout, "execution.timeout", out)
         _duration(execution.step_timeout, "execution.step_timeout", out)
@@ -254,6 +276,12 @@ def validate_definition(
             _duration(execution.retry.max_delay, "execution.retry.max_delay", out)
         plan_ids = {s.id for s in definition.plan}
         _check_steps(
-            on_failure, "execution.on_failure", catalog, plan_ids, sequential=True, out=out
+            on_failure,
+            "execution.on_failure",
+            catalog,
+            plan_ids,
+            sequential=True,
+            out=out,
+            policy=policy,
         )
     return (definition if not out else None), out
