@@ -329,6 +329,13 @@ async def test_every_mutation_is_recorded_with_actor_token_and_request_id(
                 headers={"Authorization": f"Bearer {owner_token}"},
             )
             assert [e["targetId"] for e in r.json()["events"]] == [slow.id]
+            r = await http.get(
+                "/v1/audit",
+                params={"actor": "user:editor", "startTime": "2999-01-01T00:00:00Z"},
+                headers={"Authorization": f"Bearer {owner_token}"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json().get("events", []) == []
             r = await http.get("/v1/audit", headers={"Authorization": f"Bearer {editor_token}"})
             assert r.status_code == 403, r.text
 
