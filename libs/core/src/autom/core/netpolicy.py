@@ -94,9 +94,9 @@ _METADATA_NAMES = frozenset({"metadata.google.internal", "instance-data.ec2.inte
 
 
 def is_local_name(host: str) -> bool:
-    """True for `localhost`, names under `.localhost` (RFC 6761) and metadata service names."""
+    """True for `localhost` and names under `.localhost` (RFC 6761)."""
     name = host.lower().rstrip(".")
-    return name == "localhost" or name.endswith(".localhost") or name in _METADATA_NAMES
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def literal_host(url: str) -> str | None:
@@ -139,5 +139,9 @@ def refused_reason(host: str, policy: Policy) -> str | None:
     if is_local_name(host) and not any(
         policy.allows(host, ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")
     ):
-        return f"{host!r} names this machine or a metadata service"
+        return f"{host!r} names this machine"
+    if host.lower().rstrip(".") in _METADATA_NAMES and not policy.allows(
+        host, ipaddress.ip_address("169.254.169.254")
+    ):
+        return f"{host!r} names a cloud metadata service"
     return None

@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import audit_pb2
@@ -126,6 +127,11 @@ class AuditLog:
             return
         try:
             await self.store(event)
+        except DataError:
+            # A value the table cannot hold never will: retrying would only loop.
+            log.error("audit: event %s cannot be stored, terminated", event.event_id, exc_info=True)
+            await msg.term()
+            return
         except Exception:
             deliveries = 1
             with contextlib.suppress(Exception):
