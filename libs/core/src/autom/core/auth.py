@@ -89,6 +89,7 @@ _ALL = frozenset(
         "admin:schedules",
         "admin:dead_letters",
         "identity:read",
+        "audit:read",
     }
 )
 ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -146,6 +147,7 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     # The servicer further restricts it to the scheduler's service principal.
     _D + "StreamScheduleTriggers": "automations:read",
     _D + "IssueServiceToken": "service_tokens:issue",
+    _D + "ListAuditEvents": "audit:read",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",

@@ -62,7 +62,7 @@ class StreamSpec:
     max_age_s: float = 7 * 24 * 3600.0
 
 
-# Each stream is declared by its owner only (definitions: DEFINITIONS + AUTH; scheduler:
+# Each stream is declared by its owner only (definitions: DEFINITIONS + AUTH + AUDIT; scheduler:
 # FIRES; executor: RUNS + CUSTOM); ALL_STREAMS is for tests and benchmarks standing in for them.
 DEFINITIONS_STREAM = StreamSpec("AUTOM_DEFINITIONS", ("automations.definitions.>",))
 FIRES_STREAM = StreamSpec("AUTOM_FIRES", ("automations.fires.>",))
@@ -70,7 +70,16 @@ RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
 # Revocations outlive the longest token (1 year), so every replica can replay them all.
 AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",), max_age_s=400 * 24 * 3600.0)
 CUSTOM_STREAM = StreamSpec("AUTOM_CUSTOM", ("automations.custom.>",), max_age_s=24 * 3600.0)
-ALL_STREAMS = (DEFINITIONS_STREAM, FIRES_STREAM, RUNS_STREAM, AUTH_STREAM, CUSTOM_STREAM)
+# Every service's audit entries on their way to definitions, which stores them for good.
+AUDIT_STREAM = StreamSpec("AUTOM_AUDIT", ("automations.audit.>",), max_age_s=30 * 24 * 3600.0)
+ALL_STREAMS = (
+    DEFINITIONS_STREAM,
+    FIRES_STREAM,
+    RUNS_STREAM,
+    AUTH_STREAM,
+    CUSTOM_STREAM,
+    AUDIT_STREAM,
+)
 # Messages no consumer can decode; declared by the executor only. A stream, not a table, so
 # parking a poison message never depends on the database being up.
 DEAD_LETTERS_STREAM = StreamSpec(
@@ -145,10 +154,14 @@ async def publish_batch(
     await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout)
 
 
-def outbox_table(metadata: MetaData) -> Table:
-    """The transactional outbox of one service: rows written with the change they announce."""
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    """The transactional outbox of one service: rows written with the change they announce.
+
+    A service keeps its audit entries in a second one (`audit_outbox`), relayed on its own,
+    so entries waiting for the AUDIT stream never hold up the service's events.
+    """
     table = Table(
-        "outbox",
+        name,
         metadata,
         Column("id", BigInteger, primary_key=True, autoincrement=True),
         Column("subject", String(255), nullable=False),
@@ -158,7 +171,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", DateTime(timezone=True), nullable=True),
     )
     Index(
-        "ix_outbox_unpublished",
+        f"ix_{name}_unpublished",
         table.c.id,
         postgresql_where=table.c.published_at.is_(None),
     )

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from nats.js.errors import NotFoundError as StreamNotFound
 
+from autom.core.audit import set_request_id
 from autom.core.auth import TokenVerifier, authorize, set_current_principal
 from autom.core.bus import wait_any
 from autom.core.errors import AutomError, Unavailable, internal_status, to_status_proto
@@ -131,6 +132,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
                     check_request(request)
+                    set_request_id(metadata, getattr(request, "request_id", ""))
                     return await inner_uu(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -146,6 +148,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> Any:
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
+                    set_request_id(metadata)
                     return await inner_su(_checked(requests), context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -162,6 +165,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
                     check_request(request)
+                    set_request_id(metadata, getattr(request, "request_id", ""))
                     async for item in inner_us(request, context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -178,6 +182,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
+                    set_request_id(metadata)
                     async for item in inner_ss(_checked(requests), context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):

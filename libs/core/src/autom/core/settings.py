@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autom.core.netpolicy import Policy
+
 _DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg", "postgres")
 _NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
@@ -118,3 +120,24 @@ class ServiceSettings(CommonSettings):
                 " (autom-definitions service-credential <service> makes one)"
             )
         return value
+
+
+class OutboundHttpSettings(ServiceSettings):
+    """The http_request allow-list: the executor enforces it, definitions validates with it."""
+
+    # Destinations http_request may reach although they are private/loopback/link-local.
+    # Comma-separated, e.g. AUTOM_HTTP_ALLOW_CIDRS="127.0.0.0/8,::1/128".
+    http_allow_cidrs: str = ""
+    http_allow_hosts: str = ""
+
+    def allow_cidrs(self) -> list[str]:
+        """The CIDR allow-list as a list."""
+        return [c.strip() for c in self.http_allow_cidrs.split(",") if c.strip()]
+
+    def allow_hosts(self) -> list[str]:
+        """The host allow-list as a list (lower case)."""
+        return [h.strip().lower() for h in self.http_allow_hosts.split(",") if h.strip()]
+
+    def network_policy(self) -> Policy:
+        """The SSRF policy these settings make (a malformed CIDR fails fast)."""
+        return Policy.from_lists(self.allow_cidrs(), self.allow_hosts())

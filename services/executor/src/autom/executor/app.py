@@ -7,6 +7,7 @@ import asyncio
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from autom.core import bus
+from autom.core.audit import audit_relay
 from autom.core.grpcserver import GrpcApp, Loop, channel
 from autom.core.registry import build_catalog
 from autom.core.runtime import open_runtime, service_tokens
@@ -79,12 +80,14 @@ async def build_app(
         max_attempts=settings.max_run_attempts,
         dead_letters=dead_letters,
     )
+    audit_outbox = audit_relay(engine, db.audit_outbox, js)
     service = ExecutorService(
         store=store,
         definitions=source,
         engine=run_engine,
         worker=worker,
         relay=relay,
+        audit_relay=audit_outbox,
         dead_letters=dead_letters,
         watchers=RunWatchers(rt.nc),
         watch_recheck_seconds=settings.watch_recheck_seconds,
@@ -114,6 +117,7 @@ async def build_app(
         register=[lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(api, server)],
         background=[
             Loop("outbox", relay.run),
+            Loop("audit-outbox", audit_outbox.run),
             Loop("fires", consume),
             Loop("heartbeat", worker.heartbeat),
             Loop("orphan-sweep", sweep),

@@ -60,6 +60,7 @@ ACTIVE = ("pending", "running")
 _T = "executor.runs"
 _S = "executor.run_steps"
 _O = "executor.outbox"
+_A = "executor.audit_outbox"
 
 
 @dataclass(frozen=True)
@@ -148,18 +149,24 @@ _CLAIM = f"""
     """
 
 
-def _events_cte(events: Sequence[Event], guard: str) -> tuple[str, dict[str, Any]]:
+def _events_cte(
+    events: Sequence[Event], guard: str, *, table: str = _O, name: str = "ev"
+) -> tuple[str, dict[str, Any]]:
     if not events:
         return "", {}
     rows = []
     params: dict[str, Any] = {}
     for i, event in enumerate(events):
-        rows.append(f"(:ev_s{i}, :ev_m{i}, CAST(:ev_p{i} AS bytea), now())")
+        rows.append(f"(:{name}_s{i}, :{name}_m{i}, CAST(:{name}_p{i} AS bytea), now())")
         params.update(
-            {f"ev_s{i}": event.subject, f"ev_m{i}": event.msg_id, f"ev_p{i}": event.payload}
+            {
+                f"{name}_s{i}": event.subject,
+                f"{name}_m{i}": event.msg_id,
+                f"{name}_p{i}": event.payload,
+            }
         )
     sql = (
-        f", ev AS (INSERT INTO {_O} (subject, msg_id, payload, created_at) "
+        f", {name} AS (INSERT INTO {table} (subject, msg_id, payload, created_at) "
         f"SELECT v.* FROM (VALUES {', '.join(rows)}) AS v(subject, msg_id, payload, created_at) "
         f"WHERE EXISTS (SELECT 1 FROM {guard}))"
     )
@@ -589,17 +596,23 @@ class RunStore:
         )
         return {r["id"] for r in rows}
 
-    async def create_pending(self, run: NewRun, events: Sequence[Event]) -> tuple[RunRow, bool]:
-        """Insert a pending run (idempotent on fire id) with its fire in the outbox."""
+    async def create_pending(
+        self, run: NewRun, events: Sequence[Event], audit: Sequence[Event] = ()
+    ) -> tuple[RunRow, bool]:
+        """Insert a pending run (idempotent on fire id) with its fire in the outbox.
+
+        `audit` entries go to the audit outbox in the same statement, only when it inserts.
+        """
         ev_sql, ev_params = _events_cte(events, "c")
+        au_sql, au_params = _events_cte(audit, "c", table=_A, name="au")
         kept = self._step_rows(run.steps or [])
         st_sql, st_params = _steps_cte(kept, "c")
         sql = (
             f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at) "
             f"VALUES ({_VALUES}, 'pending', now()) ON CONFLICT (fire_id) DO NOTHING "
-            f"RETURNING *){st_sql}{ev_sql} SELECT * FROM c"
+            f"RETURNING *){st_sql}{ev_sql}{au_sql} SELECT * FROM c"
         )
-        rows = await self._runs(sql, {**run.params(), **st_params, **ev_params})
+        rows = await self._runs(sql, {**run.params(), **st_params, **ev_params, **au_params})
         if rows:
             steps = [replace(r, seq=i).to_record() for i, r in enumerate(kept, 1)]
             return replace(rows[0], steps=steps), True
@@ -607,14 +620,21 @@ class RunStore:
         assert existing is not None
         return existing, False
 
-    async def request_cancel(self, run_id: str, reason: str, events: Sequence[Event]) -> None:
-        """Flag a run for cancellation; an unclaimed pending run is cancelled at once."""
+    async def request_cancel(
+        self, run_id: str, reason: str, events: Sequence[Event], audit: Sequence[Event] = ()
+    ) -> None:
+        """Flag a run for cancellation; an unclaimed pending run is cancelled at once.
+
+        `audit` entries go to the audit outbox with the flag, only when the run was active.
+        """
         ev_sql, ev_params = _events_cte(events, "u")
+        au_sql, au_params = _events_cte(audit, "r", table=_A, name="au")
         error = {"type": "Cancelled", "message": reason, "retryable": False, "fields": []}
         await self._exec(
-            f"UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
-            "WHERE id = :id AND status IN ('pending', 'running') RETURNING id",
-            {"id": run_id, "reason": reason},
+            f"WITH r AS (UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
+            f"WHERE id = :id AND status IN ('pending', 'running') RETURNING id){au_sql} "
+            "SELECT count(*) FROM r",
+            {"id": run_id, "reason": reason, **au_params},
         )
         # A run no worker holds is finished here; a held one is stopped by its worker.
         await self._exec(
