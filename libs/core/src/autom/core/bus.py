@@ -78,8 +78,19 @@ DEAD_LETTERS_STREAM = StreamSpec(
 )
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    """Connect with unbounded reconnects; the caller drains it on shutdown."""
+async def connect(
+    url: str,
+    *,
+    name: str,
+    user: str | None = None,
+    password: str | None = None,
+    inbox_prefix: str = "_INBOX",
+) -> NATS:
+    """Connect with unbounded reconnects; the caller drains it on shutdown.
+
+    `inbox_prefix` is where replies reach this client: a service's NATS user may subscribe
+    to its own prefix only (autom.core.natsauth).
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
@@ -93,6 +104,9 @@ async def connect(url: str, *, name: str) -> NATS:
     return await nats.connect(
         url,
         name=name,
+        user=user,
+        password=password,
+        inbox_prefix=inbox_prefix,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         error_cb=on_error,

@@ -21,8 +21,9 @@ from autom.core.auth import TokenSigner
 from autom.core.db import create_engine
 from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, Supervision, serve
 from autom.core.logging import configure_logging
+from autom.core.natsauth import inbox_prefix
 from autom.core.revocations import revocation_feed
-from autom.core.settings import ServiceSettings
+from autom.core.settings import CommonSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -90,6 +91,18 @@ class Runtime:
         await self.engine.dispose()
 
 
+async def connect_nats(settings: CommonSettings, service: str) -> NATS:
+    """Connect as the service's NATS user, its replies under its own inbox prefix."""
+    password = settings.nats_password
+    return await bus.connect(
+        settings.nats_url,
+        name=f"autom-{service}",
+        user=settings.nats_user,
+        password=password.get_secret_value() if password is not None else None,
+        inbox_prefix=inbox_prefix(service),
+    )
+
+
 async def open_runtime(
     settings: ServiceSettings, *, name: str, streams: Sequence[bus.StreamSpec] = ()
 ) -> Runtime:
@@ -102,7 +115,7 @@ async def open_runtime(
         url=settings.database_url, application_name=f"autom-{name}", pool_size=settings.db_pool_size
     )
     try:
-        nc = await bus.connect(settings.nats_url, name=f"autom-{name}")
+        nc = await connect_nats(settings, name)
     except BaseException:
         await engine.dispose()
         raise

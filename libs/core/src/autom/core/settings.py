@@ -42,6 +42,9 @@ class CommonSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/autom"
     nats_url: str = "nats://127.0.0.1:4222"
+    # This process's NATS user (autom.core.natsauth); credentials in the URL work too.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     # JetStream replicas of Autom's streams: 1 on a single node, 3 on a production cluster.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
