@@ -79,6 +79,7 @@ class Runtime:
             background=[*background, *self.background()],
             cleanup=[*cleanup, self.close],
             supervision=supervision(s),
+            tls=s.grpc_tls,
         )
 
     async def close(self) -> None:

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autom.core.grpctls import GrpcTls
+
 _DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg", "postgres")
 _NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
@@ -48,6 +50,8 @@ class CommonSettings(BaseSettings):
     # JetStream replicas of Autom's streams: 1 on a single node, 3 on a production cluster.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
+    # AUTOM_GRPC_TLS_*: TLS of this process's gRPC server and of its channels to the others.
+    grpc_tls: GrpcTls = Field(default_factory=GrpcTls)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
