@@ -12,9 +12,14 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import RePublish
 
+from autom.api.events.v1 import events_pb2
 from autom.core import bus
+from autom.core.auth import RevocationList
 from autom.core.natsauth import inbox_prefix
+from autom.core.revocations import revocation_feed
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.nats import service_nats_url
 
@@ -158,3 +163,62 @@ async def test_nobody_connects_without_a_services_credentials(nats_url: str) -> 
         await connect_reply(nats_url, {"user": executor.username, "pass": executor.password})
         == "PONG"
     )
+
+
+async def test_a_message_republished_by_another_stream_is_refused_by_consumers(
+    connect_as: Connect, nats_url: str
+) -> None:
+    # Server-side republish bypasses subject permissions: the executor, owner of AUTOM_RUNS,
+    # makes its run events reappear as scheduled fires and, the scheduler, its fires as
+    # token revocations.
+    executor, _ = await connect_as("executor")
+    scheduler, _ = await connect_as("scheduler")
+    admin = await nats.connect(nats_url)
+    try:
+        ajs = admin.jetstream()
+        runs = (await ajs.stream_info("AUTOM_RUNS")).config
+        runs.republish = RePublish(src="automations.runs.>", dest="automations.fires.>")
+        await executor.jetstream().update_stream(runs)
+        fires = (await ajs.stream_info("AUTOM_FIRES")).config
+        fires.republish = RePublish(
+            src="automations.fires.*", dest="automations.auth.{{wildcard(1)}}"
+        )
+        await scheduler.jetstream().update_stream(fires)
+    finally:
+        await admin.close()
+
+    revocations = RevocationList()
+    feed = revocation_feed(executor.jetstream(), revocations)
+    stop = asyncio.Event()
+    feed_task = asyncio.create_task(feed.run(stop))
+    # The forged ones, then one genuine fire (itself republished as a forged revocation).
+    await bus.publish(executor.jetstream(), "automations.runs.default", b"forged", msg_id="r1")
+    forged = events_pb2.TokenRevokedEvent(token_id="victim").SerializeToString()
+    await bus.publish(scheduler.jetstream(), FIRE, forged, msg_id="f1")
+
+    async def landed() -> None:
+        assert await stream_messages(nats_url, "AUTOM_FIRES") == 2
+        assert await stream_messages(nats_url, "AUTOM_AUTH") == 2  # one per fire
+
+    await assert_eventually(landed, timeout=5)
+
+    handled: list[bytes] = []
+
+    async def handler(msg: Msg) -> None:
+        handled.append(msg.data)
+        await msg.ack()
+
+    sub = await bus.pull_subscription(
+        executor.jetstream(), subject="automations.fires.>", durable="t", stream="AUTOM_FIRES"
+    )
+    consumer = asyncio.create_task(bus.consume(sub, handler, stop))
+
+    async def only_the_genuine_fire() -> None:
+        info = await executor.jetstream().consumer_info("AUTOM_FIRES", "t")
+        assert info.num_ack_pending == 0 and info.num_pending == 0, info
+        assert handled == [forged]
+
+    await assert_eventually(only_the_genuine_fire, timeout=5)
+    stop.set()
+    await asyncio.gather(consumer, feed_task)
+    assert not revocations.is_revoked("victim")

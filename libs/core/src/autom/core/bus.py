@@ -36,6 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+# Set by JetStream on a message another stream republished onto its subject. Server-side
+# republish (a stream owner's setting) bypasses the subject permissions of natsauth, so such
+# a message never came from the subject's own publisher: consumers refuse it.
+REPUBLISHED_FROM = "Nats-Stream"
 PRUNE_EVERY_S = 600.0
 
 
@@ -380,6 +384,12 @@ async def reconcile_consumer(js: JetStreamContext, stream: str, config: Consumer
 Handler = Callable[[Msg], Awaitable[None]]
 
 
+def republished_from(msg: Msg) -> str | None:
+    """The stream that republished `msg` onto its subject, or None for a message published
+    by a client (allowed to publish there)."""
+    return (msg.headers or {}).get(REPUBLISHED_FROM)
+
+
 async def consume(
     sub: JetStreamContext.PullSubscription,
     handler: Handler,
@@ -393,6 +403,7 @@ async def consume(
     """Fetch and handle messages until stop; at most max_in_flight handlers run at once.
 
     Handlers own ack/nak/term; an exception from a handler naks the message for redelivery.
+    A message another stream republished is terminated unhandled (see REPUBLISHED_FROM).
     Raises when the connection is closed or fetching keeps failing, so a supervisor can
     report the loop down and subscribe anew.
     """
@@ -401,6 +412,12 @@ async def consume(
 
     async def guarded(msg: Msg) -> None:
         try:
+            if (origin := republished_from(msg)) is not None:
+                log.warning(
+                    "refusing a message on %s republished by stream %s", msg.subject, origin
+                )
+                await msg.term()
+                return
             await handler(msg)
         except Exception:
             log.exception("message handler failed; nak for redelivery")
