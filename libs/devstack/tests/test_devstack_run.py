@@ -94,8 +94,13 @@ def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
 def test_keys_in_the_developer_environment_do_not_leak_to_other_services(
     tmp_path: Path,
 ) -> None:
-    base = {"AUTOM_AUTH_SECRET": "mine" * 16, "AUTOM_SECRETS_KEY": "mine"}
+    base = {
+        "AUTOM_AUTH_SECRET": "mine" * 16,
+        "AUTOM_SECRETS_KEY": "mine",
+        "AUTOM_GRPC_TLS_CERT_FILE": "c.pem",  # make run serves plaintext
+    }
     envs = service_envs(DevConfig(home=tmp_path), SECRETS, base)
+    assert not any(k.startswith("AUTOM_GRPC_TLS_") for env in envs.values() for k in env)
     assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
     assert "AUTOM_SECRETS_KEY" not in envs["executor"]
     assert envs["executor"]["AUTOM_AUTH_SECRET"] == SECRETS.auth_secret

@@ -139,7 +139,9 @@ def service_envs(
     if nats_admin_password is not None:
         keys += ("AUTOM_NATS_USER", "AUTOM_NATS_PASSWORD")
     common = {
-        **{k: v for k, v in base.items() if k not in keys},
+        # make run is plaintext gRPC (its own health checks dial plaintext): TLS settings of
+        # the developer's environment would leave the services unreachable to it.
+        **{k: v for k, v in base.items() if k not in keys and not k.startswith("AUTOM_GRPC_TLS_")},
         "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
         "AUTOM_DATABASE_URL": database_url(config),
         "AUTOM_NATS_URL": nats_url(config),
