@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -112,7 +113,11 @@ class EmbeddedNats:
         self._name = f"autom-devstack-{secrets.token_hex(4)}"
         # JetStream settings such as sync_interval exist only in the config file, not as flags.
         config = self.store_dir / "nats-server.conf"
-        config.write_text(self.config_text())
+        # It holds the users' passwords: readable by us only.
+        config.unlink(missing_ok=True)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.config_text())
         argv = [
             str(nats_server_binary()),
             "-c",
