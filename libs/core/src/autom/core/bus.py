@@ -36,6 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+# Set by JetStream on a message another stream republished onto its subject. Server-side
+# republish (a stream owner's setting) bypasses the subject permissions of natsauth, so such
+# a message never came from the subject's own publisher: consumers refuse it.
+REPUBLISHED_FROM = "Nats-Stream"
 PRUNE_EVERY_S = 600.0
 
 
@@ -87,8 +91,19 @@ DEAD_LETTERS_STREAM = StreamSpec(
 )
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    """Connect with unbounded reconnects; the caller drains it on shutdown."""
+async def connect(
+    url: str,
+    *,
+    name: str,
+    user: str | None = None,
+    password: str | None = None,
+    inbox_prefix: str = "_INBOX",
+) -> NATS:
+    """Connect with unbounded reconnects; the caller drains it on shutdown.
+
+    `inbox_prefix` is where replies reach this client: a service's NATS user may subscribe
+    to its own prefix only (autom.core.natsauth).
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
@@ -102,6 +117,9 @@ async def connect(url: str, *, name: str) -> NATS:
     return await nats.connect(
         url,
         name=name,
+        user=user,
+        password=password,
+        inbox_prefix=inbox_prefix,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         error_cb=on_error,
@@ -379,6 +397,12 @@ async def reconcile_consumer(js: JetStreamContext, stream: str, config: Consumer
 Handler = Callable[[Msg], Awaitable[None]]
 
 
+def republished_from(msg: Msg) -> str | None:
+    """The stream that republished `msg` onto its subject, or None for a message published
+    by a client (allowed to publish there)."""
+    return (msg.headers or {}).get(REPUBLISHED_FROM)
+
+
 async def consume(
     sub: JetStreamContext.PullSubscription,
     handler: Handler,
@@ -392,6 +416,7 @@ async def consume(
     """Fetch and handle messages until stop; at most max_in_flight handlers run at once.
 
     Handlers own ack/nak/term; an exception from a handler naks the message for redelivery.
+    A message another stream republished is terminated unhandled (see REPUBLISHED_FROM).
     Raises when the connection is closed or fetching keeps failing, so a supervisor can
     report the loop down and subscribe anew.
     """
@@ -400,6 +425,12 @@ async def consume(
 
     async def guarded(msg: Msg) -> None:
         try:
+            if (origin := republished_from(msg)) is not None:
+                log.warning(
+                    "refusing a message on %s republished by stream %s", msg.subject, origin
+                )
+                await msg.term()
+                return
             await handler(msg)
         except Exception:
             log.exception("message handler failed; nak for redelivery")

@@ -21,6 +21,7 @@ from autom.core.auth import CREDENTIAL_PREFIX, TokenVerifier, load_public_keys
 from autom.core.db import create_engine
 from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, Supervision, serve
 from autom.core.logging import configure_logging
+from autom.core.natsauth import inbox_prefix
 from autom.core.revocations import revocation_feed
 from autom.core.servicetokens import ServiceTokens
 from autom.core.settings import CommonSettings, ServiceSettings
@@ -40,7 +41,7 @@ def service_tokens(settings: ServiceSettings, service: str) -> ServiceTokens:
     credential = settings.service_credential.get_secret_value()
     if not credential.startswith(f"{CREDENTIAL_PREFIX}{service}."):
         raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is not a credential of the {service} service")
-    return ServiceTokens(settings.definitions_addr, credential)
+    return ServiceTokens(settings.definitions_addr, credential, tls=settings.grpc_tls)
 
 
 def page_token_key(settings: ServiceSettings) -> bytes | None:
@@ -96,6 +97,7 @@ class Runtime:
             cleanup=[*cleanup, self.close],
             supervision=supervision(s),
             page_token_key=page_token_key(s),
+            tls=s.grpc_tls,
         )
 
     async def close(self) -> None:
@@ -106,6 +108,18 @@ class Runtime:
         if not self.nc.is_closed:
             await self.nc.drain()
         await self.engine.dispose()
+
+
+async def connect_nats(settings: CommonSettings, service: str) -> NATS:
+    """Connect as the service's NATS user, its replies under its own inbox prefix."""
+    password = settings.nats_password
+    return await bus.connect(
+        settings.nats_url,
+        name=f"autom-{service}",
+        user=settings.nats_user,
+        password=password.get_secret_value() if password is not None else None,
+        inbox_prefix=inbox_prefix(service),
+    )
 
 
 async def open_runtime(
@@ -126,7 +140,7 @@ async def open_runtime(
         url=settings.database_url, application_name=f"autom-{name}", pool_size=settings.db_pool_size
     )
     try:
-        nc = await bus.connect(settings.nats_url, name=f"autom-{name}")
+        nc = await connect_nats(settings, name)
     except BaseException:
         await engine.dispose()
         raise

@@ -35,10 +35,12 @@ async def build_app(settings: DrafterSettings) -> GrpcApp:
         settings.definitions_addr,
         timeout=settings.rpc_timeout_seconds,
         schema_ttl=settings.schema_ttl_seconds,
+        tls=settings.grpc_tls,
     )
     scheduler = SchedulerClient(
         settings.scheduler_addr,
         timeout=min(PREVIEW_TIMEOUT_SECONDS, settings.rpc_timeout_seconds),
+        tls=settings.grpc_tls,
     )
     generator = Generator(LlmClient(settings), definitions, max_repairs=settings.max_repair_rounds)
     audit_outbox = audit_relay(rt.engine, db.audit_outbox, rt.js)

@@ -41,7 +41,7 @@ async def build_app(
     # scheduler's.
     rt = await open_runtime(settings, name="executor", streams=STREAMS)
     engine, js = rt.engine, rt.js
-    defs_channel = channel(settings.definitions_addr, tokens)
+    defs_channel = channel(settings.definitions_addr, tokens, settings.grpc_tls)
     dead_letters = DeadLetters(js)
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
         defs_channel, cache_size=settings.definition_cache_size

@@ -31,7 +31,9 @@ from autom.executor.worker import Worker
 
 log = logging.getLogger(__name__)
 
-FIRE_SUBJECT = "automations.fires.{}"
+# Manual fires and retries have a subject of their own: the executor's NATS user may publish
+# only these, the scheduler's `automations.fires.<workspace>` stay the scheduler's alone.
+FIRE_SUBJECT = "automations.fires.{}.manual"
 
 
 class CallerDefinitions(Protocol):

@@ -211,7 +211,7 @@ class Gateway:
         self.settings = settings
         self.routes = list(routes if routes is not None else build_routes())
         self.router = Router(self.routes)
-        self.pool = UpstreamPool(_upstreams(settings))
+        self.pool = UpstreamPool(_upstreams(settings), settings.grpc_tls)
         root = find_proto_root(settings.proto_dir, [Path(__file__).resolve().parent, Path.cwd()])
         if root is None:
             log.warning("no protos/ directory found: OpenAPI descriptions will be empty")

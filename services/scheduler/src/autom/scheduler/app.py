@@ -106,7 +106,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         # E.g. another replica's relay is publishing them right now: then they are on time.
         log.warning("could not give back stale planned fires", exc_info=True)
     loop = DueLoop(service, settings)
-    definitions = channel(settings.definitions_addr, tokens)
+    definitions = channel(settings.definitions_addr, tokens, settings.grpc_tls)
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
     js = rt.js
