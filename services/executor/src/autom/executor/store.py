@@ -51,6 +51,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per statement on this pool).
+
+    Every use of the pool is one statement (`pool.fetch`): no session setting, LISTEN, cursor
+    or advisory lock outlives it, and asyncpg still rolls back a transaction left open.
+    """
+
+
 async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.Pool:
     """The asyncpg pool of the run hot path (plain statements, no per-checkout ping)."""
     dsn = asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://")
@@ -59,6 +67,7 @@ async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"application_name": application_name},
     )
     assert pool is not None
