@@ -71,6 +71,12 @@ RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
 AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",), max_age_s=400 * 24 * 3600.0)
 CUSTOM_STREAM = StreamSpec("AUTOM_CUSTOM", ("automations.custom.>",), max_age_s=24 * 3600.0)
 ALL_STREAMS = (DEFINITIONS_STREAM, FIRES_STREAM, RUNS_STREAM, AUTH_STREAM, CUSTOM_STREAM)
+# Fire ids the executor mints for StartRun and RetryRun. Scheduler fire ids start with an
+# automation id (a UUID), so a run event whose fire id has one of these prefixes has no fire
+# row to annotate and the scheduler acks it without touching its database.
+MANUAL_FIRE_PREFIX = "manual:"
+RETRY_FIRE_PREFIX = "retry:"
+EXECUTOR_FIRE_PREFIXES = (MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX)
 # Messages no consumer can decode; declared by the executor only. A stream, not a table, so
 # parking a poison message never depends on the database being up.
 DEAD_LETTERS_STREAM = StreamSpec(
