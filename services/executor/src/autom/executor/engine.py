@@ -125,6 +125,7 @@ class Engine:
         secrets: SecretSource,
         lease_seconds: float,
         on_events: Callable[[], None] = lambda: None,
+        on_committed: Callable[[str], None] = lambda run_id: None,
         default_step_timeout: float = DEFAULT_STEP_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
@@ -132,6 +133,9 @@ class Engine:
         self._secrets = secrets
         self._lease = lease_seconds
         self._on_events = on_events
+        # Called with the run id once a change with events committed: watchers in this
+        # process need not wait for the event's trip through the outbox and NATS.
+        self._on_committed = on_committed
         self._default_step_timeout = default_step_timeout
 
     # ---- events -------------------------------------------------------------------------
@@ -194,6 +198,7 @@ class Engine:
             raise LeaseLost(state.run_id)
         if kwargs.get("events"):
             self._on_events()
+            self._on_committed(state.run_id)
 
     async def finish(
         self,
