@@ -45,7 +45,13 @@ from autom.executor.errors import (
 )
 from autom.executor.sources import SecretSource, Snapshot
 from autom.executor.store import Event, RunStore
-from autom.templating import TemplateError, evaluate_condition, redact, render_value
+from autom.templating import (
+    TemplateError,
+    evaluate_condition,
+    iter_templates,
+    redact,
+    render_value,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -569,9 +575,14 @@ class Engine:
                 raise ActionNotFound(
                     f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
                 )
-            params = await asyncio.to_thread(
-                render_value, step.get("params") or {}, ctx, path=f"{path}.params"
-            )
+            raw_params = step.get("params") or {}
+            if next(iter_templates(raw_params), None) is None:
+                # Nothing to render (only copied): not worth a hop to a thread and back.
+                params = render_value(raw_params, ctx, path=f"{path}.params")
+            else:
+                params = await asyncio.to_thread(
+                    render_value, raw_params, ctx, path=f"{path}.params"
+                )
             record["params"] = redact(params, state.secrets) if state.secrets else params
             schema = action.spec.params_schema
             if schema:

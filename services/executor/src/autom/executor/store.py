@@ -164,7 +164,8 @@ _CLAIM = f"""
            buffered = CASE WHEN r.attempt = 0 THEN :hold ELSE r.buffered END
      WHERE r.status IN ('pending', 'running')
        AND (r.lease_token IS NULL OR r.lease_expires_at < now())
-    RETURNING r.*, (xmax = 0) AS inserted
+    RETURNING r.*, (xmax = 0) AS inserted,
+              EXISTS (SELECT 1 FROM {_S} s WHERE s.run_id = r.id) AS has_steps
     """
 
 
@@ -406,7 +407,8 @@ class RunStore:
         if not rows:
             return None
         row = rows[0]
-        if row.inserted:
+        if row.inserted or not row.has_steps:
+            # A first claim of a StartRun's pending run has no records: no second round trip.
             row["steps"] = []
             return row
         return await self._with_steps(row)
