@@ -25,6 +25,7 @@ from autom.core.revocations import revocation_feed
 from autom.core.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T")
 
 
 def build_signer(settings: ServiceSettings) -> TokenSigner:
@@ -119,6 +120,13 @@ async def open_runtime(
     )
 
 
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server's main coroutine on uvloop (less CPU per message and query)."""
+    import uvloop
+
+    return uvloop.run(main)
+
+
 def run_service(
     settings_factory: Callable[[], S],
     build_app: Callable[[S], Awaitable[GrpcApp]],
@@ -138,7 +146,7 @@ def run_service(
         async def _serve() -> None:
             await serve(await build_app(settings))
 
-        asyncio.run(_serve())
+        run_loop(_serve())
     elif command == "migrate":
         asyncio.run(migrate(settings.database_url))
     elif command in (commands := commands or {}):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
-from autom.core.runtime import build_signer
+from autom.core.runtime import build_signer, run_loop
 from autom.definitions.settings import DefinitionsSettings
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def main() -> None:
             sys.exit(f"rotate-secrets: {exc.message} (nothing was changed)")
         print(f"re-encrypted {count} secrets with the newest key")
     elif command == "serve":
-        asyncio.run(_serve(settings))
+        run_loop(_serve(settings))
     else:
         sys.exit(f"unknown command {command!r}; use {', '.join(COMMANDS)}")
 
