@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import jwt
 
@@ -213,6 +215,9 @@ class RevocationList:
         return current if RANK[current] < RANK[role] else role
 
 
+VERIFIED_CACHE_SIZE = 1024
+
+
 class TokenSigner:
     """Issues and verifies HS256 bearer tokens with the deployment secret."""
 
@@ -221,6 +226,9 @@ class TokenSigner:
             raise ValueError("auth secret must be at least 32 characters (HS256 key length)")
         self._secret = secret
         self.revocations = revocations or RevocationList()
+        # Verified claims by token: a client sends the same token on every call, and the
+        # signature check is the costly part. Expiry, revocation and role are checked per call.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def derive_key(self, purpose: str) -> bytes:
         """A key for `purpose` derived from the secret (never the signing key itself)."""
@@ -252,19 +260,15 @@ class TokenSigner:
 
     def verify(self, token: str) -> Principal:
         """Decode and check a token; raise Unauthenticated on anything wrong."""
+        claims = self._verified.get(token)
+        if claims is not None and claims["exp"] > time.time():
+            self._verified.move_to_end(token)
+        else:
+            claims = self._decode(token)
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "jti", "iss"]},
-            )
             role = Role(claims["role"])
             workspace_id = str(claims["ws"])
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("token expired") from exc
-        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        except (KeyError, ValueError) as exc:
             raise Unauthenticated("invalid token") from exc
         if self.revocations.is_revoked(claims["jti"]):
             raise Unauthenticated("token revoked")
@@ -277,6 +281,25 @@ class TokenSigner:
             token_id=claims["jti"],
             token=token,
         )
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "jti", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            self._verified.pop(token, None)
+            raise Unauthenticated("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("invalid token") from exc
+        self._verified[token] = claims
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
 
     def admin_token(self, name: str, ttl_seconds: int = 3600) -> str:
         """A deployment-admin token (short-lived: it is not revocable through the API)."""
