@@ -84,6 +84,12 @@ ALL_STREAMS = (
     CUSTOM_STREAM,
     AUDIT_STREAM,
 )
+# Fire ids the executor mints for StartRun and RetryRun. Scheduler fire ids start with an
+# automation id (a UUID), so a run event whose fire id has one of these prefixes has no fire
+# row to annotate and the scheduler acks it without touching its database.
+MANUAL_FIRE_PREFIX = "manual:"
+RETRY_FIRE_PREFIX = "retry:"
+EXECUTOR_FIRE_PREFIXES = (MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX)
 # Messages no consumer can decode; declared by the executor only. A stream, not a table, so
 # parking a poison message never depends on the database being up.
 DEAD_LETTERS_STREAM = StreamSpec(

@@ -66,7 +66,8 @@ SERVICES: Mapping[str, NatsIdentity] = {
             "automations.audit.executor",
         ),
         consumes=(FIRES_STREAM, AUTH_STREAM),
-        listens=("automations.runs.>",),
+        # Run events wake WatchRun streams; definitions events drop StartRun's cached snapshots.
+        listens=("automations.runs.>", "automations.definitions.>"),
     ),
     "drafter": NatsIdentity(publishes=("automations.audit.drafter",), consumes=(AUTH_STREAM,)),
     "gateway": NatsIdentity(consumes=(AUTH_STREAM,)),

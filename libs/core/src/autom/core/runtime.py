@@ -27,6 +27,7 @@ from autom.core.servicetokens import ServiceTokens
 from autom.core.settings import CommonSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T")
 
 
 def build_verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -162,6 +163,13 @@ async def open_runtime(
     )
 
 
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server's main coroutine on uvloop (less CPU per message and query)."""
+    import uvloop
+
+    return uvloop.run(main)
+
+
 def run_service(
     settings_factory: Callable[[], S],
     build_app: Callable[[S], Awaitable[GrpcApp]],
@@ -187,7 +195,7 @@ def run_service(
         async def _serve() -> None:
             await serve(await build_app(settings))
 
-        asyncio.run(_serve())
+        run_loop(_serve())
     elif command in (commands := commands or {}):
         result = asyncio.run(commands[command](settings))
         if result is not None:

@@ -44,7 +44,10 @@ async def build_app(
     defs_channel = channel(settings.definitions_addr, tokens, settings.grpc_tls)
     dead_letters = DeadLetters(js)
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
-        defs_channel, cache_size=settings.definition_cache_size
+        defs_channel,
+        cache_size=settings.definition_cache_size,
+        nc=rt.nc,
+        latest_seconds=settings.start_run_cache_seconds,
     )
     actions, http = build_actions(build_catalog(), settings, js)
     pool = await create_pool(
@@ -54,12 +57,14 @@ async def build_app(
     # Run events are the executor's hottest NATS traffic (three per run): published pipelined,
     # polled often in case a commit's notify is missed.
     relay = bus.OutboxRelay(engine=engine, table=db.outbox, js=js, poll_interval=0.5)
+    watchers = RunWatchers(rt.nc)
     run_engine = Engine(
         store=store,
         actions=actions,
         secrets=source,
         lease_seconds=settings.lease_seconds,
         on_events=relay.notify,
+        on_committed=watchers.wake,
         default_step_timeout=settings.default_step_timeout_seconds,
     )
     worker = Worker(
@@ -89,7 +94,7 @@ async def build_app(
         relay=relay,
         audit_relay=audit_outbox,
         dead_letters=dead_letters,
-        watchers=RunWatchers(rt.nc),
+        watchers=watchers,
         watch_recheck_seconds=settings.watch_recheck_seconds,
     )
     api = ExecutorApi(service, actions)
@@ -106,6 +111,8 @@ async def build_app(
         )
 
     async def close() -> None:
+        if isinstance(source, GrpcDefinitions):
+            await source.close()
         await http.aclose()
         await defs_channel.close()
         if tokens is not None:

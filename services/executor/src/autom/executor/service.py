@@ -16,7 +16,7 @@ from autom.core import paging
 from autom.core.audit import SUBJECT as AUDIT_SUBJECT
 from autom.core.audit import Change, audit_event
 from autom.core.auth import ANY_WORKSPACE, Principal
-from autom.core.bus import OutboxRelay
+from autom.core.bus import MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX, OutboxRelay
 from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.executor.convert import latest_records
@@ -171,7 +171,7 @@ class ExecutorService:
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"manual:{ws}:{key}",
+            fire_id=f"{MANUAL_FIRE_PREFIX}{ws}:{key}",
             workspace_id=ws,
             automation_id=snapshot.automation_id,
             automation_version=snapshot.version,
@@ -319,7 +319,7 @@ class ExecutorService:
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"retry:{old.id}:{key}",
+            fire_id=f"{RETRY_FIRE_PREFIX}{old.id}:{key}",
             workspace_id=old.workspace_id,
             automation_id=old.automation_id,
             automation_version=old.automation_version,

@@ -39,6 +39,9 @@ class ExecutorSettings(OutboundHttpSettings):
     # A run waiting in a concurrency buffer asks again after this delay (doubling, capped).
     buffer_recheck_seconds: float = Field(default=0.2, gt=0)
     buffer_recheck_max_seconds: float = Field(default=5.0, gt=0)
+    # StartRun keeps an automation's latest version this long at most; definitions events
+    # drop it sooner, on any change. 0 asks definitions on every StartRun.
+    start_run_cache_seconds: float = Field(default=30.0, ge=0)
     # How often local runs look for cancellation requested elsewhere.
     cancel_poll_seconds: float = Field(default=0.5, gt=0)
     # http_allow_cidrs / http_allow_hosts: see OutboundHttpSettings.

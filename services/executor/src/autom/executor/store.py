@@ -40,6 +40,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per statement on this pool).
+
+    Every use of the pool is one statement (`pool.fetch`): no session setting, LISTEN, cursor
+    or advisory lock outlives it, and asyncpg still rolls back a transaction left open.
+    """
+
+
 async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.Pool:
     """The asyncpg pool of the run hot path (plain statements, no per-checkout ping)."""
     dsn = asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://")
@@ -48,6 +56,7 @@ async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"application_name": application_name},
     )
     assert pool is not None
@@ -145,7 +154,8 @@ _CLAIM = f"""
            buffered = CASE WHEN r.attempt = 0 THEN :hold ELSE r.buffered END
      WHERE r.status IN ('pending', 'running')
        AND (r.lease_token IS NULL OR r.lease_expires_at < now())
-    RETURNING r.*, (xmax = 0) AS inserted
+    RETURNING r.*, (xmax = 0) AS inserted,
+              EXISTS (SELECT 1 FROM {_S} s WHERE s.run_id = r.id) AS has_steps
     """
 
 
@@ -209,9 +219,10 @@ class RunRow:
     resumed_attempt: int = 0
     started_steps: tuple[str, ...] = ()
     # Not columns: the step records (from executor.run_steps), whether a claim inserted the
-    # row, and the database's clock when the row was read.
+    # row or found step records, and the database's clock when the row was read.
     steps: list[dict[str, Any]] = field(default_factory=list)
     inserted: bool = False
+    has_steps: bool = True
     db_now: datetime | None = None
 
     @classmethod
@@ -451,8 +462,9 @@ class RunStore:
         if not rows:
             return None
         row = rows[0]
-        # A run this claim inserted has no step records yet.
-        return row if row.inserted else await self._with_steps(row)
+        # A run this claim inserted, or a StartRun's pending run claimed the first time, has
+        # no step records yet: no second round trip.
+        return row if row.inserted or not row.has_steps else await self._with_steps(row)
 
     async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[RunRow]:
         """Mark, count and return non-terminal runs nobody touched for a while."""
