@@ -70,6 +70,7 @@ _ALL = frozenset(
         "admin:schedules",
         "admin:dead_letters",
         "identity:read",
+        "webhooks:authenticate",
     }
 )
 ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -89,7 +90,13 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
     ),
     Role.VIEWER: frozenset({"automations:read", "drafts:read", "identity:read"}),
     Role.SERVICE: frozenset(
-        {"automations:read", "automations:execute", "secrets:resolve", "identity:read"}
+        {
+            "automations:read",
+            "automations:execute",
+            "secrets:resolve",
+            "webhooks:authenticate",
+            "identity:read",
+        }
     ),
     Role.ADMIN: frozenset({"admin:deployment", "identity:read"}),
 }
@@ -125,6 +132,9 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "ResolveSecrets": "secrets:resolve",
     # The servicer further restricts it to the scheduler's service principal.
     _D + "StreamScheduleTriggers": "automations:read",
+    _D + "RotateWebhook": "automations:update",
+    # The servicer further restricts it to the executor's service principal.
+    _D + "AuthenticateWebhook": "webhooks:authenticate",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",
@@ -140,6 +150,8 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _E + "WatchRun": "automations:read",
     _E + "ListActionTypes": "automations:read",
     _E + "ListDeadLetters": "admin:dead_letters",
+    # Public: a delivery proves itself with its trigger's signature or bearer secret.
+    _E + "ReceiveWebhook": None,
     _R + "DraftAutomation": "drafts:create",
     _R + "RefineDraft": "drafts:create",
     _R + "GetDraft": "drafts:read",

@@ -13,6 +13,7 @@ from autom.definitions.access import AccessService, build_cipher
 from autom.definitions.grpc_api import DefinitionsApi
 from autom.definitions.service import DefinitionsService
 from autom.definitions.settings import DefinitionsSettings
+from autom.definitions.webhooks import WebhookService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DefinitionsService"].full_name
 # The definitions service owns the streams of definition events and token revocations.
@@ -26,7 +27,11 @@ async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
     access = AccessService(rt.engine, rt.signer, build_cipher(key), relay)
     await access.load_revocations()
-    api = DefinitionsApi(DefinitionsService(rt.engine, build_catalog(), relay), access)
+    api = DefinitionsApi(
+        DefinitionsService(rt.engine, build_catalog(), relay),
+        access,
+        WebhookService(rt.engine, access),
+    )
     return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_DefinitionsServiceServicer_to_server(api, server)],

@@ -20,6 +20,7 @@ from autom.definitions.convert import (
     ROLE_FROM_PB,
     ROLE_TO_PB,
     STATUS_FROM_PB,
+    STATUS_TO_PB,
     automation_to_proto,
     definition_to_json,
     schedule_triggers_to_proto,
@@ -28,6 +29,7 @@ from autom.definitions.convert import (
 )
 from autom.definitions.domain.model import definition_json_schema
 from autom.definitions.service import DefinitionsService
+from autom.definitions.webhooks import Endpoint, WebhookService
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -73,12 +75,24 @@ def catalog_to_proto(catalog: Catalog) -> catalog_pb2.Catalog:
     )
 
 
+def _webhook(endpoint: Endpoint) -> pb.Webhook:
+    return pb.Webhook(trigger_id=endpoint.trigger_id, hook_id=endpoint.hook_id, path=endpoint.path)
+
+
 class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     """Implements the RPCs of DefinitionsService."""
 
-    def __init__(self, service: DefinitionsService, access: AccessService) -> None:
+    def __init__(
+        self, service: DefinitionsService, access: AccessService, webhooks: WebhookService
+    ) -> None:
         self._svc = service
         self._access = access
+        self._hooks = webhooks
+
+    async def _webhooks(self, automation_id: str) -> list[pb.Webhook]:
+        return [
+            _webhook(e) for e in await self._hooks.endpoints(current_principal(), automation_id)
+        ]
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
@@ -101,7 +115,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             request_id=request.request_id,
             paused=request.paused,
         )
-        return pb.CreateAutomationResponse(automation=automation_to_proto(row))
+        return pb.CreateAutomationResponse(
+            automation=automation_to_proto(row), webhooks=await self._webhooks(row.id)
+        )
 
     async def GetAutomation(
         self, request: pb.GetAutomationRequest, context: Ctx
@@ -112,7 +128,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         automation = automation_to_proto(row, definition)
         if request.version:
             automation.version = request.version
-        return pb.GetAutomationResponse(automation=automation)
+        return pb.GetAutomationResponse(
+            automation=automation, webhooks=await self._webhooks(row.id)
+        )
 
     async def ListAutomations(
         self, request: pb.ListAutomationsRequest, context: Ctx
@@ -140,7 +158,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             raw=_definition(request),
             request_id=request.request_id,
         )
-        return pb.UpdateAutomationResponse(automation=automation_to_proto(row))
+        return pb.UpdateAutomationResponse(
+            automation=automation_to_proto(row), webhooks=await self._webhooks(row.id)
+        )
 
     async def ListAutomationVersions(
         self, request: pb.ListAutomationVersionsRequest, context: Ctx
@@ -284,6 +304,33 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             current_principal(), request.workspace_id, list(request.names)
         )
         return pb.ResolveSecretsResponse(values=values, missing=missing)
+
+    async def RotateWebhook(
+        self, request: pb.RotateWebhookRequest, context: Ctx
+    ) -> pb.RotateWebhookResponse:
+        caller = current_principal()
+        row, _ = await self._svc.get(caller, request.automation_id)
+        if not request.trigger_id:
+            raise ValidationFailed([Violation("trigger_id", "required")])
+        endpoint = await self._hooks.rotate(caller, row.id, request.trigger_id)
+        return pb.RotateWebhookResponse(webhook=_webhook(endpoint))
+
+    async def AuthenticateWebhook(
+        self, request: pb.AuthenticateWebhookRequest, context: Ctx
+    ) -> pb.AuthenticateWebhookResponse:
+        delivery = await self._hooks.authenticate(
+            current_principal(), request.hook_id, dict(request.headers), request.body
+        )
+        return pb.AuthenticateWebhookResponse(
+            workspace_id=delivery.workspace_id,
+            automation_id=delivery.automation_id,
+            version=delivery.version,
+            status=STATUS_TO_PB[delivery.status],
+            trigger_id=delivery.trigger.trigger_id,
+            config=dict_to_struct(delivery.trigger.config),
+            delivery_id=delivery.delivery_id,
+            created_by=delivery.created_by,
+        )
 
 
 def _role(value: int) -> Role | None:

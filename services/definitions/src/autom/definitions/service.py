@@ -32,6 +32,7 @@ from autom.core.registry import Catalog
 from autom.definitions import db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import validate_definition
+from autom.definitions.webhooks import drop_webhooks, sync_webhooks
 
 EVENT_SUBJECT = "automations.definitions.{}"
 _EVENT_TYPES = {
@@ -219,6 +220,7 @@ class DefinitionsService:
                         created_at=now,
                     )
                 )
+                await sync_webhooks(conn, ws, automation_id, raw)
                 await self._emit(conn, "created", row)
         except IntegrityError as exc:
             if "idempotency_keys" in str(exc.orig):
@@ -425,6 +427,7 @@ class DefinitionsService:
                 )
             )
             await self._remember(conn, row.workspace_id, "UpdateAutomation", request_id, row.id)
+            await sync_webhooks(conn, new.workspace_id, new.id, raw)
             await self._emit(conn, "updated", new)
         self._published()
         return new
@@ -470,6 +473,7 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
+            await drop_webhooks(conn, gone.id)
             await self._emit(conn, "deleted", gone)
         self._published()
 

@@ -86,6 +86,7 @@ async def build_app(
         dead_letters=dead_letters,
         watchers=RunWatchers(rt.nc),
         watch_recheck_seconds=settings.watch_recheck_seconds,
+        webhooks=source if isinstance(source, GrpcDefinitions) else None,
     )
     api = ExecutorApi(service, actions)
 

@@ -122,6 +122,16 @@ run_steps = Table(
     Column("extra", JSONB, nullable=True),
 )
 
+# Requests per key in fixed one-minute windows, counted in the database so every replica
+# shares the limit.
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 
 

@@ -71,6 +71,7 @@ ACTIVE = ("pending", "running")
 _T = "executor.runs"
 _S = "executor.run_steps"
 _O = "executor.outbox"
+_RC = "executor.rate_counters"
 
 
 @dataclass(frozen=True)
@@ -454,6 +455,19 @@ class RunStore:
         )
         row = rows[0] if rows else None
         return await self._with_steps(row) if with_steps else row
+
+    async def hit(self, key: str) -> int:
+        """Count one request against `key` in the current minute; the count so far."""
+        rows = await self._exec(
+            f"WITH gone AS (DELETE FROM {_RC} WHERE key = :k "
+            "AND window_start < date_trunc('minute', now())) "
+            f"INSERT INTO {_RC} (key, window_start, count) "
+            "VALUES (:k, date_trunc('minute', now()), 1) "
+            "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1 "
+            "RETURNING count",
+            {"k": key},
+        )
+        return int(rows[0]["count"])
 
     async def by_fire(self, fire_id: str, *, with_steps: bool = False) -> Row | None:
         """A run by fire id (its step records only when asked for)."""

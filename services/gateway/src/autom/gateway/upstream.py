@@ -59,6 +59,10 @@ class UpstreamPool:
                     response_deserializer=route.response_cls.FromString,
                 )
 
+    def channel(self, key: str) -> grpc.aio.Channel:
+        """The open channel to one upstream (after start)."""
+        return self._channels[key]
+
     async def close(self, grace: float | None = None) -> None:
         """Close every channel (in-flight calls get `grace` seconds)."""
         channels, self._channels = list(self._channels.values()), {}

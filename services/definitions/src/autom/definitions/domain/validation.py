@@ -224,6 +224,8 @@ def validate_definition(
         out.extend(errors)
         if trigger.type == "schedule" and not errors:
             _check_schedule(config, f"{base}.config", out)
+        if trigger.type == "webhook" and not errors:
+            _duration(config.get("tolerance"), f"{base}.config.tolerance", out)
 
     schema = definition.inputs.json_schema if definition.inputs else None
     if schema is not None:

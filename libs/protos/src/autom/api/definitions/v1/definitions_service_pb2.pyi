@@ -36,10 +36,12 @@ class CreateAutomationRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class CreateAutomationResponse(_message.Message):
-    __slots__ = ("automation",)
+    __slots__ = ("automation", "webhooks")
     AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     automation: _definitions_pb2.Automation
-    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class GetAutomationRequest(_message.Message):
     __slots__ = ("automation_id", "version")
@@ -50,10 +52,12 @@ class GetAutomationRequest(_message.Message):
     def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetAutomationResponse(_message.Message):
-    __slots__ = ("automation",)
+    __slots__ = ("automation", "webhooks")
     AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     automation: _definitions_pb2.Automation
-    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class ListAutomationsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "status", "tag", "name_prefix")
@@ -90,10 +94,12 @@ class UpdateAutomationRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ...) -> None: ...
 
 class UpdateAutomationResponse(_message.Message):
-    __slots__ = ("automation",)
+    __slots__ = ("automation", "webhooks")
     AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     automation: _definitions_pb2.Automation
-    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class ListAutomationVersionsRequest(_message.Message):
     __slots__ = ("automation_id", "page_size", "page_token")
@@ -393,3 +399,64 @@ class StreamScheduleTriggersResponse(_message.Message):
     AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
     automations: _containers.RepeatedCompositeFieldContainer[ScheduleTriggers]
     def __init__(self, automations: _Optional[_Iterable[_Union[ScheduleTriggers, _Mapping]]] = ...) -> None: ...
+
+class Webhook(_message.Message):
+    __slots__ = ("trigger_id", "hook_id", "path")
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    trigger_id: str
+    hook_id: str
+    path: str
+    def __init__(self, trigger_id: _Optional[str] = ..., hook_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookRequest(_message.Message):
+    __slots__ = ("automation_id", "trigger_id")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    trigger_id: str
+    def __init__(self, automation_id: _Optional[str] = ..., trigger_id: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookResponse(_message.Message):
+    __slots__ = ("webhook",)
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
+class AuthenticateWebhookRequest(_message.Message):
+    __slots__ = ("hook_id", "headers", "body")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    hook_id: str
+    headers: _containers.ScalarMap[str, str]
+    body: bytes
+    def __init__(self, hook_id: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class AuthenticateWebhookResponse(_message.Message):
+    __slots__ = ("workspace_id", "automation_id", "version", "status", "trigger_id", "config", "delivery_id", "created_by")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    automation_id: str
+    version: int
+    status: _definitions_pb2.AutomationStatus
+    trigger_id: str
+    config: _struct_pb2.Struct
+    delivery_id: str
+    created_by: str
+    def __init__(self, workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[_definitions_pb2.AutomationStatus, str]] = ..., trigger_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., delivery_id: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...

@@ -155,6 +155,16 @@ class DefinitionsServiceStub:
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.FromString,
                 _registered_method=True)
+        self.RotateWebhook = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/RotateWebhook',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookResponse.FromString,
+                _registered_method=True)
+        self.AuthenticateWebhook = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/AuthenticateWebhook',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -330,6 +340,21 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateWebhook(self, request, context):
+        """Gives a webhook trigger a new hook id; the old URL stops working at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticateWebhook(self, request, context):
+        """Checks one webhook delivery against its trigger's secret and names the trigger;
+        only the executor's service principal may call it (the secret never leaves here).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -452,6 +477,16 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.StreamScheduleTriggers,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.SerializeToString,
+            ),
+            'RotateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhook,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookResponse.SerializeToString,
+            ),
+            'AuthenticateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateWebhook,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1103,6 +1138,60 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/StreamScheduleTriggers',
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/RotateWebhook',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/AuthenticateWebhook',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

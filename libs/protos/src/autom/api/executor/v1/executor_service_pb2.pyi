@@ -154,3 +154,37 @@ class ListDeadLettersResponse(_message.Message):
     dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
     next_page_token: str
     def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReceiveWebhookRequest(_message.Message):
+    __slots__ = ("hook_id", "headers", "query", "body")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class QueryEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    hook_id: str
+    headers: _containers.ScalarMap[str, str]
+    query: _containers.ScalarMap[str, str]
+    body: bytes
+    def __init__(self, hook_id: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., query: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class ReceiveWebhookResponse(_message.Message):
+    __slots__ = ("run_id", "created")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    created: bool
+    def __init__(self, run_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,232 @@
+"""Webhook triggers over real HTTP: gateway -> executor -> definitions, PostgreSQL and NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import nats
+import pytest
+import uvicorn
+from cryptography.fernet import Fernet
+
+from autom.core import bus
+from autom.core.auth import Role, TokenSigner
+from autom.devstack.eventually import assert_eventually
+from autom.gateway.app import Gateway
+from autom.gateway.settings import GatewaySettings
+
+SECRET = "s3cret-signing-key"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal handling: the test process owns its signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Hooks:
+    """An HTTP client on the real gateway, as the workspace owner."""
+
+    http: httpx.AsyncClient
+    viewer: dict[str, str]
+
+
+@pytest.fixture
+async def hooks(
+    start_app: Any, auth_secret: str, owner_token: str, signer: TokenSigner, nats_url: str
+) -> AsyncIterator[Hooks]:
+    # Webhook fires go through the fires stream; the test stands in for its owner (scheduler).
+    nc = await nats.connect(nats_url)
+    try:
+        await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM,))
+    finally:
+        await nc.close()
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    executor = await start_app("executor", definitions_addr=definitions.address)
+    settings = GatewaySettings(
+        auth_secret=auth_secret,
+        definitions_addr=definitions.address,
+        scheduler_addr=definitions.address,
+        executor_addr=executor.address,
+        drafter_addr=definitions.address,
+        shutdown_grace_seconds=1.0,
+    )
+    config = uvicorn.Config(
+        Gateway(settings), host="127.0.0.1", port=0, lifespan="on", ws="none",
+        log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
+    )  # fmt: skip
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    viewer = signer.issue(subject="user:viewer", workspace_id="default", role=Role.VIEWER)[0]
+    headers = {"Authorization": f"Bearer {owner_token}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as c:
+        r = await c.put("/v1/secrets/HOOK_KEY", json={"value": SECRET})
+        assert r.status_code == 200, r.text
+        yield Hooks(c, {"Authorization": f"Bearer {viewer}"})
+    server.should_exit = True
+    await task
+
+
+def automation(name: str, **config: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "triggers": [{"type": "webhook", "config": {"secret": "HOOK_KEY", **config}}],
+        "inputs": {
+            "schema": {
+                "type": "object",
+                "required": ["ref"],
+                "properties": {"ref": {"type": "string"}, "headers": {"type": "object"}},
+            }
+        },
+        "plan": [
+            {
+                "id": "echo",
+                "action": "transform",
+                "params": {"output": "{{ trigger.type }} {{ inputs.ref }}"},
+            }
+        ],
+    }
+
+
+def signed(
+    body: bytes, *, delivery: str, at: int | None = None, key: str = SECRET
+) -> dict[str, str]:
+    stamp = str(int(time.time()) if at is None else at)
+    mac = hmac.new(key.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Autom-Timestamp": stamp,
+        "X-Autom-Signature": f"sha256={mac}",
+        "X-Autom-Delivery": delivery,
+    }
+
+
+async def create(http: httpx.AsyncClient, raw: dict[str, Any]) -> tuple[str, str]:
+    r = await http.post("/v1/automations", json={"definition": raw})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    (hook,) = body["webhooks"]
+    assert hook["triggerId"] == "webhook_0"
+    assert hook["path"] == f"/v1/hooks/{hook['hookId']}"
+    return body["automation"]["id"], hook["path"]
+
+
+async def runs_of(http: httpx.AsyncClient, automation_id: str) -> list[dict[str, Any]]:
+    r = await http.get("/v1/runs", params={"automationId": automation_id})
+    assert r.status_code == 200, r.text
+    runs: list[dict[str, Any]] = r.json().get("runs", [])
+    return runs
+
+
+async def test_a_signed_delivery_sent_three_times_starts_exactly_one_run(hooks: Hooks) -> None:
+    http = hooks.http
+    automation_id, path = await create(http, automation("on-push", headers=["X-Event"]))
+    body = json.dumps({"ref": "main"}).encode()
+    headers = {**signed(body, delivery="d-1"), "X-Event": "push"}
+    replies = [await http.post(path, content=body, headers=headers) for _ in range(3)]
+    assert [r.status_code for r in replies] == [202, 202, 202], [r.text for r in replies]
+    run_ids = {r.json()["runId"] for r in replies}
+    assert len(run_ids) == 1
+    assert [r.json()["created"] for r in replies] == [True, False, False]
+    (run_id,) = run_ids
+
+    async def succeeded() -> dict[str, Any]:
+        run = (await http.get(f"/v1/runs/{run_id}")).json()["run"]
+        assert run["status"] == "RUN_STATUS_SUCCEEDED", run["status"]
+        return run
+
+    run = await assert_eventually(succeeded, timeout=10)
+    assert run["triggerType"] == "webhook"
+    assert run["steps"][0]["output"] == "webhook main"
+    assert run["inputs"]["headers"] == {"x-event": "push"}
+    assert [r["id"] for r in await runs_of(http, automation_id)] == [run_id]
+
+    # The URL is shown to editors and owners only.
+    got = await http.get(f"/v1/automations/{automation_id}")
+    assert got.json()["webhooks"][0]["path"] == path
+    seen = await http.get(f"/v1/automations/{automation_id}", headers=hooks.viewer)
+    assert seen.status_code == 200 and not seen.json().get("webhooks")
+
+
+async def test_bad_deliveries_are_refused_and_create_nothing(hooks: Hooks) -> None:
+    http = hooks.http
+    automation_id, path = await create(http, automation("guarded", max_body_bytes=1024))
+    good = json.dumps({"ref": "main"}).encode()
+    now = int(time.time())
+    refused = {
+        "unsigned": (good, {"Content-Type": "application/json"}, 401),
+        "bad signature": (good, signed(good, delivery="x1", key="wrong"), 401),
+        "stale": (good, signed(good, delivery="x2", at=now - 600), 401),
+        "from the future": (good, signed(good, delivery="x3", at=now + 600), 401),
+        "oversized": (
+            json.dumps({"ref": "x" * 2000}).encode(),
+            signed(json.dumps({"ref": "x" * 2000}).encode(), delivery="x4"),
+            413,
+        ),
+        "invalid inputs": (b'{"ref": 7}', signed(b'{"ref": 7}', delivery="x5"), 400),
+        "not json": (b"ref=main", signed(b"ref=main", delivery="x6"), 400),
+    }
+    for what, (body, headers, status) in refused.items():
+        r = await http.post(path, content=body, headers=headers)
+        assert r.status_code == status, (what, r.text)
+    r = await http.post(path, content=b'{"ref": 7}', headers=signed(b'{"ref": 7}', delivery="x7"))
+    assert "inputs.ref" in json.dumps(r.json()["details"])
+    unknown = await http.post("/v1/hooks/wh_nope", content=good, headers=signed(good, delivery="y"))
+    assert unknown.status_code == 404
+    assert await runs_of(http, automation_id) == []
+
+    # Rotation: the old URL is gone at once, the new one works.
+    r = await http.post(f"/v1/automations/{automation_id}/webhooks/webhook_0:rotate", json={})
+    assert r.status_code == 200, r.text
+    new_path = r.json()["webhook"]["path"]
+    assert new_path != path
+    old = await http.post(path, content=good, headers=signed(good, delivery="z1"))
+    assert old.status_code == 404
+    ok = await http.post(new_path, content=good, headers=signed(good, delivery="z1"))
+    assert ok.status_code == 202, ok.text
+    assert [r["id"] for r in await runs_of(http, automation_id)] == [ok.json()["runId"]]
+
+
+async def test_rate_limit_and_bearer_mode(hooks: Hooks) -> None:
+    http = hooks.http
+    automation_id, path = await create(
+        http, automation("bearer", auth="bearer", rate_limit_per_minute=1)
+    )
+    good = b'{"ref": "main"}'
+    wrong = await http.post(path, content=good, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    accepted, limited = [], None
+    # Limit 1 per minute: within any minute the second delivery is refused.
+    for _ in range(4):
+        r = await http.post(
+            path,
+            content=good,
+            headers={"Authorization": f"Bearer {SECRET}", "X-Autom-Delivery": uuid.uuid4().hex},
+        )
+        if r.status_code == 429:
+            limited = r
+            break
+        assert r.status_code == 202, r.text
+        accepted.append(r.json()["runId"])
+    assert limited is not None
+    assert "rate limit" in limited.json()["message"]
+    assert sorted(r["id"] for r in await runs_of(http, automation_id)) == sorted(accepted)
