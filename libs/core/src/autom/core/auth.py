@@ -70,7 +70,7 @@ _ALL = frozenset(
         "admin:schedules",
         "admin:dead_letters",
         "identity:read",
-        "webhooks:authenticate",
+        "triggers:resolve",
     }
 )
 ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -94,7 +94,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
             "automations:read",
             "automations:execute",
             "secrets:resolve",
-            "webhooks:authenticate",
+            "triggers:resolve",
             "identity:read",
         }
     ),
@@ -134,7 +134,9 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "StreamScheduleTriggers": "automations:read",
     _D + "RotateWebhook": "automations:update",
     # The servicer further restricts it to the executor's service principal.
-    _D + "AuthenticateWebhook": "webhooks:authenticate",
+    _D + "AuthenticateWebhook": "triggers:resolve",
+    # The servicer further restricts it to the executor's service principal.
+    _D + "MatchEventTriggers": "triggers:resolve",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",

@@ -316,6 +316,44 @@ WEBHOOK_CONFIG_SCHEMA: JsonSchema = {
     "additionalProperties": False,
 }
 
+RUN_STATUSES = ["succeeded", "failed", "timed_out", "cancelled"]
+_SUBJECT_TOKEN = r"([A-Za-z0-9_-]+|\*)"
+EVENT_CONFIG_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {
+        "subject": {
+            "type": "string",
+            "pattern": rf"^(>|{_SUBJECT_TOKEN}(\.{_SUBJECT_TOKEN})*(\.>)?)$",
+            "description": "Subject under the workspace's prefix (`*` one token, `>` the rest): "
+            "what `emit_event` published, or `runs.<status>` when any run of the workspace "
+            "finishes with that status.",
+        },
+        "source": {
+            "type": "object",
+            "required": ["automation"],
+            "properties": {
+                "automation": {"type": "string", "minLength": 1, "description": "Id or name."},
+                "status": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": RUN_STATUSES},
+                    "minItems": 1,
+                    "default": ["failed"],
+                },
+            },
+            "additionalProperties": False,
+            "description": "When a run of that automation finishes with one of these statuses "
+            "(default: failed).",
+        },
+        "filter": {
+            "type": "string",
+            "description": "A condition (like a step's `when`) over `event.subject` and "
+            "`event.data`; the run starts only when it is true.",
+        },
+    },
+    "anyOf": [{"required": ["subject"]}, {"required": ["source"]}],
+    "additionalProperties": False,
+}
+
 BUILTIN_TRIGGERS = (
     TriggerType(
         type="schedule",
@@ -342,6 +380,21 @@ BUILTIN_TRIGGERS = (
         payload_schema={
             "type": "object",
             "description": "The JSON body's keys, plus `headers` and `query` when configured.",
+        },
+    ),
+    TriggerType(
+        type="event",
+        description=(
+            "Start a run for each matching event of the workspace: one an `emit_event` step "
+            "published (`subject`), or the end of another automation's run "
+            "(`source: {automation: X, status: [failed]}`), optionally narrowed by `filter`. "
+            "Chains stop at a maximum depth (default 5)."
+        ),
+        config_schema=EVENT_CONFIG_SCHEMA,
+        payload_schema={
+            "type": "object",
+            "description": "The emitted JSON object, or for a finished run: run_id, "
+            "automation_id, status and error.",
         },
     ),
 )

@@ -29,7 +29,7 @@ from autom.definitions.convert import (
 )
 from autom.definitions.domain.model import definition_json_schema
 from autom.definitions.service import DefinitionsService
-from autom.definitions.webhooks import Endpoint, WebhookService
+from autom.definitions.webhooks import Endpoint, WebhookService, match_event_triggers
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -314,6 +314,30 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             raise ValidationFailed([Violation("trigger_id", "required")])
         endpoint = await self._hooks.rotate(caller, row.id, request.trigger_id)
         return pb.RotateWebhookResponse(webhook=_webhook(endpoint))
+
+    async def MatchEventTriggers(
+        self, request: pb.MatchEventTriggersRequest, context: Ctx
+    ) -> pb.MatchEventTriggersResponse:
+        found = await match_event_triggers(
+            self._hooks.engine,
+            current_principal(),
+            workspace_id=request.workspace_id,
+            subject=request.subject,
+            source_automation_id=request.source_automation_id,
+            source_status=request.source_status,
+        )
+        return pb.MatchEventTriggersResponse(
+            matches=[
+                pb.EventTriggerMatch(
+                    automation_id=m.automation_id,
+                    version=m.version,
+                    trigger_id=m.trigger_id,
+                    config=dict_to_struct(m.config),
+                    created_by=m.created_by,
+                )
+                for m in found
+            ]
+        )
 
     async def AuthenticateWebhook(
         self, request: pb.AuthenticateWebhookRequest, context: Ctx

@@ -1,4 +1,5 @@
-"""Webhook endpoints: hook ids kept in step with definitions, rotation, and delivery checks."""
+"""Triggers the executor asks about: webhook endpoints (hook ids, rotation, delivery checks)
+and the event triggers an event matches."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from autom.core.auth import ANY_WORKSPACE, Principal
 from autom.core.errors import NotFound, PermissionDenied, Unauthenticated
 from autom.definitions import db
 from autom.definitions.access import AccessService
+from autom.definitions.domain.events import event_triggers, matches
 from autom.definitions.domain.webhook import WebhookTrigger, verify, webhook_triggers
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,11 @@ class WebhookService:
     def __init__(self, engine: AsyncEngine, access: AccessService) -> None:
         self._engine = engine
         self._access = access
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The definitions database (event-trigger matching reads it too)."""
+        return self._engine
 
     async def endpoints(self, caller: Principal, automation_id: str) -> list[Endpoint]:
         """The URLs of an automation's webhook triggers; empty for viewers (it is a secret)."""
@@ -183,3 +190,63 @@ class WebhookService:
             delivery_id=delivery_id,
             created_by=row.created_by,
         )
+
+
+@dataclass(frozen=True)
+class EventMatch:
+    """An event trigger one event matches."""
+
+    automation_id: str
+    version: int
+    trigger_id: str
+    config: dict[str, Any]
+    created_by: str
+
+
+async def match_event_triggers(
+    engine: AsyncEngine,
+    caller: Principal,
+    *,
+    workspace_id: str,
+    subject: str,
+    source_automation_id: str,
+    source_status: str,
+) -> list[EventMatch]:
+    """The event triggers of the workspace's active automations that the event matches."""
+    if caller.subject != WEBHOOK_CALLER or caller.workspace_id != ANY_WORKSPACE:
+        raise PermissionDenied("only the executor may match event triggers")
+    a = db.automations
+    live = (a.c.workspace_id == workspace_id, a.c.deleted_at.is_(None))
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(a.c.id, a.c.version, a.c.definition, a.c.created_by)
+                .where(
+                    *live,
+                    a.c.status == "active",
+                    a.c.definition["triggers"].contains([{"type": "event"}]),
+                )
+                .order_by(a.c.id)
+            )
+        ).all()
+        names: set[str] = set()
+        if source_automation_id:
+            name = (
+                await conn.execute(select(a.c.name).where(*live, a.c.id == source_automation_id))
+            ).scalar_one_or_none()
+            names = {source_automation_id} | ({name} if name else set())
+    out = []
+    for row in rows:
+        for trigger in event_triggers(row.definition):
+            if matches(
+                trigger.config,
+                subject=subject,
+                source_names=names,
+                source_status=source_status,
+            ):
+                out.append(
+                    EventMatch(
+                        row.id, row.version, trigger.trigger_id, trigger.config, row.created_by
+                    )
+                )
+    return out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+from typing import Any
 
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
@@ -20,6 +23,12 @@ from autom.executor.service import ExecutorService
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import GrpcDefinitions, StaticDefinitions
 from autom.executor.store import RunStore, create_pool
+from autom.executor.triggers import (
+    CUSTOM_DURABLE,
+    RUN_FINISHED_SUBJECT,
+    RUNS_DURABLE,
+    EventTriggers,
+)
 from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
@@ -106,14 +115,62 @@ async def build_app(
         await defs_channel.close()
         await pool.close()
 
+    background = [
+        Loop("outbox", relay.run),
+        Loop("fires", consume),
+        Loop("heartbeat", worker.heartbeat),
+        Loop("orphan-sweep", sweep),
+    ]
+    if isinstance(source, GrpcDefinitions):
+        event_triggers = EventTriggers(
+            store=store,
+            source=source,
+            notify=relay.notify,
+            max_depth=settings.max_chain_depth,
+            backoff=bus.Backoff(
+                settings.retry_backoff_initial_seconds, settings.retry_backoff_max_seconds
+            ),
+        )
+
+        async def consume_events(
+            stop: asyncio.Event, *, spec: bus.StreamSpec, subject: str, durable: str, handler: Any
+        ) -> None:
+            sub = await bus.pull_subscription(
+                js, subject=subject, durable=durable, stream=spec.name, max_deliver=-1
+            )
+            try:
+                await bus.consume(sub, handler, stop, max_in_flight=20)
+            finally:
+                # A pull subscription left open makes nc.drain() wait for its timeout.
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+        background += [
+            Loop(
+                "event-triggers",
+                functools.partial(
+                    consume_events,
+                    spec=bus.CUSTOM_STREAM,
+                    subject=bus.CUSTOM_STREAM.subjects[0],
+                    durable=CUSTOM_DURABLE,
+                    handler=event_triggers.handle_custom,
+                ),
+            ),
+            Loop(
+                "run-triggers",
+                functools.partial(
+                    consume_events,
+                    spec=bus.RUNS_STREAM,
+                    subject=RUN_FINISHED_SUBJECT,
+                    durable=RUNS_DURABLE,
+                    handler=event_triggers.handle_run,
+                ),
+            ),
+        ]
+
     return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(api, server)],
-        background=[
-            Loop("outbox", relay.run),
-            Loop("fires", consume),
-            Loop("heartbeat", worker.heartbeat),
-            Loop("orphan-sweep", sweep),
-        ],
+        background=background,
         cleanup=[close],
     )

@@ -110,6 +110,9 @@ def run_to_proto(row: Any, *, with_steps: bool = True) -> pb.Run:
         principal=row.principal,
         cost_usd=float(row.cost_usd or 0.0),
         attempt=row.attempt,
+        cause=dict_to_struct(row.cause) if row.get("cause") else None,
+        upstream_run_id=row.get("upstream_run_id") or "",
+        chain_depth=row.get("chain_depth") or 0,
     )
     if with_steps:
         run.steps.extend(step_to_proto(r) for r in latest_records(list(row.steps or [])))

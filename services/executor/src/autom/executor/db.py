@@ -69,6 +69,11 @@ runs = Table(
     Column("resumed_attempt", Integer, nullable=False, server_default="0"),
     # `phase:step_id` of side-effecting steps whose action was called: a resume is a replay.
     Column("started_steps", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    # Event-triggered runs: the event (subject, stream, sequence), the run that led here and
+    # how many runs long the chain is, so a cycle stops at the configured depth.
+    Column("cause", JSONB, nullable=True),
+    Column("upstream_run_id", String(64), nullable=False, server_default=""),
+    Column("chain_depth", Integer, nullable=False, server_default="0"),
 )
 Index(
     "ix_runs_workspace_created",
@@ -91,6 +96,12 @@ Index(
 
 # Step records in execution order (seq from 1): plan steps, then on_failure steps. One row per
 # record, so recording a step is one insert whatever the run's length.
+Index(
+    "ix_runs_upstream_run_id",
+    runs.c.upstream_run_id,
+    postgresql_where=text("upstream_run_id <> ''"),
+)
+
 run_steps = Table(
     "run_steps",
     metadata,

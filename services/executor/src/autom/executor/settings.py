@@ -18,6 +18,9 @@ class ExecutorSettings(ServiceSettings):
     """AUTOM_* variables the executor reads."""
 
     grpc_port: int = 50053
+    # Runs started by event triggers carry the length of the chain that led to them; one
+    # deeper than this is recorded as skipped instead, so a cycle (X -> Y -> X) stops.
+    max_chain_depth: int = Field(default=5, ge=1)
     # Runs one process executes at once (each holds one fire message un-acked).
     max_in_flight: int = Field(default=200, ge=1)
     # A run's DB lease; a worker silent for this long loses the run to another worker.

@@ -87,6 +87,27 @@ class WebhookDelivery:
     created_by: str
 
 
+@dataclass(frozen=True)
+class EventTriggerMatch:
+    """An event trigger an event matches (its filter not yet applied)."""
+
+    automation_id: str
+    version: int
+    trigger_id: str
+    config: dict[str, Any]
+    created_by: str
+
+
+class EventTriggerSource(Protocol):
+    """Finds the event triggers of a workspace that an event matches."""
+
+    async def match_event_triggers(
+        self, workspace_id: str, subject: str, source_automation_id: str, source_status: str
+    ) -> list[EventTriggerMatch]:
+        """Matches by automation and trigger id."""
+        ...
+
+
 class WebhookSource(Protocol):
     """Proves webhook deliveries genuine (the signing secrets stay with definitions)."""
 
@@ -199,6 +220,29 @@ class GrpcDefinitions:
             delivery_id=r.delivery_id,
             created_by=r.created_by,
         )
+
+    async def match_event_triggers(
+        self, workspace_id: str, subject: str, source_automation_id: str, source_status: str
+    ) -> list[EventTriggerMatch]:
+        """MatchEventTriggers as the executor service."""
+        try:
+            r = await self._stub.MatchEventTriggers(
+                dpb.MatchEventTriggersRequest(
+                    workspace_id=workspace_id,
+                    subject=subject,
+                    source_automation_id=source_automation_id,
+                    source_status=source_status,
+                ),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise relayed_error(exc) from exc
+        return [
+            EventTriggerMatch(
+                m.automation_id, m.version, m.trigger_id, struct_to_dict(m.config), m.created_by
+            )
+            for m in r.matches
+        ]
 
     async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
         """ResolveSecrets as the executor service."""

@@ -103,6 +103,9 @@ class NewRun:
     resume_from_step: str = ""
     inputs: dict[str, Any] | None = None
     steps: list[dict[str, Any]] | None = None
+    cause: dict[str, Any] | None = None
+    upstream_run_id: str = ""
+    chain_depth: int = 0
 
     def params(self) -> dict[str, Any]:
         """Bind parameters of the insert."""
@@ -122,18 +125,22 @@ class NewRun:
             "principal": self.principal,
             "retry_of_run_id": self.retry_of_run_id,
             "resume_from_step": self.resume_from_step,
+            "cause": None if self.cause is None else json.dumps(self.cause),
+            "upstream_run_id": self.upstream_run_id,
+            "chain_depth": self.chain_depth,
         }
 
 
 _COLUMNS = (
     "id, fire_id, workspace_id, automation_id, automation_version, trigger_type, trigger_id, "
     "fire_inputs, inputs, scheduled_for, fired_at, last_fired_at, principal, "
-    "retry_of_run_id, resume_from_step"
+    "retry_of_run_id, resume_from_step, cause, upstream_run_id, chain_depth"
 )
 _VALUES = (
     ":id, :fire_id, :workspace_id, :automation_id, :automation_version, :trigger_type, "
     ":trigger_id, CAST(:fire_inputs AS jsonb), CAST(:inputs AS jsonb), "
-    ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step"
+    ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step, "
+    "CAST(:cause AS jsonb), :upstream_run_id, :chain_depth"
 )
 
 # Insert-or-claim in one statement: a new fire inserts a running run holding the lease; a
@@ -577,6 +584,21 @@ class RunStore:
         assert existing is not None
         return existing, False
 
+    async def create_refused(self, run: NewRun, error: dict[str, Any]) -> tuple[Row, bool]:
+        """Record a run refused before it started (skipped, with the reason; no fire)."""
+        rows = await self._exec(
+            f"INSERT INTO {_T} ({_COLUMNS}, status, created_at, finished_at, error) "
+            f"VALUES ({_VALUES}, 'skipped', now(), now(), CAST(:error AS jsonb)) "
+            "ON CONFLICT (fire_id) DO NOTHING RETURNING *",
+            {**run.params(), "error": json.dumps(error)},
+        )
+        if rows:
+            rows[0]["steps"] = []
+            return rows[0], True
+        existing = await self.by_fire(run.fire_id, with_steps=True)
+        assert existing is not None
+        return existing, False
+
     async def request_cancel(self, run_id: str, reason: str, events: Sequence[Event]) -> None:
         """Flag a run for cancellation; an unclaimed pending run is cancelled at once."""
         ev_sql, ev_params = _events_cte(events, "u")
@@ -651,6 +673,9 @@ class RunStore:
                 "principal",
                 "cost_usd",
                 "attempt",
+                "cause",
+                "upstream_run_id",
+                "chain_depth",
             ]
         )
         sql = (

@@ -226,6 +226,8 @@ def validate_definition(
             _check_schedule(config, f"{base}.config", out)
         if trigger.type == "webhook" and not errors:
             _duration(config.get("tolerance"), f"{base}.config.tolerance", out)
+        if trigger.type == "event" and not errors and config.get("filter"):
+            _check_template(str(config["filter"]), f"{base}.config.filter", out, condition=True)
 
     schema = definition.inputs.json_schema if definition.inputs else None
     if schema is not None:

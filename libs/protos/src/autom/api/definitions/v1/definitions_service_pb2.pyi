@@ -460,3 +460,35 @@ class AuthenticateWebhookResponse(_message.Message):
     delivery_id: str
     created_by: str
     def __init__(self, workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[_definitions_pb2.AutomationStatus, str]] = ..., trigger_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., delivery_id: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class MatchEventTriggersRequest(_message.Message):
+    __slots__ = ("workspace_id", "subject", "source_automation_id", "source_status")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    subject: str
+    source_automation_id: str
+    source_status: str
+    def __init__(self, workspace_id: _Optional[str] = ..., subject: _Optional[str] = ..., source_automation_id: _Optional[str] = ..., source_status: _Optional[str] = ...) -> None: ...
+
+class EventTriggerMatch(_message.Message):
+    __slots__ = ("automation_id", "version", "trigger_id", "config", "created_by")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    version: int
+    trigger_id: str
+    config: _struct_pb2.Struct
+    created_by: str
+    def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ..., trigger_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class MatchEventTriggersResponse(_message.Message):
+    __slots__ = ("matches",)
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[EventTriggerMatch]
+    def __init__(self, matches: _Optional[_Iterable[_Union[EventTriggerMatch, _Mapping]]] = ...) -> None: ...

@@ -165,6 +165,11 @@ class DefinitionsServiceStub:
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.FromString,
                 _registered_method=True)
+        self.MatchEventTriggers = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/MatchEventTriggers',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -355,6 +360,14 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MatchEventTriggers(self, request, context):
+        """The event triggers of a workspace's active automations that one event matches (subject,
+        or the finished run's automation and status); only the executor's service principal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -487,6 +500,11 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.AuthenticateWebhook,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.SerializeToString,
+            ),
+            'MatchEventTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.MatchEventTriggers,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1192,6 +1210,33 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/AuthenticateWebhook',
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchEventTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/MatchEventTriggers',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.FromString,
             options,
             channel_credentials,
             insecure,
