@@ -230,3 +230,39 @@ async def test_rate_limit_and_bearer_mode(hooks: Hooks) -> None:
     assert limited is not None
     assert "rate limit" in limited.json()["message"]
     assert sorted(r["id"] for r in await runs_of(http, automation_id)) == sorted(accepted)
+
+
+async def test_the_workspace_webhook_quota_refuses_then_recovers(
+    hooks: Hooks, signer: TokenSigner
+) -> None:
+    http = hooks.http
+    admin = {"Authorization": f"Bearer {signer.admin_token('ops')}"}
+    quotas = "/v1/workspaces/default/quotas"
+    r = await http.put(quotas, json={"limits": {"webhook_requests_per_minute": 1}}, headers=admin)
+    assert r.status_code == 200, r.text
+    _, path = await create(http, automation("quota-hook"))
+    good = b'{"ref": "main"}'
+
+    async def deliver() -> httpx.Response:
+        return await http.post(path, content=good, headers=signed(good, delivery=uuid.uuid4().hex))
+
+    statuses = []
+    # One per minute: within any minute the second delivery is refused.
+    for _ in range(4):
+        r = await deliver()
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            break
+    assert statuses[-1] == 429, statuses
+    info = next(d for d in r.json()["details"] if d["@type"].endswith("ErrorInfo"))
+    assert info["reason"] == "quota_exceeded"
+    assert info["metadata"]["limit_name"] == "webhook_requests_per_minute"
+    assert info["metadata"]["limit"] == "1"
+
+    r = await http.put(quotas, json={"reset": ["webhook_requests_per_minute"]}, headers=admin)
+    assert r.status_code == 200, r.text
+
+    async def accepted() -> None:
+        assert (await deliver()).status_code == 202
+
+    await assert_eventually(accepted, timeout=10)

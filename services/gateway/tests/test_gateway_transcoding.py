@@ -44,7 +44,7 @@ def test_malformed_templates_are_rejected(bad: str) -> None:
 
 def test_routes_are_built_from_descriptors_only() -> None:
     routes = build_routes()
-    assert len(routes) == 44
+    assert len(routes) == 47
     assert {r.binding.body for r in routes} == {"", "*"}
     (watch,) = [r for r in routes if r.method.name == "WatchRun"]
     assert watch.streaming and watch.binding.template.verb == "watch"

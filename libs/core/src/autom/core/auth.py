@@ -137,6 +137,9 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "AuthenticateWebhook": "triggers:resolve",
     # The servicer further restricts it to the executor's service principal.
     _D + "MatchEventTriggers": "triggers:resolve",
+    _D + "SetWorkspaceQuotas": "admin:deployment",
+    # Members read their own workspace's; services and admins any.
+    _D + "GetWorkspaceQuotas": "identity:read",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",
@@ -154,6 +157,7 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _E + "ListDeadLetters": "admin:dead_letters",
     # Public: a delivery proves itself with its trigger's signature or bearer secret.
     _E + "ReceiveWebhook": None,
+    _E + "GetWorkspaceUsage": "identity:read",
     _R + "DraftAutomation": "drafts:create",
     _R + "RefineDraft": "drafts:create",
     _R + "GetDraft": "drafts:read",

@@ -11,6 +11,7 @@ from autom.core.runtime import open_runtime
 from autom.definitions import db
 from autom.definitions.access import AccessService, build_cipher
 from autom.definitions.grpc_api import DefinitionsApi
+from autom.definitions.quotas import Quotas
 from autom.definitions.service import DefinitionsService
 from autom.definitions.settings import DefinitionsSettings
 from autom.definitions.webhooks import WebhookService
@@ -27,10 +28,12 @@ async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
     access = AccessService(rt.engine, rt.signer, build_cipher(key), relay)
     await access.load_revocations()
+    quotas = Quotas(rt.engine, settings.quota_defaults)
     api = DefinitionsApi(
-        DefinitionsService(rt.engine, build_catalog(), relay),
+        DefinitionsService(rt.engine, build_catalog(), relay, quotas),
         access,
         WebhookService(rt.engine, access),
+        quotas,
     )
     return rt.app(
         service_names=[SERVICE_NAME],

@@ -144,6 +144,16 @@ webhooks = Table(
     UniqueConstraint("automation_id", "trigger_id", name="uq_webhooks_automation_id_trigger_id"),
 )
 
+# Quotas the deployment admin set for a workspace (name -> limit); missing ones default.
+workspace_quotas = Table(
+    "workspace_quotas",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("limits", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 
 

@@ -28,6 +28,7 @@ from autom.definitions.convert import (
     version_to_proto,
 )
 from autom.definitions.domain.model import definition_json_schema
+from autom.definitions.quotas import Quotas
 from autom.definitions.service import DefinitionsService
 from autom.definitions.webhooks import Endpoint, WebhookService, match_event_triggers
 
@@ -83,11 +84,16 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     """Implements the RPCs of DefinitionsService."""
 
     def __init__(
-        self, service: DefinitionsService, access: AccessService, webhooks: WebhookService
+        self,
+        service: DefinitionsService,
+        access: AccessService,
+        webhooks: WebhookService,
+        quotas: Quotas,
     ) -> None:
         self._svc = service
         self._access = access
         self._hooks = webhooks
+        self._quotas = quotas
 
     async def _webhooks(self, automation_id: str) -> list[pb.Webhook]:
         return [
@@ -337,6 +343,22 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
                 )
                 for m in found
             ]
+        )
+
+    async def SetWorkspaceQuotas(
+        self, request: pb.SetWorkspaceQuotasRequest, context: Ctx
+    ) -> pb.SetWorkspaceQuotasResponse:
+        limits = await self._quotas.set(
+            current_principal(), request.workspace_id, dict(request.limits), list(request.reset)
+        )
+        return pb.SetWorkspaceQuotasResponse(limits=limits)
+
+    async def GetWorkspaceQuotas(
+        self, request: pb.GetWorkspaceQuotasRequest, context: Ctx
+    ) -> pb.GetWorkspaceQuotasResponse:
+        ws, limits, active = await self._quotas.get(current_principal(), request.workspace_id)
+        return pb.GetWorkspaceQuotasResponse(
+            workspace_id=ws, limits=limits, active_automations=active
         )
 
     async def AuthenticateWebhook(

@@ -32,6 +32,7 @@ from autom.core.registry import Catalog
 from autom.definitions import db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import validate_definition
+from autom.definitions.quotas import Quotas
 from autom.definitions.webhooks import drop_webhooks, sync_webhooks
 
 EVENT_SUBJECT = "automations.definitions.{}"
@@ -95,10 +96,17 @@ def schedule_triggers(triggers: Any) -> list[dict[str, Any]]:
 class DefinitionsService:
     """Automations CRUD with versions, events through the outbox, and dev bootstrap."""
 
-    def __init__(self, engine: AsyncEngine, catalog: Catalog, relay: OutboxRelay | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalog: Catalog,
+        relay: OutboxRelay | None,
+        quotas: Quotas | None = None,
+    ) -> None:
         self._engine = engine
         self.catalog = catalog
         self._relay = relay
+        self._quotas = quotas
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -193,6 +201,10 @@ class DefinitionsService:
                 automation_id = str(uuid.uuid4())
                 # The key goes in first: a concurrent retry blocks on it, then re-reads.
                 await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
+                if self._quotas is not None:
+                    await self._quotas.check_schedules(conn, ws, raw)
+                    if not paused:
+                        await self._quotas.check_activation(conn, ws)
                 row = (
                     await conn.execute(
                         insert(db.automations)
@@ -398,6 +410,8 @@ class DefinitionsService:
                 raise Conflict(
                     f"automation is at version {row.version}, not {version}; re-read and retry"
                 )
+            if self._quotas is not None:
+                await self._quotas.check_schedules(conn, row.workspace_id, raw)
             now = _now()
             try:
                 async with conn.begin_nested():
@@ -443,6 +457,8 @@ class DefinitionsService:
                 return row
             if row.status == "archived":
                 raise Conflict("archived automations cannot change state")
+            if target == "active" and self._quotas is not None:
+                await self._quotas.check_activation(conn, row.workspace_id)
             new = (
                 await conn.execute(
                     update(db.automations)

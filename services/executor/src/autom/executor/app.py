@@ -19,6 +19,7 @@ from autom.executor.concurrency import Concurrency
 from autom.executor.deadletters import DeadLetters
 from autom.executor.engine import Engine
 from autom.executor.grpc_api import ExecutorApi
+from autom.executor.quotas import RunQuotas
 from autom.executor.service import ExecutorService
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import GrpcDefinitions, StaticDefinitions
@@ -68,6 +69,11 @@ async def build_app(
         on_events=relay.notify,
         default_step_timeout=settings.default_step_timeout_seconds,
     )
+    quotas = (
+        RunQuotas(store, source, ttl_seconds=settings.quota_cache_seconds)
+        if isinstance(source, GrpcDefinitions)
+        else None
+    )
     worker = Worker(
         store=store,
         engine=run_engine,
@@ -85,6 +91,7 @@ async def build_app(
         backoff_max_seconds=settings.retry_backoff_max_seconds,
         max_attempts=settings.max_run_attempts,
         dead_letters=dead_letters,
+        quotas=quotas,
     )
     service = ExecutorService(
         store=store,
@@ -96,6 +103,7 @@ async def build_app(
         watchers=RunWatchers(rt.nc),
         watch_recheck_seconds=settings.watch_recheck_seconds,
         webhooks=source if isinstance(source, GrpcDefinitions) else None,
+        quotas=quotas,
     )
     api = ExecutorApi(service, actions)
 
@@ -127,6 +135,7 @@ async def build_app(
             source=source,
             notify=relay.notify,
             max_depth=settings.max_chain_depth,
+            quotas=quotas,
             backoff=bus.Backoff(
                 settings.retry_backoff_initial_seconds, settings.retry_backoff_max_seconds
             ),

@@ -46,6 +46,15 @@ class ExecutorApi(pb_grpc.ExecutorServiceServicer):
         )
         return pb.ReceiveWebhookResponse(run_id=row.id, created=created)
 
+    async def GetWorkspaceUsage(
+        self, request: pb.GetWorkspaceUsageRequest, context: Ctx
+    ) -> pb.GetWorkspaceUsageResponse:
+        ws, quotas = await self._svc.usage(current_principal(), request.workspace_id)
+        return pb.GetWorkspaceUsageResponse(
+            workspace_id=ws,
+            quotas=[pb.QuotaUsage(name=n, current=c, limit=lim) for n, c, lim in quotas],
+        )
+
     async def GetRun(self, request: pb.GetRunRequest, context: Ctx) -> pb.GetRunResponse:
         row = await self._svc.get_run(current_principal(), request.run_id)
         return pb.GetRunResponse(run=run_to_proto(row))

@@ -31,6 +31,7 @@ from autom.executor.deadletters import DeadLetter, DeadLetters
 from autom.executor.domain.inputs import build_inputs, trigger_inputs
 from autom.executor.engine import Engine, RunState
 from autom.executor.errors import DispatchError, RunAbandoned
+from autom.executor.quotas import RunQuotas
 from autom.executor.sources import Snapshot, WebhookDelivery, WebhookSource
 from autom.executor.store import TERMINAL, Event, NewRun, RunStore
 from autom.executor.watch import RunWatchers
@@ -155,8 +156,10 @@ class ExecutorService:
         watchers: RunWatchers | None = None,
         watch_recheck_seconds: float = 5.0,
         webhooks: WebhookSource | None = None,
+        quotas: RunQuotas | None = None,
     ) -> None:
         self._webhooks = webhooks
+        self._quotas = quotas
         self._store = store
         self._definitions = definitions
         self._engine = engine
@@ -194,9 +197,11 @@ class ExecutorService:
         except DispatchError as exc:
             raise _invalid(exc) from exc
         key = request_id or uuid.uuid4().hex
+        fire_id = f"manual:{ws}:{key}"
+        await self._admit(ws, fire_id)
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"manual:{ws}:{key}",
+            fire_id=fire_id,
             workspace_id=ws,
             automation_id=snapshot.automation_id,
             automation_version=snapshot.version,
@@ -212,6 +217,25 @@ class ExecutorService:
         if created:
             self._published()
         return row
+
+    async def _admit(self, workspace_id: str, fire_id: str) -> None:
+        """Raise the quota a new run would pass (a repeated request finds its run instead)."""
+        if self._quotas is None:
+            return
+        refusal = await self._quotas.refusal(workspace_id)
+        if refusal is not None and await self._store.by_fire(fire_id) is None:
+            raise refusal
+
+    async def usage(self, caller: Principal, workspace_id: str) -> tuple[str, list[Any]]:
+        """(name, current, limit) of every quota of the workspace."""
+        ws = workspace_id or caller.workspace_id
+        if ws == ANY_WORKSPACE:
+            raise ValidationFailed([Violation("workspace_id", "required")])
+        if not caller.sees(ws):
+            raise NotFound("workspace", ws)
+        if self._quotas is None:
+            raise Unavailable("quotas are not served by this executor")
+        return ws, await self._quotas.usage(ws)
 
     async def receive_webhook(
         self, *, hook_id: str, headers: dict[str, str], query: dict[str, str], body: bytes
@@ -236,6 +260,8 @@ class ExecutorService:
                 "the automation is not active; resume it to accept deliveries",
                 reason="automation_not_active",
             )
+        if self._quotas is not None:
+            await self._quotas.check_webhook(delivery.workspace_id)
         limit = int(delivery.config.get("rate_limit_per_minute") or 60)
         count = await self._store.hit(f"webhook:{delivery.automation_id}:{delivery.trigger_id}")
         if count > limit:
@@ -250,6 +276,7 @@ class ExecutorService:
             build_inputs(snapshot.definition, supplied, {})
         except DispatchError as exc:
             raise _invalid(exc) from exc
+        await self._admit(delivery.workspace_id, fire_id)
         run = NewRun(
             id=str(uuid.uuid4()),
             fire_id=fire_id,

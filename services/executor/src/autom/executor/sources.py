@@ -221,6 +221,16 @@ class GrpcDefinitions:
             created_by=r.created_by,
         )
 
+    async def workspace_quotas(self, workspace_id: str) -> tuple[dict[str, float], int]:
+        """GetWorkspaceQuotas as the executor service."""
+        try:
+            r = await self._stub.GetWorkspaceQuotas(
+                dpb.GetWorkspaceQuotasRequest(workspace_id=workspace_id), timeout=10.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise relayed_error(exc) from exc
+        return dict(r.limits), int(r.active_automations)
+
     async def match_event_triggers(
         self, workspace_id: str, subject: str, source_automation_id: str, source_status: str
     ) -> list[EventTriggerMatch]:

@@ -463,6 +463,29 @@ class RunStore:
         row = rows[0] if rows else None
         return await self._with_steps(row) if with_steps else row
 
+    async def workspace_usage(self, workspace_id: str, counter: str) -> dict[str, float]:
+        """Runs started this last minute, active runs, LLM spend today, counter this minute."""
+        rows = await self._exec(
+            f"SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute' "
+            "AND status <> 'skipped') AS recent, "
+            "count(*) FILTER (WHERE status IN ('pending', 'running')) AS active, "
+            "coalesce(sum(cost_usd) FILTER (WHERE created_at >= date_trunc('day', now())), 0) "
+            "AS spend, "
+            f"(SELECT coalesce(max(count), 0) FROM {_RC} WHERE key = :k "
+            "AND window_start = date_trunc('minute', now())) AS counted "
+            f"FROM {_T} WHERE workspace_id = :ws "
+            "AND (status IN ('pending', 'running') OR created_at >= date_trunc('day', now()) "
+            "OR created_at > now() - interval '1 minute')",
+            {"ws": workspace_id, "k": counter},
+        )
+        row = rows[0]
+        return {
+            "runs_per_minute": float(row["recent"]),
+            "concurrent_runs": float(row["active"]),
+            "llm_spend_usd_per_day": float(row["spend"]),
+            "webhook_requests_per_minute": float(row["counted"]),
+        }
+
     async def hit(self, key: str) -> int:
         """Count one request against `key` in the current minute; the count so far."""
         rows = await self._exec(

@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from autom.api.events.v1 import events_pb2
 from autom.core.bus import Backoff
 from autom.core.logging import log_context
+from autom.executor.quotas import RunQuotas, quota_error
 from autom.executor.service import fire_event
 from autom.executor.sources import EventTriggerSource
 from autom.executor.store import NewRun, RunStore
@@ -57,7 +58,9 @@ class EventTriggers:
         notify: Any,
         max_depth: int,
         backoff: Backoff = Backoff(),
+        quotas: RunQuotas | None = None,
     ) -> None:
+        self._quotas = quotas
         self._store = store
         self._source = source
         self._notify = notify
@@ -214,6 +217,12 @@ class EventTriggers:
             )
             if created:
                 log.warning("event run refused: %s", reason, extra={"run_id": row.id})
+            return
+        refusal = await self._quotas.refusal(workspace_id) if self._quotas is not None else None
+        if refusal is not None and await self._store.by_fire(run.fire_id) is None:
+            row, created = await self._store.create_refused(run, quota_error(refusal))
+            if created:
+                log.warning("event run refused: %s", refusal.message, extra={"run_id": row.id})
             return
         row, created = await self._store.create_pending(run, [fire_event(run)])
         if created:

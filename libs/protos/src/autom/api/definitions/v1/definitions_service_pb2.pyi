@@ -492,3 +492,56 @@ class MatchEventTriggersResponse(_message.Message):
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[EventTriggerMatch]
     def __init__(self, matches: _Optional[_Iterable[_Union[EventTriggerMatch, _Mapping]]] = ...) -> None: ...
+
+class SetWorkspaceQuotasRequest(_message.Message):
+    __slots__ = ("workspace_id", "limits", "reset")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    limits: _containers.ScalarMap[str, float]
+    reset: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workspace_id: _Optional[str] = ..., limits: _Optional[_Mapping[str, float]] = ..., reset: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetWorkspaceQuotasResponse(_message.Message):
+    __slots__ = ("limits",)
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.ScalarMap[str, float]
+    def __init__(self, limits: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class GetWorkspaceQuotasRequest(_message.Message):
+    __slots__ = ("workspace_id",)
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
+
+class GetWorkspaceQuotasResponse(_message.Message):
+    __slots__ = ("limits", "active_automations", "workspace_id")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.ScalarMap[str, float]
+    active_automations: int
+    workspace_id: str
+    def __init__(self, limits: _Optional[_Mapping[str, float]] = ..., active_automations: _Optional[int] = ..., workspace_id: _Optional[str] = ...) -> None: ...

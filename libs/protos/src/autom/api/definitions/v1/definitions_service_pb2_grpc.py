@@ -170,6 +170,16 @@ class DefinitionsServiceStub:
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.FromString,
                 _registered_method=True)
+        self.SetWorkspaceQuotas = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/SetWorkspaceQuotas',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspaceQuotas = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/GetWorkspaceQuotas',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -368,6 +378,20 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetWorkspaceQuotas(self, request, context):
+        """Sets a workspace's quotas (deployment admin only); a quota left out keeps its value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspaceQuotas(self, request, context):
+        """A workspace's effective quotas and its active automations (members: their own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -505,6 +529,16 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.MatchEventTriggers,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.SerializeToString,
+            ),
+            'SetWorkspaceQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWorkspaceQuotas,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasResponse.SerializeToString,
+            ),
+            'GetWorkspaceQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspaceQuotas,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1237,6 +1271,60 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/MatchEventTriggers',
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWorkspaceQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/SetWorkspaceQuotas',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspaceQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/GetWorkspaceQuotas',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -188,3 +188,27 @@ class ReceiveWebhookResponse(_message.Message):
     run_id: str
     created: bool
     def __init__(self, run_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class GetWorkspaceUsageRequest(_message.Message):
+    __slots__ = ("workspace_id",)
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
+
+class QuotaUsage(_message.Message):
+    __slots__ = ("name", "current", "limit")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    current: float
+    limit: float
+    def __init__(self, name: _Optional[str] = ..., current: _Optional[float] = ..., limit: _Optional[float] = ...) -> None: ...
+
+class GetWorkspaceUsageResponse(_message.Message):
+    __slots__ = ("workspace_id", "quotas")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    quotas: _containers.RepeatedCompositeFieldContainer[QuotaUsage]
+    def __init__(self, workspace_id: _Optional[str] = ..., quotas: _Optional[_Iterable[_Union[QuotaUsage, _Mapping]]] = ...) -> None: ...
