@@ -11,6 +11,7 @@ import nats
 import pytest
 from google.protobuf import json_format
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
@@ -32,6 +33,7 @@ class Stack:
     defs: Any
     runs: Any
     js: JetStreamContext
+    nc: Any
 
     async def create(self, raw: dict[str, Any]) -> str:
         definition = json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
@@ -52,7 +54,10 @@ class Stack:
                 (bus.CUSTOM_STREAM.name, CUSTOM_DURABLE),
                 (bus.RUNS_STREAM.name, RUNS_DURABLE),
             ):
-                info = await self.js.consumer_info(stream, durable)
+                try:
+                    info = await self.js.consumer_info(stream, durable)
+                except NotFoundError as exc:
+                    raise AssertionError(f"{durable} not (yet) recreated") from exc
                 assert info.num_pending == 0 and info.num_ack_pending == 0, (durable, info)
 
         await assert_eventually(check, timeout=10)
@@ -60,18 +65,25 @@ class Stack:
 
 @pytest.fixture
 async def stack(start_app: Any, owner_token: str, nats_url: str) -> AsyncIterator[Stack]:
+    stack, _ = await _stack(start_app, owner_token, nats_url)
+    yield stack
+    await stack.nc.close()
+
+
+async def _stack(start_app: Any, owner_token: str, nats_url: str) -> tuple[Stack, Any]:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     # Fires go through the fires stream; the test stands in for its owner (the scheduler).
     await bus.ensure_streams(js, (bus.FIRES_STREAM,))
     definitions = await start_app("definitions")
     executor = await start_app("executor", definitions_addr=definitions.address)
-    yield Stack(
+    stack = Stack(
         dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token)),
         egrpc.ExecutorServiceStub(channel(executor.address, owner_token)),
         js,
+        nc,
     )
-    await nc.close()
+    return stack, definitions
 
 
 def echo(name: str, trigger: dict[str, Any], output: str) -> dict[str, Any]:
@@ -82,7 +94,10 @@ def echo(name: str, trigger: dict[str, Any], output: str) -> dict[str, Any]:
     }
 
 
-async def test_an_event_trigger_fires_on_matching_events_only(stack: Stack) -> None:
+async def test_an_event_trigger_fires_on_matching_events_only(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    stack, definitions = await _stack(start_app, owner_token, nats_url)
     trigger = {
         "type": "event",
         "config": {"subject": "orders.*", "filter": "{{ event.data.total > 100 }}"},
@@ -111,6 +126,14 @@ async def test_an_event_trigger_fires_on_matching_events_only(stack: Stack) -> N
     cause = struct_to_dict(run.cause)
     assert cause["subject"] == "orders.created" and cause["stream"] == bus.CUSTOM_STREAM.name
     assert run.chain_depth == 1 and run.upstream_run_id == ""
+
+    # Every event delivered again (the consumer is recreated from the stream's start, as
+    # after a crash before the acks): still one run.
+    await stack.js.delete_consumer(bus.CUSTOM_STREAM.name, CUSTOM_DURABLE)
+    await start_app("executor", definitions_addr=definitions.address)
+    await stack.drained()
+    assert [r.id for r in await stack.runs_of(listener)] == [run.id]
+    await stack.nc.close()
 
 
 async def test_a_failed_run_of_x_starts_y_with_the_upstream_run_recorded(stack: Stack) -> None:
