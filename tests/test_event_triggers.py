@@ -162,6 +162,29 @@ async def test_a_failed_run_of_x_starts_y_with_the_upstream_run_recorded(stack: 
     await stack.drained()
     assert len(await stack.runs_of(y)) == 1 and len(await stack.runs_of(x)) == 1
 
+    # An emitted event names the run that emitted it: the chain goes on from there.
+    emitter = await stack.create(
+        {
+            "name": "hands-off",
+            "plan": [
+                {"id": "emit", "action": "emit_event",
+                 "params": {"subject": "handoff", "data": {"n": 7}}},
+            ],
+        }
+    )  # fmt: skip
+    catcher = await stack.create(
+        echo("catches", {"type": "event", "config": {"subject": "handoff"}}, "{{ inputs.n }}")
+    )
+    sent = (await stack.runs.StartRun(epb.StartRunRequest(automation_id=emitter))).run
+
+    async def caught() -> executor_pb2.Run:
+        runs = await stack.runs_of(catcher)
+        assert len(runs) == 1 and runs[0].status == RUN.RUN_STATUS_SUCCEEDED, runs
+        return runs[0]
+
+    handed = await assert_eventually(caught, timeout=15)
+    assert handed.upstream_run_id == sent.id and handed.chain_depth == 1
+
 
 async def test_a_cycle_stops_at_the_chain_depth_limit(stack: Stack) -> None:
     def on(other: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class Stack:
     admin: Any
     runs: Any
     js: JetStreamContext
+    definitions_addr: str
 
     async def create(self, raw: dict[str, Any], *, paused: bool = False) -> str:
         definition = json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
@@ -66,6 +67,7 @@ async def stack(
         dgrpc.DefinitionsServiceStub(channel(definitions.address, signer.admin_token("ops"))),
         egrpc.ExecutorServiceStub(channel(executor.address, owner_token)),
         js,
+        definitions.address,
     )
     await nc.close()
 
@@ -173,3 +175,33 @@ async def test_run_quotas_refuse_at_the_limit_and_recover(stack: Stack) -> None:
     assert quota_of(caught.value) == {"limit_name": "runs_per_minute", "current": "2", "limit": "2"}
     await stack.limit(runs_per_minute=10)
     await admitted()
+
+
+async def test_a_scheduled_fire_over_a_quota_is_a_skipped_run(stack: Stack, start_app: Any) -> None:
+    await stack.limit(concurrent_runs=1)
+    slow = await stack.create(plan("hold-the-slot"))
+    await stack.runs.StartRun(epb.StartRunRequest(automation_id=slow))
+    # The scheduler owns the fires; its per-second schedule meets the full slot.
+    await start_app("scheduler", definitions_addr=stack.definitions_addr)
+    every_second = {
+        "type": "schedule",
+        "config": {"cron": "* * * * * *", "timezone": "UTC", "catchup": "none"},
+    }
+    ticker = await stack.create(
+        {
+            "name": "ticker",
+            "triggers": [every_second],
+            "plan": [{"id": "log", "action": "log", "params": {"message": "tick"}}],
+        }
+    )
+
+    async def refused() -> executor_pb2.Run:
+        runs = (await stack.runs.ListRuns(epb.ListRunsRequest(automation_id=ticker))).runs
+        skipped = [r for r in runs if r.status == RUN.RUN_STATUS_SKIPPED]
+        assert skipped, [r.status for r in runs]
+        return skipped[0]
+
+    run = await assert_eventually(refused, timeout=15)
+    assert run.trigger_type == "schedule"
+    assert run.error.type == "QuotaExceeded"
+    assert "concurrent_runs" in run.error.message and "limit 1" in run.error.message
