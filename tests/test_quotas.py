@@ -180,7 +180,7 @@ async def test_run_quotas_refuse_at_the_limit_and_recover(stack: Stack) -> None:
 async def test_a_scheduled_fire_over_a_quota_is_a_skipped_run(stack: Stack, start_app: Any) -> None:
     await stack.limit(concurrent_runs=1)
     slow = await stack.create(plan("hold-the-slot"))
-    await stack.runs.StartRun(epb.StartRunRequest(automation_id=slow))
+    held = (await stack.runs.StartRun(epb.StartRunRequest(automation_id=slow))).run
     # The scheduler owns the fires; its per-second schedule meets the full slot.
     await start_app("scheduler", definitions_addr=stack.definitions_addr)
     every_second = {
@@ -205,3 +205,5 @@ async def test_a_scheduled_fire_over_a_quota_is_a_skipped_run(stack: Stack, star
     assert run.trigger_type == "schedule"
     assert run.error.type == "QuotaExceeded"
     assert "concurrent_runs" in run.error.message and "limit 1" in run.error.message
+    # Free the slot now rather than making the executor's shutdown wait for the hold.
+    await stack.runs.CancelRun(epb.CancelRunRequest(run_id=held.id))
