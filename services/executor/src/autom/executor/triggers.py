@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from autom.core.bus import Backoff
 from autom.core.logging import log_context
 from autom.executor.quotas import RunQuotas, quota_error
 from autom.executor.service import fire_event
-from autom.executor.sources import EventTriggerSource
+from autom.executor.sources import EventTriggerMatch, EventTriggerSource
 from autom.executor.store import NewRun, RunStore
 from autom.templating import TemplateError, evaluate_condition
 
@@ -55,7 +56,7 @@ class EventTriggers:
         *,
         store: RunStore,
         source: EventTriggerSource,
-        notify: Any,
+        notify: Callable[[], None],
         max_depth: int,
         backoff: Backoff = Backoff(),
         quotas: RunQuotas | None = None,
@@ -170,7 +171,7 @@ class EventTriggers:
 
     async def _start(
         self,
-        match: Any,
+        match: EventTriggerMatch,
         workspace_id: str,
         subject: str,
         data: Any,
