@@ -6,12 +6,15 @@ per workspace and kept for a few seconds, so a change applies within that bound.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Protocol
 
 from autom.core.errors import QuotaExceeded
 from autom.core.quotas import reached
 from autom.executor.store import RunStore
+
+log = logging.getLogger(__name__)
 
 # Quotas checked before a run is created, in this order.
 RUN_QUOTAS = ("concurrent_runs", "runs_per_minute", "llm_spend_usd_per_day")
@@ -54,7 +57,15 @@ class RunQuotas:
         now = time.monotonic()
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1], hit[2]
-        limits, active = await self._source.workspace_quotas(workspace_id)
+        try:
+            limits, active = await self._source.workspace_quotas(workspace_id)
+        except Exception as exc:
+            # Definitions unreachable: keep running on the last limits known (or none), so
+            # an outage there never stops fires here; the limits apply again once it is back.
+            log.warning(
+                "workspace %s quotas unavailable (%s); using the last known", workspace_id, exc
+            )
+            return (hit[1], hit[2]) if hit is not None else ({}, 0)
         self._cache[workspace_id] = (now, limits, active)
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -76,7 +87,7 @@ class RunQuotas:
             return None
         used = await self._store.workspace_usage(workspace_id, webhook_counter(workspace_id))
         for name in RUN_QUOTAS:
-            if reached(used[name], limits[name]):
+            if reached(used[name], limits.get(name, 0.0)):
                 return QuotaExceeded(workspace_id, name, used[name], limits[name])
         return None
 
