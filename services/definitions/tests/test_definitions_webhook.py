@@ -108,3 +108,17 @@ def test_webhook_configs_are_validated_with_the_registry() -> None:
     assert violations({"secret": "K", "max_body_bytes": 10**9}) == [
         "triggers[0].config.max_body_bytes"
     ]
+
+
+def test_stripe_style_signature_header_carries_the_timestamp() -> None:
+    body = b'{"id": "evt_1"}'
+    stamp = str(int(NOW.timestamp()))
+    mac = signature(KEY, stamp, body).removeprefix("sha256=")
+    headers = {"x-autom-signature": f"t={stamp},v1=deadbeef,v1={mac}"}
+    assert verify(config(), headers, body, KEY, NOW).startswith("sig:")
+    with pytest.raises(Unauthenticated):
+        verify(config(), {"x-autom-signature": f"t={stamp},v1=deadbeef"}, body, KEY, NOW)
+    old = str(int(NOW.timestamp()) - 3600)
+    stale = f"t={old},v1={signature(KEY, old, body).removeprefix('sha256=')}"
+    with pytest.raises(Unauthenticated):
+        verify(config(), {"x-autom-signature": stale}, body, KEY, NOW)

@@ -271,7 +271,8 @@ WEBHOOK_CONFIG_SCHEMA: JsonSchema = {
             "enum": ["hmac", "hmac_body", "bearer"],
             "default": "hmac",
             "description": "hmac: `sha256=<hex>` HMAC-SHA256 over `<timestamp>.<body>` in the "
-            "signature header, the timestamp (Unix seconds) in the timestamp header; "
+            "signature header, the timestamp (Unix seconds) in the timestamp header (or both "
+            "in the signature header as `t=<ts>,v1=<hex>`); "
             "hmac_body: HMAC-SHA256 over the body alone, for senders such as GitHub "
             "(signature_header x-hub-signature-256, delivery_header x-github-delivery), "
             "where the delivery id is the only replay guard; bearer: "

@@ -84,11 +84,16 @@ def verify(
     timed = config["auth"] != "hmac_body"
     sent = headers.get(sig_header, "").strip()
     stamp = headers.get(ts_header, "").strip() if timed else ""
+    candidates = [s.strip() for s in sent.split(",") if s.strip()]
+    # The Stripe-style form carries both in one header: `t=<unix>,v1=<hex>[,v1=<hex>]`.
+    pairs = [c.partition("=") for c in candidates]
+    if timed and any(k == "t" for k, _, _ in pairs):
+        stamp = stamp or next(v for k, _, v in pairs if k == "t")
+        candidates = [v for k, _, v in pairs if k == "v1"]
     if not sent or (timed and not stamp):
         wanted = f"`{ts_header}` and `{sig_header}` headers" if timed else f"`{sig_header}` header"
         raise Unauthenticated(f"unsigned delivery: send the {wanted}")
     expected = signature(secret, stamp if timed else None, body)
-    candidates = [s.strip() for s in sent.split(",")]
     if not any(
         hmac.compare_digest(c if c.startswith("sha256=") else "sha256=" + c, expected)
         for c in candidates
