@@ -25,6 +25,7 @@ from autom.core import bus
 from autom.core.auth import TokenSigner
 from autom.core.grpcserver import channel
 from autom.devstack.eventually import assert_eventually
+from autom.drafter.testing import ScriptedLLM
 
 RUN = executor_pb2
 
@@ -207,3 +208,51 @@ async def test_a_scheduled_fire_over_a_quota_is_a_skipped_run(stack: Stack, star
     assert "concurrent_runs" in run.error.message and "limit 1" in run.error.message
     # Free the slot now rather than making the executor's shutdown wait for the hold.
     await stack.runs.CancelRun(epb.CancelRunRequest(run_id=held.id))
+
+
+async def test_llm_spend_per_day_refuses_then_recovers(
+    start_app: Any, owner_token: str, signer: TokenSigner, nats_url: str
+) -> None:
+    async with ScriptedLLM() as llm:
+        nc = await nats.connect(nats_url)
+        await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM,))
+        definitions = await start_app("definitions")
+        executor = await start_app(
+            "executor",
+            definitions_addr=definitions.address,
+            quota_cache_seconds=0,
+            llm_api_base=llm.url,
+            llm_api_key="test-key",
+        )
+        stack = Stack(
+            dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token)),
+            dgrpc.DefinitionsServiceStub(channel(definitions.address, signer.admin_token("o"))),
+            egrpc.ExecutorServiceStub(channel(executor.address, owner_token)),
+            nc.jetstream(),
+            definitions.address,
+        )
+        ask = await stack.create(
+            {
+                "name": "ask",
+                "plan": [
+                    {"id": "ask", "action": "agent_task",
+                     "params": {"prompt": "hi", "model": "openai/gpt-4o-mini"}},
+                ],
+            }
+        )  # fmt: skip
+        await stack.limit(llm_spend_usd_per_day=0.000001)
+        llm.reply("hello")
+        first = (await stack.runs.StartRun(epb.StartRunRequest(automation_id=ask))).run
+
+        async def spent() -> None:
+            run = (await stack.runs.GetRun(epb.GetRunRequest(run_id=first.id))).run
+            assert run.status == RUN.RUN_STATUS_SUCCEEDED and run.cost_usd > 0, run
+
+        await assert_eventually(spent, timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stack.runs.StartRun(epb.StartRunRequest(automation_id=ask))
+        assert quota_of(caught.value)["limit_name"] == "llm_spend_usd_per_day"
+        await stack.limit(llm_spend_usd_per_day=100)
+        llm.reply("again")
+        await stack.runs.StartRun(epb.StartRunRequest(automation_id=ask))
+        await nc.close()
