@@ -26,6 +26,7 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.protoconv import dict_to_struct, to_timestamp
+from autom.core.registry import WEBHOOK_DEFAULTS
 from autom.executor.convert import latest_records
 from autom.executor.deadletters import DeadLetter, DeadLetters
 from autom.executor.domain.inputs import build_inputs, trigger_inputs
@@ -262,7 +263,10 @@ class ExecutorService:
             )
         if self._quotas is not None:
             await self._quotas.check_webhook(delivery.workspace_id)
-        limit = int(delivery.config.get("rate_limit_per_minute") or 60)
+        limit = int(
+            delivery.config.get("rate_limit_per_minute")
+            or WEBHOOK_DEFAULTS["rate_limit_per_minute"]
+        )
         count = await self._store.hit(f"webhook:{delivery.automation_id}:{delivery.trigger_id}")
         if count > limit:
             raise ResourceExhausted(
