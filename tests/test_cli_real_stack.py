@@ -263,3 +263,27 @@ async def test_output_option_on_reads(cli: Cli, tmp_path: Path) -> None:
     assert "three-steps" in table.output and not table.output.lstrip().startswith("{")
     bad = await cli("automations", "list", "-o", "xml")
     assert bad.exit_code == 2 and "table, json, yaml" in bad.output, bad.output
+
+
+async def test_webhook_url_rotation_and_workspace_usage(cli: Cli, repo_root: Path) -> None:
+    example = str(repo_root / "examples/github-push-to-slack.yaml")
+    created = await cli("automations", "create", "-f", example)
+    assert created.exit_code == 0, created.output
+    (first,) = [line for line in created.output.splitlines() if "Webhook webhook_0" in line]
+    assert "POST <gateway>/v1/hooks/wh_" in first
+    shown = await cli("automations", "get", "github-push-to-slack")
+    assert first in shown.output
+    rotated = await cli("automations", "rotate-webhook", "github-push-to-slack")
+    assert rotated.exit_code == 0, rotated.output
+    new_path = rotated.output.split("POST <gateway>")[1].strip()
+    assert new_path.startswith("/v1/hooks/wh_") and new_path not in first
+
+    usage = await cli("workspace", "usage")
+    assert usage.exit_code == 0, usage.output
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (line.split() for line in usage.output.splitlines())
+        if len(cells) == 3
+    }
+    assert rows["active_automations"] == ["1", "1000"]
+    assert rows["concurrent_runs"] == ["0", "none"]

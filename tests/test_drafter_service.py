@@ -185,6 +185,7 @@ async def test_few_shot_examples_pass_validate_definition(stack: Stack) -> None:
     drafted = [ex for ex in EXAMPLES if "definition" in ex.reply]
     assert len(drafted) >= 3
     actions = set()
+    triggers = set()
     for ex in drafted:
         definition, shape = json_to_definition(ex.reply["definition"])
         assert definition is not None, shape
@@ -193,7 +194,8 @@ async def test_few_shot_examples_pass_validate_definition(stack: Stack) -> None:
         )
         assert resp.valid, [(v.field, v.description) for v in resp.violations]
         actions |= {s.action for s in definition.plan}
-        assert definition.triggers[0].type == "schedule"
+        triggers.add(definition.triggers[0].type)
+    assert triggers == {"schedule", "webhook"}
     assert {"http_request", "agent_task"} <= actions
     assert any(s.when for ex in drafted for s in json_to_definition(ex.reply["definition"])[0].plan)  # type: ignore[union-attr]
 

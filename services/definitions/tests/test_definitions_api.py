@@ -277,7 +277,7 @@ async def test_definition_schema_carries_the_catalog(
     answer = await api.GetDefinitionSchema(pb.GetDefinitionSchemaRequest())
     assert "plan" in answer.json_schema["properties"]
     assert {"transform", "http_request", "agent_task"} <= {a.type for a in answer.catalog.actions}
-    assert [t.type for t in answer.catalog.triggers] == ["schedule"]
+    assert [t.type for t in answer.catalog.triggers] == ["event", "schedule", "webhook"]
 
 
 async def test_get_and_list_answer_the_revision_every_change_bumps(

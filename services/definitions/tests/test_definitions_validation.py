@@ -93,7 +93,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "triggers[0].inputs.repo",
     ),
     ("unknown top-level key", _set(["colour"], "blue"), "colour"),
-    ("unknown trigger type", _set(["triggers", 0, "type"], "webhook"), "triggers[0].type"),
+    ("unknown trigger type", _set(["triggers", 0, "type"], "pigeon"), "triggers[0].type"),
     (
         "unknown trigger config key",
         _set(["triggers", 0, "config", "tz"], "UTC"),

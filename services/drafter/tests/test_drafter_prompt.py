@@ -56,7 +56,7 @@ def test_examples_cover_the_required_shapes() -> None:
     assert {"http_request", "agent_task"} <= actions
     assert any("output_schema" in s["params"] for d in definitions for s in d["plan"])
     assert any("when" in s for d in definitions for s in d["plan"])
-    assert all(d["triggers"][0]["type"] == "schedule" for d in definitions)
+    assert {d["triggers"][0]["type"] for d in definitions} == {"schedule", "webhook"}
 
 
 def test_prompt_and_examples_never_offer_a_trigger_level_overlap() -> None:

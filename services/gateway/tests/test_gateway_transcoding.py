@@ -44,8 +44,8 @@ def test_malformed_templates_are_rejected(bad: str) -> None:
 
 def test_routes_are_built_from_descriptors_only() -> None:
     routes = build_routes()
-    # 43 + GET /v1/audit (ListAuditEvents).
-    assert len(routes) == 44
+    # 43 + GET /v1/audit (ListAuditEvents) + the four webhook/quota routes.
+    assert len(routes) == 48
     assert {r.binding.body for r in routes} == {"", "*"}
     (watch,) = [r for r in routes if r.method.name == "WatchRun"]
     assert watch.streaming and watch.binding.template.verb == "watch"

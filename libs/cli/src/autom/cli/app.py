@@ -49,6 +49,8 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(workspace.secrets, name="secrets")
 app.add_typer(workspace.members, name="members")
 app.add_typer(workspace.workspaces, name="workspaces")
+# `autom workspace usage` reads naturally too.
+app.add_typer(workspace.workspaces, name="workspace", hidden=True)
 app.add_typer(drafts.app, name="drafts")
 app.command("run")(guarded(runs.run_command))
 app.command("draft")(drafts.draft_command)

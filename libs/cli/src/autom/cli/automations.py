@@ -71,6 +71,15 @@ def show_automation(out: Out, automation: Any) -> None:
         )
 
 
+def show_webhooks(out: Out, response: Any) -> None:
+    """Each webhook trigger's URL path (on the gateway); only editors and owners get them."""
+    for hook in getattr(response, "webhooks", ()):
+        out.print(
+            Text(f"Webhook {hook.trigger_id}: ", style="bold")
+            + Text(f"POST <gateway>{hook.path}", style="cyan")
+        )
+
+
 def _done(out: Out, json_out: bool, response: Any, verb: str) -> None:
     if json_out:
         out.json(response)
@@ -83,6 +92,7 @@ def _done(out: Out, json_out: bool, response: Any, verb: str) -> None:
         + _status(automation)
         + Text(")")
     )
+    show_webhooks(out, response)
 
 
 @app.command("create")
@@ -165,6 +175,33 @@ def get(
             out.json(response)
         else:
             show_automation(out, response.automation)
+            show_webhooks(out, response)
+
+
+@app.command("rotate-webhook")
+@guarded
+def rotate_webhook(
+    automation: IdArgument,
+    trigger: Annotated[
+        str, typer.Option(help="The webhook trigger's id (default: the first, `webhook_0`).")
+    ] = "webhook_0",
+    json_out: JsonOption = False,
+) -> None:
+    """Give a webhook trigger a new URL; the old one stops working at once."""
+    with session(json_out) as (api, out):
+        response = api.call(
+            "definitions",
+            "RotateWebhook",
+            DS.RotateWebhookRequest(automation_id=automation, trigger_id=trigger),
+        )
+        if json_out:
+            out.json(response)
+            return
+        out.print(
+            Text("Rotated ", style="bold")
+            + Text(f"{automation} {trigger}", style="bold cyan")
+            + Text(f": POST <gateway>{response.webhook.path}")
+        )
 
 
 @app.command("list")

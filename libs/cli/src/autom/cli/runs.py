@@ -111,6 +111,13 @@ def show_run(out: Out, run: Any) -> None:
     ]
     if run.retry_of_run_id:
         pairs.append(("Retry of", run.retry_of_run_id))
+    subject = run.cause.fields["subject"].string_value if "subject" in run.cause.fields else ""
+    if subject:
+        pairs.append(("Event", subject))
+    if run.upstream_run_id:
+        pairs.append(("Upstream run", run.upstream_run_id))
+    if run.chain_depth:
+        pairs.append(("Chain depth", run.chain_depth))
     if run.cost_usd:
         pairs.append(("LLM cost", f"${run.cost_usd:.4f}"))
     if _error_text(run.error):

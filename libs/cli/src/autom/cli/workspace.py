@@ -10,11 +10,13 @@ import typer
 from rich.text import Text
 
 from autom.api.definitions.v1 import definitions_service_pb2
+from autom.api.executor.v1 import executor_service_pb2
 from autom.cli.common import JsonOption, guarded, new_request_id, session
 from autom.cli.errors import usage
 from autom.cli.output import enum_label, ts
 
 DS = definitions_service_pb2
+ES = executor_service_pb2
 ROLES = ("owner", "editor", "viewer")
 
 secrets = typer.Typer(
@@ -22,7 +24,9 @@ secrets = typer.Typer(
     no_args_is_help=True,
 )
 members = typer.Typer(help="List, add, change and remove workspace members.", no_args_is_help=True)
-workspaces = typer.Typer(help="Create workspaces.", no_args_is_help=True)
+workspaces = typer.Typer(
+    help="Create workspaces; show a workspace's usage against its quotas.", no_args_is_help=True
+)
 
 
 def _secret_value(from_file: Path | None) -> str:
@@ -175,3 +179,35 @@ def workspaces_create(
         if response.owner_token:
             out.print(Text("Owner token (shown once):", style="bold yellow"))
             out.console.file.write(response.owner_token + "\n")
+
+
+def _amount(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.4f}"
+
+
+@workspaces.command("usage")
+@guarded
+def workspaces_usage(
+    workspace: Annotated[
+        str, typer.Option("--workspace", help="Another workspace (admins); default: yours.")
+    ] = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Each quota of the workspace: its current value and its limit (0: no limit)."""
+    with session(json_out) as (api, out):
+        response = api.call(
+            "executor",
+            "GetWorkspaceUsage",
+            ES.GetWorkspaceUsageRequest(workspace_id=workspace),
+        )
+        if json_out:
+            out.json(response)
+            return
+        out.table(
+            ["Quota", "Current", "Limit"],
+            (
+                [q.name, _amount(q.current), _amount(q.limit) if q.limit else "none"]
+                for q in response.quotas
+            ),
+            title=f"Workspace {response.workspace_id}",
+        )

@@ -91,6 +91,7 @@ _ALL = frozenset(
         "admin:dead_letters",
         "identity:read",
         "audit:read",
+        "triggers:resolve",
     }
 )
 ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -110,7 +111,13 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
     ),
     Role.VIEWER: frozenset({"automations:read", "drafts:read", "identity:read"}),
     Role.SERVICE: frozenset(
-        {"automations:read", "automations:execute", "secrets:resolve", "identity:read"}
+        {
+            "automations:read",
+            "automations:execute",
+            "secrets:resolve",
+            "triggers:resolve",
+            "identity:read",
+        }
     ),
     Role.ADMIN: frozenset({"admin:deployment", "identity:read"}),
     Role.BOOTSTRAP: frozenset({"service_tokens:issue"}),
@@ -149,6 +156,14 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "StreamScheduleTriggers": "automations:read",
     _D + "IssueServiceToken": "service_tokens:issue",
     _D + "ListAuditEvents": "audit:read",
+    _D + "RotateWebhook": "automations:update",
+    # The servicer further restricts it to the executor's service principal.
+    _D + "AuthenticateWebhook": "triggers:resolve",
+    # The servicer further restricts it to the executor's service principal.
+    _D + "MatchEventTriggers": "triggers:resolve",
+    _D + "SetWorkspaceQuotas": "admin:deployment",
+    # Members read their own workspace's; services and admins any.
+    _D + "GetWorkspaceQuotas": "identity:read",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",
@@ -164,6 +179,9 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _E + "WatchRun": "automations:read",
     _E + "ListActionTypes": "automations:read",
     _E + "ListDeadLetters": "admin:dead_letters",
+    # Public: a delivery proves itself with its trigger's signature or bearer secret.
+    _E + "ReceiveWebhook": None,
+    _E + "GetWorkspaceUsage": "identity:read",
     _R + "DraftAutomation": "drafts:create",
     _R + "RefineDraft": "drafts:create",
     _R + "GetDraft": "drafts:read",

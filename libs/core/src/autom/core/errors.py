@@ -113,6 +113,26 @@ class ResourceExhausted(AutomError):
     reason = "resource_exhausted"
 
 
+class QuotaExceeded(ResourceExhausted):
+    """A workspace quota is reached: names the limit, the current value and the limit."""
+
+    reason = "quota_exceeded"
+
+    def __init__(self, workspace_id: str, limit_name: str, current: float, limit: float) -> None:
+        self.workspace_id = workspace_id
+        self.limit_name = limit_name
+        self.current = current
+        self.limit = limit
+        super().__init__(
+            f"quota {limit_name} of workspace {workspace_id} reached: "
+            f"current {_number(current)}, limit {_number(limit)}"
+        )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.4f}"
+
+
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)  # type: ignore[arg-type]
@@ -122,7 +142,29 @@ def _pack(message: object) -> any_pb2.Any:
 def to_status_proto(exc: AutomError) -> status_pb2.Status:
     """Build a google.rpc.Status with ErrorInfo and, per type, BadRequest or ResourceInfo."""
     code_value = exc.code.value[0]
-    details = [_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN))]
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
+    if isinstance(exc, QuotaExceeded):
+        info.metadata.update(
+            {
+                "limit_name": exc.limit_name,
+                "current": _number(exc.current),
+                "limit": _number(exc.limit),
+            }
+        )
+    details = [_pack(info)]
+    if isinstance(exc, QuotaExceeded):
+        details.append(
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject=f"workspace:{exc.workspace_id}",
+                            description=exc.message,
+                        )
+                    ]
+                )
+            )
+        )
     if isinstance(exc, ValidationFailed):
         details.append(_pack(bad_request(exc.violations)))
     if isinstance(exc, NotFound):

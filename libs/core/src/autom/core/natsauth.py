@@ -65,7 +65,8 @@ SERVICES: Mapping[str, NatsIdentity] = {
             "automations.deadletters.fires",
             "automations.audit.executor",
         ),
-        consumes=(FIRES_STREAM, AUTH_STREAM),
+        # Emitted events and finished runs start event-triggered runs (chaining).
+        consumes=(FIRES_STREAM, AUTH_STREAM, CUSTOM_STREAM, RUNS_STREAM),
         # Run events wake WatchRun streams; definitions events drop StartRun's cached snapshots.
         listens=("automations.runs.>", "automations.definitions.>"),
     ),

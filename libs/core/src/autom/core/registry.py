@@ -246,6 +246,115 @@ SCHEDULE_CONFIG_SCHEMA: JsonSchema = {
     "additionalProperties": False,
 }
 
+# Webhook limits: a trigger may lower them, never raise them past these.
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+WEBHOOK_DEFAULT_BODY_BYTES = 256 * 1024
+WEBHOOK_DEFAULTS: dict[str, Any] = {
+    "auth": "hmac",
+    "tolerance": "5m",
+    "signature_header": "x-autom-signature",
+    "timestamp_header": "x-autom-timestamp",
+    "delivery_header": "x-autom-delivery",
+    "max_body_bytes": WEBHOOK_DEFAULT_BODY_BYTES,
+    "rate_limit_per_minute": 60,
+    "headers": [],
+    "query": False,
+}
+_HEADER_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"}
+
+WEBHOOK_CONFIG_SCHEMA: JsonSchema = {
+    "type": "object",
+    "required": ["secret"],
+    "properties": {
+        "auth": {
+            "type": "string",
+            "enum": ["hmac", "hmac_body", "bearer"],
+            "default": "hmac",
+            "description": "hmac: `sha256=<hex>` HMAC-SHA256 over `<timestamp>.<body>` in the "
+            "signature header, the timestamp (Unix seconds) in the timestamp header (or both "
+            "in the signature header as `t=<ts>,v1=<hex>`); "
+            "hmac_body: HMAC-SHA256 over the body alone, for senders such as GitHub "
+            "(signature_header x-hub-signature-256, delivery_header x-github-delivery), "
+            "where the delivery id is the only replay guard; bearer: "
+            "`Authorization: Bearer <secret>` for senders that cannot sign.",
+        },
+        "secret": {
+            "type": "string",
+            "pattern": r"^[A-Z][A-Z0-9_]{0,127}$",
+            "description": "Name of the workspace secret holding the signing key (or token).",
+        },
+        "tolerance": {
+            **_DURATION,
+            "default": "5m",
+            "description": "How far the signed timestamp may be from now (replay window).",
+        },
+        "signature_header": {**_HEADER_NAME, "default": "x-autom-signature"},
+        "timestamp_header": {**_HEADER_NAME, "default": "x-autom-timestamp"},
+        "delivery_header": {
+            **_HEADER_NAME,
+            "default": "x-autom-delivery",
+            "description": "A repeated delivery id yields the same run, never a second one.",
+        },
+        "max_body_bytes": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": WEBHOOK_MAX_BODY_BYTES,
+            "default": WEBHOOK_DEFAULT_BODY_BYTES,
+        },
+        "rate_limit_per_minute": {"type": "integer", "minimum": 1, "maximum": 100_000},
+        "headers": {
+            "type": "array",
+            "items": _HEADER_NAME,
+            "maxItems": 32,
+            "description": "Request headers copied into `inputs.headers` (names lower-cased).",
+        },
+        "query": {
+            "type": "boolean",
+            "default": False,
+            "description": "Copy the query parameters into `inputs.query`.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+RUN_STATUSES = ["succeeded", "failed", "timed_out", "cancelled"]
+_SUBJECT_TOKEN = r"([A-Za-z0-9_-]+|\*)"
+EVENT_CONFIG_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {
+        "subject": {
+            "type": "string",
+            "pattern": rf"^(>|{_SUBJECT_TOKEN}(\.{_SUBJECT_TOKEN})*(\.>)?)$",
+            "description": "Subject under the workspace's prefix (`*` one token, `>` the rest): "
+            "what `emit_event` published, or `runs.<status>` when any run of the workspace "
+            "finishes with that status.",
+        },
+        "source": {
+            "type": "object",
+            "required": ["automation"],
+            "properties": {
+                "automation": {"type": "string", "minLength": 1, "description": "Id or name."},
+                "status": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": RUN_STATUSES},
+                    "minItems": 1,
+                    "default": ["failed"],
+                },
+            },
+            "additionalProperties": False,
+            "description": "When a run of that automation finishes with one of these statuses "
+            "(default: failed).",
+        },
+        "filter": {
+            "type": "string",
+            "description": "A condition (like a step's `when`) over `event.subject` and "
+            "`event.data`; the run starts only when it is true.",
+        },
+    },
+    "anyOf": [{"required": ["subject"]}, {"required": ["source"]}],
+    "additionalProperties": False,
+}
+
 BUILTIN_TRIGGERS = (
     TriggerType(
         type="schedule",
@@ -258,6 +367,35 @@ BUILTIN_TRIGGERS = (
                 "fired_at": {"type": "string", "format": "date-time"},
                 "last_fired_at": {"type": ["string", "null"], "format": "date-time"},
             },
+        },
+    ),
+    TriggerType(
+        type="webhook",
+        description=(
+            "Start a run when an HTTP POST arrives at the automation's own URL "
+            "(`/v1/hooks/<hook id>`, shown on create). The JSON object body becomes the "
+            "run's inputs. Signed with HMAC-SHA256 by a workspace secret (or a static bearer "
+            "secret); a repeated delivery id never starts a second run."
+        ),
+        config_schema=WEBHOOK_CONFIG_SCHEMA,
+        payload_schema={
+            "type": "object",
+            "description": "The JSON body's keys, plus `headers` and `query` when configured.",
+        },
+    ),
+    TriggerType(
+        type="event",
+        description=(
+            "Start a run for each matching event of the workspace: one an `emit_event` step "
+            "published (`subject`), or the end of another automation's run "
+            "(`source: {automation: X, status: [failed]}`), optionally narrowed by `filter`. "
+            "Chains stop at a maximum depth (default 5)."
+        ),
+        config_schema=EVENT_CONFIG_SCHEMA,
+        payload_schema={
+            "type": "object",
+            "description": "The emitted JSON object, or for a finished run: run_id, "
+            "automation_id, status and error.",
         },
     ),
 )

@@ -544,6 +544,25 @@ class AccessService:
                 )
         return len(rows)
 
+    async def secret_value(self, workspace_id: str, name: str) -> str | None:
+        """One decrypted secret for this service's own checks (webhook signatures)."""
+        cipher = self._require_cipher()
+        t = db.secrets
+        async with self._engine.connect() as conn:
+            ciphertext = (
+                await conn.execute(
+                    select(t.c.ciphertext).where(t.c.workspace_id == workspace_id, t.c.name == name)
+                )
+            ).scalar_one_or_none()
+        if ciphertext is None:
+            return None
+        try:
+            return cipher.decrypt(ciphertext).decode()
+        except InvalidToken as exc:
+            raise FailedPrecondition(
+                f"secret {name} cannot be decrypted with the configured keys"
+            ) from exc
+
     async def resolve_secrets(
         self, caller: Principal, workspace_id: str, names: list[str]
     ) -> tuple[dict[str, str], list[str]]:

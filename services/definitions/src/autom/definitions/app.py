@@ -13,8 +13,10 @@ from autom.definitions import db
 from autom.definitions.access import AccessService, build_cipher
 from autom.definitions.audit import AuditLog
 from autom.definitions.grpc_api import DefinitionsApi
+from autom.definitions.quotas import Quotas
 from autom.definitions.service import DefinitionsService
 from autom.definitions.settings import DefinitionsSettings, build_signer
+from autom.definitions.webhooks import WebhookService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DefinitionsService"].full_name
 # The definitions service owns the streams of definition events, token revocations and
@@ -31,11 +33,16 @@ async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     access = AccessService(rt.engine, signer, build_cipher(key), relay)
     await access.load_revocations()
     audit = AuditLog(rt.engine)
-    service = DefinitionsService(rt.engine, build_catalog(), relay, settings.network_policy())
+    quotas = Quotas(rt.engine, settings.quota_defaults)
+    service = DefinitionsService(
+        rt.engine, build_catalog(), relay, settings.network_policy(), quotas
+    )
     api = DefinitionsApi(
         service,
         access,
         audit,
+        WebhookService(rt.engine, access),
+        quotas,
         signer=signer,
         service_token_ttl_seconds=settings.service_token_ttl_seconds,
     )

@@ -132,6 +132,28 @@ secrets = Table(
     UniqueConstraint("workspace_id", "name", name="uq_secrets_workspace_name"),
 )
 
+# One row per webhook trigger of a live automation: the secret part of its URL.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("hook_id", String(64), primary_key=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("automation_id", String(64), nullable=False),
+    Column("trigger_id", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("automation_id", "trigger_id", name="uq_webhooks_automation_id_trigger_id"),
+)
+
+# Quotas the deployment admin set for a workspace (name -> limit); missing ones default.
+workspace_quotas = Table(
+    "workspace_quotas",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("limits", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 
 audit_seq = Sequence("audit_events_seq", metadata=metadata)

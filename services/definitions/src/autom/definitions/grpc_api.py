@@ -27,6 +27,7 @@ from autom.definitions.convert import (
     ROLE_FROM_PB,
     ROLE_TO_PB,
     STATUS_FROM_PB,
+    STATUS_TO_PB,
     automation_to_proto,
     definition_to_json,
     schedule_triggers_to_proto,
@@ -34,7 +35,9 @@ from autom.definitions.convert import (
     version_to_proto,
 )
 from autom.definitions.domain.model import definition_json_schema
+from autom.definitions.quotas import Quotas
 from autom.definitions.service import DefinitionsService
+from autom.definitions.webhooks import Endpoint, WebhookService, match_event_triggers
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -80,6 +83,10 @@ def catalog_to_proto(catalog: Catalog) -> catalog_pb2.Catalog:
     )
 
 
+def _webhook(endpoint: Endpoint) -> pb.Webhook:
+    return pb.Webhook(trigger_id=endpoint.trigger_id, hook_id=endpoint.hook_id, path=endpoint.path)
+
+
 class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     """Implements the RPCs of DefinitionsService."""
 
@@ -88,6 +95,8 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         service: DefinitionsService,
         access: AccessService,
         audit: AuditLog,
+        webhooks: WebhookService,
+        quotas: Quotas,
         *,
         signer: TokenSigner,
         service_token_ttl_seconds: int = DEFAULT_SERVICE_TOKEN_TTL,
@@ -97,6 +106,13 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         self._access = access
         self._signer = signer
         self._service_token_ttl = service_token_ttl_seconds
+        self._hooks = webhooks
+        self._quotas = quotas
+
+    async def _webhooks(self, automation_id: str) -> list[pb.Webhook]:
+        return [
+            _webhook(e) for e in await self._hooks.endpoints(current_principal(), automation_id)
+        ]
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
@@ -119,7 +135,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             request_id=request.request_id,
             paused=request.paused,
         )
-        return pb.CreateAutomationResponse(automation=automation_to_proto(row))
+        return pb.CreateAutomationResponse(
+            automation=automation_to_proto(row), webhooks=await self._webhooks(row.id)
+        )
 
     async def GetAutomation(
         self, request: pb.GetAutomationRequest, context: Ctx
@@ -130,7 +148,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         automation = automation_to_proto(row, definition)
         if request.version:
             automation.version = request.version
-        return pb.GetAutomationResponse(automation=automation)
+        return pb.GetAutomationResponse(
+            automation=automation, webhooks=await self._webhooks(row.id)
+        )
 
     async def ListAutomations(
         self, request: pb.ListAutomationsRequest, context: Ctx
@@ -158,7 +178,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             raw=_definition(request),
             request_id=request.request_id,
         )
-        return pb.UpdateAutomationResponse(automation=automation_to_proto(row))
+        return pb.UpdateAutomationResponse(
+            automation=automation_to_proto(row), webhooks=await self._webhooks(row.id)
+        )
 
     async def ListAutomationVersions(
         self, request: pb.ListAutomationVersionsRequest, context: Ctx
@@ -333,6 +355,73 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         )
         return audit_pb2.ListAuditEventsResponse(
             events=[to_proto(r) for r in rows], next_page_token=token
+        )
+
+    async def RotateWebhook(
+        self, request: pb.RotateWebhookRequest, context: Ctx
+    ) -> pb.RotateWebhookResponse:
+        caller = current_principal()
+        row, _ = await self._svc.get(caller, request.automation_id)
+        if not request.trigger_id:
+            raise ValidationFailed([Violation("trigger_id", "required")])
+        endpoint = await self._hooks.rotate(caller, row.id, request.trigger_id)
+        return pb.RotateWebhookResponse(webhook=_webhook(endpoint))
+
+    async def MatchEventTriggers(
+        self, request: pb.MatchEventTriggersRequest, context: Ctx
+    ) -> pb.MatchEventTriggersResponse:
+        found = await match_event_triggers(
+            self._hooks.engine,
+            current_principal(),
+            workspace_id=request.workspace_id,
+            subject=request.subject,
+            source_automation_id=request.source_automation_id,
+            source_status=request.source_status,
+        )
+        return pb.MatchEventTriggersResponse(
+            matches=[
+                pb.EventTriggerMatch(
+                    automation_id=m.automation_id,
+                    version=m.version,
+                    trigger_id=m.trigger_id,
+                    config=dict_to_struct(m.config),
+                    created_by=m.created_by,
+                )
+                for m in found
+            ]
+        )
+
+    async def SetWorkspaceQuotas(
+        self, request: pb.SetWorkspaceQuotasRequest, context: Ctx
+    ) -> pb.SetWorkspaceQuotasResponse:
+        limits = await self._quotas.set(
+            current_principal(), request.workspace_id, dict(request.limits), list(request.reset)
+        )
+        return pb.SetWorkspaceQuotasResponse(limits=limits)
+
+    async def GetWorkspaceQuotas(
+        self, request: pb.GetWorkspaceQuotasRequest, context: Ctx
+    ) -> pb.GetWorkspaceQuotasResponse:
+        ws, limits, active = await self._quotas.get(current_principal(), request.workspace_id)
+        return pb.GetWorkspaceQuotasResponse(
+            workspace_id=ws, limits=limits, active_automations=active
+        )
+
+    async def AuthenticateWebhook(
+        self, request: pb.AuthenticateWebhookRequest, context: Ctx
+    ) -> pb.AuthenticateWebhookResponse:
+        delivery = await self._hooks.authenticate(
+            current_principal(), request.hook_id, dict(request.headers), request.body
+        )
+        return pb.AuthenticateWebhookResponse(
+            workspace_id=delivery.workspace_id,
+            automation_id=delivery.automation_id,
+            version=delivery.version,
+            status=STATUS_TO_PB[delivery.status],
+            trigger_id=delivery.trigger.trigger_id,
+            config=dict_to_struct(delivery.trigger.config),
+            delivery_id=delivery.delivery_id,
+            created_by=delivery.created_by,
         )
 
 

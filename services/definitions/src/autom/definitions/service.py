@@ -34,6 +34,8 @@ from autom.core.registry import Catalog
 from autom.definitions import audit, db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import validate_definition
+from autom.definitions.quotas import Quotas
+from autom.definitions.webhooks import drop_webhooks, sync_webhooks
 
 EVENT_SUBJECT = "automations.definitions.{}"
 _AUDIT_ACTIONS = {
@@ -110,11 +112,13 @@ class DefinitionsService:
         catalog: Catalog,
         relay: OutboxRelay | None,
         policy: Policy | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self._engine = engine
         self.catalog = catalog
         self._relay = relay
         self._policy = policy or Policy()
+        self._quotas = quotas
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -235,6 +239,10 @@ class DefinitionsService:
                 automation_id = str(uuid.uuid4())
                 # The key goes in first: a concurrent retry blocks on it, then re-reads.
                 await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
+                if self._quotas is not None:
+                    await self._quotas.check_schedules(conn, ws, raw)
+                    if not paused:
+                        await self._quotas.check_activation(conn, ws)
                 row = (
                     await conn.execute(
                         insert(db.automations)
@@ -262,6 +270,7 @@ class DefinitionsService:
                         created_at=now,
                     )
                 )
+                await sync_webhooks(conn, ws, automation_id, raw)
                 await self._emit(conn, "created", row, caller)
         except IntegrityError as exc:
             if "idempotency_keys" in str(exc.orig):
@@ -439,6 +448,8 @@ class DefinitionsService:
                 raise Conflict(
                     f"automation is at version {row.version}, not {version}; re-read and retry"
                 )
+            if self._quotas is not None:
+                await self._quotas.check_schedules(conn, row.workspace_id, raw)
             now = _now()
             try:
                 async with conn.begin_nested():
@@ -468,6 +479,7 @@ class DefinitionsService:
                 )
             )
             await self._remember(conn, row.workspace_id, "UpdateAutomation", request_id, row.id)
+            await sync_webhooks(conn, new.workspace_id, new.id, raw)
             await self._emit(conn, "updated", new, caller, before=row)
         self._published()
         return new
@@ -483,6 +495,8 @@ class DefinitionsService:
                 return row
             if row.status == "archived":
                 raise Conflict("archived automations cannot change state")
+            if target == "active" and self._quotas is not None:
+                await self._quotas.check_activation(conn, row.workspace_id)
             new = (
                 await conn.execute(
                     update(db.automations)
@@ -513,6 +527,7 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
+            await drop_webhooks(conn, gone.id)
             await self._emit(conn, "deleted", gone, caller, before=row)
         self._published()
 

@@ -11,6 +11,7 @@ from autom.core.auth import (
     load_private_key,
     load_public_keys,
 )
+from autom.core.quotas import QuotaDefaults
 from autom.core.settings import OutboundHttpSettings
 
 
@@ -32,6 +33,9 @@ class DefinitionsSettings(OutboundHttpSettings):
     service_token_ttl_seconds: int = Field(default=DEFAULT_SERVICE_TOKEN_TTL, ge=1, le=24 * 3600)
     # MultiFernet keys for secrets at rest, comma-separated, newest first.
     secrets_key: SecretStr | None = None
+    # Quotas of a workspace the deployment admin set nothing for, as JSON in
+    # AUTOM_QUOTA_DEFAULTS, e.g. {"runs_per_minute": 120}; 0 is no limit.
+    quota_defaults: QuotaDefaults = QuotaDefaults()
 
     @field_validator("auth_private_key")
     @classmethod

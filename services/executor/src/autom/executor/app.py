@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+from typing import Any
 
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
@@ -17,10 +20,17 @@ from autom.executor.concurrency import Concurrency
 from autom.executor.deadletters import DeadLetters
 from autom.executor.engine import Engine
 from autom.executor.grpc_api import ExecutorApi
+from autom.executor.quotas import RunQuotas
 from autom.executor.service import ExecutorService
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import GrpcDefinitions, StaticDefinitions
 from autom.executor.store import RunStore, create_pool
+from autom.executor.triggers import (
+    CUSTOM_DURABLE,
+    RUN_FINISHED_SUBJECT,
+    RUNS_DURABLE,
+    EventTriggers,
+)
 from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
@@ -67,6 +77,11 @@ async def build_app(
         on_committed=watchers.wake,
         default_step_timeout=settings.default_step_timeout_seconds,
     )
+    quotas = (
+        RunQuotas(store, source, ttl_seconds=settings.quota_cache_seconds)
+        if isinstance(source, GrpcDefinitions)
+        else None
+    )
     worker = Worker(
         store=store,
         engine=run_engine,
@@ -84,6 +99,7 @@ async def build_app(
         backoff_max_seconds=settings.retry_backoff_max_seconds,
         max_attempts=settings.max_run_attempts,
         dead_letters=dead_letters,
+        quotas=quotas,
     )
     audit_outbox = audit_relay(engine, db.audit_outbox, js)
     service = ExecutorService(
@@ -96,6 +112,8 @@ async def build_app(
         dead_letters=dead_letters,
         watchers=watchers,
         watch_recheck_seconds=settings.watch_recheck_seconds,
+        webhooks=source if isinstance(source, GrpcDefinitions) else None,
+        quotas=quotas,
     )
     api = ExecutorApi(service, actions)
 
@@ -119,15 +137,64 @@ async def build_app(
             await tokens.close()
         await pool.close()
 
+    background = [
+        Loop("outbox", relay.run),
+        Loop("audit-outbox", audit_outbox.run),
+        Loop("fires", consume),
+        Loop("heartbeat", worker.heartbeat),
+        Loop("orphan-sweep", sweep),
+    ]
+    if isinstance(source, GrpcDefinitions):
+        event_triggers = EventTriggers(
+            store=store,
+            source=source,
+            notify=relay.notify,
+            max_depth=settings.max_chain_depth,
+            quotas=quotas,
+            backoff=bus.Backoff(
+                settings.retry_backoff_initial_seconds, settings.retry_backoff_max_seconds
+            ),
+        )
+
+        async def consume_events(
+            stop: asyncio.Event, *, spec: bus.StreamSpec, subject: str, durable: str, handler: Any
+        ) -> None:
+            sub = await bus.pull_subscription(
+                js, subject=subject, durable=durable, stream=spec.name, max_deliver=-1
+            )
+            try:
+                await bus.consume(sub, handler, stop, max_in_flight=20)
+            finally:
+                # A pull subscription left open makes nc.drain() wait for its timeout.
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+        background += [
+            Loop(
+                "event-triggers",
+                functools.partial(
+                    consume_events,
+                    spec=bus.CUSTOM_STREAM,
+                    subject=bus.CUSTOM_STREAM.subjects[0],
+                    durable=CUSTOM_DURABLE,
+                    handler=event_triggers.handle_custom,
+                ),
+            ),
+            Loop(
+                "run-triggers",
+                functools.partial(
+                    consume_events,
+                    spec=bus.RUNS_STREAM,
+                    subject=RUN_FINISHED_SUBJECT,
+                    durable=RUNS_DURABLE,
+                    handler=event_triggers.handle_run,
+                ),
+            ),
+        ]
+
     return rt.app(
         service_names=[SERVICE_NAME],
         register=[lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(api, server)],
-        background=[
-            Loop("outbox", relay.run),
-            Loop("audit-outbox", audit_outbox.run),
-            Loop("fires", consume),
-            Loop("heartbeat", worker.heartbeat),
-            Loop("orphan-sweep", sweep),
-        ],
+        background=background,
         cleanup=[close],
     )

@@ -111,6 +111,9 @@ def run_to_proto(row: RunRow, *, with_steps: bool = True) -> pb.Run:
         principal=row.principal,
         cost_usd=float(row.cost_usd or 0.0),
         attempt=row.attempt,
+        cause=dict_to_struct(row.cause) if row.cause else None,
+        upstream_run_id=row.upstream_run_id,
+        chain_depth=row.chain_depth,
     )
     if with_steps:
         run.steps.extend(step_to_proto(r) for r in latest_records(list(row.steps or [])))

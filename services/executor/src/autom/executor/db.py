@@ -70,6 +70,11 @@ runs = Table(
     Column("resumed_attempt", Integer, nullable=False, server_default="0"),
     # `phase:step_id` of side-effecting steps whose action was called: a resume is a replay.
     Column("started_steps", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    # Event-triggered runs: the event (subject, stream, sequence), the run that led here and
+    # how many runs long the chain is, so a cycle stops at the configured depth.
+    Column("cause", JSONB, nullable=True),
+    Column("upstream_run_id", String(64), nullable=False, server_default=""),
+    Column("chain_depth", Integer, nullable=False, server_default="0"),
 )
 Index(
     "ix_runs_workspace_created",
@@ -92,6 +97,12 @@ Index(
 
 # Step records in execution order (seq from 1): plan steps, then on_failure steps. One row per
 # record, so recording a step is one insert whatever the run's length.
+Index(
+    "ix_runs_upstream_run_id",
+    runs.c.upstream_run_id,
+    postgresql_where=text("upstream_run_id <> ''"),
+)
+
 run_steps = Table(
     "run_steps",
     metadata,
@@ -121,6 +132,16 @@ run_steps = Table(
     Column("output_size_bytes", BigInteger, nullable=True),
     # Record keys this schema has no column for, kept as they were written.
     Column("extra", JSONB, nullable=True),
+)
+
+# Requests per key in fixed one-minute windows, counted in the database so every replica
+# shares the limit.
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("count", Integer, nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -35,6 +35,26 @@ class ExecutorApi(pb_grpc.ExecutorServiceServicer):
         )
         return pb.StartRunResponse(run=run_to_proto(row))
 
+    async def ReceiveWebhook(
+        self, request: pb.ReceiveWebhookRequest, context: Ctx
+    ) -> pb.ReceiveWebhookResponse:
+        row, created = await self._svc.receive_webhook(
+            hook_id=request.hook_id,
+            headers=dict(request.headers),
+            query=dict(request.query),
+            body=request.body,
+        )
+        return pb.ReceiveWebhookResponse(run_id=row.id, created=created)
+
+    async def GetWorkspaceUsage(
+        self, request: pb.GetWorkspaceUsageRequest, context: Ctx
+    ) -> pb.GetWorkspaceUsageResponse:
+        ws, quotas = await self._svc.usage(current_principal(), request.workspace_id)
+        return pb.GetWorkspaceUsageResponse(
+            workspace_id=ws,
+            quotas=[pb.QuotaUsage(name=n, current=c, limit=lim) for n, c, lim in quotas],
+        )
+
     async def GetRun(self, request: pb.GetRunRequest, context: Ctx) -> pb.GetRunResponse:
         row = await self._svc.get_run(current_principal(), request.run_id)
         return pb.GetRunResponse(run=run_to_proto(row))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -17,14 +19,23 @@ from autom.core.audit import SUBJECT as AUDIT_SUBJECT
 from autom.core.audit import Change, audit_event
 from autom.core.auth import ANY_WORKSPACE, Principal
 from autom.core.bus import MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX, OutboxRelay
-from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
+from autom.core.errors import (
+    FailedPrecondition,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    ValidationFailed,
+    Violation,
+)
 from autom.core.protoconv import dict_to_struct, to_timestamp
+from autom.core.registry import WEBHOOK_DEFAULTS
 from autom.executor.convert import latest_records
 from autom.executor.deadletters import DeadLetter, DeadLetters
-from autom.executor.domain.inputs import build_inputs
+from autom.executor.domain.inputs import build_inputs, trigger_inputs
 from autom.executor.engine import Engine, RunState
 from autom.executor.errors import DispatchError, RunAbandoned
-from autom.executor.sources import Snapshot
+from autom.executor.quotas import RunQuotas
+from autom.executor.sources import Snapshot, WebhookDelivery, WebhookSource
 from autom.executor.store import TERMINAL, Event, NewRun, RunRow, RunStore
 from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
@@ -85,6 +96,44 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _invalid(exc: DispatchError) -> ValidationFailed:
+    """StartRun's and webhooks' answer to inputs the schema refuses."""
+    return ValidationFailed(
+        [Violation(field, sentence) for field, sentence in exc.violations]
+        or [Violation("inputs", exc.message)]
+    )
+
+
+def webhook_inputs(
+    delivery: WebhookDelivery, headers: dict[str, str], query: dict[str, str], body: bytes
+) -> dict[str, Any]:
+    """The run's inputs from a delivery: the JSON object body, plus headers and query if asked."""
+    inputs: dict[str, Any] = {}
+    if body.strip():
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationFailed([Violation("body", f"not JSON: {exc}")]) from exc
+        if not isinstance(parsed, dict):
+            raise ValidationFailed([Violation("body", "must be a JSON object")])
+        inputs = parsed
+    wanted = [str(h).lower() for h in delivery.config.get("headers") or []]
+    if wanted:
+        inputs["headers"] = {h: headers[h] for h in wanted if h in headers}
+    if delivery.config.get("query"):
+        inputs["query"] = dict(query)
+    return inputs
+
+
+def webhook_fire_id(delivery: WebhookDelivery) -> str:
+    """One fire per (trigger, delivery id): a repeated delivery finds the run already there.
+
+    Keyed by automation and trigger rather than hook id, so a rotated URL keeps deduping.
+    """
+    key = f"{delivery.trigger_id}\n{delivery.delivery_id or uuid.uuid4().hex}"
+    return f"webhook:{delivery.automation_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def fire_event(run: NewRun, msg_id: str | None = None) -> Event:
     fire = events_pb2.FireEvent(
         fire_id=run.fire_id,
@@ -121,7 +170,11 @@ class ExecutorService:
         dead_letters: DeadLetters | None = None,
         watchers: RunWatchers | None = None,
         watch_recheck_seconds: float = 5.0,
+        webhooks: WebhookSource | None = None,
+        quotas: RunQuotas | None = None,
     ) -> None:
+        self._webhooks = webhooks
+        self._quotas = quotas
         self._store = store
         self._definitions = definitions
         self._engine = engine
@@ -164,14 +217,13 @@ class ExecutorService:
             # Runtime keys are added at dispatch; only the caller's inputs are checked here.
             build_inputs(snapshot.definition, inputs, {})
         except DispatchError as exc:
-            raise ValidationFailed(
-                [Violation(field, sentence) for field, sentence in exc.violations]
-                or [Violation("inputs", exc.message)]
-            ) from exc
+            raise _invalid(exc) from exc
         key = request_id or uuid.uuid4().hex
+        fire_id = f"{MANUAL_FIRE_PREFIX}{ws}:{key}"
+        await self._admit(ws, fire_id)
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"{MANUAL_FIRE_PREFIX}{ws}:{key}",
+            fire_id=fire_id,
             workspace_id=ws,
             automation_id=snapshot.automation_id,
             automation_version=snapshot.version,
@@ -222,6 +274,91 @@ class ExecutorService:
             caller,
         )
         return Event(AUDIT_SUBJECT.format("executor"), event.event_id, event.SerializeToString())
+
+    async def _admit(self, workspace_id: str, fire_id: str) -> None:
+        """Raise the quota a new run would pass (a repeated request finds its run instead)."""
+        if self._quotas is None:
+            return
+        refusal = await self._quotas.refusal(workspace_id)
+        if refusal is not None and await self._store.by_fire(fire_id) is None:
+            raise refusal
+
+    async def usage(self, caller: Principal, workspace_id: str) -> tuple[str, list[Any]]:
+        """(name, current, limit) of every quota of the workspace."""
+        ws = workspace_id or caller.workspace_id
+        if ws == ANY_WORKSPACE:
+            raise ValidationFailed([Violation("workspace_id", "required")])
+        if not caller.sees(ws):
+            raise NotFound("workspace", ws)
+        if self._quotas is None:
+            raise Unavailable("quotas are not served by this executor")
+        return ws, await self._quotas.usage(ws)
+
+    async def receive_webhook(
+        self, *, hook_id: str, headers: dict[str, str], query: dict[str, str], body: bytes
+    ) -> tuple[Any, bool]:
+        """The run of one webhook delivery, created unless its delivery id was seen before.
+
+        Nothing is created for a delivery that is not genuine, over a limit or whose body the
+        inputs schema refuses: each answers its error instead.
+        """
+        if self._webhooks is None:
+            raise Unavailable("webhooks are not served by this executor")
+        if not hook_id:
+            raise NotFound("webhook", hook_id)
+        headers = {k.lower(): v for k, v in headers.items()}
+        delivery = await self._webhooks.authenticate_webhook(hook_id, headers, body)
+        fire_id = webhook_fire_id(delivery)
+        existing = await self._store.by_fire(fire_id)
+        if existing is not None:
+            return existing, False
+        if not delivery.active:
+            raise FailedPrecondition(
+                "the automation is not active; resume it to accept deliveries",
+                reason="automation_not_active",
+            )
+        if self._quotas is not None:
+            await self._quotas.check_webhook(delivery.workspace_id)
+        limit = int(
+            delivery.config.get("rate_limit_per_minute")
+            or WEBHOOK_DEFAULTS["rate_limit_per_minute"]
+        )
+        count = await self._store.hit(f"webhook:{delivery.automation_id}:{delivery.trigger_id}")
+        if count > limit:
+            raise ResourceExhausted(
+                f"webhook rate limit: {count} requests this minute, limit {limit}",
+                reason="webhook_rate_limited",
+            )
+        inputs = webhook_inputs(delivery, headers, query, body)
+        snapshot = await self._webhooks.get(delivery.automation_id, delivery.version)
+        try:
+            supplied = {**trigger_inputs(snapshot.definition, delivery.trigger_id), **inputs}
+            build_inputs(snapshot.definition, supplied, {})
+        except DispatchError as exc:
+            raise _invalid(exc) from exc
+        await self._admit(delivery.workspace_id, fire_id)
+        run = NewRun(
+            id=str(uuid.uuid4()),
+            fire_id=fire_id,
+            workspace_id=delivery.workspace_id,
+            automation_id=delivery.automation_id,
+            automation_version=snapshot.version,
+            trigger_type="webhook",
+            trigger_id=delivery.trigger_id,
+            fire_inputs=inputs,
+            scheduled_for=None,
+            fired_at=_now(),
+            last_fired_at=None,
+            principal=delivery.created_by,
+        )
+        row, created = await self._store.create_pending(run, [fire_event(run)])
+        if created:
+            log.info(
+                "webhook delivery accepted",
+                extra={"automation_id": run.automation_id, "run_id": row.id, "fire_id": fire_id},
+            )
+            self._published()
+        return row, created
 
     async def get_run(self, caller: Principal, run_id: str) -> RunRow:
         """A run the caller may see, else NotFound."""

@@ -18,6 +18,11 @@ class ExecutorSettings(OutboundHttpSettings):
     """AUTOM_* variables the executor reads."""
 
     grpc_port: int = 50053
+    # Runs started by event triggers carry the length of the chain that led to them; one
+    # deeper than this is recorded as skipped instead, so a cycle (X -> Y -> X) stops.
+    max_chain_depth: int = Field(default=5, ge=1)
+    # A workspace's quota limits (kept by definitions) are re-read after this long.
+    quota_cache_seconds: float = Field(default=2.0, ge=0)
     # Runs one process executes at once (each holds one fire message un-acked).
     max_in_flight: int = Field(default=200, ge=1)
     # A run's DB lease; a worker silent for this long loses the run to another worker.

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -33,7 +35,7 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.grpcserver import bearer
-from autom.core.protoconv import message_to_json
+from autom.core.protoconv import message_to_json, struct_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,81 @@ def domain_error(exc: grpc.aio.AioRpcError, what: str) -> AutomError:
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         return FailedPrecondition(detail)
     return Unavailable(f"definitions service: {code.name} {detail}".strip())
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """A delivery the definitions service proved genuine, and the trigger it is for."""
+
+    workspace_id: str
+    automation_id: str
+    version: int
+    active: bool
+    trigger_id: str
+    config: dict[str, Any]
+    delivery_id: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class EventTriggerMatch:
+    """An event trigger an event matches (its filter not yet applied)."""
+
+    automation_id: str
+    version: int
+    trigger_id: str
+    config: dict[str, Any]
+    created_by: str
+
+
+class EventTriggerSource(Protocol):
+    """Finds the event triggers of a workspace that an event matches."""
+
+    async def match_event_triggers(
+        self, workspace_id: str, subject: str, source_automation_id: str, source_status: str
+    ) -> list[EventTriggerMatch]:
+        """Matches by automation and trigger id."""
+        ...
+
+
+class WebhookSource(Protocol):
+    """Proves webhook deliveries genuine (the signing secrets stay with definitions)."""
+
+    async def authenticate_webhook(
+        self, hook_id: str, headers: dict[str, str], body: bytes
+    ) -> WebhookDelivery:
+        """The delivery's trigger; raises the refusal (NotFound, Unauthenticated, ...)."""
+        ...
+
+    async def get(self, automation_id: str, version: int) -> Snapshot:
+        """The snapshot; raises NotFound when it does not exist."""
+        ...
+
+
+def relayed_error(exc: grpc.aio.AioRpcError) -> AutomError:
+    """The definitions service's refusal, passed on with its code, reason and fields."""
+    code = exc.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(f"definitions service: {code.name}")
+    message = exc.details() or ""
+    reason = ""
+    violations: list[Violation] = []
+    try:
+        status = rpc_status.from_call(exc)
+    except ValueError:
+        status = None
+    for detail in status.details if status is not None else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason = info.reason
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            violations = [Violation(v.field, v.description) for v in bad.field_violations]
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return ValidationFailed(violations, message=message)
+    error = AutomError(message, reason=reason or None)
+    error.code = code
+    return error
 
 
 def automation_snapshot(automation: definitions_pb2.Automation) -> Snapshot:
@@ -257,6 +334,61 @@ class GrpcDefinitions:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def authenticate_webhook(
+        self, hook_id: str, headers: dict[str, str], body: bytes
+    ) -> WebhookDelivery:
+        """AuthenticateWebhook as the executor service."""
+        try:
+            r = await self._stub.AuthenticateWebhook(
+                dpb.AuthenticateWebhookRequest(hook_id=hook_id, headers=headers, body=body),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise relayed_error(exc) from exc
+        return WebhookDelivery(
+            workspace_id=r.workspace_id,
+            automation_id=r.automation_id,
+            version=r.version,
+            active=r.status == definitions_pb2.AUTOMATION_STATUS_ACTIVE,
+            trigger_id=r.trigger_id,
+            config=struct_to_dict(r.config),
+            delivery_id=r.delivery_id,
+            created_by=r.created_by,
+        )
+
+    async def workspace_quotas(self, workspace_id: str) -> tuple[dict[str, float], int]:
+        """GetWorkspaceQuotas as the executor service."""
+        try:
+            r = await self._stub.GetWorkspaceQuotas(
+                dpb.GetWorkspaceQuotasRequest(workspace_id=workspace_id), timeout=10.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise relayed_error(exc) from exc
+        return dict(r.limits), int(r.active_automations)
+
+    async def match_event_triggers(
+        self, workspace_id: str, subject: str, source_automation_id: str, source_status: str
+    ) -> list[EventTriggerMatch]:
+        """MatchEventTriggers as the executor service."""
+        try:
+            r = await self._stub.MatchEventTriggers(
+                dpb.MatchEventTriggersRequest(
+                    workspace_id=workspace_id,
+                    subject=subject,
+                    source_automation_id=source_automation_id,
+                    source_status=source_status,
+                ),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise relayed_error(exc) from exc
+        return [
+            EventTriggerMatch(
+                m.automation_id, m.version, m.trigger_id, struct_to_dict(m.config), m.created_by
+            )
+            for m in r.matches
+        ]
 
     async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
         """ResolveSecrets as the executor service."""

@@ -70,6 +70,7 @@ _T = "executor.runs"
 _S = "executor.run_steps"
 _O = "executor.outbox"
 _A = "executor.audit_outbox"
+_RC = "executor.rate_counters"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class NewRun:
     resume_from_step: str = ""
     inputs: dict[str, Any] | None = None
     steps: list[dict[str, Any]] | None = None
+    cause: dict[str, Any] | None = None
+    upstream_run_id: str = ""
+    chain_depth: int = 0
 
     def params(self) -> dict[str, Any]:
         """Bind parameters of the insert."""
@@ -120,18 +124,22 @@ class NewRun:
             "principal": self.principal,
             "retry_of_run_id": self.retry_of_run_id,
             "resume_from_step": self.resume_from_step,
+            "cause": None if self.cause is None else json.dumps(self.cause),
+            "upstream_run_id": self.upstream_run_id,
+            "chain_depth": self.chain_depth,
         }
 
 
 _COLUMNS = (
     "id, fire_id, workspace_id, automation_id, automation_version, trigger_type, trigger_id, "
     "fire_inputs, inputs, scheduled_for, fired_at, last_fired_at, principal, "
-    "retry_of_run_id, resume_from_step"
+    "retry_of_run_id, resume_from_step, cause, upstream_run_id, chain_depth"
 )
 _VALUES = (
     ":id, :fire_id, :workspace_id, :automation_id, :automation_version, :trigger_type, "
     ":trigger_id, CAST(:fire_inputs AS jsonb), CAST(:inputs AS jsonb), "
-    ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step"
+    ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step, "
+    "CAST(:cause AS jsonb), :upstream_run_id, :chain_depth"
 )
 
 # Insert-or-claim in one statement: a new fire inserts a running run holding the lease; a
@@ -218,6 +226,10 @@ class RunRow:
     orphan_resumes: int = 0
     resumed_attempt: int = 0
     started_steps: tuple[str, ...] = ()
+    # Why an event-triggered run started, the run that led to it and the chain's depth.
+    cause: dict[str, Any] | None = None
+    upstream_run_id: str = ""
+    chain_depth: int = 0
     # Not columns: the step records (from executor.run_steps), whether a claim inserted the
     # row or found step records, and the database's clock when the row was read.
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -519,6 +531,42 @@ class RunStore:
         row = rows[0] if rows else None
         return await self._with_steps(row) if with_steps else row
 
+    async def workspace_usage(self, workspace_id: str, counter: str) -> dict[str, float]:
+        """Runs started this last minute, active runs, LLM spend today, counter this minute."""
+        rows = await self._exec(
+            f"SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute' "
+            "AND status <> 'skipped') AS recent, "
+            "count(*) FILTER (WHERE status IN ('pending', 'running')) AS active, "
+            "coalesce(sum(cost_usd) FILTER (WHERE created_at >= date_trunc('day', now())), 0) "
+            "AS spend, "
+            f"(SELECT coalesce(max(count), 0) FROM {_RC} WHERE key = :k "
+            "AND window_start = date_trunc('minute', now())) AS counted "
+            f"FROM {_T} WHERE workspace_id = :ws "
+            "AND (status IN ('pending', 'running') OR created_at >= date_trunc('day', now()) "
+            "OR created_at > now() - interval '1 minute')",
+            {"ws": workspace_id, "k": counter},
+        )
+        row = rows[0]
+        return {
+            "runs_per_minute": float(row["recent"]),
+            "concurrent_runs": float(row["active"]),
+            "llm_spend_usd_per_day": float(row["spend"]),
+            "webhook_requests_per_minute": float(row["counted"]),
+        }
+
+    async def hit(self, key: str) -> int:
+        """Count one request against `key` in the current minute; the count so far."""
+        rows = await self._exec(
+            f"WITH gone AS (DELETE FROM {_RC} WHERE key = :k "
+            "AND window_start < date_trunc('minute', now())) "
+            f"INSERT INTO {_RC} (key, window_start, count) "
+            "VALUES (:k, date_trunc('minute', now()), 1) "
+            "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1 "
+            "RETURNING count",
+            {"k": key},
+        )
+        return int(rows[0]["count"])
+
     async def by_fire(self, fire_id: str, *, with_steps: bool = False) -> RunRow | None:
         """A run by fire id (its step records only when asked for)."""
         rows = await self._runs(
@@ -632,6 +680,20 @@ class RunStore:
         assert existing is not None
         return existing, False
 
+    async def create_refused(self, run: NewRun, error: dict[str, Any]) -> tuple[RunRow, bool]:
+        """Record a run refused before it started (skipped, with the reason; no fire)."""
+        rows = await self._runs(
+            f"INSERT INTO {_T} ({_COLUMNS}, status, created_at, finished_at, error) "
+            f"VALUES ({_VALUES}, 'skipped', now(), now(), CAST(:error AS jsonb)) "
+            "ON CONFLICT (fire_id) DO NOTHING RETURNING *",
+            {**run.params(), "error": json.dumps(error)},
+        )
+        if rows:
+            return rows[0], True
+        existing = await self.by_fire(run.fire_id, with_steps=True)
+        assert existing is not None
+        return existing, False
+
     async def request_cancel(
         self, run_id: str, reason: str, events: Sequence[Event], audit: Sequence[Event] = ()
     ) -> None:
@@ -713,6 +775,9 @@ class RunStore:
                 "principal",
                 "cost_usd",
                 "attempt",
+                "cause",
+                "upstream_run_id",
+                "chain_depth",
             ]
         )
         sql = (

@@ -23,6 +23,7 @@ from autom.executor.deadletters import DeadLetters
 from autom.executor.domain.storable import unstorable
 from autom.executor.engine import Engine, RunState
 from autom.executor.errors import LeaseLost, RunAbandoned, RunCancelled, StepError
+from autom.executor.quotas import RunQuotas, quota_error
 from autom.executor.sources import DefinitionSource, Snapshot
 from autom.executor.store import TERMINAL, Event, NewRun, RunRow, RunStore
 
@@ -121,7 +122,9 @@ class Worker:
         max_attempts: int = 50,
         dead_letters: DeadLetters | None = None,
         owner: str | None = None,
+        quotas: RunQuotas | None = None,
     ) -> None:
+        self._quotas = quotas
         self._store = store
         self._engine = engine
         self._definitions = definitions
@@ -249,6 +252,9 @@ class Worker:
             if not new.principal and fire.trigger_type not in ("manual",):
                 # Scheduled runs act for the automation's creator.
                 new.principal = snapshot.created_by
+        if await self._refused_by_quota(new, snapshot):
+            await msg.ack()
+            return
         token = uuid.uuid4().hex
         policy = self._concurrency.policy(snapshot)
         try:
@@ -315,6 +321,19 @@ class Worker:
             finally:
                 self.active.pop(row.id, None)
         await msg.ack()
+
+    async def _refused_by_quota(self, new: NewRun, snapshot: Snapshot | None) -> bool:
+        """Record a new fire over a workspace quota as a skipped run naming the quota."""
+        if self._quotas is None or snapshot is None:
+            return False
+        refusal = await self._quotas.refusal(new.workspace_id)
+        # A run that exists already was admitted when it was created (StartRun, webhooks).
+        if refusal is None or await self._store.by_fire(new.fire_id) is not None:
+            return False
+        row, created = await self._store.create_refused(new, quota_error(refusal))
+        if created:
+            log.warning("fire refused: %s", refusal.message, extra={"run_id": row.id})
+        return True
 
     async def _release(self, state: RunState, msg: Msg) -> None:
         try:

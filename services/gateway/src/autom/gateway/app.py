@@ -23,7 +23,7 @@ from autom.api.executor.v1 import executor_service_pb2
 from autom.api.scheduler.v1 import scheduler_service_pb2
 from autom.core.auth import METHOD_PERMISSIONS
 from autom.core.errors import Violation
-from autom.gateway import codec
+from autom.gateway import codec, hooks
 from autom.gateway.comments import documented_ranges, find_proto_root, load_comments
 from autom.gateway.console import mount_console
 from autom.gateway.docs import docs_html
@@ -290,6 +290,9 @@ class Gateway:
             response: Response = await special(request)
             return response
         raw_path = _raw_path(request.scope)
+        hook_id = hooks.hook_id_of(raw_path)
+        if hook_id is not None:
+            return await self._hook(request, hook_id)
         try:
             match = self.router.match(request.method, raw_path)
         except MethodNotAllowed as exc:
@@ -351,6 +354,31 @@ class Gateway:
         except grpc.aio.AioRpcError as exc:
             return self._rpc_error(route, exc)
         return Response(codec.dumps(self._render(route, response)), media_type=JSON)
+
+    async def _hook(self, request: Request, hook_id: str) -> Response:
+        """A webhook delivery: raw body and headers to the executor, 202 with the run id."""
+        if request.method != "POST":
+            raise HttpError(
+                405,
+                status_of(code_pb2.UNIMPLEMENTED, f"{request.method} is not allowed here"),
+                {"Allow": "POST"},
+            )
+        if not hooks.valid_hook_id(hook_id):
+            raise HttpError(404, status_of(code_pb2.NOT_FOUND, f"webhook {hook_id!r} not found"))
+        timeout = parse_timeout(
+            request.headers,
+            self.settings.request_timeout_seconds,
+            self.settings.max_timeout_seconds,
+        )
+        body = await read_body(request, hooks.body_limit(self.settings.max_body_bytes))
+        message = hooks.request(hook_id, request.headers, _query(request.scope), body)
+        try:
+            reply = await hooks.unary(self.pool.channel("executor"))(message, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            status = status_from_rpc_error(exc, "executor")
+            return error_response(hooks.http_of(status, http_status(status.code)), status)
+        payload = {"runId": reply.run_id, "created": reply.created}
+        return Response(codec.dumps(payload), status_code=202, media_type=JSON)
 
     def _render(self, route: Route, message: Any) -> Any:
         field = route.binding.response_body

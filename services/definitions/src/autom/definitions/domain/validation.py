@@ -371,6 +371,10 @@ def _check_triggers(
                 f"{base}.config",
                 out,
             )
+        if trigger.type == "webhook" and not errors:
+            _duration(config.get("tolerance"), f"{base}.config.tolerance", out)
+        if trigger.type == "event" and not errors and config.get("filter"):
+            _check_template(str(config["filter"]), f"{base}.config.filter", out, condition=True)
 
 
 def _check_inputs_schema(

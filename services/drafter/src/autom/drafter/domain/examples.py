@@ -165,6 +165,51 @@ MULTI_STEP_WHEN = Example(
     },
 )
 
+GITHUB_PUSH_WEBHOOK = Example(
+    intent=(
+        "When a GitHub push arrives for our repo, post who pushed and how many commits to "
+        "our Slack webhook."
+    ),
+    reply={
+        "definition": {
+            "name": "github-push-to-slack",
+            "description": "Post each GitHub push (pusher, commit count) to Slack",
+            "goal": "Let the team see pushes as they happen",
+            "triggers": [
+                {
+                    "type": "webhook",
+                    "config": {
+                        "auth": "hmac_body",
+                        "secret": "GITHUB_WEBHOOK_SECRET",
+                        "signature_header": "x-hub-signature-256",
+                        "delivery_header": "x-github-delivery",
+                        "headers": ["x-github-event"],
+                    },
+                }
+            ],
+            "plan": [
+                {
+                    "id": "post",
+                    "action": "http_request",
+                    "when": "{{ inputs.headers['x-github-event'] == 'push' }}",
+                    "params": {
+                        "method": "POST",
+                        "url": "{{ secrets.SLACK_WEBHOOK_URL }}",
+                        "json": {
+                            "text": "{{ inputs.pusher.name }} pushed "
+                            "{{ inputs.commits | length }} commit(s) to {{ inputs.ref }}"
+                        },
+                    },
+                }
+            ],
+        },
+        "message": (
+            "Set GITHUB_WEBHOOK_SECRET to the secret you give GitHub, and SLACK_WEBHOOK_URL; "
+            "the hook URL is shown when the automation is created."
+        ),
+    },
+)
+
 CLARIFY = Example(
     intent="Send me a report.",
     reply={
@@ -186,6 +231,7 @@ EXAMPLES: tuple[Example, ...] = (
     SCHEDULE_HTTP,
     AGENT_WITH_OUTPUT_SCHEMA,
     MULTI_STEP_WHEN,
+    GITHUB_PUSH_WEBHOOK,
     CLARIFY,
     OUT_OF_SCOPE,
 )

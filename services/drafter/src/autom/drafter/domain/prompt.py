@@ -61,6 +61,13 @@ RULES = """\
   JSON Schema shown for them (no extra keys).
 - Schedules: 5-field cron in config.cron and an IANA zone in config.timezone. When the user
   names no zone, use theirs ($TZ).
+- "When X arrives / is posted / on a GitHub push": a webhook trigger. Its JSON body becomes
+  inputs.<key>; config.secret names the secret that signs deliveries (GitHub: auth hmac_body,
+  signature_header x-hub-signature-256, delivery_header x-github-delivery).
+- "When automation X fails / finishes, ...": an event trigger with
+  config.source {"automation": "<X's name>", "status": ["failed"]}; inputs then hold run_id,
+  automation_id, status and error of X's run. Events an emit_event step published: an event
+  trigger with config.subject (and optionally config.filter, a condition on event.data).
 - Templates are Jinja: "{{ expr }}". Context: inputs.<key>, trigger.fired_at,
   trigger.scheduled_for, trigger.last_fired_at, steps.<earlier step id>.output (and .status),
   run.id, secrets.<NAME>. A step may only reference EARLIER steps. `when` is an expression;

@@ -40,10 +40,12 @@ class CreateAutomationRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class CreateAutomationResponse(_message.Message):
-    __slots__ = ("automation",)
+    __slots__ = ("automation", "webhooks")
     AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     automation: _definitions_pb2.Automation
-    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class GetAutomationRequest(_message.Message):
     __slots__ = ("automation_id", "version")
@@ -54,10 +56,12 @@ class GetAutomationRequest(_message.Message):
     def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetAutomationResponse(_message.Message):
-    __slots__ = ("automation",)
+    __slots__ = ("automation", "webhooks")
     AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     automation: _definitions_pb2.Automation
-    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class ListAutomationsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "status", "tag", "name_prefix")
@@ -94,10 +98,12 @@ class UpdateAutomationRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., definition: _Optional[_Union[_definition_pb2.AutomationDefinition, _Mapping]] = ...) -> None: ...
 
 class UpdateAutomationResponse(_message.Message):
-    __slots__ = ("automation",)
+    __slots__ = ("automation", "webhooks")
     AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     automation: _definitions_pb2.Automation
-    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ...) -> None: ...
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class ListAutomationVersionsRequest(_message.Message):
     __slots__ = ("automation_id", "page_size", "page_token")
@@ -409,3 +415,149 @@ class IssueServiceTokenResponse(_message.Message):
     token: str
     expire_time: _timestamp_pb2.Timestamp
     def __init__(self, token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Webhook(_message.Message):
+    __slots__ = ("trigger_id", "hook_id", "path")
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    trigger_id: str
+    hook_id: str
+    path: str
+    def __init__(self, trigger_id: _Optional[str] = ..., hook_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookRequest(_message.Message):
+    __slots__ = ("automation_id", "trigger_id")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    trigger_id: str
+    def __init__(self, automation_id: _Optional[str] = ..., trigger_id: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookResponse(_message.Message):
+    __slots__ = ("webhook",)
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
+class AuthenticateWebhookRequest(_message.Message):
+    __slots__ = ("hook_id", "headers", "body")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    hook_id: str
+    headers: _containers.ScalarMap[str, str]
+    body: bytes
+    def __init__(self, hook_id: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class AuthenticateWebhookResponse(_message.Message):
+    __slots__ = ("workspace_id", "automation_id", "version", "status", "trigger_id", "config", "delivery_id", "created_by")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    automation_id: str
+    version: int
+    status: _definitions_pb2.AutomationStatus
+    trigger_id: str
+    config: _struct_pb2.Struct
+    delivery_id: str
+    created_by: str
+    def __init__(self, workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[_definitions_pb2.AutomationStatus, str]] = ..., trigger_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., delivery_id: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class MatchEventTriggersRequest(_message.Message):
+    __slots__ = ("workspace_id", "subject", "source_automation_id", "source_status")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    subject: str
+    source_automation_id: str
+    source_status: str
+    def __init__(self, workspace_id: _Optional[str] = ..., subject: _Optional[str] = ..., source_automation_id: _Optional[str] = ..., source_status: _Optional[str] = ...) -> None: ...
+
+class EventTriggerMatch(_message.Message):
+    __slots__ = ("automation_id", "version", "trigger_id", "config", "created_by")
+    AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    automation_id: str
+    version: int
+    trigger_id: str
+    config: _struct_pb2.Struct
+    created_by: str
+    def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ..., trigger_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class MatchEventTriggersResponse(_message.Message):
+    __slots__ = ("matches",)
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[EventTriggerMatch]
+    def __init__(self, matches: _Optional[_Iterable[_Union[EventTriggerMatch, _Mapping]]] = ...) -> None: ...
+
+class SetWorkspaceQuotasRequest(_message.Message):
+    __slots__ = ("workspace_id", "limits", "reset")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    limits: _containers.ScalarMap[str, float]
+    reset: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workspace_id: _Optional[str] = ..., limits: _Optional[_Mapping[str, float]] = ..., reset: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetWorkspaceQuotasResponse(_message.Message):
+    __slots__ = ("limits",)
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.ScalarMap[str, float]
+    def __init__(self, limits: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class GetWorkspaceQuotasRequest(_message.Message):
+    __slots__ = ("workspace_id",)
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
+
+class GetWorkspaceQuotasResponse(_message.Message):
+    __slots__ = ("limits", "active_automations", "workspace_id")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.ScalarMap[str, float]
+    active_automations: int
+    workspace_id: str
+    def __init__(self, limits: _Optional[_Mapping[str, float]] = ..., active_automations: _Optional[int] = ..., workspace_id: _Optional[str] = ...) -> None: ...

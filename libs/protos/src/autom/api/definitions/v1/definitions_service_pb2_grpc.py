@@ -166,6 +166,31 @@ class DefinitionsServiceStub:
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.RotateWebhook = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/RotateWebhook',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookResponse.FromString,
+                _registered_method=True)
+        self.AuthenticateWebhook = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/AuthenticateWebhook',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.FromString,
+                _registered_method=True)
+        self.MatchEventTriggers = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/MatchEventTriggers',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.FromString,
+                _registered_method=True)
+        self.SetWorkspaceQuotas = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/SetWorkspaceQuotas',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspaceQuotas = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/GetWorkspaceQuotas',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -356,6 +381,43 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateWebhook(self, request, context):
+        """Gives a webhook trigger a new hook id; the old URL stops working at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticateWebhook(self, request, context):
+        """Checks one webhook delivery against its trigger's secret and names the trigger;
+        only the executor's service principal may call it (the secret never leaves here).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MatchEventTriggers(self, request, context):
+        """The event triggers of a workspace's active automations that one event matches (subject,
+        or the finished run's automation and status); only the executor's service principal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWorkspaceQuotas(self, request, context):
+        """Sets a workspace's quotas (deployment admin only); a quota left out keeps its value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspaceQuotas(self, request, context):
+        """A workspace's effective quotas and its active automations (members: their own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -488,6 +550,31 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'RotateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhook,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookResponse.SerializeToString,
+            ),
+            'AuthenticateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateWebhook,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.SerializeToString,
+            ),
+            'MatchEventTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.MatchEventTriggers,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.SerializeToString,
+            ),
+            'SetWorkspaceQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWorkspaceQuotas,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasResponse.SerializeToString,
+            ),
+            'GetWorkspaceQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspaceQuotas,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1193,6 +1280,141 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/ListAuditEvents',
             autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/RotateWebhook',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RotateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/AuthenticateWebhook',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.AuthenticateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchEventTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/MatchEventTriggers',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.MatchEventTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWorkspaceQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/SetWorkspaceQuotas',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.SetWorkspaceQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspaceQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/GetWorkspaceQuotas',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,16 @@ class ExecutorServiceStub:
                 request_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.ReceiveWebhook = channel.unary_unary(
+                '/autom.api.executor.v1.ExecutorService/ReceiveWebhook',
+                request_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ReceiveWebhookRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ReceiveWebhookResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspaceUsage = channel.unary_unary(
+                '/autom.api.executor.v1.ExecutorService/GetWorkspaceUsage',
+                request_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetWorkspaceUsageRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetWorkspaceUsageResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -137,6 +147,21 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveWebhook(self, request, context):
+        """Starts a run from one webhook delivery (the gateway maps `POST /v1/hooks/{hook_id}`
+        here with the raw body): public, authenticated by the hook's signature or bearer secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspaceUsage(self, request, context):
+        """A workspace's usage against each of its quotas (members: their own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +204,16 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ListDeadLetters,
                     request_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersRequest.FromString,
                     response_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReceiveWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveWebhook,
+                    request_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ReceiveWebhookRequest.FromString,
+                    response_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ReceiveWebhookResponse.SerializeToString,
+            ),
+            'GetWorkspaceUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspaceUsage,
+                    request_deserializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetWorkspaceUsageRequest.FromString,
+                    response_serializer=autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetWorkspaceUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +433,60 @@ class ExecutorService:
             '/autom.api.executor.v1.ExecutorService/ListDeadLetters',
             autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersRequest.SerializeToString,
             autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.executor.v1.ExecutorService/ReceiveWebhook',
+            autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ReceiveWebhookRequest.SerializeToString,
+            autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ReceiveWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspaceUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.executor.v1.ExecutorService/GetWorkspaceUsage',
+            autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetWorkspaceUsageRequest.SerializeToString,
+            autom_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetWorkspaceUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

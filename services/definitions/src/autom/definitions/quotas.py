@@ -1,0 +1,148 @@
+"""Per-workspace quotas: what the admin set, the defaults, and the checks definitions owns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from autom.core.auth import ANY_WORKSPACE, Principal
+from autom.core.errors import NotFound, QuotaExceeded, ValidationFailed, Violation
+from autom.core.quotas import QUOTA_NAMES, QuotaDefaults, effective, reached
+from autom.definitions import db
+from autom.schedule import ScheduleError, parse_spec, preview
+
+# Fires of one schedule looked at to find its shortest interval.
+_PREVIEW = 8
+
+
+def shortest_interval(definition: Mapping[str, Any]) -> float | None:
+    """Seconds between the closest two upcoming fires of any schedule trigger; None if none."""
+    gaps: list[float] = []
+    for trigger in definition.get("triggers") or []:
+        if not isinstance(trigger, dict) or trigger.get("type") != "schedule":
+            continue
+        config = trigger.get("config") or {}
+        try:
+            spec = parse_spec(str(config.get("cron", "")), str(config.get("timezone", "UTC")))
+            times = preview(spec, _PREVIEW)
+        except (ScheduleError, ValueError):
+            continue
+        gaps += [(b - a).total_seconds() for a, b in pairwise(times)]
+    return min(gaps) if gaps else None
+
+
+class Quotas:
+    """Reads and sets workspace quotas; enforces the ones about automations."""
+
+    def __init__(self, engine: AsyncEngine, defaults: QuotaDefaults) -> None:
+        self._engine = engine
+        self._defaults = defaults
+
+    async def limits(self, conn: AsyncConnection, workspace_id: str) -> dict[str, float]:
+        """Every quota's effective limit for the workspace."""
+        t = db.workspace_quotas
+        row = (
+            await conn.execute(select(t.c.limits).where(t.c.workspace_id == workspace_id))
+        ).scalar_one_or_none()
+        return effective(self._defaults, row or {})
+
+    async def active_automations(self, conn: AsyncConnection, workspace_id: str) -> int:
+        """Live automations of the workspace in state active."""
+        a = db.automations
+        return int(
+            (
+                await conn.execute(
+                    select(func.count()).where(
+                        a.c.workspace_id == workspace_id,
+                        a.c.status == "active",
+                        a.c.deleted_at.is_(None),
+                    )
+                )
+            ).scalar_one()
+        )
+
+    async def check_activation(self, conn: AsyncConnection, workspace_id: str) -> None:
+        """Refuse one more active automation at the limit."""
+        # Serialises activations of one workspace, so two at once cannot both pass.
+        await conn.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"quota:{workspace_id}")))
+        )
+        limit = (await self.limits(conn, workspace_id))["active_automations"]
+        current = await self.active_automations(conn, workspace_id)
+        if reached(current, limit):
+            raise QuotaExceeded(workspace_id, "active_automations", current, limit)
+
+    async def check_schedules(
+        self, conn: AsyncConnection, workspace_id: str, definition: Mapping[str, Any]
+    ) -> None:
+        """Refuse a schedule firing more often than the workspace allows."""
+        limit = (await self.limits(conn, workspace_id))["min_schedule_interval_seconds"]
+        shortest = shortest_interval(definition) if limit > 0 else None
+        if shortest is not None and shortest < limit:
+            raise QuotaExceeded(workspace_id, "min_schedule_interval_seconds", shortest, limit)
+
+    def _workspace(self, caller: Principal, workspace_id: str) -> str:
+        ws = workspace_id or caller.workspace_id
+        if ws == ANY_WORKSPACE:
+            raise ValidationFailed([Violation("workspace_id", "required")])
+        if not caller.sees(ws):
+            raise NotFound("workspace", ws)
+        return ws
+
+    async def get(self, caller: Principal, workspace_id: str) -> tuple[str, dict[str, float], int]:
+        """The workspace, its limits and its active automations."""
+        ws = self._workspace(caller, workspace_id)
+        async with self._engine.connect() as conn:
+            return ws, await self.limits(conn, ws), await self.active_automations(conn, ws)
+
+    async def set(
+        self,
+        caller: Principal,
+        workspace_id: str,
+        limits: Mapping[str, float],
+        reset: list[str],
+    ) -> dict[str, float]:
+        """Set (or reset to default) some quotas of a workspace; the effective limits."""
+        violations = [
+            Violation(f"limits.{name}", f"unknown quota (one of {', '.join(QUOTA_NAMES)})")
+            for name in [*limits, *reset]
+            if name not in QUOTA_NAMES
+        ]
+        violations += [
+            Violation(f"limits.{name}", "must be 0 (no limit) or more")
+            for name, value in limits.items()
+            if value < 0
+        ]
+        if not workspace_id:
+            violations.append(Violation("workspace_id", "required"))
+        if violations:
+            raise ValidationFailed(violations)
+        t = db.workspace_quotas
+        async with self._engine.begin() as conn:
+            current = (
+                await conn.execute(
+                    select(t.c.limits).where(t.c.workspace_id == workspace_id).with_for_update()
+                )
+            ).scalar_one_or_none() or {}
+            merged = {k: v for k, v in {**current, **limits}.items() if k not in reset}
+            now = datetime.now(UTC)
+            await conn.execute(
+                pg_insert(t)
+                .values(
+                    workspace_id=workspace_id,
+                    limits=merged,
+                    updated_at=now,
+                    updated_by=caller.subject,
+                )
+                .on_conflict_do_update(
+                    index_elements=["workspace_id"],
+                    set_={"limits": merged, "updated_at": now, "updated_by": caller.subject},
+                )
+            )
+            return await self.limits(conn, workspace_id)
