@@ -6,11 +6,14 @@ its own database cloned from it, and its own JetStream state.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import importlib.util
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,13 +69,65 @@ async def template_database(pg_server_url: str) -> AsyncIterator[str]:
     await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class _Clones:
+    """Per-test clones of the template, made ahead of the test that takes one, dropped behind.
+
+    Each CREATE and DROP DATABASE takes about a second on a busy server (a drop waits for a
+    checkpoint); worker threads do them while tests run, so a test waits only when no clone
+    is ready yet. Threads, not tasks: the event loop does not run during sync tests.
+    """
+
+    def __init__(self, server_url: str, template: str) -> None:
+        self._server_url = server_url
+        self._template = template
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="test-db")
+        self._spare: Future[str] | None = None
+        self._drops: list[Future[None]] = []
+
+    def _create(self) -> str:
+        name = f"autom_t_{uuid.uuid4().hex[:12]}"
+        sql = f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"'
+        asyncio.run(_admin(self._server_url, sql))
+        return name
+
+    def _drop(self, name: str) -> None:
+        asyncio.run(_admin(self._server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    async def take(self) -> str:
+        """A fresh clone; the next one starts being made at once."""
+        ready, self._spare = self._spare, None
+        if ready is None:
+            ready = self._workers.submit(self._create)
+        self._spare = self._workers.submit(self._create)
+        return await asyncio.wrap_future(ready)
+
+    def give_back(self, name: str) -> None:
+        """Drop a clone in the background."""
+        self._drops.append(self._workers.submit(self._drop, name))
+
+    def close(self) -> None:
+        """Wait for every drop, drop the unused spare; errors surface here."""
+        if self._spare is not None:
+            with contextlib.suppress(Exception):
+                self.give_back(self._spare.result())
+        self._workers.shutdown(wait=True)
+        for drop in self._drops:
+            drop.result()
+
+
+@pytest.fixture(scope="session")
+def _clones(pg_server_url: str, template_database: str) -> Iterator[_Clones]:
+    clones = _Clones(pg_server_url, template_database)
+    yield clones
+    clones.close()
+
+
 @pytest.fixture
-async def database_url(pg_server_url: str, template_database: str) -> AsyncIterator[str]:
+async def database_url(pg_server_url: str, _clones: _Clones) -> AsyncIterator[str]:
     """A fresh, fully migrated database for one test."""
-    name = f"autom_t_{uuid.uuid4().hex[:12]}"
-    await _admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    name = await _clones.take()
     yield _with_db(pg_server_url, name)
-    await _admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _clones.give_back(name)
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +170,9 @@ def repo_root() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A stopping consumer first finishes its fetch: shorter fetches make every service the
+    # tests stop (and those they start as processes) stop sooner.
+    os.environ.setdefault("AUTOM_NATS_FETCH_TIMEOUT_SECONDS", "0.1")
     os.environ.setdefault("LITELLM_LOG", "ERROR")
     # litellm otherwise fetches its model price map from the internet on import.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

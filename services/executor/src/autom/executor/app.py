@@ -118,7 +118,9 @@ async def build_app(
     api = ExecutorApi(service, actions)
 
     async def consume(stop: asyncio.Event) -> None:
-        await worker.run(js, stop, settings.max_in_flight)
+        await worker.run(
+            js, stop, settings.max_in_flight, fetch_timeout=settings.nats_fetch_timeout_seconds
+        )
 
     async def sweep(stop: asyncio.Event) -> None:
         await service.sweep_orphans(

@@ -368,7 +368,9 @@ class Worker:
         else:
             await msg.nak(delay=0.2)
 
-    async def run(self, js: Any, stop: asyncio.Event, max_in_flight: int) -> None:
+    async def run(
+        self, js: Any, stop: asyncio.Event, max_in_flight: int, *, fetch_timeout: float = 0.5
+    ) -> None:
         """Bind the shared durable consumer and consume until stop."""
         sub = await bus.pull_subscription(
             js,
@@ -381,7 +383,9 @@ class Worker:
             max_ack_pending=max(1000, max_in_flight * 4),
         )
         try:
-            await bus.consume(sub, self.handle, stop, max_in_flight=max_in_flight)
+            await bus.consume(
+                sub, self.handle, stop, max_in_flight=max_in_flight, fetch_timeout=fetch_timeout
+            )
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -125,7 +125,13 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
             max_deliver=-1,  # transient failures retry forever (with backoff)
         )
         try:
-            await bus.consume(sub, definition_events.handle, stop, max_in_flight=20)
+            await bus.consume(
+                sub,
+                definition_events.handle,
+                stop,
+                max_in_flight=20,
+                fetch_timeout=settings.nats_fetch_timeout_seconds,
+            )
         finally:
             # A pull subscription left open makes nc.drain() wait for its timeout.
             with contextlib.suppress(Exception):
@@ -140,7 +146,9 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
             max_deliver=-1,
         )
         try:
-            await bus.consume(sub, run_events.handle, stop)
+            await bus.consume(
+                sub, run_events.handle, stop, fetch_timeout=settings.nats_fetch_timeout_seconds
+            )
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
