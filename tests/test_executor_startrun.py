@@ -121,21 +121,38 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "inputs.who" in field_violations(info.value)
 
-    # A paused automation may still be run by hand; an archived one may not (item 14).
+    # A paused automation may still be run by hand, and the run says so; an archived one may
+    # not (item 14). StartRun's cached snapshot follows the definitions events within
+    # milliseconds, so both are checked until the event has gone by.
     await defs.PauseAutomation(dpb.PauseAutomationRequest(automation_id=created.id, note="maint"))
-    paused_run = (
-        await runs.StartRun(
-            epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "cy"}))
-        )
-    ).run
-    assert (await _finished(runs, paused_run.id)).status == executor_pb2.RUN_STATUS_SUCCEEDED
+
+    async def noted() -> executor_pb2.Run:
+        run = (
+            await runs.StartRun(
+                epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "cy"}))
+            )
+        ).run
+        assert "paused" in run.note and "maint" in run.note, run.note
+        return run
+
+    paused_run = await assert_eventually(noted, timeout=10)
+    paused_done = await _finished(runs, paused_run.id)
+    assert paused_done.status == executor_pb2.RUN_STATUS_SUCCEEDED
+    assert paused_done.note == paused_run.note and done.note == ""
     await defs.ArchiveAutomation(dpb.ArchiveAutomationRequest(automation_id=created.id))
-    with pytest.raises(grpc.aio.AioRpcError) as archived:
-        await runs.StartRun(
-            epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "dee"}))
-        )
-    assert archived.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "archived" in (archived.value.details() or "")
+
+    async def refused() -> grpc.aio.AioRpcError:
+        try:
+            await runs.StartRun(
+                epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "dee"}))
+            )
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, exc.code()
+            return exc
+        raise AssertionError("an archived automation still starts")
+
+    archived = await assert_eventually(refused, timeout=10)
+    assert "archived" in (archived.details() or "")
 
 
 def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:

@@ -111,6 +111,8 @@ def show_run(out: Out, run: Any) -> None:
     ]
     if run.retry_of_run_id:
         pairs.append(("Retry of", run.retry_of_run_id))
+    if run.note:
+        pairs.append(("Note", run.note))
     subject = run.cause.fields["subject"].string_value if "subject" in run.cause.fields else ""
     if subject:
         pairs.append(("Event", subject))

@@ -114,6 +114,7 @@ def run_to_proto(row: RunRow, *, with_steps: bool = True) -> pb.Run:
         cause=dict_to_struct(row.cause) if row.cause else None,
         upstream_run_id=row.upstream_run_id,
         chain_depth=row.chain_depth,
+        note=row.note,
     )
     if with_steps:
         run.steps.extend(step_to_proto(r) for r in latest_records(list(row.steps or [])))

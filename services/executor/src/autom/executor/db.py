@@ -75,6 +75,7 @@ runs = Table(
     Column("cause", JSONB, nullable=True),
     Column("upstream_run_id", String(64), nullable=False, server_default=""),
     Column("chain_depth", Integer, nullable=False, server_default="0"),
+    Column("note", Text, nullable=False, server_default=""),
 )
 Index(
     "ix_runs_workspace_created",

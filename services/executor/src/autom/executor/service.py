@@ -92,6 +92,14 @@ def _differs(existing: Any, requested: NewRun, version: int) -> bool:
     )
 
 
+def _paused_note(snapshot: Snapshot) -> str:
+    """What a manual run of a paused automation says about it ("" when active)."""
+    if snapshot.status != "paused":
+        return ""
+    why = f" (pause note: {snapshot.pause_note})" if snapshot.pause_note else ""
+    return f"started by hand while the automation was paused{why}"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -234,6 +242,7 @@ class ExecutorService:
             fired_at=_now(),
             last_fired_at=None,
             principal=caller.subject,
+            note=_paused_note(snapshot),
         )
         audit = self._audit(
             caller,

@@ -55,6 +55,7 @@ class Snapshot:
     # Lifecycle at the time of the read ("active", "paused", "archived"); not part of the
     # immutable version, so only fresh reads (get_as) may be trusted for it.
     status: str = "active"
+    pause_note: str = ""
 
 
 class DefinitionSource(Protocol):
@@ -175,6 +176,7 @@ def automation_snapshot(automation: definitions_pb2.Automation) -> Snapshot:
         created_by=automation.created_by,
         name=automation.name,
         status=_status_name(automation.status),
+        pause_note=automation.pause_note,
     )
 
 

@@ -105,6 +105,7 @@ class NewRun:
     cause: dict[str, Any] | None = None
     upstream_run_id: str = ""
     chain_depth: int = 0
+    note: str = ""
 
     def params(self) -> dict[str, Any]:
         """Bind parameters of the insert."""
@@ -127,19 +128,20 @@ class NewRun:
             "cause": None if self.cause is None else json.dumps(self.cause),
             "upstream_run_id": self.upstream_run_id,
             "chain_depth": self.chain_depth,
+            "note": self.note,
         }
 
 
 _COLUMNS = (
     "id, fire_id, workspace_id, automation_id, automation_version, trigger_type, trigger_id, "
     "fire_inputs, inputs, scheduled_for, fired_at, last_fired_at, principal, "
-    "retry_of_run_id, resume_from_step, cause, upstream_run_id, chain_depth"
+    "retry_of_run_id, resume_from_step, cause, upstream_run_id, chain_depth, note"
 )
 _VALUES = (
     ":id, :fire_id, :workspace_id, :automation_id, :automation_version, :trigger_type, "
     ":trigger_id, CAST(:fire_inputs AS jsonb), CAST(:inputs AS jsonb), "
     ":scheduled_for, :fired_at, :last_fired_at, :principal, :retry_of_run_id, :resume_from_step, "
-    "CAST(:cause AS jsonb), :upstream_run_id, :chain_depth"
+    "CAST(:cause AS jsonb), :upstream_run_id, :chain_depth, :note"
 )
 
 # Insert-or-claim in one statement: a new fire inserts a running run holding the lease; a
@@ -230,6 +232,8 @@ class RunRow:
     cause: dict[str, Any] | None = None
     upstream_run_id: str = ""
     chain_depth: int = 0
+    # A sentence about how the run started (e.g. by hand while its automation was paused).
+    note: str = ""
     # Not columns: the step records (from executor.run_steps), whether a claim inserted the
     # row or found step records, and the database's clock when the row was read.
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -778,6 +782,7 @@ class RunStore:
                 "cause",
                 "upstream_run_id",
                 "chain_depth",
+                "note",
             ]
         )
         sql = (

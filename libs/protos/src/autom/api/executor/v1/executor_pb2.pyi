@@ -90,7 +90,7 @@ class StepRun(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., action: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., attempts: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., params: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., phase: _Optional[str] = ..., cost_usd: _Optional[float] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "fire_id", "workspace_id", "automation_id", "automation_version", "trigger_type", "trigger_id", "status", "inputs", "scheduled_for", "fired_time", "create_time", "start_time", "finish_time", "steps", "error", "retry_of_run_id", "principal", "cost_usd", "attempt", "cause", "upstream_run_id", "chain_depth")
+    __slots__ = ("id", "fire_id", "workspace_id", "automation_id", "automation_version", "trigger_type", "trigger_id", "status", "inputs", "scheduled_for", "fired_time", "create_time", "start_time", "finish_time", "steps", "error", "retry_of_run_id", "principal", "cost_usd", "attempt", "note", "cause", "upstream_run_id", "chain_depth")
     ID_FIELD_NUMBER: _ClassVar[int]
     FIRE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class Run(_message.Message):
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     CAUSE_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CHAIN_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -134,7 +135,8 @@ class Run(_message.Message):
     principal: str
     cost_usd: float
     attempt: int
+    note: str
     cause: _struct_pb2.Struct
     upstream_run_id: str
     chain_depth: int
-    def __init__(self, id: _Optional[str] = ..., fire_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., automation_version: _Optional[int] = ..., trigger_type: _Optional[str] = ..., trigger_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fired_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., retry_of_run_id: _Optional[str] = ..., principal: _Optional[str] = ..., cost_usd: _Optional[float] = ..., attempt: _Optional[int] = ..., cause: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., upstream_run_id: _Optional[str] = ..., chain_depth: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., fire_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., automation_id: _Optional[str] = ..., automation_version: _Optional[int] = ..., trigger_type: _Optional[str] = ..., trigger_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fired_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., retry_of_run_id: _Optional[str] = ..., principal: _Optional[str] = ..., cost_usd: _Optional[float] = ..., attempt: _Optional[int] = ..., note: _Optional[str] = ..., cause: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., upstream_run_id: _Optional[str] = ..., chain_depth: _Optional[int] = ...) -> None: ...
