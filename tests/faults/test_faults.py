@@ -163,17 +163,21 @@ async def migrate_all(database_url: str) -> None:
 
 @pytest.fixture
 async def stack(request: pytest.FixtureRequest, signing_key: str) -> AsyncIterator[FaultStack]:
-    """A fresh stack of servers and services; every process is killed at teardown."""
+    """A fresh stack of servers and services; every process is killed at teardown.
+
+    Indirect parametrisation shapes it: `{"nats_nodes": 3, "replicas": {...}}`.
+    """
+    shape: dict[str, Any] = getattr(request, "param", {})
     # Outside pytest's temp root: another pytest session resets it, which would cut the
     # running PostgreSQL off from its data.
     root = Path(tempfile.mkdtemp(prefix="autom-faults-"))
-    built = FaultStack(root, signing_key=signing_key, env={"executor": EXECUTOR_ENV})
+    built = FaultStack(root, signing_key=signing_key, env={"executor": EXECUTOR_ENV}, **shape)
     try:
         await built.start(migrate=migrate_all)
         yield built
     finally:
         if getattr(request.node, "fault_call_failed", False):
-            for name in SERVICES:
+            for name in built.instances:
                 print(f"==== {name} log (last lines) ====\n{built.log_tail(name, 60)}")
         built.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -601,7 +605,7 @@ async def finish(
     driver: ManualDriver | None,
     *,
     outcome: dict[str, str] | None = None,
-) -> None:
+) -> tuple[Records, list[Hit]]:
     """Stop the manual load, let the stack settle (bounded) and check every promise."""
     if driver is not None:
         await driver.stop()
@@ -610,6 +614,7 @@ async def finish(
     hits = sink.snapshot()
     found = problems(records, expected, hits, outcome=outcome)
     assert not found, report(found, records, expected, hits)
+    return records, hits
 
 
 async def ticking_load(
@@ -830,3 +835,56 @@ async def _succeeded(stack: FaultStack, automation_id: str) -> list[asyncpg.Reco
 async def _until(instant: datetime) -> None:
     """Let the load run up to `instant` (the end of the window it is judged on)."""
     await asyncio.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds()))
+
+
+# ---- a cluster ----------------------------------------------------------------------------
+CLUSTER = {
+    "nats_nodes": 3,
+    "replicas": {"definitions": 2, "scheduler": 2, "executor": 3},
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("stack", [CLUSTER], indirect=True, ids=["3-nats-2-2-3"])
+async def test_cluster_loses_nothing_when_the_stream_leader_a_scheduler_and_an_executor_die(
+    stack: FaultStack, api: Api, sink: Sink
+) -> None:
+    """Three NATS nodes (R3 streams), two definitions, two schedulers, three executors:
+    SIGKILL, one at a time, the fires stream's leader node, a scheduler and an executor."""
+    automation_id, start_at, driver = await ticking_load(api, sink, stack, "cluster")
+    progress_after = len(await _succeeded(stack, automation_id)) + 3
+
+    nc = await nats.connect(stack.nats_servers)
+    try:
+        info = await nc.jetstream().stream_info("AUTOM_FIRES")
+        assert info.config.num_replicas == 3, "streams are not replicated on the cluster"
+    finally:
+        await nc.close()
+    leader = await stack.stream_leader("AUTOM_FIRES")
+    stack.kill_nats(leader)
+    # The survivors elect a new leader and the work goes on without the dead node.
+    successor = await stack.stream_leader("AUTOM_FIRES")
+    assert successor != leader
+    await wait_runs(stack, automation_id, progress_after)
+    stack.restart_nats(leader)
+    kills = [f"nats node {leader} (AUTOM_FIRES leader; node {successor} took over)"]
+
+    for instance in ("scheduler", "executor"):
+        stack.kill(instance)
+        kills.append(instance)
+        await stack.restart(instance)
+        await wait_runs(stack, automation_id, len(await _succeeded(stack, automation_id)) + 3)
+    cutoff = datetime.now(UTC) + timedelta(seconds=2)
+    await _until(cutoff)
+
+    expected = Expected()
+    expected.schedule(automation_id, start_at, cutoff)
+    records, hits = await finish(stack, sink, expected, driver)
+    scoped = in_scope(records, expected)
+    replays = sum(n - 1 for n in Counter(h.key for h in hits).values())
+    print(
+        f"\ncluster: {len(instants(start_at, cutoff))} scheduled fires + "
+        f"{len(expected.manual)} StartRun requests -> {len(scoped)} runs "
+        f"{dict(Counter(r['status'] for r in scoped))}; sink requests {len(hits)}, "
+        f"replays with the same key {replays}; killed in turn: {', '.join(kills)}"
+    )

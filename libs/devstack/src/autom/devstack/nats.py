@@ -13,6 +13,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +42,15 @@ def nats_server_binary() -> Path:
 DURABLE_SYNC_INTERVAL = "always"
 
 
+@dataclass(frozen=True)
+class NatsCluster:
+    """One node's place in a loopback JetStream cluster: its route port and every node's."""
+
+    name: str
+    port: int
+    routes: Sequence[int]
+
+
 class EmbeddedNats:
     """A single nats-server with JetStream file storage under `store_dir`.
 
@@ -59,6 +69,8 @@ class EmbeddedNats:
         startup_timeout: float = 15.0,
         extra_args: Sequence[str] = (),
         sync_interval: str | None = DURABLE_SYNC_INTERVAL,
+        server_name: str | None = None,
+        cluster: NatsCluster | None = None,
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
         self.sync_interval = sync_interval
@@ -70,6 +82,9 @@ class EmbeddedNats:
         self._on_output = on_output or (lambda line: logger.debug("nats: %s", line))
         self._proc: subprocess.Popen[bytes] | None = None
         self._pump: OutputPump | None = None
+        # A cluster node keeps its name across restarts: JetStream knows its peers by name.
+        self.server_name = server_name
+        self.cluster = cluster
         self._name = ""
 
     @property
@@ -103,7 +118,7 @@ class EmbeddedNats:
             return
         self.store_dir.mkdir(parents=True, exist_ok=True)
         # A unique name tells our server's INFO from that of another one holding the port.
-        self._name = f"autom-devstack-{secrets.token_hex(4)}"
+        self._name = self.server_name or f"autom-devstack-{secrets.token_hex(4)}"
         # JetStream settings such as sync_interval exist only in the config file, not as flags.
         config = self.store_dir / "nats-server.conf"
         config.write_text(self.config_text())
@@ -139,6 +154,15 @@ class EmbeddedNats:
         if self.sync_interval is not None:
             lines.append(f"  sync_interval: {self.sync_interval}")
         lines.append("}")
+        if self.cluster is not None:
+            routes = ", ".join(f"nats-route://{self.host}:{port}" for port in self.cluster.routes)
+            lines += [
+                "cluster {",
+                f"  name: {json.dumps(self.cluster.name)}",
+                f"  listen: {json.dumps(f'{self.host}:{self.cluster.port}')}",
+                f"  routes: [{routes}]",
+                "}",
+            ]
         return "\n".join(lines) + "\n"
 
     def stop(self, timeout: float = 10.0) -> None:
