@@ -72,14 +72,15 @@ async def executor_stack(
         await bus.ensure_streams(js)
         await publish_many(js, snapshot.automation_id, [f"backlog:{i}" for i in range(backlog)])
         started = time.time()
+        fields: dict[str, Any] = {
+            "database_url": url,
+            "nats_url": nats_url,
+            "grpc_port": 0,
+            **service_keys("executor"),
+            **settings,
+        }
         app = await build_app(
-            ExecutorSettings(
-                database_url=url,
-                nats_url=nats_url,
-                grpc_port=0,
-                **service_keys("executor"),
-                **settings,
-            ),
+            ExecutorSettings(**fields),
             definitions=StaticDefinitions([snapshot]),
         )
         await app.start()

@@ -28,7 +28,12 @@ def owner_token(signer: TokenSigner) -> str:
 
 @pytest.fixture
 async def start_app(database_url: str, nats_url: str, signing_key: str) -> AsyncIterator[StartApp]:
-    """start_app('definitions', **settings) builds and starts a service; all stop at teardown."""
+    """start_app('definitions', **settings) builds and starts a service; all stop at teardown.
+
+    Each service connects to NATS as its own user, with the permissions it has deployed.
+    """
+    from autom.devstack.nats import service_nats_url
+
     started: list[GrpcApp] = []
 
     async def start(service: str, **overrides: Any) -> GrpcApp:
@@ -41,9 +46,9 @@ async def start_app(database_url: str, nats_url: str, signing_key: str) -> Async
             for name in dir(settings_module)
             if name.endswith("Settings") and name != "ServiceSettings"
         )
+        overrides.setdefault("nats_url", service_nats_url(nats_url, service))
         fields = {
             "database_url": database_url,
-            "nats_url": nats_url,
             "grpc_port": 0,
             **service_keys(service, signing_key),
             **overrides,

@@ -173,7 +173,14 @@ async def stack(request: pytest.FixtureRequest, signing_key: str) -> AsyncIterat
     # Outside pytest's temp root: another pytest session resets it, which would cut the
     # running PostgreSQL off from its data.
     root = Path(tempfile.mkdtemp(prefix="autom-faults-"))
-    built = FaultStack(root, signing_key=signing_key, env={"executor": EXECUTOR_ENV}, **shape)
+    # The sink is on loopback: definitions validates with the executor's allow-list.
+    allow = {"AUTOM_HTTP_ALLOW_CIDRS": EXECUTOR_ENV["AUTOM_HTTP_ALLOW_CIDRS"]}
+    built = FaultStack(
+        root,
+        signing_key=signing_key,
+        env={"executor": EXECUTOR_ENV, "definitions": allow},
+        **shape,
+    )
     try:
         await built.start(migrate=migrate_all)
         yield built

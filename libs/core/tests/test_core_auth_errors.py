@@ -100,3 +100,24 @@ def test_a_token_issued_by_a_clock_slightly_ahead_is_accepted() -> None:
         {**claims, "iat": now + 2, "exp": now + 60}, signer._private, "EdDSA", {"kid": signer.kid}
     )
     assert signer.verify(ahead).subject == "u"
+
+
+def test_a_verified_token_is_still_refused_once_expired_or_revoked() -> None:
+    signer = TokenSigner(SECRET)
+    short, _, _ = signer.issue(subject="user:a", workspace_id="w", role=Role.OWNER, ttl_seconds=1)
+    assert signer.verify(short).subject == "user:a"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            signer.verify(short)
+        except Unauthenticated as exc:
+            assert "expired" in exc.message
+            break
+        assert time.monotonic() < deadline, "an expired token was still accepted"
+        time.sleep(0.05)
+
+    token, jti, exp = signer.issue(subject="user:b", workspace_id="w", role=Role.OWNER)
+    assert signer.verify(token).role == Role.OWNER
+    signer.revocations.revoke(jti, exp)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        signer.verify(token)

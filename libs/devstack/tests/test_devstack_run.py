@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from autom.devstack.config import DevConfig, DevSecrets
+from autom.devstack.nats import nats_passwords
 from autom.devstack.run import (
     EXIT_USAGE,
     KEY_VARS,
@@ -112,11 +113,33 @@ def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
 def test_keys_in_the_developer_environment_do_not_leak_to_other_services(
     tmp_path: Path,
 ) -> None:
-    base = dict.fromkeys(KEYS, "mine")
+    base = {
+        **dict.fromkeys(KEYS, "mine"),
+        "AUTOM_GRPC_TLS_CERT_FILE": "c.pem",  # make run serves plaintext
+    }
     envs = service_envs(DevConfig(home=tmp_path), SECRETS, base)
+    assert not any(k.startswith("AUTOM_GRPC_TLS_") for env in envs.values() for k in env)
     assert not KEYS & set(envs["gateway"])
     assert not {"AUTOM_SECRETS_KEY", "AUTOM_AUTH_PRIVATE_KEY"} & set(envs["executor"])
     assert envs["executor"]["AUTOM_AUTH_PUBLIC_KEYS"] == SECRETS.auth_public_key
+
+
+def test_each_service_connects_to_the_embedded_nats_as_its_own_user(tmp_path: Path) -> None:
+    base = {"AUTOM_NATS_USER": "admin", "AUTOM_NATS_PASSWORD": "mine"}
+    envs = service_envs(DevConfig(home=tmp_path), SECRETS, base, "master")
+
+    passwords = nats_passwords("master")
+    for name, env in envs.items():
+        assert env["AUTOM_NATS_USER"] == name
+        assert env["AUTOM_NATS_PASSWORD"] == passwords[name]
+    assert len({env["AUTOM_NATS_PASSWORD"] for env in envs.values()} | {"master"}) == 6
+
+
+def test_nats_credentials_for_an_external_server_pass_through(tmp_path: Path) -> None:
+    config = DevConfig(home=tmp_path, nats_url="nats://n")
+    base = {"AUTOM_NATS_USER": "me", "AUTOM_NATS_PASSWORD": "mine"}
+    env = service_envs(config, SECRETS, base)["executor"]
+    assert (env["AUTOM_NATS_USER"], env["AUTOM_NATS_PASSWORD"]) == ("me", "mine")
 
 
 def test_external_urls_are_passed_through_and_wildcard_host_is_dialled_locally(
@@ -154,6 +177,7 @@ def test_banner_shows_endpoints_and_token_but_no_passwords(tmp_path: Path) -> No
     assert "export AUTOM_TOKEN=tok" in text
     assert "127.0.0.1:50053" in text
     assert "http://127.0.0.1:8080" in text
+    assert "http://127.0.0.1:8080/ui" in text
     assert "postgresql://u:***@db:5432/x" in text
     assert "hunter2" not in text
     assert "no dev token" in banner(config, None)

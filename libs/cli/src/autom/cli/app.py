@@ -11,7 +11,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from autom.api.definitions.v1 import definitions_service_pb2
-from autom.cli import automations, drafts, runs, schedules, workspace
+from autom.cli import audit, automations, drafts, runs, schedules, workspace
 from autom.cli.common import JsonOption, guarded, new_request_id, session
 from autom.cli.config import CliConfig
 from autom.cli.errors import CliError, usage
@@ -52,6 +52,7 @@ app.add_typer(workspace.workspaces, name="workspaces")
 app.add_typer(drafts.app, name="drafts")
 app.command("run")(guarded(runs.run_command))
 app.command("draft")(drafts.draft_command)
+app.command("audit")(audit.audit_command)
 
 ROLES = workspace.ROLES
 

@@ -11,6 +11,7 @@ import re
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -89,6 +90,7 @@ _ALL = frozenset(
         "admin:schedules",
         "admin:dead_letters",
         "identity:read",
+        "audit:read",
     }
 )
 ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -146,6 +148,7 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     # The servicer further restricts it to the scheduler's service principal.
     _D + "StreamScheduleTriggers": "automations:read",
     _D + "IssueServiceToken": "service_tokens:issue",
+    _D + "ListAuditEvents": "audit:read",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",
@@ -344,6 +347,9 @@ class ServiceCredentials:
         )
 
 
+VERIFIED_CACHE_SIZE = 1024
+
+
 class TokenVerifier:
     """Verifies EdDSA (Ed25519) bearer tokens with public keys only: it can mint nothing.
 
@@ -364,6 +370,9 @@ class TokenVerifier:
         self._keys = {key_id(k): k for k in public_keys}
         self._credentials = credentials
         self.revocations = revocations or RevocationList()
+        # Claims of tokens whose signature checked out: a signature never changes, while
+        # expiry, revocation and role are checked on every call.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @property
     def key_ids(self) -> list[str]:
@@ -388,6 +397,18 @@ class TokenVerifier:
         )
         return claims
 
+    def _cached_claims(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None and claims["exp"] > time.time():
+            self._verified.move_to_end(token)
+            return claims
+        self._verified.pop(token, None)
+        claims = self._claims(token)
+        self._verified[token] = claims
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
     def verify(self, token: str) -> Principal:
         """Decode and check a token; raise Unauthenticated on anything wrong."""
         if token.startswith(CREDENTIAL_PREFIX):
@@ -396,7 +417,7 @@ class TokenVerifier:
                 raise Unauthenticated("invalid service credential")
             return principal
         try:
-            claims = self._claims(token)
+            claims = self._cached_claims(token)
             role = Role(claims["role"])
             workspace_id = str(claims["ws"])
         except jwt.ExpiredSignatureError as exc:

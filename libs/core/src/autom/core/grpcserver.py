@@ -16,9 +16,11 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from nats.js.errors import NotFoundError as StreamNotFound
 
+from autom.core.audit import set_request_id
 from autom.core.auth import TokenVerifier, authorize, set_current_principal
 from autom.core.bus import wait_any
 from autom.core.errors import AutomError, Unavailable, internal_status, to_status_proto
+from autom.core.grpctls import GrpcTls
 from autom.core.paging import configure_page_tokens
 from autom.core.requests import check_request, tolerant
 
@@ -131,6 +133,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
                     check_request(request)
+                    set_request_id(metadata, getattr(request, "request_id", ""))
                     return await inner_uu(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -146,6 +149,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> Any:
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
+                    set_request_id(metadata)
                     return await inner_su(_checked(requests), context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -162,6 +166,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
                     check_request(request)
+                    set_request_id(metadata, getattr(request, "request_id", ""))
                     async for item in inner_us(request, context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -178,6 +183,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             ) -> AsyncIterator[Any]:
                 try:
                     set_current_principal(authorize(method, metadata, verifier))
+                    set_request_id(metadata)
                     async for item in inner_ss(_checked(requests), context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -212,6 +218,8 @@ class GrpcApp:
     supervision: Supervision = field(default_factory=Supervision)
     # Keys page tokens; replicas of a service share it. None: a random key per process.
     page_token_key: bytes | None = None
+    # TLS when it holds a server certificate; plaintext otherwise.
+    tls: GrpcTls | None = None
     bound_port: int = 0
     exit_code: int | None = None
     _server: grpc.aio.Server | None = None
@@ -248,8 +256,13 @@ class GrpcApp:
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
+        credentials = self.tls.server_credentials() if self.tls is not None else None
         try:
-            self.bound_port = server.add_insecure_port(f"{self.host}:{self.port}")
+            address = f"{self.host}:{self.port}"
+            if credentials is None:
+                self.bound_port = server.add_insecure_port(address)
+            else:
+                self.bound_port = server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise RuntimeError(
                 f"{self.name}: cannot bind {self.host}:{self.port} (already in use?)"
@@ -424,13 +437,15 @@ class BearerAuthStream(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(await _with_bearer(details, self._credential), request)
 
 
-def channel(address: str, token: Credential | None = None) -> grpc.aio.Channel:
-    """An insecure channel (loopback/mesh) that authenticates as `token` by default.
+def channel(
+    address: str, token: Credential | None = None, tls: GrpcTls | None = None
+) -> grpc.aio.Channel:
+    """A channel to another service (TLS when `tls` says so) that acts as `token` by default.
 
     `token` is a bearer token, or a provider asked before each call (a refreshed one).
     """
     interceptors: list[Any] | None = [BearerAuth(token), BearerAuthStream(token)] if token else None
-    return grpc.aio.insecure_channel(address, interceptors=interceptors)
+    return (tls or GrpcTls()).aio_channel(address, interceptors=interceptors)
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

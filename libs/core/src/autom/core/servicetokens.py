@@ -18,6 +18,7 @@ import grpc
 from autom.api.definitions.v1 import definitions_service_pb2 as pb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
 from autom.core.grpcserver import channel
+from autom.core.grpctls import GrpcTls
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,13 @@ class ServiceTokens:
         definitions_addr: str,
         credential: str,
         *,
+        tls: GrpcTls | None = None,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._addr = definitions_addr
         self._credential = credential
+        self._tls = tls
         self._timeout = timeout_s
         self._clock = clock
         self._token = ""
@@ -57,7 +60,7 @@ class ServiceTokens:
     async def _refresh(self) -> None:
         if self._channel is None:
             # Its own channel: the credential goes to IssueServiceToken and nowhere else.
-            self._channel = channel(self._addr, self._credential)
+            self._channel = channel(self._addr, self._credential, self._tls)
         stub = pb_grpc.DefinitionsServiceStub(self._channel)
         try:
             reply = await stub.IssueServiceToken(

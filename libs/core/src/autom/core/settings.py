@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autom.core.grpctls import GrpcTls
+from autom.core.netpolicy import Policy
+
 _DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg", "postgres")
 _NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
@@ -42,9 +45,14 @@ class CommonSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/autom"
     nats_url: str = "nats://127.0.0.1:4222"
+    # This process's NATS user (autom.core.natsauth); credentials in the URL work too.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     # JetStream replicas of Autom's streams: 1 on a single node, 3 on a production cluster.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
+    # AUTOM_GRPC_TLS_*: TLS of this process's gRPC server and of its channels to the others.
+    grpc_tls: GrpcTls = Field(default_factory=GrpcTls)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
@@ -118,3 +126,24 @@ class ServiceSettings(CommonSettings):
                 " (autom-definitions service-credential <service> makes one)"
             )
         return value
+
+
+class OutboundHttpSettings(ServiceSettings):
+    """The http_request allow-list: the executor enforces it, definitions validates with it."""
+
+    # Destinations http_request may reach although they are private/loopback/link-local.
+    # Comma-separated, e.g. AUTOM_HTTP_ALLOW_CIDRS="127.0.0.0/8,::1/128".
+    http_allow_cidrs: str = ""
+    http_allow_hosts: str = ""
+
+    def allow_cidrs(self) -> list[str]:
+        """The CIDR allow-list as a list."""
+        return [c.strip() for c in self.http_allow_cidrs.split(",") if c.strip()]
+
+    def allow_hosts(self) -> list[str]:
+        """The host allow-list as a list (lower case)."""
+        return [h.strip().lower() for h in self.http_allow_hosts.split(",") if h.strip()]
+
+    def network_policy(self) -> Policy:
+        """The SSRF policy these settings make (a malformed CIDR fails fast)."""
+        return Policy.from_lists(self.allow_cidrs(), self.allow_hosts())

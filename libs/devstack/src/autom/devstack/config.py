@@ -188,3 +188,22 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     tmp.replace(path)
+
+
+NATS_ADMIN_FILE = "nats-admin-password"
+
+
+def load_nats_admin_password(home: Path) -> str:
+    """The embedded nats-server's admin password, generated (mode 0600) on first use.
+
+    Every service's NATS password derives from it (autom.devstack.nats.nats_passwords).
+    """
+    path = home / NATS_ADMIN_FILE
+    try:
+        stored = path.read_text().strip()
+    except FileNotFoundError:
+        stored = ""
+    if not stored:
+        stored = secrets.token_hex(24)
+        _write_private(path, stored + "\n")
+    return stored

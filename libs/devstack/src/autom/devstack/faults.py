@@ -23,14 +23,16 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from secrets import token_hex
 from typing import IO
 
 import nats
 import nats.errors
 
+from autom.core.natsauth import ADMIN_USER, authorization_conf
 from autom.devstack._proc import child_options, signal_group
 from autom.devstack.config import DevConfig, load_dev_secrets
-from autom.devstack.nats import EmbeddedNats, NatsCluster
+from autom.devstack.nats import EmbeddedNats, NatsCluster, nats_passwords, with_credentials
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres
 from autom.devstack.run import (
@@ -105,7 +107,9 @@ class FaultStack:
             http_port=free_port(),
         )
         secrets = load_dev_secrets(self.root, {"AUTOM_AUTH_PRIVATE_KEY": signing_key})
-        envs = service_envs(self.config, secrets, os.environ)
+        # NATS with the services' users and permissions, as make run and deployments run it.
+        self._nats_admin = token_hex(16)
+        envs = service_envs(self.config, secrets, os.environ, self._nats_admin)
         extra = env or {}
         replicated = {"AUTOM_NATS_STREAM_REPLICAS": str(min(nats_nodes, 3))}
         for name in services:
@@ -131,6 +135,8 @@ class FaultStack:
         self.postgres = EmbeddedPostgres(
             self.root / "postgres", self.config.pg_port, fsync=True, host=EMBEDDED_HOST
         )
+        # Every node holds every user: a service or test may land on any of them.
+        authorization = authorization_conf(nats_passwords(self._nats_admin))
         route_ports = [free_port() for _ in range(nats_nodes)] if nats_nodes > 1 else []
         self.nats_nodes = [
             EmbeddedNats(
@@ -141,6 +147,7 @@ class FaultStack:
                 cluster=NatsCluster("autom-fault", route_ports[i], route_ports)
                 if nats_nodes > 1
                 else None,
+                authorization=authorization,
             )
             for i, port in enumerate(client_ports)
         ]
@@ -154,13 +161,15 @@ class FaultStack:
 
     @property
     def nats_url(self) -> str:
-        """URL of the nats-server (comma-separated URLs of every node of a cluster)."""
-        return nats_url(self.config)
+        """URL of the nats-server as its admin (every subject); a cluster's is every node's,
+        comma-separated, each with the admin's credentials."""
+        return with_credentials(nats_url(self.config), ADMIN_USER, self._nats_admin)
 
     @property
     def nats_servers(self) -> list[str]:
-        """URL of each NATS node, for clients that take a list."""
-        return [node.url for node in self.nats_nodes]
+        """URL of each NATS node as the admin, for clients that take a list."""
+        admin = ADMIN_USER, self._nats_admin
+        return [with_credentials(node.url, *admin) for node in self.nats_nodes]
 
     @property
     def instances(self) -> list[str]:

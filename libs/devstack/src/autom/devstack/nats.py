@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from autom.devstack._proc import OutputPump, child_options, stop_process
 
@@ -71,9 +75,12 @@ class EmbeddedNats:
         sync_interval: str | None = DURABLE_SYNC_INTERVAL,
         server_name: str | None = None,
         cluster: NatsCluster | None = None,
+        authorization: str = "",
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
         self.sync_interval = sync_interval
+        # An `authorization {...}` block (autom.core.natsauth); empty lets anyone connect.
+        self.authorization = authorization
         self.port = port
         self.host = host
         self.monitor_port = monitor_port
@@ -121,7 +128,11 @@ class EmbeddedNats:
         self._name = self.server_name or f"autom-devstack-{secrets.token_hex(4)}"
         # JetStream settings such as sync_interval exist only in the config file, not as flags.
         config = self.store_dir / "nats-server.conf"
-        config.write_text(self.config_text())
+        # It holds the users' passwords: readable by us only.
+        config.unlink(missing_ok=True)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.config_text())
         argv = [
             str(nats_server_binary()),
             "-c",
@@ -163,7 +174,7 @@ class EmbeddedNats:
                 f"  routes: [{routes}]",
                 "}",
             ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.authorization
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (graceful), SIGKILL after `timeout`."""
@@ -248,3 +259,47 @@ def nats_log_filter(line: str) -> bool:
     if match is None:
         return True
     return match.group(1) in ("WRN", "ERR", "FTL") or line.endswith("Server is ready")
+
+
+def nats_passwords(master: str) -> dict[str, str]:
+    """Passwords of `admin` (the master itself) and of every service user, derived from it.
+
+    Derived so that whoever holds the admin URL (tests, `make run`) can hand each service
+    its own credentials without keeping a second list.
+    """
+    from autom.core.natsauth import ADMIN_USER, SERVICES
+
+    passwords = {ADMIN_USER: master}
+    for service in SERVICES:
+        digest = hmac.new(master.encode(), f"nats:{service}".encode(), hashlib.sha256)
+        passwords[service] = digest.hexdigest()
+    return passwords
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """`url` with `user:password@` in place of any credentials it had.
+
+    A cluster's comma-separated list gets them on every URL: nats-py authenticates with the
+    credentials of the server it is connecting to, so a node without them would refuse it.
+    """
+    userinfo = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    servers = []
+    for server in url.split(","):
+        parts = urlsplit(server.strip())
+        host = parts.netloc.rpartition("@")[2]
+        servers.append(urlunsplit(parts._replace(netloc=f"{userinfo}@{host}")))
+    return ",".join(servers)
+
+
+def service_nats_url(admin_url: str, service: str) -> str:
+    """The URL service `service` connects with, given the admin URL of an embedded server.
+
+    A URL without admin credentials (an external server) is returned unchanged.
+    """
+    from autom.core.natsauth import ADMIN_USER
+
+    parts = urlsplit(admin_url.split(",")[0].strip())
+    if parts.username != ADMIN_USER or not parts.password:
+        return admin_url
+    password = nats_passwords(unquote(parts.password))[service]
+    return with_credentials(admin_url, service, password)

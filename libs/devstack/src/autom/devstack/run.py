@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from autom.core.natsauth import authorization_conf
 from autom.devstack.config import (
     DEV_TOKEN_FILE,
     ConfigError,
     DevConfig,
     DevSecrets,
     load_dev_secrets,
+    load_nats_admin_password,
 )
 from autom.devstack.migrations import schema_at_head
-from autom.devstack.nats import EmbeddedNats, nats_log_filter
+from autom.devstack.nats import EmbeddedNats, nats_log_filter, nats_passwords
 from autom.devstack.output import PrefixPrinter, PrinterHandler, use_color
 from autom.devstack.ports import PortInUseError, ensure_port_free
 from autom.devstack.postgres import EmbeddedPostgres, PostgresLogFilter, redact_url
@@ -55,7 +57,7 @@ def healthz_poll(line: str) -> bool:
 
 
 DATABASE = "autom"
-EMBEDDED_HOST = "127.0.0.1"  # trust auth and no NATS auth: never listen beyond loopback
+EMBEDDED_HOST = "127.0.0.1"  # PostgreSQL trusts local users: never listen beyond loopback
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -133,13 +135,24 @@ def runtime_dir(config: DevConfig) -> Path:
 
 
 def service_envs(
-    config: DevConfig, secrets: DevSecrets, base: Mapping[str, str]
+    config: DevConfig,
+    secrets: DevSecrets,
+    base: Mapping[str, str],
+    nats_admin_password: str | None = None,
 ) -> dict[str, dict[str, str]]:
-    """The environment of each service (and of its migrate / dev-token commands)."""
+    """The environment of each service (and of its migrate / dev-token commands).
+
+    With `nats_admin_password` (the embedded nats-server) each service gets its own NATS
+    user; with AUTOM_NATS_URL, AUTOM_NATS_USER / AUTOM_NATS_PASSWORD pass through as set.
+    """
     # Keys reach a process only below, never through the developer's own environment.
-    keys = (*KEY_VARS, "AUTOM_GRPC_PORT")
+    keys: tuple[str, ...] = (*KEY_VARS, "AUTOM_GRPC_PORT")
+    if nats_admin_password is not None:
+        keys += ("AUTOM_NATS_USER", "AUTOM_NATS_PASSWORD")
     common = {
-        **{k: v for k, v in base.items() if k not in keys},
+        # make run is plaintext gRPC (its own health checks dial plaintext): TLS settings of
+        # the developer's environment would leave the services unreachable to it.
+        **{k: v for k, v in base.items() if k not in keys and not k.startswith("AUTOM_GRPC_TLS_")},
         "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
         "AUTOM_DATABASE_URL": database_url(config),
         "AUTOM_NATS_URL": nats_url(config),
@@ -169,6 +182,10 @@ def service_envs(
     envs["executor"]["AUTOM_SERVICE_CREDENTIAL"] = secrets.executor_credential
     gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
     envs[GATEWAY] = gateway
+    if nats_admin_password is not None:
+        passwords = nats_passwords(nats_admin_password)
+        for name, env in envs.items():
+            env.update(AUTOM_NATS_USER=name, AUTOM_NATS_PASSWORD=passwords[name])
     return envs
 
 
@@ -210,6 +227,7 @@ def banner(config: DevConfig, token: str | None, note: str = "") -> str:
             for name, port in grpc_ports(config).items()
         ),
         (GATEWAY, f"HTTP  {http}"),
+        ("console", f"web   {http}/ui  (sign in with the dev token)"),
         ("database", redact_url(database_url(config))),
         ("nats", redact_url(nats_url(config))),
         ("data", str(config.home)),
@@ -289,14 +307,17 @@ def run_dev(
                 on_output=_forward(printer, "postgres", PostgresLogFilter()),
             )
         nats = None
+        nats_admin = None
         if config.nats_url is None:
+            nats_admin = load_nats_admin_password(config.home)
             nats = EmbeddedNats(
                 config.home / "nats",
                 config.nats_port,
                 host=EMBEDDED_HOST,
                 on_output=_forward(printer, "nats", nats_log_filter),
+                authorization=authorization_conf(nats_passwords(nats_admin)),
             )
-        envs = service_envs(config, secrets, env)
+        envs = service_envs(config, secrets, env, nats_admin)
         supervisor = Supervisor(
             build_services(config, envs, command),
             printer=printer,

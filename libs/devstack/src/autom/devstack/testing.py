@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from autom.devstack.nats import EmbeddedNats
+from autom.core.natsauth import ADMIN_USER, authorization_conf
+from autom.devstack.nats import EmbeddedNats, nats_passwords, with_credentials
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres, create_database, drop_database, with_database
 
@@ -74,14 +75,19 @@ def test_nats_url(tmp: Path) -> Iterator[str]:
     """Yield a NATS URL: $AUTOM_TEST_NATS_URL or an embedded JetStream server in `tmp`.
 
     The embedded server keeps nats-server's default sync (no fsync per write): test data is
-    disposable.
+    disposable. It runs with the services' users and permissions as deployed; the URL
+    yielded is the admin's (`service_nats_url` gives a service's own).
     """
     external = os.environ.get(NATS_URL_ENV)
     if external:
         yield external
         return
-    with EmbeddedNats(Path(tmp) / "nats", free_port(), sync_interval=None) as server:
-        yield server.url
+    master = secrets.token_hex(16)
+    auth = authorization_conf(nats_passwords(master))
+    with EmbeddedNats(
+        Path(tmp) / "nats", free_port(), sync_interval=None, authorization=auth
+    ) as server:
+        yield with_credentials(server.url, ADMIN_USER, master)
 
 
 # Their names start with "test_"; keep pytest from collecting them where they are imported.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
+from autom.core.runtime import run_loop
 from autom.definitions.settings import DefinitionsSettings, build_signer
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def main() -> None:
     elif command == "rotate-signing-key":
         print(_rotate_signing_key(settings))
     elif command == "serve":
-        asyncio.run(_serve(settings))
+        run_loop(_serve(settings))
     else:
         sys.exit(f"unknown command {command!r}; use {', '.join(COMMANDS)}")
 

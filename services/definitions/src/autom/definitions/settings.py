@@ -11,11 +11,15 @@ from autom.core.auth import (
     load_private_key,
     load_public_keys,
 )
-from autom.core.settings import ServiceSettings
+from autom.core.settings import OutboundHttpSettings
 
 
-class DefinitionsSettings(ServiceSettings):
-    """AUTOM_* variables the definitions service reads."""
+class DefinitionsSettings(OutboundHttpSettings):
+    """AUTOM_* variables the definitions service reads.
+
+    The http_request allow-list (AUTOM_HTTP_ALLOW_CIDRS / _HOSTS) is the executor's: literal
+    URLs to addresses it would refuse are refused at validation time.
+    """
 
     grpc_port: int = 50051
     # The Ed25519 signing key (base64url seed): only the definitions service holds it.

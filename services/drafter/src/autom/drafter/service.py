@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from autom.core.audit import Change, audit_row
 from autom.core.auth import Principal
 from autom.core.errors import Conflict, FailedPrecondition, NotFound, ValidationFailed, Violation
 from autom.core.paging import decode_page_token, encode_page_token, page_size
-from autom.drafter import store
+from autom.drafter import db, store
 from autom.drafter.clients import AutomationRef, DefinitionsClient
 from autom.drafter.domain.model import FINAL, Draft, DraftStatus, Preview, Turn, Usage
 from autom.drafter.drafting import Generator
@@ -92,11 +95,29 @@ class DrafterService:
         generator: Generator,
         definitions: DefinitionsClient,
         previews: PreviewBuilder,
+        on_audit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._gen = generator
         self._defs = definitions
         self._previews = previews
+        self._on_audit = on_audit or (lambda: None)
+
+    @staticmethod
+    async def _audit(
+        conn: AsyncConnection, caller: Principal, draft: Draft, action: str, **details: str
+    ) -> None:
+        """Append an audit entry to the audit outbox, in the change's transaction."""
+        change = Change(
+            action=action,
+            target_type="draft",
+            target_id=draft.id,
+            workspace_id=draft.workspace_id,
+            version_before=draft.latest.number if draft.latest is not None else 0,
+            version_after=draft.latest.number if draft.latest is not None else 0,
+            details={"status_before": draft.status.value, **details},
+        )
+        await conn.execute(insert(db.audit_outbox).values(audit_row("drafter", change, caller)))
 
     async def _preview(
         self, caller: Principal, turn: Turn, base: dict[str, Any] | None
@@ -399,6 +420,16 @@ class DrafterService:
                 automation_id=ref.id,
                 automation_version=ref.version,
             )
+            await self._audit(
+                conn,
+                caller,
+                draft,
+                "draft.approve",
+                automation_id=ref.id,
+                automation_version=str(ref.version),
+                edited=str(edited is not None).lower(),
+            )
+        self._on_audit()
         log.info("draft %s approved: automation %s v%d", draft_id, ref.id, ref.version)
         return await self.get(caller, draft_id)
 
@@ -420,4 +451,6 @@ class DrafterService:
                 await store.set_status(
                     conn, draft_id, DraftStatus.REJECTED, _now(), reject_reason=reason
                 )
+                await self._audit(conn, caller, current, "draft.reject")
+        self._on_audit()
         return await self.get(caller, draft_id)

@@ -46,7 +46,13 @@ from autom.executor.errors import (
 )
 from autom.executor.sources import SecretSource, Snapshot
 from autom.executor.store import Event, RunRow, RunStore
-from autom.templating import TemplateError, evaluate_condition, redact, render_value
+from autom.templating import (
+    TemplateError,
+    evaluate_condition,
+    iter_templates,
+    redact,
+    render_value,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -160,6 +166,7 @@ class Engine:
         secrets: SecretSource,
         lease_seconds: float,
         on_events: Callable[[], None] = lambda: None,
+        on_committed: Callable[[str], None] = lambda run_id: None,
         default_step_timeout: float = DEFAULT_STEP_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
@@ -167,6 +174,9 @@ class Engine:
         self._secrets = secrets
         self._lease = lease_seconds
         self._on_events = on_events
+        # Called with the run id once a change with events committed: watchers in this
+        # process need not wait for the event's trip through the outbox and NATS.
+        self._on_committed = on_committed
         self._default_step_timeout = default_step_timeout
 
     # ---- events -------------------------------------------------------------------------
@@ -229,6 +239,7 @@ class Engine:
             raise LeaseLost(state.run_id)
         if kwargs.get("events"):
             self._on_events()
+            self._on_committed(state.run_id)
 
     async def finish(
         self,
@@ -694,9 +705,12 @@ class Engine:
             raise ActionNotFound(
                 f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
             )
-        params = await asyncio.to_thread(
-            render_value, step.get("params") or {}, ctx, path=f"{path}.params"
-        )
+        raw_params = step.get("params") or {}
+        if next(iter_templates(raw_params), None) is None:
+            # Nothing to render (only copied): not worth a hop to a thread and back.
+            params = render_value(raw_params, ctx, path=f"{path}.params")
+        else:
+            params = await asyncio.to_thread(render_value, raw_params, ctx, path=f"{path}.params")
         record["params"] = redact(params, state.secrets) if state.secrets else params
         schema = action.spec.params_schema
         if schema:

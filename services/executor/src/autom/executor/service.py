@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 from autom.api.events.v1 import events_pb2
 from autom.core import paging
+from autom.core.audit import SUBJECT as AUDIT_SUBJECT
+from autom.core.audit import Change, audit_event
 from autom.core.auth import ANY_WORKSPACE, Principal
-from autom.core.bus import OutboxRelay
+from autom.core.bus import MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX, OutboxRelay
 from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.executor.convert import latest_records
@@ -29,7 +31,9 @@ from autom.executor.worker import Worker
 
 log = logging.getLogger(__name__)
 
-FIRE_SUBJECT = "automations.fires.{}"
+# Manual fires and retries have a subject of their own: the executor's NATS user may publish
+# only these, the scheduler's `automations.fires.<workspace>` stay the scheduler's alone.
+FIRE_SUBJECT = "automations.fires.{}.manual"
 
 
 class CallerDefinitions(Protocol):
@@ -113,6 +117,7 @@ class ExecutorService:
         engine: Engine,
         worker: Worker | None,
         relay: OutboxRelay | None,
+        audit_relay: OutboxRelay | None = None,
         dead_letters: DeadLetters | None = None,
         watchers: RunWatchers | None = None,
         watch_recheck_seconds: float = 5.0,
@@ -122,13 +127,15 @@ class ExecutorService:
         self._engine = engine
         self._worker = worker
         self._relay = relay
+        self._audit_relay = audit_relay
         self._dead_letters = dead_letters
         self._watchers = watchers or RunWatchers(None)
         self._recheck = watch_recheck_seconds
 
     def _published(self) -> None:
-        if self._relay is not None:
-            self._relay.notify()
+        for relay in (self._relay, self._audit_relay):
+            if relay is not None:
+                relay.notify()
 
     async def start_run(
         self,
@@ -164,7 +171,7 @@ class ExecutorService:
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"manual:{ws}:{key}",
+            fire_id=f"{MANUAL_FIRE_PREFIX}{ws}:{key}",
             workspace_id=ws,
             automation_id=snapshot.automation_id,
             automation_version=snapshot.version,
@@ -176,7 +183,13 @@ class ExecutorService:
             last_fired_at=None,
             principal=caller.subject,
         )
-        row, created = await self._store.create_pending(run, [fire_event(run)])
+        audit = self._audit(
+            caller,
+            "run.start",
+            run,
+            details={"automation_version": str(run.automation_version)},
+        )
+        row, created = await self._store.create_pending(run, [fire_event(run)], [audit])
         if created:
             self._published()
         elif _differs(row, run, version):
@@ -192,6 +205,23 @@ class ExecutorService:
                 ]
             )
         return row
+
+    def _audit(
+        self, caller: Principal, action: str, run: NewRun | Any, details: dict[str, str]
+    ) -> Event:
+        """The audit outbox row of a run mutation (written with it)."""
+        event = audit_event(
+            "executor",
+            Change(
+                action=action,
+                target_type="run",
+                target_id=run.id,
+                workspace_id=run.workspace_id,
+                details={"automation_id": run.automation_id, **details},
+            ),
+            caller,
+        )
+        return Event(AUDIT_SUBJECT.format("executor"), event.event_id, event.SerializeToString())
 
     async def get_run(self, caller: Principal, run_id: str) -> RunRow:
         """A run the caller may see, else NotFound."""
@@ -248,7 +278,8 @@ class ExecutorService:
         why = reason or f"cancelled by {caller.subject}"
         state = RunState(row=row, token="", snapshot=None)
         finished = self._engine.event(state, "finished", "cancelled")
-        await self._store.request_cancel(run_id, why, [finished])
+        audit = self._audit(caller, "run.cancel", row, {"status_before": row.status})
+        await self._store.request_cancel(run_id, why, [finished], [audit])
         self._published()
         if self._worker is not None:
             self._worker.cancel_local(run_id, why)
@@ -288,7 +319,7 @@ class ExecutorService:
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"retry:{old.id}:{key}",
+            fire_id=f"{RETRY_FIRE_PREFIX}{old.id}:{key}",
             workspace_id=old.workspace_id,
             automation_id=old.automation_id,
             automation_version=old.automation_version,
@@ -304,7 +335,8 @@ class ExecutorService:
             inputs=None if old.inputs is None else dict(old.inputs),
             steps=kept,
         )
-        row, created = await self._store.create_pending(run, [fire_event(run)])
+        audit = self._audit(caller, "run.retry", run, {"retry_of_run_id": old.id})
+        row, created = await self._store.create_pending(run, [fire_event(run)], [audit])
         if created:
             self._published()
         return row

@@ -40,6 +40,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per statement on this pool).
+
+    Every use of the pool is one statement (`pool.fetch`): no session setting, LISTEN, cursor
+    or advisory lock outlives it, and asyncpg still rolls back a transaction left open.
+    """
+
+
 async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.Pool:
     """The asyncpg pool of the run hot path (plain statements, no per-checkout ping)."""
     dsn = asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://")
@@ -48,6 +56,7 @@ async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"application_name": application_name},
     )
     assert pool is not None
@@ -60,6 +69,7 @@ ACTIVE = ("pending", "running")
 _T = "executor.runs"
 _S = "executor.run_steps"
 _O = "executor.outbox"
+_A = "executor.audit_outbox"
 
 
 @dataclass(frozen=True)
@@ -144,22 +154,29 @@ _CLAIM = f"""
            buffered = CASE WHEN r.attempt = 0 THEN :hold ELSE r.buffered END
      WHERE r.status IN ('pending', 'running')
        AND (r.lease_token IS NULL OR r.lease_expires_at < now())
-    RETURNING r.*, (xmax = 0) AS inserted
+    RETURNING r.*, (xmax = 0) AS inserted,
+              EXISTS (SELECT 1 FROM {_S} s WHERE s.run_id = r.id) AS has_steps
     """
 
 
-def _events_cte(events: Sequence[Event], guard: str) -> tuple[str, dict[str, Any]]:
+def _events_cte(
+    events: Sequence[Event], guard: str, *, table: str = _O, name: str = "ev"
+) -> tuple[str, dict[str, Any]]:
     if not events:
         return "", {}
     rows = []
     params: dict[str, Any] = {}
     for i, event in enumerate(events):
-        rows.append(f"(:ev_s{i}, :ev_m{i}, CAST(:ev_p{i} AS bytea), now())")
+        rows.append(f"(:{name}_s{i}, :{name}_m{i}, CAST(:{name}_p{i} AS bytea), now())")
         params.update(
-            {f"ev_s{i}": event.subject, f"ev_m{i}": event.msg_id, f"ev_p{i}": event.payload}
+            {
+                f"{name}_s{i}": event.subject,
+                f"{name}_m{i}": event.msg_id,
+                f"{name}_p{i}": event.payload,
+            }
         )
     sql = (
-        f", ev AS (INSERT INTO {_O} (subject, msg_id, payload, created_at) "
+        f", {name} AS (INSERT INTO {table} (subject, msg_id, payload, created_at) "
         f"SELECT v.* FROM (VALUES {', '.join(rows)}) AS v(subject, msg_id, payload, created_at) "
         f"WHERE EXISTS (SELECT 1 FROM {guard}))"
     )
@@ -202,9 +219,10 @@ class RunRow:
     resumed_attempt: int = 0
     started_steps: tuple[str, ...] = ()
     # Not columns: the step records (from executor.run_steps), whether a claim inserted the
-    # row, and the database's clock when the row was read.
+    # row or found step records, and the database's clock when the row was read.
     steps: list[dict[str, Any]] = field(default_factory=list)
     inserted: bool = False
+    has_steps: bool = True
     db_now: datetime | None = None
 
     @classmethod
@@ -444,8 +462,9 @@ class RunStore:
         if not rows:
             return None
         row = rows[0]
-        # A run this claim inserted has no step records yet.
-        return row if row.inserted else await self._with_steps(row)
+        # A run this claim inserted, or a StartRun's pending run claimed the first time, has
+        # no step records yet: no second round trip.
+        return row if row.inserted or not row.has_steps else await self._with_steps(row)
 
     async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[RunRow]:
         """Mark, count and return non-terminal runs nobody touched for a while."""
@@ -589,17 +608,23 @@ class RunStore:
         )
         return {r["id"] for r in rows}
 
-    async def create_pending(self, run: NewRun, events: Sequence[Event]) -> tuple[RunRow, bool]:
-        """Insert a pending run (idempotent on fire id) with its fire in the outbox."""
+    async def create_pending(
+        self, run: NewRun, events: Sequence[Event], audit: Sequence[Event] = ()
+    ) -> tuple[RunRow, bool]:
+        """Insert a pending run (idempotent on fire id) with its fire in the outbox.
+
+        `audit` entries go to the audit outbox in the same statement, only when it inserts.
+        """
         ev_sql, ev_params = _events_cte(events, "c")
+        au_sql, au_params = _events_cte(audit, "c", table=_A, name="au")
         kept = self._step_rows(run.steps or [])
         st_sql, st_params = _steps_cte(kept, "c")
         sql = (
             f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at) "
             f"VALUES ({_VALUES}, 'pending', now()) ON CONFLICT (fire_id) DO NOTHING "
-            f"RETURNING *){st_sql}{ev_sql} SELECT * FROM c"
+            f"RETURNING *){st_sql}{ev_sql}{au_sql} SELECT * FROM c"
         )
-        rows = await self._runs(sql, {**run.params(), **st_params, **ev_params})
+        rows = await self._runs(sql, {**run.params(), **st_params, **ev_params, **au_params})
         if rows:
             steps = [replace(r, seq=i).to_record() for i, r in enumerate(kept, 1)]
             return replace(rows[0], steps=steps), True
@@ -607,14 +632,21 @@ class RunStore:
         assert existing is not None
         return existing, False
 
-    async def request_cancel(self, run_id: str, reason: str, events: Sequence[Event]) -> None:
-        """Flag a run for cancellation; an unclaimed pending run is cancelled at once."""
+    async def request_cancel(
+        self, run_id: str, reason: str, events: Sequence[Event], audit: Sequence[Event] = ()
+    ) -> None:
+        """Flag a run for cancellation; an unclaimed pending run is cancelled at once.
+
+        `audit` entries go to the audit outbox with the flag, only when the run was active.
+        """
         ev_sql, ev_params = _events_cte(events, "u")
+        au_sql, au_params = _events_cte(audit, "r", table=_A, name="au")
         error = {"type": "Cancelled", "message": reason, "retryable": False, "fields": []}
         await self._exec(
-            f"UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
-            "WHERE id = :id AND status IN ('pending', 'running') RETURNING id",
-            {"id": run_id, "reason": reason},
+            f"WITH r AS (UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
+            f"WHERE id = :id AND status IN ('pending', 'running') RETURNING id){au_sql} "
+            "SELECT count(*) FROM r",
+            {"id": run_id, "reason": reason, **au_params},
         )
         # A run no worker holds is finished here; a held one is stopped by its worker.
         await self._exec(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from autom.core.logging import configure_logging
+from autom.core.runtime import run_loop
 from autom.gateway.app import create_app
 from autom.gateway.settings import GatewaySettings
 
@@ -65,7 +66,7 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("uvicorn.error").addFilter(_PlainUvicornRecords())
-    asyncio.run(serve(settings))
+    run_loop(serve(settings))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from autom.core import bus
+from autom.core.audit import audit_relay
 from autom.core.bus import wait_any
 from autom.core.grpcserver import GrpcApp, Loop, channel
 from autom.core.runtime import open_runtime, service_tokens
@@ -95,14 +96,17 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         release_at_created=True,
         on_published=stamp_fires,
     )
-    service = SchedulerService(rt.engine, settings, on_fires=relay.notify)
+    audit_outbox = audit_relay(rt.engine, db.audit_outbox, rt.js)
+    service = SchedulerService(
+        rt.engine, settings, on_fires=relay.notify, on_audit=audit_outbox.notify
+    )
     try:
         await service.unstage(stale=True)
     except Exception:
         # E.g. another replica's relay is publishing them right now: then they are on time.
         log.warning("could not give back stale planned fires", exc_info=True)
     loop = DueLoop(service, settings)
-    definitions = channel(settings.definitions_addr, tokens)
+    definitions = channel(settings.definitions_addr, tokens, settings.grpc_tls)
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
     js = rt.js
@@ -158,6 +162,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
     background = [
         Loop("due", loop.run),
         Loop("outbox", relay.run),
+        Loop("audit-outbox", audit_outbox.run),
         Loop("definition-events", consume_definitions),
         Loop("run-events", consume_runs),
         Loop("prune", prune),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from autom.core.errors import Violation
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
+from autom.core.netpolicy import Policy, literal_host, refused_reason
 from autom.core.registry import JSON_SCHEMA_METASCHEMA, ActionType, Catalog
 from autom.definitions.domain.model import (
     MAX_DEFINITION_BYTES,
@@ -105,6 +106,21 @@ def _check_template(
     return referenced_step_ids(text, condition=condition)
 
 
+def _check_destination(step: Step, path: str, policy: Policy, out: list[Violation]) -> None:
+    """An http_request whose written-out host the executor's SSRF guard would refuse."""
+    url = step.params.get("url") if step.action == "http_request" else None
+    host = literal_host(url) if isinstance(url, str) else None
+    why = refused_reason(host, policy) if host else None
+    if why is not None:
+        out.append(
+            Violation(
+                path,
+                f"http_request may not reach {why}; the executor refuses it unless "
+                "AUTOM_HTTP_ALLOW_CIDRS / AUTOM_HTTP_ALLOW_HOSTS allow it",
+            )
+        )
+
+
 def _check_steps(
     steps: Sequence[tuple[int, Step]],
     base: str,
@@ -113,9 +129,11 @@ def _check_steps(
     *,
     sequential: bool,
     out: list[Violation],
+    policy: Policy,
 ) -> None:
     for i, step in steps:
         path = f"{base}[{i}]"
+        _check_destination(step, f"{path}.params.url", policy, out)
         action = catalog.actions.get(step.action)
         if action is None:
             names = ", ".join(a.type for a in catalog.actions.all())
@@ -180,9 +198,13 @@ def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> 
 
 
 def validate_definition(
-    raw: dict[str, Any], catalog: Catalog
+    raw: dict[str, Any], catalog: Catalog, policy: Policy | None = None
 ) -> tuple[Definition | None, list[Violation]]:
-    """Parse and check a definition in its JSON form; returns the model when valid."""
+    """Parse and check a definition in its JSON form; returns the model when valid.
+
+    `policy` is the deployment's http_request allow-list (public addresses only when None).
+    """
+    policy = policy or Policy()
     size = len(json.dumps(raw, separators=(",", ":")).encode())
     if size > MAX_DEFINITION_BYTES:
         return None, [
@@ -196,9 +218,11 @@ def validate_definition(
         # A structural error must not hide the rest: check every part that parses on its own.
         out = _pydantic_violations(exc)
         reported = {v.field for v in out}
-        out.extend(v for v in _check_parts(_lenient_parts(raw), catalog) if v.field not in reported)
+        out.extend(
+            v for v in _check_parts(_lenient_parts(raw), catalog, policy) if v.field not in reported
+        )
         return None, out
-    out = _check_parts(_Parts.of(definition), catalog)
+    out = _check_parts(_Parts.of(definition), catalog, policy)
     return (definition if not out else None), out
 
 
@@ -265,7 +289,7 @@ def _lenient_parts(raw: dict[str, Any]) -> _Parts:
     )
 
 
-def _check_parts(parts: _Parts, catalog: Catalog) -> list[Violation]:
+def _check_parts(parts: _Parts, catalog: Catalog, policy: Policy) -> list[Violation]:
     out: list[Violation] = []
     if len(parts.plan) + len(parts.on_failure) > MAX_STEPS:
         out.append(Violation("plan", f"at most {MAX_STEPS} steps (plan and on_failure together)"))
@@ -293,7 +317,7 @@ def _check_parts(parts: _Parts, catalog: Catalog) -> list[Violation]:
 
     lenient = parts.all_ids is not None
     known = set(parts.all_ids or ())
-    _check_steps(parts.plan, "plan", catalog, known, sequential=not lenient, out=out)
+    _check_steps(parts.plan, "plan", catalog, known, sequential=not lenient, out=out, policy=policy)
     execution = parts.execution
     if execution is not None:
         _duration(execution.timeout, "execution.timeout", out)
@@ -303,7 +327,13 @@ def _check_parts(parts: _Parts, catalog: Catalog) -> list[Violation]:
             _duration(execution.retry.max_delay, "execution.retry.max_delay", out)
     plan_ids = known | {s.id for _, s in parts.plan}
     _check_steps(
-        parts.on_failure, "execution.on_failure", catalog, plan_ids, sequential=not lenient, out=out
+        parts.on_failure,
+        "execution.on_failure",
+        catalog,
+        plan_ids,
+        sequential=not lenient,
+        out=out,
+        policy=policy,
     )
     return out
 

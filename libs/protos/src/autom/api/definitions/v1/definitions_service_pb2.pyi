@@ -2,6 +2,7 @@ import datetime
 
 from autom.api.common.v1 import catalog_pb2 as _catalog_pb2
 from autom.api.common.v1 import definition_pb2 as _definition_pb2
+from autom.api.definitions.v1 import audit_pb2 as _audit_pb2
 from autom.api.definitions.v1 import definitions_pb2 as _definitions_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
