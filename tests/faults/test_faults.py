@@ -8,6 +8,8 @@ scheduled instant of the window has a fire at the scheduler, every fire and ever
 acknowledged StartRun has exactly one run (counted per instant and per request, not per
 fire id), every run is terminal within a bound after recovery, and the sink saw each
 logical fire's side effect under one idempotency key only (replays allowed).
+One scenario runs the same load on a cluster: three NATS nodes with R3 streams and several
+replicas of each service.
 """
 
 from __future__ import annotations
@@ -163,21 +165,28 @@ async def migrate_all(database_url: str) -> None:
 
 @pytest.fixture
 async def stack(request: pytest.FixtureRequest, signing_key: str) -> AsyncIterator[FaultStack]:
-    """A fresh stack of servers and services; every process is killed at teardown."""
+    """A fresh stack of servers and services; every process is killed at teardown.
+
+    Indirect parametrisation shapes it: `{"nats_nodes": 3, "replicas": {...}}`.
+    """
+    shape: dict[str, Any] = getattr(request, "param", {})
     # Outside pytest's temp root: another pytest session resets it, which would cut the
     # running PostgreSQL off from its data.
     root = Path(tempfile.mkdtemp(prefix="autom-faults-"))
     # The sink is on loopback: definitions validates with the executor's allow-list.
     allow = {"AUTOM_HTTP_ALLOW_CIDRS": EXECUTOR_ENV["AUTOM_HTTP_ALLOW_CIDRS"]}
     built = FaultStack(
-        root, signing_key=signing_key, env={"executor": EXECUTOR_ENV, "definitions": allow}
+        root,
+        signing_key=signing_key,
+        env={"executor": EXECUTOR_ENV, "definitions": allow},
+        **shape,
     )
     try:
         await built.start(migrate=migrate_all)
         yield built
     finally:
         if getattr(request.node, "fault_call_failed", False):
-            for name in SERVICES:
+            for name in built.instances:
                 print(f"==== {name} log (last lines) ====\n{built.log_tail(name, 60)}")
         built.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -605,7 +614,7 @@ async def finish(
     driver: ManualDriver | None,
     *,
     outcome: dict[str, str] | None = None,
-) -> None:
+) -> tuple[Records, list[Hit]]:
     """Stop the manual load, let the stack settle (bounded) and check every promise."""
     if driver is not None:
         await driver.stop()
@@ -614,6 +623,7 @@ async def finish(
     hits = sink.snapshot()
     found = problems(records, expected, hits, outcome=outcome)
     assert not found, report(found, records, expected, hits)
+    return records, hits
 
 
 async def ticking_load(
@@ -834,3 +844,80 @@ async def _succeeded(stack: FaultStack, automation_id: str) -> list[asyncpg.Reco
 async def _until(instant: datetime) -> None:
     """Let the load run up to `instant` (the end of the window it is judged on)."""
     await asyncio.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds()))
+
+
+# ---- a cluster ----------------------------------------------------------------------------
+CLUSTER = {
+    "nats_nodes": 3,
+    "replicas": {"definitions": 2, "scheduler": 2, "executor": 3},
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("stack", [CLUSTER], indirect=True, ids=["3-nats-2-2-3"])
+async def test_cluster_loses_nothing_when_the_stream_leader_a_scheduler_and_an_executor_die(
+    stack: FaultStack, api: Api, sink: Sink, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three NATS nodes (R3 streams), two definitions, two schedulers, three executors:
+    SIGKILL, one at a time, the fires stream's leader node, a scheduler and an executor."""
+    automation_id, start_at, driver = await ticking_load(api, sink, stack, "cluster")
+    progress_after = len(await _succeeded(stack, automation_id)) + 3
+
+    nc = await nats.connect(stack.nats_servers)
+    try:
+        info = await nc.jetstream().stream_info("AUTOM_FIRES")
+        assert info.config.num_replicas == 3, "streams are not replicated on the cluster"
+    finally:
+        await nc.close()
+    leader = await stack.stream_leader("AUTOM_FIRES")
+    killed_at = time.monotonic()
+    stack.kill_nats(leader)
+    # The survivors elect a new leader and the work goes on without the dead node.
+    successor = await stack.stream_leader("AUTOM_FIRES")
+    assert successor != leader
+    await wait_runs(stack, automation_id, progress_after)
+    stack.restart_nats(leader)
+    kills = [
+        f"nats node {leader} (AUTOM_FIRES leader; node {successor} took over, "
+        f"3 more runs {time.monotonic() - killed_at:.1f} s after the kill)"
+    ]
+
+    for instance in ("scheduler", "executor"):
+        killed_at = time.monotonic()
+        stack.kill(instance)
+        await stack.restart(instance)
+        await wait_runs(stack, automation_id, len(await _succeeded(stack, automation_id)) + 3)
+        kills.append(f"{instance} (back and 3 more runs in {time.monotonic() - killed_at:.1f} s)")
+    cutoff = datetime.now(UTC) + timedelta(seconds=2)
+    await _until(cutoff)
+
+    expected = Expected()
+    expected.schedule(automation_id, start_at, cutoff)
+    records, hits = await finish(stack, sink, expected, driver)
+    scoped = in_scope(records, expected)
+    replays = sum(n - 1 for n in Counter(h.key for h in hits).values())
+
+    # The restarted node caught up: every replica of the fires stream is current again.
+    nc = await nats.connect(stack.nats_servers)
+    try:
+        js = nc.jetstream()
+
+        async def rejoined() -> None:
+            cluster = (await js.stream_info("AUTOM_FIRES")).cluster
+            assert cluster is not None
+            peers = {p.name: (p.current, p.offline) for p in cluster.replicas or []}
+            assert len(peers) == 2 and all(
+                current and not offline for current, offline in peers.values()
+            ), f"AUTOM_FIRES replicas: {peers}"
+
+        await assert_eventually(rejoined, timeout=30, interval=0.5)
+    finally:
+        await nc.close()
+
+    with capsys.disabled():  # the figures are the point of this test: shown even on success
+        print(
+            f"\ncluster: {len(instants(start_at, cutoff))} scheduled fires + "
+            f"{len(expected.manual)} StartRun requests -> {len(scoped)} runs "
+            f"{dict(Counter(r['status'] for r in scoped))}; sink requests {len(hits)}, "
+            f"replays with the same key {replays}; killed in turn: {'; '.join(kills)}"
+        )

@@ -64,3 +64,18 @@ async def test_consume_raises_when_the_connection_closes_under_it(nats_url: str)
     # Returning quietly would leave a service SERVING while consuming nothing.
     with pytest.raises(nats.errors.ConnectionClosedError):
         await asyncio.wait_for(task, timeout=10)
+
+
+async def test_connect_takes_a_cluster_as_a_comma_separated_list_with_a_node_down(
+    nats_url: str,
+) -> None:
+    from autom.devstack.ports import free_port
+
+    # AUTOM_NATS_URL of a cluster whose first node is down: the live one must be reached.
+    down = f"nats://127.0.0.1:{free_port()}"
+    nc = await bus.connect(f"{down}, {nats_url}", name="core-test")
+    try:
+        assert nc.is_connected
+        assert len(nc.servers) == 2
+    finally:
+        await nc.close()

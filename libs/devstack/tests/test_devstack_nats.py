@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +15,16 @@ import nats
 import psutil
 import pytest
 
-from autom.core.natsauth import authorization_conf
-from autom.devstack.nats import EmbeddedNats, NatsError, nats_log_filter, nats_passwords
+from autom.core.natsauth import ADMIN_USER, authorization_conf
+from autom.devstack.nats import (
+    EmbeddedNats,
+    NatsCluster,
+    NatsError,
+    nats_log_filter,
+    nats_passwords,
+    service_nats_url,
+    with_credentials,
+)
 from autom.devstack.ports import free_port
 
 
@@ -83,6 +93,12 @@ def test_log_filter_keeps_warnings_errors_and_readiness() -> None:
     assert not nats_log_filter("[1] 2026/01/01 00:00:00.000000 [INF] Starting JetStream")
 
 
+def _routes(monitor_url: str) -> int:
+    with urllib.request.urlopen(f"{monitor_url}/routez", timeout=5) as reply:
+        count: int = json.load(reply)["num_routes"]
+    return count
+
+
 def _jetstream_config(server: EmbeddedNats) -> dict[str, Any]:
     assert server.monitor_url is not None
     with urllib.request.urlopen(f"{server.monitor_url}/varz", timeout=5) as reply:
@@ -117,3 +133,38 @@ def test_with_users_the_config_is_private_and_anonymous_clients_are_refused(
             sock.recv(4096)  # INFO
             sock.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
             assert b"Authorization Violation" in sock.recv(4096)
+
+
+async def test_a_cluster_with_users_routes_and_a_service_reaches_any_node(tmp_path: Path) -> None:
+    auth = authorization_conf(nats_passwords("master"))
+    routes = [free_port(), free_port()]
+    nodes = [
+        EmbeddedNats(
+            tmp_path / f"n{i}",
+            free_port(),
+            monitor_port=free_port(),
+            sync_interval=None,
+            server_name=f"n{i}",
+            cluster=NatsCluster("c", routes[i], routes),
+            authorization=auth,
+        )
+        for i in range(2)
+    ]
+    with nodes[0], nodes[1]:
+        # Routes on loopback need no credentials of their own: the nodes join each other.
+        for node in nodes:
+            assert node.monitor_url is not None
+            deadline = time.monotonic() + 15
+            while _routes(node.monitor_url) == 0:
+                assert time.monotonic() < deadline, "the nodes did not route to each other"
+                await asyncio.sleep(0.1)
+        admin = with_credentials(",".join(n.url for n in nodes), ADMIN_USER, "master")
+        url = service_nats_url(admin, "executor")
+        assert url.count("executor:") == 2, "every node's URL carries the service's user"
+        nodes[0].stop()
+        # The first node is down: the second must accept the service's own credentials.
+        nc = await nats.connect(url.split(","), max_reconnect_attempts=2)
+        try:
+            assert nc.connected_url is not None and nc.connected_url.port == nodes[1].port
+        finally:
+            await nc.close()

@@ -120,8 +120,11 @@ async def connect(
     async def on_reconnect() -> None:
         log.info("nats reconnected")
 
+    # AUTOM_NATS_URL names a cluster as a comma-separated list: nats-py wants a list, and
+    # knowing every node lets a process start while one of them is down.
+    servers = [server.strip() for server in url.split(",") if server.strip()]
     return await nats.connect(
-        url,
+        servers,
         name=name,
         user=user,
         password=password,

@@ -1,6 +1,11 @@
 """A stack for fault tests: its own PostgreSQL and NATS, and services as real processes that
 a test can kill (-9), stop (SIGSTOP) and restart, the servers included.
 
+NATS can be a loopback JetStream cluster (`nats_nodes=3`, streams replicated on every node)
+and a service can run as several replicas (`replicas={"executor": 3}`: instances
+`executor`, `executor-2`, `executor-3`, each on its own gRPC port; the other services and
+the test's clients talk to the first).
+
 Built from the same pieces as `make run` (ports, environments, commands, migrations, health
 checks), with fixed loopback ports so a restarted process comes back where clients look for
 it. Start it from the main thread: children are tied to the thread that forks them.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -20,10 +26,13 @@ from pathlib import Path
 from secrets import token_hex
 from typing import IO
 
+import nats
+import nats.errors
+
 from autom.core.natsauth import ADMIN_USER, authorization_conf
 from autom.devstack._proc import child_options, signal_group
 from autom.devstack.config import DevConfig, load_dev_secrets
-from autom.devstack.nats import EmbeddedNats, nats_passwords, with_credentials
+from autom.devstack.nats import EmbeddedNats, NatsCluster, nats_passwords, with_credentials
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres
 from autom.devstack.run import (
@@ -35,7 +44,7 @@ from autom.devstack.run import (
     python_module_command,
     service_envs,
 )
-from autom.devstack.supervisor import ServiceSpec, _until_healthy
+from autom.devstack.supervisor import GrpcHealth, ServiceSpec, _until_healthy
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +73,8 @@ class _Service:
 
 
 class FaultStack:
-    """PostgreSQL (fsync on), nats-server (file store) and services, each killable."""
+    """PostgreSQL (fsync on), nats-server (file store; one node or a cluster) and services,
+    each killable."""
 
     def __init__(
         self,
@@ -74,14 +84,22 @@ class FaultStack:
         services: Sequence[str] = DEFAULT_SERVICES,
         env: Mapping[str, Mapping[str, str]] | None = None,
         ready_timeout: float = 120.0,
+        nats_nodes: int = 1,
+        replicas: Mapping[str, int] | None = None,
     ) -> None:
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
+        client_ports = [free_port() for _ in range(nats_nodes)]
+        cluster_url = None
+        if nats_nodes > 1:
+            # Every node's URL: a process (re)starting while one node is down finds another.
+            cluster_url = ",".join(f"nats://{EMBEDDED_HOST}:{port}" for port in client_ports)
         self.config = DevConfig(
             home=self.root,
             host=EMBEDDED_HOST,
             pg_port=free_port(),
-            nats_port=free_port(),
+            nats_url=cluster_url,
+            nats_port=client_ports[0],
             definitions_port=free_port(),
             scheduler_port=free_port(),
             executor_port=free_port(),
@@ -93,23 +111,47 @@ class FaultStack:
         self._nats_admin = token_hex(16)
         envs = service_envs(self.config, secrets, os.environ, self._nats_admin)
         extra = env or {}
+        replicated = {"AUTOM_NATS_STREAM_REPLICAS": str(min(nats_nodes, 3))}
         for name in services:
+            envs[name] = {**envs[name], **(replicated if nats_nodes > 1 else {})}
             envs[name] = {**envs[name], **extra.get(name, {})}
-        self._services = {
-            spec.name: _Service(spec, self.root / f"{spec.name}.log")
-            for spec in build_services(self.config, envs, python_module_command)
-            if spec.name in services
-        }
+        self._services: dict[str, _Service] = {}
+        for spec in build_services(self.config, envs, python_module_command):
+            if spec.name not in services:
+                continue
+            self._services[spec.name] = _Service(spec, self.root / f"{spec.name}.log")
+            for n in range(2, (replicas or {}).get(spec.name, 1) + 1):
+                port = free_port()
+                copy = dataclasses.replace(
+                    spec,
+                    name=f"{spec.name}-{n}",
+                    env={**spec.env, "AUTOM_GRPC_PORT": str(port)},
+                    health=GrpcHealth(f"{EMBEDDED_HOST}:{port}"),
+                    migrate=None,  # one schema, migrated once
+                    at_head=None,
+                )
+                self._services[copy.name] = _Service(copy, self.root / f"{copy.name}.log")
         self._ready_timeout = ready_timeout
         self.postgres = EmbeddedPostgres(
             self.root / "postgres", self.config.pg_port, fsync=True, host=EMBEDDED_HOST
         )
-        self.nats = EmbeddedNats(
-            self.root / "nats",
-            self.config.nats_port,
-            host=EMBEDDED_HOST,
-            authorization=authorization_conf(nats_passwords(self._nats_admin)),
-        )
+        # Every node holds every user: a service or test may land on any of them.
+        authorization = authorization_conf(nats_passwords(self._nats_admin))
+        route_ports = [free_port() for _ in range(nats_nodes)] if nats_nodes > 1 else []
+        self.nats_nodes = [
+            EmbeddedNats(
+                self.root / f"nats-{i}" if nats_nodes > 1 else self.root / "nats",
+                port,
+                host=EMBEDDED_HOST,
+                server_name=f"autom-fault-n{i}" if nats_nodes > 1 else None,
+                cluster=NatsCluster("autom-fault", route_ports[i], route_ports)
+                if nats_nodes > 1
+                else None,
+                authorization=authorization,
+            )
+            for i, port in enumerate(client_ports)
+        ]
+        self.nats = self.nats_nodes[0]
 
     # ---- addresses ----------------------------------------------------------------------
     @property
@@ -119,8 +161,20 @@ class FaultStack:
 
     @property
     def nats_url(self) -> str:
-        """URL of the nats-server, as its admin (every subject)."""
+        """URL of the nats-server as its admin (every subject); a cluster's is every node's,
+        comma-separated, each with the admin's credentials."""
         return with_credentials(nats_url(self.config), ADMIN_USER, self._nats_admin)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """URL of each NATS node as the admin, for clients that take a list."""
+        admin = ADMIN_USER, self._nats_admin
+        return [with_credentials(node.url, *admin) for node in self.nats_nodes]
+
+    @property
+    def instances(self) -> list[str]:
+        """Every service process by name (replicas as `<service>-<n>`)."""
+        return list(self._services)
 
     def address(self, service: str) -> str:
         """host:port of a service's gRPC server."""
@@ -145,7 +199,9 @@ class FaultStack:
         """
         self.postgres.start()
         self.postgres.create_database(DATABASE)
-        self.nats.start()
+        for node in self.nats_nodes:
+            node.start()
+        await self.wait_jetstream()
         if migrate is not None:
             await migrate(self.database_url)
         else:
@@ -158,8 +214,9 @@ class FaultStack:
         """Kill every service (process group and all), then stop NATS and PostgreSQL."""
         for service in self._services.values():
             self._kill(service)
-        with contextlib.suppress(Exception):
-            self.nats.stop(timeout=5)
+        for node in self.nats_nodes:
+            with contextlib.suppress(Exception):
+                node.stop(timeout=5)
         with contextlib.suppress(Exception):
             self.postgres.stop(timeout=10)
 
@@ -192,13 +249,55 @@ class FaultStack:
         """Start PostgreSQL again on the same data directory and port (crash recovery)."""
         self.postgres.start()
 
-    def kill_nats(self) -> None:
-        """SIGKILL nats-server."""
-        _kill_group(self.nats.pid, self.nats.poll, "nats-server")
+    def kill_nats(self, node: int = 0) -> None:
+        """SIGKILL a nats-server (the only one, or node `node` of the cluster)."""
+        server = self.nats_nodes[node]
+        _kill_group(server.pid, server.poll, f"nats-server {node}")
 
-    def restart_nats(self) -> None:
-        """Start nats-server again with the same store directory and port."""
-        self.nats.start()
+    def restart_nats(self, node: int = 0) -> None:
+        """Start a nats-server again with the same name, store directory and ports."""
+        self.nats_nodes[node].start()
+
+    async def wait_jetstream(self, timeout: float = 60.0) -> None:
+        """Until JetStream answers API requests (a cluster has elected its meta leader)."""
+        nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1)
+        try:
+            js = nc.jetstream(timeout=2)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    await js.account_info()
+                    return
+                except (nats.errors.Error, TimeoutError) as exc:
+                    if time.monotonic() > deadline:
+                        what = f"JetStream not ready within {timeout:.0f} s"
+                        raise FaultStackError(what) from exc
+                    await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+
+    async def stream_leader(self, stream: str, timeout: float = 30.0) -> int:
+        """Index of the node leading `stream` (waits, bounded, while it has no leader)."""
+        names = [node.server_name for node in self.nats_nodes]
+        nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1)
+        try:
+            js = nc.jetstream(timeout=2)
+            deadline = time.monotonic() + timeout
+            last = ""
+            while time.monotonic() < deadline:
+                try:
+                    info = await js.stream_info(stream)
+                except (nats.errors.Error, TimeoutError) as exc:
+                    last = repr(exc)
+                else:
+                    leader = info.cluster.leader if info.cluster is not None else None
+                    if leader in names:
+                        return names.index(leader)
+                    last = f"leader {leader!r}"
+                await asyncio.sleep(0.2)
+            raise FaultStackError(f"{stream} has no leader within {timeout:.0f} s ({last})")
+        finally:
+            await nc.close()
 
     # ---- plumbing -----------------------------------------------------------------------
     async def _migrate(self, service: _Service) -> None:

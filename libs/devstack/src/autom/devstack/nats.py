@@ -16,6 +16,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -45,6 +46,15 @@ def nats_server_binary() -> Path:
 DURABLE_SYNC_INTERVAL = "always"
 
 
+@dataclass(frozen=True)
+class NatsCluster:
+    """One node's place in a loopback JetStream cluster: its route port and every node's."""
+
+    name: str
+    port: int
+    routes: Sequence[int]
+
+
 class EmbeddedNats:
     """A single nats-server with JetStream file storage under `store_dir`.
 
@@ -63,6 +73,8 @@ class EmbeddedNats:
         startup_timeout: float = 15.0,
         extra_args: Sequence[str] = (),
         sync_interval: str | None = DURABLE_SYNC_INTERVAL,
+        server_name: str | None = None,
+        cluster: NatsCluster | None = None,
         authorization: str = "",
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
@@ -77,6 +89,9 @@ class EmbeddedNats:
         self._on_output = on_output or (lambda line: logger.debug("nats: %s", line))
         self._proc: subprocess.Popen[bytes] | None = None
         self._pump: OutputPump | None = None
+        # A cluster node keeps its name across restarts: JetStream knows its peers by name.
+        self.server_name = server_name
+        self.cluster = cluster
         self._name = ""
 
     @property
@@ -110,7 +125,7 @@ class EmbeddedNats:
             return
         self.store_dir.mkdir(parents=True, exist_ok=True)
         # A unique name tells our server's INFO from that of another one holding the port.
-        self._name = f"autom-devstack-{secrets.token_hex(4)}"
+        self._name = self.server_name or f"autom-devstack-{secrets.token_hex(4)}"
         # JetStream settings such as sync_interval exist only in the config file, not as flags.
         config = self.store_dir / "nats-server.conf"
         # It holds the users' passwords: readable by us only.
@@ -150,6 +165,15 @@ class EmbeddedNats:
         if self.sync_interval is not None:
             lines.append(f"  sync_interval: {self.sync_interval}")
         lines.append("}")
+        if self.cluster is not None:
+            routes = ", ".join(f"nats-route://{self.host}:{port}" for port in self.cluster.routes)
+            lines += [
+                "cluster {",
+                f"  name: {json.dumps(self.cluster.name)}",
+                f"  listen: {json.dumps(f'{self.host}:{self.cluster.port}')}",
+                f"  routes: [{routes}]",
+                "}",
+            ]
         return "\n".join(lines) + "\n" + self.authorization
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -253,11 +277,18 @@ def nats_passwords(master: str) -> dict[str, str]:
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
-    """`url` (one server) with `user:password@` in place of any credentials it had."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """`url` with `user:password@` in place of any credentials it had.
+
+    A cluster's comma-separated list gets them on every URL: nats-py authenticates with the
+    credentials of the server it is connecting to, so a node without them would refuse it.
+    """
+    userinfo = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    servers = []
+    for server in url.split(","):
+        parts = urlsplit(server.strip())
+        host = parts.netloc.rpartition("@")[2]
+        servers.append(urlunsplit(parts._replace(netloc=f"{userinfo}@{host}")))
+    return ",".join(servers)
 
 
 def service_nats_url(admin_url: str, service: str) -> str:
@@ -267,7 +298,7 @@ def service_nats_url(admin_url: str, service: str) -> str:
     """
     from autom.core.natsauth import ADMIN_USER
 
-    parts = urlsplit(admin_url)
+    parts = urlsplit(admin_url.split(",")[0].strip())
     if parts.username != ADMIN_USER or not parts.password:
         return admin_url
     password = nats_passwords(unquote(parts.password))[service]
