@@ -33,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from autom.core import metrics
+
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
@@ -261,13 +263,16 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set; failures are logged and retried (rows stay unpublished)."""
-        next_prune = time.monotonic()
+        next_prune = next_sample = time.monotonic()
         while not stop.is_set():
             # Cleared before the pass: a notify() during the pass makes the wait return at once.
             self._wake.clear()
             try:
                 while await self.publish_pending() == self._batch:
                     pass
+                if time.monotonic() >= next_sample:
+                    await self.sample_backlog()
+                    next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
                 if time.monotonic() >= next_prune:
                     await self.prune_published()
                     next_prune = time.monotonic() + PRUNE_EVERY_S
@@ -277,6 +282,21 @@ class OutboxRelay:
                 await wait_any(stop, None, 1.0)
                 continue
             await wait_any(stop, self._wake, delay)
+
+    async def sample_backlog(self) -> tuple[int, float]:
+        """Set the backlog gauges: released unpublished rows and the oldest one's age."""
+        t = self._table
+        query = select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+        now = datetime.now(UTC)
+        if self._release:
+            query = query.where(t.c.created_at <= now)
+        async with self._engine.connect() as conn:
+            count, oldest = (await conn.execute(query)).one()
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        label = t.schema or t.name
+        metrics.OUTBOX_BACKLOG.labels(label).set(count)
+        metrics.OUTBOX_OLDEST_AGE.labels(label).set(age)
+        return int(count), age
 
     async def _until_next_release(self) -> float:
         """Seconds until the earliest pending row is released, at most the poll interval."""
@@ -396,8 +416,16 @@ async def consume(
             slots.release()
 
     failures = 0
+    # nats-py exposes no getter for the names the subscription was bound with.
+    stream = str(getattr(sub, "_stream", "unknown"))
+    durable = str(getattr(sub, "_consumer", "unknown"))
+    redeliveries = metrics.CONSUMER_REDELIVERIES.labels(stream, durable)
+    next_sample = time.monotonic()
     try:
         while not stop.is_set():
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
+                await _sample_consumer(sub, stream, durable)
             free = max(1, min(batch, max_in_flight - len(tasks)))
             try:
                 msgs = await sub.fetch(free, timeout=fetch_timeout)
@@ -419,6 +447,8 @@ async def consume(
                 continue
             failures = 0
             for msg in msgs:
+                if _delivery_count(msg) > 1:
+                    redeliveries.inc()
                 await slots.acquire()
                 task = asyncio.create_task(guarded(msg))
                 tasks.add(task)
@@ -426,3 +456,24 @@ async def consume(
     finally:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _delivery_count(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered or 1)
+    except Exception:
+        return 1  # not a JetStream message (no reply subject to read it from)
+
+
+async def _sample_consumer(
+    sub: JetStreamContext.PullSubscription, stream: str, durable: str
+) -> None:
+    """Set the consumer gauges from NATS; a failure only leaves them stale."""
+    try:
+        info = await sub.consumer_info()
+    except Exception:
+        log.debug("consumer info of %s/%s unavailable", stream, durable, exc_info=True)
+        return
+    metrics.CONSUMER_PENDING.labels(stream, durable).set(info.num_pending or 0)
+    metrics.CONSUMER_ACK_PENDING.labels(stream, durable).set(info.num_ack_pending or 0)
+    metrics.CONSUMER_REDELIVERED.labels(stream, durable).set(info.num_redelivered or 0)

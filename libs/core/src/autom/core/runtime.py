@@ -78,6 +78,8 @@ class Runtime:
             background=[*background, *self.background()],
             cleanup=[*cleanup, self.close],
             supervision=supervision(s),
+            metrics_host=s.metrics_host,
+            metrics_port=s.metrics_port,
         )
 
     async def close(self) -> None:

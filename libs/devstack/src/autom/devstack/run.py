@@ -87,6 +87,14 @@ def grpc_ports(config: DevConfig) -> dict[str, int]:
     }
 
 
+def metrics_ports(config: DevConfig) -> dict[str, int]:
+    """/metrics port of each process (none unless AUTOM_METRICS_BASE_PORT is set)."""
+    base = config.metrics_base_port
+    if base is None:
+        return {}
+    return {name: base + i for i, name in enumerate((*GRPC_SERVICES, GATEWAY))}
+
+
 def port_claims(config: DevConfig) -> list[PortClaim]:
     """Every port this run will bind."""
     claims: list[PortClaim] = []
@@ -101,6 +109,8 @@ def port_claims(config: DevConfig) -> list[PortClaim]:
     for name, port in grpc_ports(config).items():
         claims.append(PortClaim(config.host, port, f"{name} gRPC", f"AUTOM_{name.upper()}_PORT"))
     claims.append(PortClaim(config.host, config.http_port, "gateway HTTP", "AUTOM_HTTP_PORT"))
+    for name, port in metrics_ports(config).items():
+        claims.append(PortClaim(config.host, port, f"{name} metrics", "AUTOM_METRICS_BASE_PORT"))
     return claims
 
 
@@ -126,7 +136,7 @@ def service_envs(
 ) -> dict[str, dict[str, str]]:
     """The environment of each service (and of its migrate / dev-token commands)."""
     # Keys reach a process only below, never through the developer's own environment.
-    keys = ("AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY", "AUTOM_GRPC_PORT")
+    keys = ("AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY", "AUTOM_GRPC_PORT", "AUTOM_METRICS_PORT")
     common = {
         **{k: v for k, v in base.items() if k not in keys},
         "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
@@ -147,6 +157,9 @@ def service_envs(
     envs["definitions"]["AUTOM_SECRETS_KEY"] = secrets.secrets_key
     gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
     envs[GATEWAY] = gateway
+    for name, port in metrics_ports(config).items():
+        envs[name]["AUTOM_METRICS_HOST"] = config.host
+        envs[name]["AUTOM_METRICS_PORT"] = str(port)
     return envs
 
 
@@ -187,6 +200,10 @@ def banner(config: DevConfig, token: str | None, note: str = "") -> str:
             for name, port in grpc_ports(config).items()
         ),
         (GATEWAY, f"HTTP  {http}"),
+        *(
+            (name, f"metrics  http://{_address(config.host, port)}/metrics")
+            for name, port in metrics_ports(config).items()
+        ),
         ("database", redact_url(database_url(config))),
         ("nats", redact_url(nats_url(config))),
         ("data", str(config.home)),

@@ -18,6 +18,7 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from autom.api.events.v1 import events_pb2
+from autom.core import metrics
 from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import ActionContext, Actions, Budget
@@ -66,6 +67,16 @@ SELF_BOUNDED_ACTIONS = INLINE_ACTIONS | {"wait"}
 def now() -> datetime:
     """Aware UTC now."""
     return datetime.now(UTC)
+
+
+def _observe_run(state: RunState, status: str) -> None:
+    """Count a run that reached a terminal status, and time it from its start."""
+    row = state.row
+    start = row.started_at or row.created_at
+    metrics.RUNS.labels(status).inc()
+    if start is not None:
+        elapsed = max(0.0, (now() - start).total_seconds())
+        metrics.RUN_DURATION.labels(status).observe(elapsed)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -220,6 +231,7 @@ class Engine:
             events=all_events,
         )
         state.finished = True
+        _observe_run(state, status)
 
     async def abort(self, state: RunState, error: StepError) -> None:
         """Fail the run after a fault no redelivery can fix (records not yet written are lost)."""
@@ -235,6 +247,7 @@ class Engine:
             events=[self.event(state, "finished", "failed")],
         )
         state.finished = True
+        _observe_run(state, "failed")
 
     # ---- run ----------------------------------------------------------------------------
     def context(self, state: RunState, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +346,10 @@ class Engine:
         last_record: dict[str, Any] | None = None
 
         remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
+        if not records and remaining and row.trigger_type == "schedule" and row.scheduled_for:
+            # The run's first step starts now (a resumed run started earlier: not counted).
+            lag = (now() - row.scheduled_for).total_seconds()
+            metrics.FIRE_START_LAG.observe(max(0.0, lag))
         for n, (index, step) in enumerate(remaining):
             # Inline steps never await anything real: yield so heartbeats keep running.
             await asyncio.sleep(0)
@@ -524,10 +541,12 @@ class Engine:
             "error": None,
             "cost_usd": 0.0,
         }
+        began = time.monotonic()
 
         def done(
             status: str, error: StepError | None = None
         ) -> tuple[dict[str, Any], StepError | None]:
+            metrics.STEP_DURATION.labels(record["action"], status).observe(time.monotonic() - began)
             problem = unstorable(record["output"], "output")
             if problem:
                 record["output"] = None
@@ -600,6 +619,9 @@ class Engine:
         error: StepError | None = None
         for attempt in range(1, policy.attempts + 1):
             record["attempts"] = attempt
+            metrics.STEP_ATTEMPTS.labels(kind).inc()
+            if attempt > 1:
+                metrics.STEP_RETRIES.labels(kind).inc()
             actx = ActionContext(
                 run_id=state.run_id,
                 step_id=record["step_id"],

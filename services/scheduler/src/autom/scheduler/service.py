@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
+from autom.core import metrics
 from autom.core.auth import Principal
 from autom.core.bus import outbox_row
 from autom.core.errors import NotFound, ValidationFailed, Violation
@@ -338,6 +339,7 @@ class SchedulerService:
             await store.insert_outbox_bulk(
                 conn, [outbox_rows[fid] for fid in outbox_rows if fid in inserted]
             )
+            missed = 0
             updates: dict[str, list[Any]] = {
                 k: [] for k in ("id", "nxt", "due", "last", "fired", "missed")
             }
@@ -356,6 +358,7 @@ class SchedulerService:
                 updates["fired"].append(row.fired_count + len(emitted))
                 updates["missed"].append(row.missed_count + (outcome.missed if outcome else 0))
                 if outcome and outcome.missed:
+                    missed += outcome.missed
                     with log_context(automation_id=row.automation_id):
                         log.warning(
                             "schedule %s: %d nominal time(s) missed (catchup=%s)",
@@ -364,6 +367,8 @@ class SchedulerService:
                             row.catchup,
                         )
             await store.advance(conn, updates, now)
+        if missed:
+            metrics.FIRES.labels("missed").inc(missed)
         if inserted:
             self._on_fires()
         return len(rows)
