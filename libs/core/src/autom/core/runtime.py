@@ -7,6 +7,7 @@ none repeats connection, stream or server plumbing of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core import bus
@@ -22,9 +24,10 @@ from autom.core.db import create_engine
 from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, Supervision, serve
 from autom.core.logging import configure_logging
 from autom.core.revocations import revocation_feed
-from autom.core.settings import ServiceSettings
+from autom.core.settings import CommonSettings, ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+C = TypeVar("C", bound=CommonSettings)
 
 
 def build_signer(settings: ServiceSettings) -> TokenSigner:
@@ -121,6 +124,42 @@ async def open_runtime(
     )
 
 
+HELP_FLAGS = ("-h", "--help", "help")
+_SERVE_MIGRATE = {
+    "serve": "serve gRPC until SIGTERM (the default)",
+    "migrate": "upgrade this service's schema to the newest revision (safe to re-run)",
+}
+
+
+def usage(prog: str, commands: Mapping[str, str]) -> str:
+    """The `--help` text of a service command: its subcommands, and where settings come from."""
+    width = max(len(name) for name in commands)
+    lines = [f"usage: {prog} [{'|'.join(commands)}]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in commands.items()]
+    lines += [
+        "",
+        "Settings come from AUTOM_* environment variables (README: Operating Autom).",
+    ]
+    return "\n".join(lines)
+
+
+def load_settings(factory: Callable[[], C], prog: str) -> C:
+    """Read the settings, or exit 2 naming each bad variable (no traceback, no values)."""
+    try:
+        return factory()
+    except ValidationError as exc:
+        problems = [
+            f"  AUTOM_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        print(f"{prog}: invalid settings\n" + "\n".join(problems), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _summary(fn: Callable[..., object]) -> str:
+    return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+
+
 def run_service(
     settings_factory: Callable[[], S],
     build_app: Callable[[S], Awaitable[GrpcApp]],
@@ -133,7 +172,12 @@ def run_service(
     Settings are read and logging configured first; a command's non-None result is printed.
     """
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
-    settings = settings_factory()
+    prog = os.path.basename(sys.argv[0]) or "autom"
+    if command in HELP_FLAGS:
+        extra = {name: _summary(fn) for name, fn in (commands or {}).items()}
+        print(usage(prog, {**_SERVE_MIGRATE, **extra}))
+        return
+    settings = load_settings(settings_factory, prog)
     configure_logging(settings.log_level, settings.log_format)
     if command == "serve":
 
