@@ -230,7 +230,7 @@ async def test_every_service_serves_its_metrics_after_real_work(
         )
         return now
 
-    executor = await assert_eventually(ticked_and_skipped, timeout=30)
+    executor = await assert_eventually(ticked_and_skipped, timeout=90)
     await defs.DeleteAutomation(dpb.DeleteAutomationRequest(automation_id=ticker.id))
 
     def grew(name: str, **labels: str) -> float:

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import nats
 import nats.errors
@@ -17,6 +18,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -33,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from autom.core import metrics
+from autom.core import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +138,21 @@ async def publish(
 
 
 async def publish_batch(
-    js: JetStreamContext, messages: Sequence[tuple[str, bytes, str]], *, timeout: float = 10.0
+    js: JetStreamContext,
+    messages: Sequence[tuple[str, bytes, str]],
+    *,
+    timeout: float = 10.0,
+    headers: Sequence[Mapping[str, str]] | None = None,
 ) -> None:
     """Publish (subject, payload, msg_id) messages pipelined, then wait for every ack.
 
+    `headers`, one mapping per message, adds to its headers (e.g. a trace's `traceparent`).
     Raises if any ack fails or times out; callers then leave their rows unpublished.
     """
+    extra = headers or [{}] * len(messages)
     futures = [
-        await js.publish_async(subject, payload, headers={MSG_ID: msg_id})
-        for subject, payload, msg_id in messages
+        await js.publish_async(subject, payload, headers={**more, MSG_ID: msg_id})
+        for (subject, payload, msg_id), more in zip(messages, extra, strict=True)
     ]
     await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout)
 
@@ -203,6 +213,7 @@ class OutboxRelay:
         release_at_created: bool = False,
         on_published: PublishedHook | None = None,
         ack_timeout: float = 10.0,
+        trace_parent: Callable[[str], Context] | None = None,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -213,6 +224,8 @@ class OutboxRelay:
         self._release = release_at_created
         self._on_published = on_published
         self._ack_timeout = ack_timeout
+        # Given a msg_id, the trace its publish span joins (the relay of fires: the fire's).
+        self._trace_parent = trace_parent
         self._wake = asyncio.Event()
 
     def notify(self) -> None:
@@ -235,11 +248,22 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await publish_batch(
-                self._js,
-                [(r.subject, r.payload, r.msg_id) for r in rows],
-                timeout=self._ack_timeout,
-            )
+            spans, headers = self._publish_spans(rows)
+            try:
+                await publish_batch(
+                    self._js,
+                    [(r.subject, r.payload, r.msg_id) for r in rows],
+                    timeout=self._ack_timeout,
+                    headers=headers,
+                )
+            except BaseException as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR)
+                    span.end()
+                raise
+            for span in spans:
+                span.end()
             acked = datetime.now(UTC)
             ids = [r.id for r in rows]
             if self._keep is None:
@@ -249,6 +273,28 @@ class OutboxRelay:
             if self._on_published is not None:
                 await self._on_published(conn, [r.msg_id for r in rows], acked)
         return len(rows)
+
+    def _publish_spans(self, rows: Sequence[Any]) -> tuple[list[Span], list[dict[str, str]] | None]:
+        """A producer span per row, and the headers that carry each onward (tracing on)."""
+        if self._trace_parent is None:
+            return [], None
+        spans, headers = [], []
+        for row in rows:
+            span = tracing.tracer().start_span(
+                f"publish {row.subject}",
+                context=self._trace_parent(row.msg_id),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": row.subject,
+                    "messaging.message.id": row.msg_id,
+                },
+            )
+            carrier: dict[str, str] = {}
+            tracing.inject(carrier, trace.set_span_in_context(span))
+            spans.append(span)
+            headers.append(carrier)
+        return spans, headers
 
     async def prune_published(self) -> int:
         """Delete rows published longer ago than `keep_published` (kept a while to debug)."""

@@ -15,7 +15,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from opentelemetry.trace import SpanKind
 
+from autom.core import tracing
 from autom.core.auth import TokenSigner, authorize, set_current_principal
 from autom.core.bus import wait_any
 from autom.core.errors import AutomError, internal_status, to_status_proto
@@ -26,7 +28,13 @@ from autom.core.logging import (
     log_context,
     new_request_id,
 )
-from autom.core.metrics import MetricsServer, RpcOutcome, observe_rpc, start_metrics_server
+from autom.core.metrics import (
+    MetricsServer,
+    RpcOutcome,
+    observe_rpc,
+    split_method,
+    start_metrics_server,
+)
 from autom.core.paging import configure_page_tokens
 from autom.core.requests import check_request, tolerant
 
@@ -110,7 +118,16 @@ async def _call(
 ) -> AsyncIterator[None]:
     """One RPC: its request id on every log line, counted and timed, authorized, errors mapped."""
     request_id = clean_request_id(metadata.get(REQUEST_ID_KEY)) or new_request_id()
-    with log_context(request_id=request_id), observe_rpc(method) as outcome:
+    service, name = split_method(method)
+    span = tracing.tracer().start_as_current_span(
+        method.lstrip("/"),
+        context=tracing.extract(metadata),
+        kind=SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+    with log_context(request_id=request_id), observe_rpc(method) as outcome, span as current:
         try:
             set_current_principal(authorize(method, metadata, signer))
             yield
@@ -124,6 +141,8 @@ async def _call(
             raise
         except Exception as exc:
             await _abort(context, exc, outcome)
+        finally:
+            current.set_attribute("rpc.grpc.status_code", outcome.code)
 
 
 async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -409,10 +428,13 @@ def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cl
     metadata = list(details.metadata or [])
     if not any(k == "authorization" for k, _ in metadata):
         metadata.append(("authorization", f"Bearer {token}"))
-    # A call made while handling a request carries that request's id onward.
+    # A call made while handling a request carries that request's id and trace onward.
     request_id = current_request_id()
     if request_id is not None and not any(k == REQUEST_ID_KEY for k, _ in metadata):
         metadata.append((REQUEST_ID_KEY, request_id))
+    carrier: dict[str, str] = {}
+    tracing.inject(carrier)
+    metadata.extend((k, v) for k, v in carrier.items() if not any(k == m for m, _ in metadata))
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
     )

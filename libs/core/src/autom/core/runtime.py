@@ -7,10 +7,10 @@ none repeats connection, stream or server plumbing of its own.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
@@ -25,6 +25,7 @@ from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, 
 from autom.core.logging import configure_logging
 from autom.core.revocations import revocation_feed
 from autom.core.settings import CommonSettings, ServiceSettings
+from autom.core.tracing import configure_tracing
 
 S = TypeVar("S", bound=ServiceSettings)
 C = TypeVar("C", bound=CommonSettings)
@@ -156,6 +157,12 @@ def load_settings(factory: Callable[[], C], prog: str) -> C:
         raise SystemExit(2) from None
 
 
+def _prog(argv0: str) -> str:
+    """`autom-scheduler`, whether started as the console script or `python -m`."""
+    path = Path(argv0)
+    return f"autom-{path.parent.name}" if path.name == "__main__.py" else path.name or "autom"
+
+
 def _summary(fn: Callable[..., object]) -> str:
     return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
 
@@ -172,7 +179,7 @@ def run_service(
     Settings are read and logging configured first; a command's non-None result is printed.
     """
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
-    prog = os.path.basename(sys.argv[0]) or "autom"
+    prog = _prog(sys.argv[0])
     if command in HELP_FLAGS:
         extra = {name: _summary(fn) for name, fn in (commands or {}).items()}
         print(usage(prog, {**_SERVE_MIGRATE, **extra}))
@@ -180,6 +187,7 @@ def run_service(
     settings = load_settings(settings_factory, prog)
     configure_logging(settings.log_level, settings.log_format)
     if command == "serve":
+        configure_tracing(prog.removeprefix("autom-"))
 
         async def _serve() -> None:
             await serve(await build_app(settings))

@@ -102,7 +102,10 @@ async def _rotate_secrets(settings: DefinitionsSettings) -> int:
 
 async def _serve(settings: DefinitionsSettings) -> None:
     from autom.core.grpcserver import serve
+    from autom.core.tracing import configure_tracing
     from autom.definitions.app import build_app
+
+    configure_tracing("definitions")
 
     await serve(await build_app(settings))
 

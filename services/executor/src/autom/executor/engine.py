@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import jsonschema
 from jsonschema import Draft202012Validator
+from opentelemetry.trace import StatusCode
 
 from autom.api.events.v1 import events_pb2
-from autom.core import metrics
+from autom.core import metrics, tracing
 from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import ActionContext, Actions, Budget
@@ -355,7 +356,7 @@ class Engine:
             await asyncio.sleep(0)
             if state.writing is not None and state.writing.done():
                 await self._flush(state)
-            record, error = await self.run_step(
+            record, error = await self._traced_step(
                 state, step, f"plan[{index}]", "plan", ctx, execution, deadline
             )
             ctx["steps"][step["id"]] = {"output": record["output"], "status": record["status"]}
@@ -413,7 +414,7 @@ class Engine:
             ctx["error"] = run_error
             for index, step in enumerate(on_failure):
                 await asyncio.sleep(0)
-                record, _ = await self.run_step(
+                record, _ = await self._traced_step(
                     state,
                     step,
                     f"execution.on_failure[{index}]",
@@ -516,6 +517,32 @@ class Engine:
             return
         if not await self._store.mark_started(state.run_id, state.token, key, self._lease):
             raise LeaseLost(state.run_id)
+
+    async def _traced_step(
+        self,
+        state: RunState,
+        step: dict[str, Any],
+        path: str,
+        phase: str,
+        ctx: dict[str, Any],
+        execution: dict[str, Any],
+        deadline: float | None,
+    ) -> tuple[dict[str, Any], StepError | None]:
+        """run_step inside a span of the run's trace (its actions' calls are its children)."""
+        with tracing.tracer().start_as_current_span(
+            f"step {step.get('id', '')}",
+            attributes={
+                "autom.step_id": str(step.get("id", "")),
+                "autom.action": str(step.get("action", "")),
+                "autom.step.phase": phase,
+            },
+        ) as span:
+            record, error = await self.run_step(state, step, path, phase, ctx, execution, deadline)
+            span.set_attribute("autom.step.status", record["status"])
+            span.set_attribute("autom.step.attempts", record["attempts"])
+            if error is not None:
+                span.set_status(StatusCode.ERROR, error.message[:200])
+            return record, error
 
     async def run_step(
         self,

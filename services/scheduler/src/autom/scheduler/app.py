@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from autom.core import bus, metrics
+from autom.core import bus, metrics, tracing
 from autom.core.bus import wait_any
 from autom.core.grpcserver import GrpcApp, Loop, channel
 from autom.core.runtime import open_runtime
@@ -102,6 +102,8 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         keep_published=None,
         release_at_created=True,
         on_published=stamp_fires,
+        # A fire's publish span joins the trace its due-loop span started.
+        trace_parent=tracing.fire_parent,
     )
     service = SchedulerService(rt.engine, settings, on_fires=relay.notify)
     try:
