@@ -1,5 +1,6 @@
-"""What an operator scrapes and reads: /metrics of every service after real work, and one
-request id from the gateway through a service's log lines."""
+"""What an operator scrapes and reads: /metrics of every service after real work, one trace
+per scheduled fire (spans in the SDK's in-memory exporter), and one request id from the
+gateway through a service's log lines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,12 @@ import grpc
 import httpx
 import pytest
 import uvicorn
+from aiohttp import web
 from google.protobuf import json_format
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from autom.api.common.v1 import definition_pb2
@@ -25,6 +31,7 @@ from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
 from autom.api.executor.v1 import executor_pb2
 from autom.api.executor.v1 import executor_service_pb2 as epb
 from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
+from autom.core import tracing
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.logging import configure_logging
 from autom.devstack.eventually import assert_eventually
@@ -35,21 +42,29 @@ from autom.gateway.settings import GatewaySettings
 
 MODEL = "openai/gpt-4o-mini"  # priced in litellm's bundled map: cost is above zero
 
-EVERY_SECOND = {
-    "name": "ticker",
-    "triggers": [
-        {
-            "type": "schedule",
-            "config": {"cron": "* * * * * *", "timezone": "UTC", "catchup": "none"},
-        }
-    ],
-    "plan": [
-        {"id": "mark", "action": "transform", "params": {"output": {"n": 1}}},
-        {"id": "hold", "action": "wait", "params": {"duration": "1500ms"}},
-    ],
-    # Every other fire meets a run still holding: skipped by the concurrency policy.
-    "execution": {"concurrency": "skip"},
-}
+
+def _ticker(sink_port: int) -> dict[str, Any]:
+    return {
+        "name": "ticker",
+        "triggers": [
+            {
+                "type": "schedule",
+                "config": {"cron": "* * * * * *", "timezone": "UTC", "catchup": "none"},
+            }
+        ],
+        "plan": [
+            {"id": "mark", "action": "transform", "params": {"output": {"n": 1}}},
+            {
+                "id": "call",
+                "action": "http_request",
+                "params": {"method": "POST", "url": f"http://127.0.0.1:{sink_port}/", "json": {}},
+            },
+            {"id": "ask", "action": "agent_task", "params": {"prompt": "hi", "model": MODEL}},
+            {"id": "hold", "action": "wait", "params": {"duration": "1500ms"}},
+        ],
+        # Every other fire meets a run still holding: skipped by the concurrency policy.
+        "execution": {"concurrency": "skip"},
+    }
 
 
 def _manual(closed_port: int) -> dict[str, Any]:
@@ -85,6 +100,35 @@ class _Server(uvicorn.Server):
         yield
 
 
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Autom's spans, kept in memory (the services' tracing is otherwise off)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    yield exporter
+    tracing.use_provider(None)
+    provider.shutdown()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[int]:
+    """A local HTTP endpoint the scheduled automation posts to; yields its port."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await runner.cleanup()
+
+
 @dataclass
 class Stack:
     definitions: GrpcApp
@@ -98,7 +142,9 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(start_app: Any, auth_secret: str, owner_token: str) -> AsyncIterator[Stack]:
+async def stack(
+    spans: InMemorySpanExporter, start_app: Any, auth_secret: str, owner_token: str
+) -> AsyncIterator[Stack]:
     async with ScriptedLLM() as executor_llm, ScriptedLLM() as drafter_llm:
         definitions = await start_app("definitions", metrics_port=0)
         addr = definitions.address
@@ -185,8 +231,8 @@ def _port(app: GrpcApp) -> int:
     return app.metrics_server.port
 
 
-async def test_every_service_serves_its_metrics_after_real_work(
-    stack: Stack, owner_token: str
+async def test_every_service_serves_metrics_and_one_trace_follows_each_fire(
+    stack: Stack, owner_token: str, spans: InMemorySpanExporter, sink: int
 ) -> None:
     ports = {app.name: _port(app) for app in (stack.definitions, stack.scheduler, stack.executor)}
     ports["drafter"] = _port(stack.drafter)
@@ -203,12 +249,13 @@ async def test_every_service_serves_its_metrics_after_real_work(
         request = dpb.CreateAutomationRequest(definition=definition)
         return (await defs.CreateAutomation(request)).automation
 
-    ticker = await create(EVERY_SECOND)
+    ticker = await create(_ticker(sink))
     manual = await create(_manual(free_port()))
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await defs.GetAutomation(dpb.GetAutomationRequest(automation_id="no-such-automation"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    stack.executor_llm.reply("hello")
+    for _ in range(40):  # the manual run's and the ticker's agent_task steps
+        stack.executor_llm.reply("hello")
     started = await runs.StartRun(epb.StartRunRequest(automation_id=manual.id, request_id="m-1"))
 
     async def manual_failed() -> None:
@@ -286,6 +333,59 @@ async def test_every_service_serves_its_metrics_after_real_work(
         samples = await scrape(port)
         assert value(samples, "process_resident_memory_bytes") > 0, name
         assert value(samples, "process_cpu_seconds_total") > 0, name
+
+    listed = await runs.ListRuns(
+        epb.ListRunsRequest(automation_id=ticker.id, status=executor_pb2.RUN_STATUS_SUCCEEDED)
+    )
+    assert_one_trace(spans.get_finished_spans(), listed.runs[-1].fire_id)
+
+
+def assert_one_trace(finished: Sequence[ReadableSpan], fire_id: str) -> None:
+    """Due loop → publish → (NATS) run → steps → HTTP and LLM calls, all in the fire's trace."""
+    root = trace.get_current_span(tracing.fire_parent(fire_id)).get_span_context()
+    by_name: dict[str, list[ReadableSpan]] = {}
+    for span in finished:
+        if span.context.trace_id == root.trace_id:
+            by_name.setdefault(span.name, []).append(span)
+
+    def parent(span: ReadableSpan) -> int:
+        assert span.parent is not None, span.name
+        return span.parent.span_id
+
+    (due,) = by_name["scheduler.fire"]
+    assert due.attributes is not None and due.attributes["autom.fire_id"] == fire_id
+    (publish,) = [s for n, group in by_name.items() if n.startswith("publish ") for s in group]
+    assert publish.attributes is not None
+    assert publish.attributes["messaging.message.id"] == fire_id
+    # Both hang from the fire's root; the run continues the publish span over NATS.
+    assert parent(due) == parent(publish) == root.span_id
+    # Every delivery of the fire message (a redelivery too) is a run span under the publish.
+    deliveries = by_name["executor.run"]
+    assert {parent(s) for s in deliveries} == {publish.context.span_id}
+    steps = {n: group[0] for n, group in by_name.items() if n.startswith("step ")}
+    assert set(steps) == {"step mark", "step call", "step ask", "step hold"}
+    (ran,) = {parent(step) for step in steps.values()}
+    assert ran in {s.context.span_id for s in deliveries}
+    for step in steps.values():
+        assert step.attributes is not None and step.attributes["autom.step.status"] == "succeeded"
+    (http,) = by_name["HTTP POST"]
+    assert parent(http) == steps["step call"].context.span_id
+    assert http.attributes is not None and http.attributes["http.response.status_code"] == 200
+    (ask,) = by_name[f"llm {MODEL}"]
+    assert parent(ask) == steps["step ask"].context.span_id
+    assert ask.attributes is not None
+    assert ask.attributes["gen_ai.usage.input_tokens"] == 100  # what the scripted server says
+
+
+def test_tracing_is_off_unless_otel_variables_ask_for_otlp() -> None:
+    assert not tracing.configure_tracing("executor", environ={})
+    assert not tracing.configure_tracing(
+        "executor",
+        environ={"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"},
+    )
+    assert not tracing.configure_tracing("executor", environ={"OTEL_TRACES_EXPORTER": "zipkin"})
+    # Off, Autom's spans are the API's no-op ones: nothing is recorded or exported.
+    assert not tracing.tracer().start_span("x").is_recording()
 
 
 async def test_request_id_goes_from_the_gateway_to_every_log_line_and_back(

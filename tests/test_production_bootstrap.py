@@ -49,7 +49,8 @@ async def test_every_service_command_answers_help_without_settings() -> None:
 
 
 async def test_missing_settings_name_the_variable_without_a_traceback() -> None:
-    code, _, err = await _run(str(BIN / "autom-executor"), "migrate", env=_bare_env())
+    # definitions imports per command, so this costs an interpreter start and little more.
+    code, _, err = await _run(str(BIN / "autom-definitions"), "migrate", env=_bare_env())
     assert code == 2
     assert "AUTOM_AUTH_SECRET" in err
     assert "Traceback" not in err
