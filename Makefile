@@ -8,7 +8,7 @@ VENV_PY := .venv/bin/python
 PROTO_OUT := libs/protos/src
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: help setup proto proto-check run test bench lint fmt typecheck clean
+.PHONY: help setup browser proto proto-check run test bench lint fmt typecheck clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,17 @@ setup: ## Create the environment (installs uv with pip when missing)
 		|| $(PYTHON) -m pip install --quiet --break-system-packages uv
 	@$(UV) sync --quiet --all-packages --frozen
 
+browser: ## Install Debian's chromium for the console's browser tests (as root, when missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the browser tests (apt-get)"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+				|| echo "WARNING: apt-get could not install chromium: the browser tests will be skipped"; \
+		else \
+			echo "WARNING: chromium is missing and cannot be installed here (needs root and apt-get):" \
+				"the browser tests will be skipped; install Debian's chromium or set AUTOM_CHROMIUM"; \
+		fi; }
+
 proto: setup ## Regenerate libs/protos from protos/
 	@$(VENV_PY) tools/gen_protos.py
 
@@ -28,7 +39,7 @@ proto-check: setup ## Fail when libs/protos is stale against protos/
 run: setup ## Start the whole stack (embedded PostgreSQL + NATS unless AUTOM_DATABASE_URL / AUTOM_NATS_URL; drafter model: AUTOM_DRAFTER_MODEL, see README)
 	@$(VENV_PY) -m autom.devstack.run
 
-test: setup ## Run the whole suite against real PostgreSQL and NATS
+test: setup browser ## Run the whole suite against real PostgreSQL and NATS
 	@$(VENV_PY) tools/gen_protos.py --check
 	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
 

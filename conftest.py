@@ -22,7 +22,6 @@ import pytest
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 SERVICES_WITH_DB = ("definitions", "scheduler", "executor", "drafter")
-AUTH_SECRET = "test-secret-" + "x" * 32
 
 
 def _with_db(url: str, name: str) -> str:
@@ -102,9 +101,11 @@ async def nats_url(nats_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def auth_secret() -> str:
-    """The deployment secret every in-process service of a test shares."""
-    return AUTH_SECRET
+def signing_key() -> str:
+    """The deployment's Ed25519 signing key (base64url seed) in the tests."""
+    from autom.devstack.testing import TEST_SIGNING_KEY
+
+    return TEST_SIGNING_KEY
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from typing import Any
 
 from bench import durability, servers
 
-AUTH = "bench-secret-" + "x" * 32
 WS = "bench"
 
 
@@ -47,6 +46,7 @@ async def executor_stack(
     import asyncpg
     import nats
 
+    from autom.devstack.testing import service_keys
     from autom.executor import db
     from autom.executor.app import build_app
     from autom.executor.settings import ExecutorSettings
@@ -72,10 +72,15 @@ async def executor_stack(
         await bus.ensure_streams(js)
         await publish_many(js, snapshot.automation_id, [f"backlog:{i}" for i in range(backlog)])
         started = time.time()
+        fields: dict[str, Any] = {
+            "database_url": url,
+            "nats_url": nats_url,
+            "grpc_port": 0,
+            **service_keys("executor"),
+            **settings,
+        }
         app = await build_app(
-            ExecutorSettings(
-                database_url=url, nats_url=nats_url, auth_secret=AUTH, grpc_port=0, **settings
-            ),
+            ExecutorSettings(**fields),
             definitions=StaticDefinitions([snapshot]),
         )
         await app.start()

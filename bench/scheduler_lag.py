@@ -27,7 +27,6 @@ from typing import Any
 
 from bench import durability, servers
 
-AUTH = "bench-secret-" + "x" * 32
 WS = "bench"
 STEADY_RATE = 200
 STEADY_SECONDS = 15
@@ -226,6 +225,7 @@ async def run(pg_url: str, nats_url: str) -> dict[str, Any]:
     import nats
 
     from autom.core import bus
+    from autom.devstack.testing import service_env
     from autom.scheduler import db
 
     name = f"autom_bench_sched_{uuid.uuid4().hex[:8]}"
@@ -249,7 +249,7 @@ async def run(pg_url: str, nats_url: str) -> dict[str, Any]:
         **os.environ,
         "AUTOM_DATABASE_URL": url,
         "AUTOM_NATS_URL": nats_url,
-        "AUTOM_AUTH_SECRET": AUTH,
+        **service_env("scheduler"),
         "AUTOM_GRPC_PORT": "0",
         "AUTOM_SCHEDULER_RESYNC_ON_START": "false",
         "AUTOM_LOG_LEVEL": "WARNING",

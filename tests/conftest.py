@@ -9,14 +9,15 @@ import pytest
 
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp
+from autom.devstack.testing import service_keys
 
 StartApp = Callable[..., Awaitable[GrpcApp]]
 
 
 @pytest.fixture
-def signer(auth_secret: str) -> TokenSigner:
+def signer(signing_key: str) -> TokenSigner:
     """Mints tokens the in-process services accept."""
-    return TokenSigner(auth_secret)
+    return TokenSigner(signing_key)
 
 
 @pytest.fixture
@@ -26,8 +27,13 @@ def owner_token(signer: TokenSigner) -> str:
 
 
 @pytest.fixture
-async def start_app(database_url: str, nats_url: str, auth_secret: str) -> AsyncIterator[StartApp]:
-    """start_app('definitions', **settings) builds and starts a service; all stop at teardown."""
+async def start_app(database_url: str, nats_url: str, signing_key: str) -> AsyncIterator[StartApp]:
+    """start_app('definitions', **settings) builds and starts a service; all stop at teardown.
+
+    Each service connects to NATS as its own user, with the permissions it has deployed.
+    """
+    from autom.devstack.nats import service_nats_url
+
     started: list[GrpcApp] = []
 
     async def start(service: str, **overrides: Any) -> GrpcApp:
@@ -40,13 +46,14 @@ async def start_app(database_url: str, nats_url: str, auth_secret: str) -> Async
             for name in dir(settings_module)
             if name.endswith("Settings") and name != "ServiceSettings"
         )
-        settings = settings_cls(
-            database_url=database_url,
-            nats_url=nats_url,
-            auth_secret=auth_secret,
-            grpc_port=0,
+        overrides.setdefault("nats_url", service_nats_url(nats_url, service))
+        fields = {
+            "database_url": database_url,
+            "grpc_port": 0,
+            **service_keys(service, signing_key),
             **overrides,
-        )
+        }
+        settings = settings_cls(**fields)
         app: GrpcApp = await app_module.build_app(settings)
         await app.start()
         started.append(app)

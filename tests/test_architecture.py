@@ -68,10 +68,16 @@ def test_every_rpc_of_every_service_is_in_the_permission_table() -> None:
 
 
 def test_unmapped_method_is_denied() -> None:
-    from autom.core.auth import Role, TokenSigner, authorize
+    from autom.core.auth import (
+        Role,
+        TokenSigner,
+        authorize,
+        generate_private_key,
+        private_key_text,
+    )
     from autom.core.errors import PermissionDenied, Unauthenticated
 
-    signer = TokenSigner("s" * 32)
+    signer = TokenSigner(private_key_text(generate_private_key()))
     owner, _, _ = signer.issue(subject="user:o", workspace_id="w", role=Role.OWNER)
     with pytest.raises(PermissionDenied):
         authorize("/autom.api.x.v1.Nope/Do", {"authorization": f"Bearer {owner}"}, signer)

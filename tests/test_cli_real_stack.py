@@ -209,3 +209,57 @@ async def test_drafts_list_version_and_completion(cli: Cli) -> None:
     version = await cli("--version")
     assert version.exit_code == 0 and version.output.startswith("autom ")
     assert "--install-completion" in (await cli("--help")).output
+
+
+async def test_a_drafter_timeout_shows_the_server_setting(
+    start_app: Any, owner_token: str, tmp_path: Path
+) -> None:
+    """The drafter's own deadline names AUTOM_DRAFTER_TIMEOUT_SECONDS, not the client's."""
+    from autom.drafter.testing import ScriptedLLM
+
+    async with ScriptedLLM() as llm:
+        definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+        drafter = await start_app(
+            "drafter",
+            definitions_addr=definitions.address,
+            scheduler_addr="127.0.0.1:1",
+            model="openai/gpt-4o-mini",
+            api_key="test",
+            api_base=llm.url,
+            num_retries=0,
+            timeout_seconds=0.5,
+        )
+        llm.slow(3.0)
+        cli = Cli(
+            {
+                "AUTOM_TOKEN": owner_token,
+                "AUTOM_CONFIG": str(tmp_path / "config.json"),
+                "AUTOM_DEFINITIONS_ADDR": definitions.address,
+                "AUTOM_DRAFTER_ADDR": drafter.address,
+                "COLUMNS": "200",
+                "NO_COLOR": "1",
+            }
+        )
+        result = await cli("draft", "every morning log hello", "--tz", "UTC")
+    assert result.exit_code == ExitCode.UNAVAILABLE, result.output
+    assert "AUTOM_DRAFTER_TIMEOUT_SECONDS" in result.output, result.output
+    assert "AUTOM_TIMEOUT=" not in result.output, result.output
+
+
+async def test_output_option_on_reads(cli: Cli, tmp_path: Path) -> None:
+    import yaml
+
+    path = _file(tmp_path, "o.yaml", THREE_STEPS)
+    assert (await cli("automations", "create", "-f", path)).exit_code == 0
+    as_yaml = await cli("automations", "list", "-o", "yaml")
+    assert as_yaml.exit_code == 0, as_yaml.output
+    listed = yaml.safe_load(as_yaml.output)
+    assert [a["name"] for a in listed["automations"]] == ["three-steps"], as_yaml.output
+    # Anywhere on the line, in either spelling.
+    as_json = await cli("-o", "json", "automations", "get", "three-steps")
+    assert json.loads(as_json.output)["automation"]["name"] == "three-steps", as_json.output
+    assert json.loads((await cli("automations", "list", "--output=json")).output)["automations"]
+    table = await cli("automations", "list", "-otable")
+    assert "three-steps" in table.output and not table.output.lstrip().startswith("{")
+    bad = await cli("automations", "list", "-o", "xml")
+    assert bad.exit_code == 2 and "table, json, yaml" in bad.output, bad.output

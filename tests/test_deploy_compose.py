@@ -67,7 +67,13 @@ def test_no_password_is_written_in_compose_and_env_example_names_every_required_
                 assert "${" in value or "condition" in value, line
     assert "autom:autom@" not in text
     required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
-    assert {"POSTGRES_PASSWORD", "AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} <= required
+    assert {
+        "POSTGRES_PASSWORD",
+        "AUTOM_AUTH_PRIVATE_KEY",
+        "AUTOM_AUTH_PUBLIC_KEYS",
+        "AUTOM_SECRETS_KEY",
+        "AUTOM_PAGE_TOKEN_KEY",
+    } <= required
     example = (repo_root / "deploy/.env.example").read_text()
     listed = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and
               not line.startswith("#")}  # fmt: skip

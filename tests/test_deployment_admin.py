@@ -14,6 +14,7 @@ from autom.api.definitions.v1 import definitions_service_pb2_grpc as dpb_grpc
 from autom.api.scheduler.v1 import scheduler_service_pb2 as spb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
 from autom.core.grpcserver import channel
+from autom.devstack.testing import service_env
 
 from .conftest import StartApp
 
@@ -26,7 +27,7 @@ async def _code(call: object) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-async def _admin_token(auth_secret: str) -> str:
+async def _admin_token(signing_key: str) -> str:
     """What an operator runs: the definitions command, with the deployment's key."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -37,7 +38,11 @@ async def _admin_token(auth_secret: str) -> str:
         "ops",
         "--ttl",
         "600",
-        env={**os.environ, "AUTOM_AUTH_SECRET": auth_secret, "AUTOM_LOG_LEVEL": "WARNING"},
+        env={
+            **os.environ,
+            **service_env("definitions", signing_key),
+            "AUTOM_LOG_LEVEL": "WARNING",
+        },
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
@@ -46,7 +51,7 @@ async def _admin_token(auth_secret: str) -> str:
 
 
 async def test_only_the_deployment_admin_may_resync_every_workspace(
-    start_app: StartApp, owner_token: str, auth_secret: str
+    start_app: StartApp, owner_token: str, signing_key: str
 ) -> None:
     definitions = await start_app("definitions")
     scheduler = await start_app(
@@ -55,7 +60,7 @@ async def test_only_the_deployment_admin_may_resync_every_workspace(
     owner = spb_grpc.SchedulerServiceStub(channel(scheduler.address, owner_token))
     assert await _code(owner.SyncAll(spb.SyncAllRequest())) == grpc.StatusCode.PERMISSION_DENIED
 
-    token = await _admin_token(auth_secret)
+    token = await _admin_token(signing_key)
     admin = spb_grpc.SchedulerServiceStub(channel(scheduler.address, token))
     assert await _code(admin.SyncAll(spb.SyncAllRequest(), timeout=30)) == grpc.StatusCode.OK
 

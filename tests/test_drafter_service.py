@@ -21,6 +21,7 @@ from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp, bearer
 from autom.definitions.app import build_app as build_definitions
 from autom.definitions.settings import DefinitionsSettings
+from autom.devstack.testing import service_keys
 from autom.drafter.app import build_app as build_drafter
 from autom.drafter.convert import json_to_definition
 from autom.drafter.domain.examples import EXAMPLES
@@ -76,12 +77,12 @@ class Stack:
 
 
 async def _start_drafter(
-    database_url: str, nats_url: str, auth_secret: str, definitions_addr: str, **overrides: Any
+    database_url: str, nats_url: str, signing_key: str, definitions_addr: str, **overrides: Any
 ) -> GrpcApp:
     fields: dict[str, Any] = {
         "database_url": database_url,
         "nats_url": nats_url,
-        "auth_secret": auth_secret,
+        **service_keys("drafter", signing_key),
         "grpc_port": 0,
         "definitions_addr": definitions_addr,
         # Nothing listens there: previews must fall back to autom.schedule.
@@ -101,12 +102,15 @@ async def _start_drafter(
 
 @pytest.fixture
 async def definitions_app(
-    database_url: str, nats_url: str, auth_secret: str
+    database_url: str, nats_url: str, signing_key: str
 ) -> AsyncIterator[GrpcApp]:
     """The real definitions service, in-process."""
     app = await build_definitions(
         DefinitionsSettings(
-            database_url=database_url, nats_url=nats_url, auth_secret=auth_secret, grpc_port=0
+            database_url=database_url,
+            nats_url=nats_url,
+            grpc_port=0,
+            **service_keys("definitions", signing_key),
         )
     )
     await app.start()
@@ -125,15 +129,15 @@ async def llm() -> AsyncIterator[ScriptedLLM]:
 async def stack(
     database_url: str,
     nats_url: str,
-    auth_secret: str,
+    signing_key: str,
     definitions_app: GrpcApp,
     llm: ScriptedLLM,
 ) -> AsyncIterator[Stack]:
     """Definitions and drafter wired together, with owner, editor and viewer tokens."""
     app = await _start_drafter(
-        database_url, nats_url, auth_secret, definitions_app.address, api_base=llm.url
+        database_url, nats_url, signing_key, definitions_app.address, api_base=llm.url
     )
-    signer = TokenSigner(auth_secret)
+    signer = TokenSigner(signing_key)
 
     def token(subject: str, role: Role) -> tuple[tuple[str, str]]:
         return bearer(signer.issue(subject=subject, workspace_id="default", role=role)[0])
@@ -415,6 +419,22 @@ async def test_change_draft_approval_aborts_when_the_automation_moved(stack: Sta
             pb.ApproveDraftRequest(draft_id=draft.id), metadata=stack.owner
         )
     assert err.value.code() == grpc.StatusCode.ABORTED
+    assert "refine the draft" in (err.value.details() or "")
+    # Refining rebases the change onto the current version (item 17): approval then works.
+    rebased = {**VALID, "description": "changed meanwhile", "goal": "rebased"}
+    stack.llm.reply({"definition": rebased})
+    refined = (
+        await stack.drafter.RefineDraft(
+            pb.RefineDraftRequest(draft_id=draft.id, instruction="rebase"), metadata=stack.owner
+        )
+    ).draft
+    assert refined.base_version == 2
+    assert "changed meanwhile" in stack.llm.messages(-1)[0]["content"]  # the new base
+    assert "version 2" in stack.llm.messages(-1)[-1]["content"]
+    approved = await stack.drafter.ApproveDraft(
+        pb.ApproveDraftRequest(draft_id=draft.id), metadata=stack.owner
+    )
+    assert approved.automation_id == automation_id and approved.automation_version == 3
 
 
 @pytest.mark.parametrize(
@@ -434,7 +454,7 @@ async def test_change_draft_approval_aborts_when_the_automation_moved(stack: Sta
 async def test_failure_modes_map_to_type_code_and_sentence(
     database_url: str,
     nats_url: str,
-    auth_secret: str,
+    signing_key: str,
     definitions_app: GrpcApp,
     llm: ScriptedLLM,
     script: str,
@@ -444,13 +464,13 @@ async def test_failure_modes_map_to_type_code_and_sentence(
     app = await _start_drafter(
         database_url,
         nats_url,
-        auth_secret,
+        signing_key,
         definitions_app.address,
         api_base=llm.url,
         timeout_seconds=0.5,
     )
     token = bearer(
-        TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
+        TokenSigner(signing_key).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
     if script == "garbage":
         # Twice: the first malformed answer gets a repair round.
@@ -506,15 +526,15 @@ async def test_failure_modes_map_to_type_code_and_sentence(
 async def test_no_model_configured_is_failed_precondition(
     database_url: str,
     nats_url: str,
-    auth_secret: str,
+    signing_key: str,
     definitions_app: GrpcApp,
     llm: ScriptedLLM,
 ) -> None:
     app = await _start_drafter(
-        database_url, nats_url, auth_secret, definitions_app.address, model=None
+        database_url, nats_url, signing_key, definitions_app.address, model=None
     )
     token = bearer(
-        TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
+        TokenSigner(signing_key).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
     try:
         async with grpc.aio.insecure_channel(app.address) as channel:
@@ -576,7 +596,7 @@ async def test_approved_draft_cannot_be_refined_or_rejected(stack: Stack) -> Non
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_bad_requests_and_access(stack: Stack, auth_secret: str) -> None:
+async def test_bad_requests_and_access(stack: Stack, signing_key: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.drafter.DraftAutomation(
             pb.DraftAutomationRequest(intent="  "), metadata=stack.owner
@@ -595,7 +615,7 @@ async def test_bad_requests_and_access(stack: Stack, auth_secret: str) -> None:
     stack.llm.reply({"definition": VALID})
     draft = await _draft(stack)
     other = bearer(
-        TokenSigner(auth_secret).issue(subject="user:z", workspace_id="other", role=Role.OWNER)[0]
+        TokenSigner(signing_key).issue(subject="user:z", workspace_id="other", role=Role.OWNER)[0]
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.drafter.GetDraft(pb.GetDraftRequest(draft_id=draft.id), metadata=other)
@@ -623,11 +643,11 @@ async def test_list_drafts_pages_newest_first(stack: Stack) -> None:
 
 
 async def test_definitions_unreachable_is_unavailable(
-    database_url: str, nats_url: str, auth_secret: str, llm: ScriptedLLM
+    database_url: str, nats_url: str, signing_key: str, llm: ScriptedLLM
 ) -> None:
-    app = await _start_drafter(database_url, nats_url, auth_secret, "127.0.0.1:1", api_base=llm.url)
+    app = await _start_drafter(database_url, nats_url, signing_key, "127.0.0.1:1", api_base=llm.url)
     token = bearer(
-        TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
+        TokenSigner(signing_key).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
     try:
         async with grpc.aio.insecure_channel(app.address) as channel:
@@ -643,15 +663,15 @@ async def test_definitions_unreachable_is_unavailable(
 async def test_refine_retried_with_its_request_id_after_failures(
     database_url: str,
     nats_url: str,
-    auth_secret: str,
+    signing_key: str,
     definitions_app: GrpcApp,
     llm: ScriptedLLM,
 ) -> None:
     app = await _start_drafter(
-        database_url, nats_url, auth_secret, definitions_app.address, api_base=llm.url
+        database_url, nats_url, signing_key, definitions_app.address, api_base=llm.url
     )
     token = bearer(
-        TokenSigner(auth_secret).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
+        TokenSigner(signing_key).issue(subject="u", workspace_id="default", role=Role.OWNER)[0]
     )
     try:
         async with grpc.aio.insecure_channel(app.address) as channel:

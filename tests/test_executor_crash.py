@@ -26,6 +26,7 @@ from autom.core.db import create_engine
 from autom.core.grpcserver import channel
 from autom.core.protoconv import to_timestamp
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.testing import service_env
 
 
 @pytest.fixture
@@ -60,11 +61,12 @@ async def test_kill_9_under_load_leaves_exactly_one_terminal_run_per_fire(
     owner_token: str,
     database_url: str,
     nats_url: str,
-    auth_secret: str,
+    signing_key: str,
     sink: tuple[int, list[str]],
 ) -> None:
     port, keys = sink
-    definitions = await start_app("definitions")
+    # The hook is on loopback: definitions validates with the executor's allow-list.
+    definitions = await start_app("definitions", http_allow_cidrs="127.0.0.0/8")
     defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
     raw = {
         "name": "crashy",
@@ -93,7 +95,7 @@ async def test_kill_9_under_load_leaves_exactly_one_terminal_run_per_fire(
         **os.environ,
         "AUTOM_DATABASE_URL": database_url,
         "AUTOM_NATS_URL": nats_url,
-        "AUTOM_AUTH_SECRET": auth_secret,
+        **service_env("executor", signing_key),
         "AUTOM_GRPC_PORT": "0",
         "AUTOM_DEFINITIONS_ADDR": definitions.address,
         "AUTOM_LEASE_SECONDS": "1.5",

@@ -30,6 +30,7 @@ from autom.core.errors import Unavailable
 from autom.core.grpcserver import GrpcApp, bearer, channel
 from autom.core.protoconv import dict_to_struct, to_timestamp, value_to_py
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.testing import service_keys
 from autom.executor.app import build_app
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import Snapshot, StaticDefinitions
@@ -118,7 +119,7 @@ MakeStack = Callable[..., Awaitable[Stack]]
 
 @pytest.fixture
 async def make_stack(
-    database_url: str, nats_url: str, auth_secret: str
+    database_url: str, nats_url: str, signing_key: str
 ) -> AsyncIterator[MakeStack]:
     apps: list[GrpcApp] = []
     defs = StaticDefinitions(secrets={"TOKEN": "s3cr3t"})
@@ -128,14 +129,14 @@ async def make_stack(
     await bus.ensure_streams(js, (bus.FIRES_STREAM, bus.AUTH_STREAM))
     db = create_engine(url=database_url, application_name="executor-it")
     pool = await create_pool(database_url, size=4, application_name="executor-it")
-    signer = TokenSigner(auth_secret)
+    signer = TokenSigner(signing_key)
     token = signer.issue(subject="user:owner", workspace_id=WS, role=Role.OWNER)[0]
 
     async def make(**overrides: Any) -> Stack:
         settings = ExecutorSettings(
             database_url=database_url,
             nats_url=nats_url,
-            auth_secret=auth_secret,
+            **service_keys("executor", signing_key),
             grpc_port=0,
             **overrides,
         )
@@ -615,7 +616,7 @@ class FlakyDefinitions(StaticDefinitions):
 
 
 async def test_definitions_outage_longer_than_any_delivery_limit_is_waited_out(
-    database_url: str, nats_url: str, auth_secret: str
+    database_url: str, nats_url: str, signing_key: str
 ) -> None:
     flaky = FlakyDefinitions()
     a = Snapshot(str(uuid.uuid4()), WS, 1, {"name": "x", "plan": []}, "user:creator")
@@ -624,7 +625,7 @@ async def test_definitions_outage_longer_than_any_delivery_limit_is_waited_out(
     settings = ExecutorSettings(
         database_url=database_url,
         nats_url=nats_url,
-        auth_secret=auth_secret,
+        **service_keys("executor", signing_key),
         grpc_port=0,
         retry_backoff_initial_seconds=0.02,
         retry_backoff_max_seconds=0.1,
@@ -815,7 +816,7 @@ async def test_side_effecting_step_started_before_a_crash_is_resumed_as_a_replay
         a = s.automation(plan)
         # An ordinary run records that the step started before calling the action.
         fresh = await s.terminal(await s.fire(a))
-        assert fresh.status == "succeeded" and fresh.started_steps == ["plan:post"]
+        assert fresh.status == "succeeded" and fresh.started_steps == ("plan:post",)
         assert not fresh.steps[0].get("replayed")
         # A worker marked the step started, then died before recording its result.
         fire_id = f"sched:{uuid.uuid4().hex}"

@@ -15,7 +15,7 @@ from autom.core.db import create_engine
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres
-from autom.devstack.testing import postgres_scratch_dir
+from autom.devstack.testing import postgres_scratch_dir, service_keys
 from autom.executor import db as executor_db
 from autom.executor.app import build_app
 from autom.executor.settings import ExecutorSettings
@@ -25,18 +25,18 @@ WS = "ws1"
 
 
 async def test_fires_survive_a_database_outage_past_the_old_delivery_limit(
-    tmp_path: Path, nats_url: str, auth_secret: str
+    tmp_path: Path, nats_url: str, signing_key: str
 ) -> None:
     with postgres_scratch_dir(tmp_path) as data_dir:
         server = EmbeddedPostgres(data_dir, free_port(), fsync=False)
         server.start()
         try:
-            await _outage(server, nats_url, auth_secret)
+            await _outage(server, nats_url, signing_key)
         finally:
             server.stop()
 
 
-async def _outage(server: EmbeddedPostgres, nats_url: str, auth_secret: str) -> None:
+async def _outage(server: EmbeddedPostgres, nats_url: str, signing_key: str) -> None:
     server.create_database("autom")
     url = server.url_for("autom")
     await executor_db.migrate(url)
@@ -50,7 +50,7 @@ async def _outage(server: EmbeddedPostgres, nats_url: str, auth_secret: str) -> 
     settings = ExecutorSettings(
         database_url=url,
         nats_url=nats_url,
-        auth_secret=auth_secret,
+        **service_keys("executor", signing_key),
         grpc_port=0,
         retry_backoff_initial_seconds=0.02,
         retry_backoff_max_seconds=0.1,

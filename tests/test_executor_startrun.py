@@ -100,6 +100,15 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
         )
     ).run
     assert again.id == started.id
+    # The same request id for a different request is an error, not the first run (item 13).
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await runs.StartRun(
+            epb.StartRunRequest(
+                automation_id=created.id, request_id="req-1", inputs=dict_to_struct({"who": "bob"})
+            )
+        )
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert started.id in field_violations(reused.value)["request_id"]
     done = await _finished(runs, started.id)
     assert done.status == executor_pb2.RUN_STATUS_SUCCEEDED, done.error
     assert done.trigger_type == "manual" and done.principal == "user:owner"
@@ -111,6 +120,22 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
         await runs.StartRun(epb.StartRunRequest(automation_id=created.id))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "inputs.who" in field_violations(info.value)
+
+    # A paused automation may still be run by hand; an archived one may not (item 14).
+    await defs.PauseAutomation(dpb.PauseAutomationRequest(automation_id=created.id, note="maint"))
+    paused_run = (
+        await runs.StartRun(
+            epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "cy"}))
+        )
+    ).run
+    assert (await _finished(runs, paused_run.id)).status == executor_pb2.RUN_STATUS_SUCCEEDED
+    await defs.ArchiveAutomation(dpb.ArchiveAutomationRequest(automation_id=created.id))
+    with pytest.raises(grpc.aio.AioRpcError) as archived:
+        await runs.StartRun(
+            epb.StartRunRequest(automation_id=created.id, inputs=dict_to_struct({"who": "dee"}))
+        )
+    assert archived.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "archived" in (archived.value.details() or "")
 
 
 def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
@@ -214,3 +239,77 @@ async def test_secrets_resolve_through_definitions_and_never_leak(
     assert "sk-very-secret" not in str(done)
     assert value_to_py(done.steps[0].output) == "k=***"
     assert done.steps[1].error.type == "SecretError"
+
+
+async def test_start_run_caches_the_definition_until_definitions_events_change_it(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM,))
+    finally:
+        await nc.close()
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    executor = await start_app("executor", definitions_addr=definitions.address)
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    runs = egrpc.ExecutorServiceStub(channel(executor.address, owner_token))
+    raw = {"name": "cached", "plan": [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]}
+    created = (
+        await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+    ).automation
+    first = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
+    assert first.automation_version == 1
+
+    # An update is seen through its event: StartRun moves to the new version.
+    seen: list[str] = []
+    watcher = await nats.connect(nats_url)
+
+    async def note(msg: Any) -> None:
+        seen.append(msg.subject)
+
+    sub = await watcher.subscribe("automations.definitions.updated", cb=note)
+    raw["plan"][0]["params"]["duration"] = "1ms"
+    await defs.UpdateAutomation(
+        dpb.UpdateAutomationRequest(automation_id=created.id, version=1, definition=definition(raw))
+    )
+
+    async def on_version_two() -> None:
+        assert seen, "the update event has not gone by yet"
+        run = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
+        assert run.automation_version == 2, run.automation_version
+
+    await assert_eventually(on_version_two, timeout=10)
+    await sub.unsubscribe()
+    await watcher.close()
+
+    # Cached, a StartRun no longer needs the definitions service: it starts while that is down.
+    await definitions.stop()
+    cached = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
+    assert cached.automation_version == 2
+    pinned = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id, version=1))).run
+    assert pinned.automation_version == 1
+    # A name is resolved in the caller's workspace by definitions, never from the cache.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await runs.StartRun(epb.StartRunRequest(automation_id="cached"))
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_start_run_of_a_deleted_automation_is_not_found_once_cached(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    defs, runs = await _stacks(start_app, owner_token, nats_url)
+    raw = {"name": "doomed", "plan": [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]}
+    created = (
+        await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+    ).automation
+    for version in (0, 1):
+        await runs.StartRun(epb.StartRunRequest(automation_id=created.id, version=version))
+    await defs.DeleteAutomation(dpb.DeleteAutomationRequest(automation_id=created.id))
+
+    async def gone() -> None:
+        for version in (0, 1):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await runs.StartRun(epb.StartRunRequest(automation_id=created.id, version=version))
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.code()
+
+    await assert_eventually(gone, timeout=10)

@@ -143,10 +143,12 @@ class Stack:
 
 @pytest.fixture
 async def stack(
-    spans: InMemorySpanExporter, start_app: Any, auth_secret: str, owner_token: str
+    spans: InMemorySpanExporter, start_app: Any, owner_token: str
 ) -> AsyncIterator[Stack]:
     async with ScriptedLLM() as executor_llm, ScriptedLLM() as drafter_llm:
-        definitions = await start_app("definitions", metrics_port=0)
+        definitions = await start_app(
+            "definitions", metrics_port=0, http_allow_cidrs="127.0.0.1/32"
+        )
         addr = definitions.address
         scheduler = await start_app("scheduler", definitions_addr=addr, metrics_port=0)
         executor = await start_app(

@@ -50,19 +50,20 @@ async def test_every_service_command_answers_help_without_settings() -> None:
 
 async def test_missing_settings_name_the_variable_without_a_traceback() -> None:
     # definitions imports per command, so this costs an interpreter start and little more.
-    code, _, err = await _run(str(BIN / "autom-definitions"), "migrate", env=_bare_env())
+    # (migrate needs only the database URL, which has a default: admin-token needs the key.)
+    code, _, err = await _run(str(BIN / "autom-definitions"), "admin-token", env=_bare_env())
     assert code == 2
-    assert "AUTOM_AUTH_SECRET" in err
+    assert "AUTOM_AUTH_PRIVATE_KEY" in err
     assert "Traceback" not in err
 
 
 async def test_bootstrap_makes_the_first_workspace_and_an_owner_token(
-    start_app: StartApp, database_url: str, auth_secret: str
+    start_app: StartApp, database_url: str, signing_key: str
 ) -> None:
     env = {
         **_bare_env(),
         "AUTOM_DATABASE_URL": database_url,
-        "AUTOM_AUTH_SECRET": auth_secret,
+        "AUTOM_AUTH_PRIVATE_KEY": signing_key,
         "AUTOM_LOG_LEVEL": "WARNING",
     }
     argv = (sys.executable, "-m", "autom.definitions", "bootstrap")

@@ -23,6 +23,7 @@ from autom.core.db import asyncpg_url
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.streams import read_stream
+from autom.devstack.testing import service_env
 
 SCHEDULES = 5
 RUN_FOR_S = 14.0
@@ -58,13 +59,13 @@ async def stream_fires(js: JetStreamContext) -> list[events_pb2.FireEvent]:
     return [events_pb2.FireEvent.FromString(m.data) for m in msgs]
 
 
-async def spawn(database_url: str, nats_url: str, auth_secret: str) -> asyncio.subprocess.Process:
+async def spawn(database_url: str, nats_url: str, signing_key: str) -> asyncio.subprocess.Process:
     """`python -m autom.scheduler` as a real process (so it can be SIGKILLed)."""
     env = {
         **os.environ,
         "AUTOM_DATABASE_URL": database_url,
         "AUTOM_NATS_URL": nats_url,
-        "AUTOM_AUTH_SECRET": auth_secret,
+        **service_env("scheduler", signing_key),
         "AUTOM_GRPC_PORT": "0",
         "AUTOM_SCHEDULER_RESYNC_ON_START": "false",
         "AUTOM_LOG_LEVEL": "WARNING",
@@ -81,7 +82,7 @@ async def spawn(database_url: str, nats_url: str, auth_secret: str) -> asyncio.s
 
 
 async def test_two_schedulers_with_one_sigkilled_fire_every_nominal_time_exactly_once(
-    start_app: Any, database_url: str, nats_url: str, auth_secret: str
+    start_app: Any, database_url: str, nats_url: str, signing_key: str
 ) -> None:
     await start_app("scheduler", scheduler_resync_on_start=False)
     nc = await nats.connect(nats_url)
@@ -89,7 +90,7 @@ async def test_two_schedulers_with_one_sigkilled_fire_every_nominal_time_exactly
     # The test publishes definition events itself, standing in for the stream's owner.
     await ensure_streams(js, (DEFINITIONS_STREAM,))
     engine = create_async_engine(asyncpg_url(database_url))
-    victim = await spawn(database_url, nats_url, auth_secret)
+    victim = await spawn(database_url, nats_url, signing_key)
     kills = 0
     try:
         for i in range(SCHEDULES):
@@ -103,7 +104,7 @@ async def test_two_schedulers_with_one_sigkilled_fire_every_nominal_time_exactly
             victim.send_signal(signal.SIGKILL)
             await victim.wait()
             kills += 1
-            victim = await spawn(database_url, nats_url, auth_secret)
+            victim = await spawn(database_url, nats_url, signing_key)
         cutoff = datetime.now(UTC) - timedelta(seconds=1)
 
         async def settled() -> list[Any]:

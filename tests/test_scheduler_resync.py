@@ -15,6 +15,7 @@ from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from autom.core.auth import TokenSigner
 from autom.core.db import create_engine
 from autom.core.grpcserver import GrpcApp, channel
+from autom.devstack.testing import service_keys
 from autom.scheduler import db as scheduler_db
 from autom.scheduler.domain.model import AutomationChange, TriggerSpec
 from autom.scheduler.service import SchedulerService
@@ -36,14 +37,16 @@ def large_definition(i: int) -> definition_pb2.AutomationDefinition:
 
 
 async def test_resync_of_many_large_definitions_completes_and_sweeps_the_gone(
-    start_app: Any, owner_token: str, database_url: str, nats_url: str, auth_secret: str
+    start_app: Any, owner_token: str, database_url: str, nats_url: str, signing_key: str
 ) -> None:
     definitions: GrpcApp = await start_app("definitions")
     defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
     for i in range(COUNT):
         await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=large_definition(i)))
     settings = SchedulerSettings(
-        database_url=database_url, nats_url=nats_url, auth_secret=auth_secret
+        database_url=database_url,
+        nats_url=nats_url,
+        **service_keys("scheduler", signing_key),
     )
     engine = create_engine(url=database_url, application_name="resync-test")
     try:
@@ -63,7 +66,7 @@ async def test_resync_of_many_large_definitions_completes_and_sweeps_the_gone(
         scheduler: GrpcApp = await start_app(
             "scheduler", definitions_addr=definitions.address, scheduler_resync_on_start=False
         )
-        admin = TokenSigner(auth_secret).admin_token("ops")
+        admin = TokenSigner(signing_key).admin_token("ops")
         sched = pb_grpc.SchedulerServiceStub(channel(scheduler.address, admin))
         result = await sched.SyncAll(pb.SyncAllRequest(), timeout=60)
         assert (result.upserted, result.removed) == (COUNT, 1)

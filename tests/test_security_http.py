@@ -26,11 +26,10 @@ class _Server(uvicorn.Server):
 
 @pytest.fixture
 async def client(
-    start_app: Any, auth_secret: str, owner_token: str
+    start_app: Any, signing_key: str, owner_token: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     definitions: GrpcApp = await start_app("definitions")
     settings = GatewaySettings(
-        auth_secret=auth_secret,
         definitions_addr=definitions.address,
         scheduler_addr=definitions.address,
         executor_addr=definitions.address,

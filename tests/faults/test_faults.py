@@ -162,12 +162,16 @@ async def migrate_all(database_url: str) -> None:
 
 
 @pytest.fixture
-async def stack(request: pytest.FixtureRequest, auth_secret: str) -> AsyncIterator[FaultStack]:
+async def stack(request: pytest.FixtureRequest, signing_key: str) -> AsyncIterator[FaultStack]:
     """A fresh stack of servers and services; every process is killed at teardown."""
     # Outside pytest's temp root: another pytest session resets it, which would cut the
     # running PostgreSQL off from its data.
     root = Path(tempfile.mkdtemp(prefix="autom-faults-"))
-    built = FaultStack(root, auth_secret=auth_secret, env={"executor": EXECUTOR_ENV})
+    # The sink is on loopback: definitions validates with the executor's allow-list.
+    allow = {"AUTOM_HTTP_ALLOW_CIDRS": EXECUTOR_ENV["AUTOM_HTTP_ALLOW_CIDRS"]}
+    built = FaultStack(
+        root, signing_key=signing_key, env={"executor": EXECUTOR_ENV, "definitions": allow}
+    )
     try:
         await built.start(migrate=migrate_all)
         yield built
@@ -255,9 +259,9 @@ class Api:
 
 
 @pytest.fixture
-async def api(stack: FaultStack, auth_secret: str) -> AsyncIterator[Api]:
+async def api(stack: FaultStack, signing_key: str) -> AsyncIterator[Api]:
     """Clients of definitions and executor, and the secret the sink step uses."""
-    token = TokenSigner(auth_secret).issue(
+    token = TokenSigner(signing_key).issue(
         subject="user:owner", workspace_id=WORKSPACE, role=Role.OWNER
     )[0]
     defs_channel = channel(stack.address("definitions"), token)

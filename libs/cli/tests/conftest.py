@@ -39,8 +39,9 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.grpcserver import GrpcApp
+from autom.devstack.testing import TEST_SIGNING_KEY
 
-SECRET = "cli-tests-secret-" + "c" * 32
+SECRET = TEST_SIGNING_KEY
 DS = definitions_service_pb2
 ES = executor_service_pb2
 SS = scheduler_service_pb2
@@ -441,7 +442,7 @@ async def fakes() -> AsyncIterator[Fakes]:
     scheduler = Scheduler()
     server = GrpcApp(
         name="cli-fakes",
-        signer=signer,
+        verifier=signer,
         service_names=[
             "autom.api.definitions.v1.DefinitionsService",
             "autom.api.executor.v1.ExecutorService",

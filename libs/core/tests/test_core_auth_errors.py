@@ -9,7 +9,7 @@ import jwt
 import pytest
 from google.rpc import error_details_pb2
 
-from autom.core.auth import Role, TokenSigner, authorize
+from autom.core.auth import Role, TokenSigner, authorize, generate_private_key, private_key_text
 from autom.core.errors import (
     NotFound,
     PermissionDenied,
@@ -19,7 +19,7 @@ from autom.core.errors import (
     to_status_proto,
 )
 
-SECRET = "k" * 40
+SECRET = private_key_text(generate_private_key())
 CREATE = "/autom.api.definitions.v1.DefinitionsService/CreateAutomation"
 HEALTH = "/grpc.health.v1.Health/Check"
 
@@ -50,14 +50,16 @@ def test_missing_or_malformed_credentials_are_unauthenticated(header: str) -> No
 def test_expired_foreign_and_none_algorithm_tokens_are_refused() -> None:
     signer = TokenSigner(SECRET)
     claims = {"iss": "autom", "sub": "u", "ws": "w", "role": "owner", "jti": "j"}
-    expired = jwt.encode({**claims, "iat": 0, "exp": 1}, SECRET, algorithm="HS256")
+    headers = {"kid": signer.kid}
+    key = generate_private_key()
+    expired = jwt.encode({**claims, "iat": 0, "exp": 1}, signer._private, "EdDSA", headers)
     foreign = jwt.encode(
-        {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, "x" * 40, "HS256"
+        {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, key, "EdDSA", headers
     )
     unsigned = jwt.encode(
         {**claims, "iat": int(time.time()), "exp": int(time.time()) + 60}, None, "none"
     )
-    for token in (expired, foreign, unsigned):
+    for token in (expired, foreign, unsigned, expired.replace(".", "x", 1)):
         with pytest.raises(Unauthenticated):
             signer.verify(token)
 
@@ -88,3 +90,34 @@ def test_not_found_carries_resource_info() -> None:
     info = error_details_pb2.ResourceInfo()
     next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
     assert (info.resource_type, info.resource_name) == ("automation", "a-1")
+
+
+def test_a_token_issued_by_a_clock_slightly_ahead_is_accepted() -> None:
+    signer = TokenSigner(SECRET)
+    now = int(time.time())
+    claims = {"iss": "autom", "sub": "u", "ws": "w", "role": "owner", "jti": "j"}
+    ahead = jwt.encode(
+        {**claims, "iat": now + 2, "exp": now + 60}, signer._private, "EdDSA", {"kid": signer.kid}
+    )
+    assert signer.verify(ahead).subject == "u"
+
+
+def test_a_verified_token_is_still_refused_once_expired_or_revoked() -> None:
+    signer = TokenSigner(SECRET)
+    short, _, _ = signer.issue(subject="user:a", workspace_id="w", role=Role.OWNER, ttl_seconds=1)
+    assert signer.verify(short).subject == "user:a"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            signer.verify(short)
+        except Unauthenticated as exc:
+            assert "expired" in exc.message
+            break
+        assert time.monotonic() < deadline, "an expired token was still accepted"
+        time.sleep(0.05)
+
+    token, jti, exp = signer.issue(subject="user:b", workspace_id="w", role=Role.OWNER)
+    assert signer.verify(token).role == Role.OWNER
+    signer.revocations.revoke(jti, exp)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        signer.verify(token)

@@ -8,10 +8,10 @@ from typing import Any
 import grpc
 import pytest
 
-from autom.core.auth import Role, TokenSigner
+from autom.core.auth import Role, TokenSigner, generate_private_key, private_key_text
 from autom.core.grpcserver import GrpcApp, bearer
 
-SECRET = "k" * 40
+SECRET = private_key_text(generate_private_key())
 SERVICE = "autom.test.v1.Probe"
 
 
@@ -52,7 +52,9 @@ def _register(server: grpc.aio.Server) -> None:
 
 @pytest.fixture
 async def probe() -> AsyncIterator[GrpcApp]:
-    app = GrpcApp(name="probe", signer=TokenSigner(SECRET), service_names=[], register=[_register])
+    app = GrpcApp(
+        name="probe", verifier=TokenSigner(SECRET), service_names=[], register=[_register]
+    )
     await app.start()
     yield app
     await app.stop()

@@ -7,11 +7,11 @@ import pytest
 
 from autom.core.settings import ServiceSettings
 
-SECRET = "s" * 32
+PUBLIC_KEY = "MfFqixAL8jkxUs38JS1lXsLvLV8Pst0fwNWutnt1rwI"
 
 
 def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTOM_AUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTOM_AUTH_PUBLIC_KEYS", PUBLIC_KEY)
     monkeypatch.setenv("AUTOM_NATS_URL", "")
     monkeypatch.setenv("AUTOM_DATABASE_URL", "")
     settings = ServiceSettings()
@@ -32,7 +32,7 @@ def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_malformed_url_fails_at_start_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    monkeypatch.setenv("AUTOM_AUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTOM_AUTH_PUBLIC_KEYS", PUBLIC_KEY)
     monkeypatch.setenv(variable, value)
     with pytest.raises(pydantic.ValidationError) as err:
         ServiceSettings()
@@ -40,7 +40,7 @@ def test_malformed_url_fails_at_start_naming_the_variable(
 
 
 def test_url_errors_never_echo_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTOM_AUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTOM_AUTH_PUBLIC_KEYS", PUBLIC_KEY)
     monkeypatch.setenv("AUTOM_DATABASE_URL", "postgresql://u:hunter2@db:99999/x")
     with pytest.raises(pydantic.ValidationError) as err:
         ServiceSettings()
@@ -53,4 +53,4 @@ def test_url_errors_never_echo_the_password(monkeypatch: pytest.MonkeyPatch) -> 
     ["nats://127.0.0.1:4222", "127.0.0.1:4222", "tls://a:1,nats://b:2", "wss://h/path"],
 )
 def test_well_formed_nats_urls_are_accepted(value: str) -> None:
-    assert ServiceSettings(auth_secret=SECRET, nats_url=value).nats_url == value  # type: ignore[arg-type]
+    assert ServiceSettings(auth_public_keys=PUBLIC_KEY, nats_url=value).nats_url == value  # type: ignore[arg-type]

@@ -13,11 +13,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from autom.core import bus
-from autom.core.auth import TokenSigner
+from autom.core.auth import TokenSigner, generate_private_key, private_key_text
 from autom.core.grpcserver import EXIT_LOOP_DOWN, LIVENESS, GrpcApp, Loop, Supervision
 from autom.devstack.eventually import assert_eventually
 
-SECRET = "s" * 32
+SECRET = private_key_text(generate_private_key())
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -25,7 +25,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 def make_app(*loops: Loop, give_up_after_s: float = 60.0) -> GrpcApp:
     return GrpcApp(
         name="sup-test",
-        signer=TokenSigner(SECRET),
+        verifier=TokenSigner(SECRET),
         service_names=[],
         register=[],
         background=loops,
@@ -148,7 +148,7 @@ def test_the_process_exits_non_zero_when_a_loop_gives_up() -> None:
             raise ConnectionError("no stream")
 
         app = GrpcApp(
-            name="doomed", signer=TokenSigner({SECRET!r}), service_names=[], register=[],
+            name="doomed", verifier=TokenSigner({SECRET!r}), service_names=[], register=[],
             background=[Loop("doomed", doomed)],
             supervision=Supervision(backoff_initial_s=0.05, give_up_after_s=0.5),
         )
@@ -160,3 +160,35 @@ def test_the_process_exits_non_zero_when_a_loop_gives_up() -> None:
     )
     assert proc.returncode == EXIT_LOOP_DOWN, proc.stderr[-2000:]
     assert "did not recover" in proc.stderr
+
+
+async def test_a_peer_still_starting_is_waited_for_quietly(
+    health_of: list[GrpcApp], nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream its owner has not declared yet is one INFO line per try, not a traceback."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    consumed = asyncio.Event()
+
+    async def consumer(stop: asyncio.Event) -> None:
+        await js.stream_info(bus.FIRES_STREAM.name)
+        consumed.set()
+        await stop.wait()
+
+    caplog.set_level("INFO", logger="autom.core.grpcserver")
+    app = make_app(Loop("fires", consumer))
+    health_of.append(app)
+    try:
+        await app.start()
+
+        async def waited() -> None:
+            assert any("waits for a peer still starting" in r.message for r in caplog.records)
+
+        await assert_eventually(waited, timeout=10)
+        await bus.ensure_streams(js, (bus.FIRES_STREAM,))
+        await asyncio.wait_for(consumed.wait(), timeout=10)
+    finally:
+        await nc.close()
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

@@ -49,19 +49,28 @@ def test_secrets_are_generated_once_and_kept_private(tmp_path: Path) -> None:
     second = load_dev_secrets(tmp_path, {})
 
     assert first == second
-    assert len(first.auth_secret) == 64
-    int(first.auth_secret, 16)
+    assert len(base64.urlsafe_b64decode(first.auth_private_key + "=")) == 32
+    assert first.auth_public_key != first.auth_private_key
+    assert first.scheduler_credential.startswith("svc.scheduler.")
+    assert first.executor_credential.startswith("svc.executor.")
+    assert first.scheduler_credential not in first.service_credentials  # hashes only
     assert len(base64.urlsafe_b64decode(first.secrets_key)) == 32
     assert (tmp_path / SECRETS_FILE).stat().st_mode & 0o777 == 0o600
 
 
 def test_secrets_from_the_environment_win_and_are_not_persisted(tmp_path: Path) -> None:
-    env = {"AUTOM_AUTH_SECRET": "a" * 64, "AUTOM_SECRETS_KEY": "k"}
+    key = base64.urlsafe_b64encode(b"a" * 32).decode()
+    env = {"AUTOM_AUTH_PRIVATE_KEY": key, "AUTOM_SECRETS_KEY": "k"}
 
     secrets = load_dev_secrets(tmp_path, env)
 
-    assert (secrets.auth_secret, secrets.secrets_key) == ("a" * 64, "k")
-    assert not (tmp_path / SECRETS_FILE).exists()
+    assert (secrets.auth_private_key, secrets.secrets_key) == (key, "k")
+    assert key not in (tmp_path / SECRETS_FILE).read_text()  # only the generated ones
+
+
+def test_a_malformed_private_key_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="AUTOM_AUTH_PRIVATE_KEY"):
+        load_dev_secrets(tmp_path, {"AUTOM_AUTH_PRIVATE_KEY": "a" * 64})
 
 
 def test_corrupt_secrets_file_is_a_config_error(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ import nats
 import psutil
 import pytest
 
-from autom.devstack.nats import EmbeddedNats, NatsError, nats_log_filter
+from autom.core.natsauth import authorization_conf
+from autom.devstack.nats import EmbeddedNats, NatsError, nats_log_filter, nats_passwords
 from autom.devstack.ports import free_port
 
 
@@ -103,3 +105,15 @@ def test_sync_interval_none_keeps_the_servers_periodic_sync(tmp_path: Path) -> N
         tmp_path / "store", free_port(), monitor_port=free_port(), sync_interval=None
     ) as srv:
         assert not _jetstream_config(srv).get("sync_always")
+
+
+def test_with_users_the_config_is_private_and_anonymous_clients_are_refused(
+    tmp_path: Path,
+) -> None:
+    auth = authorization_conf(nats_passwords("master"))
+    with EmbeddedNats(tmp_path / "store", free_port(), authorization=auth) as srv:
+        assert (srv.store_dir / "nats-server.conf").stat().st_mode & 0o777 == 0o600
+        with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
+            sock.recv(4096)  # INFO
+            sock.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
+            assert b"Authorization Violation" in sock.recv(4096)

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from autom.devstack.config import DevConfig, DevSecrets
+from autom.devstack.nats import nats_passwords
 from autom.devstack.run import (
     EXIT_USAGE,
+    KEY_VARS,
     banner,
     build_services,
     port_claims,
@@ -20,7 +22,14 @@ from autom.devstack.run import (
 )
 from autom.devstack.supervisor import GrpcHealth, HttpHealth
 
-SECRETS = DevSecrets(auth_secret="s" * 64, secrets_key="key")
+SECRETS = DevSecrets(
+    auth_private_key="dGVzdC1zaWduaW5nLWtleS1vZi10aGUtYXV0b20tc3U",
+    secrets_key="key",
+    page_token_key="p" * 43,
+    scheduler_credential="svc.scheduler." + "s" * 43,
+    executor_credential="svc.executor." + "e" * 43,
+)
+KEYS = set(KEY_VARS)
 
 
 def test_port_in_use_exits_2_naming_the_variable(
@@ -67,7 +76,9 @@ def test_service_environment_contract(tmp_path: Path) -> None:
         "PYTHONUNBUFFERED": "1",
         "AUTOM_DATABASE_URL": "postgresql://postgres@127.0.0.1:55432/autom",
         "AUTOM_NATS_URL": "nats://127.0.0.1:54222",
-        "AUTOM_AUTH_SECRET": "s" * 64,
+        "AUTOM_AUTH_PUBLIC_KEYS": SECRETS.auth_public_key,
+        "AUTOM_SERVICE_CREDENTIAL": SECRETS.scheduler_credential,
+        "AUTOM_PAGE_TOKEN_KEY": "p" * 43,
         "AUTOM_GRPC_HOST": "127.0.0.1",
         "AUTOM_GRPC_PORT": "50052",
         "AUTOM_DEFINITIONS_ADDR": "127.0.0.1:50051",
@@ -79,10 +90,19 @@ def test_service_environment_contract(tmp_path: Path) -> None:
     assert envs["gateway"]["AUTOM_HTTP_HOST"] == "127.0.0.1"
     assert envs["gateway"]["AUTOM_HTTP_PORT"] == "8080"
     assert "AUTOM_GRPC_PORT" not in envs["gateway"]
-    # Only definitions holds the secrets key; the internet-facing gateway holds no key at all.
+    # Only definitions holds the signing and secrets keys; the others verify with the public
+    # key; the internet-facing gateway holds no key at all.
     assert envs["definitions"]["AUTOM_SECRETS_KEY"] == "key"
-    assert [n for n, e in envs.items() if "AUTOM_SECRETS_KEY" in e] == ["definitions"]
-    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
+    assert envs["definitions"]["AUTOM_AUTH_PRIVATE_KEY"] == SECRETS.auth_private_key
+    for key in ("AUTOM_SECRETS_KEY", "AUTOM_AUTH_PRIVATE_KEY", "AUTOM_SERVICE_CREDENTIALS"):
+        assert [n for n, e in envs.items() if key in e] == ["definitions"]
+    assert [n for n, e in envs.items() if "AUTOM_SERVICE_CREDENTIAL" in e] == [
+        "scheduler",
+        "executor",
+    ]
+    assert envs["executor"]["AUTOM_SERVICE_CREDENTIAL"] == SECRETS.executor_credential
+    assert envs["drafter"]["AUTOM_AUTH_PUBLIC_KEYS"] == SECRETS.auth_public_key
+    assert not KEYS & set(envs["gateway"])
 
 
 def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
@@ -93,11 +113,33 @@ def test_a_runtime_dir_already_set_is_kept(tmp_path: Path) -> None:
 def test_keys_in_the_developer_environment_do_not_leak_to_other_services(
     tmp_path: Path,
 ) -> None:
-    base = {"AUTOM_AUTH_SECRET": "mine" * 16, "AUTOM_SECRETS_KEY": "mine"}
+    base = {
+        **dict.fromkeys(KEYS, "mine"),
+        "AUTOM_GRPC_TLS_CERT_FILE": "c.pem",  # make run serves plaintext
+    }
     envs = service_envs(DevConfig(home=tmp_path), SECRETS, base)
-    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(envs["gateway"])
-    assert "AUTOM_SECRETS_KEY" not in envs["executor"]
-    assert envs["executor"]["AUTOM_AUTH_SECRET"] == SECRETS.auth_secret
+    assert not any(k.startswith("AUTOM_GRPC_TLS_") for env in envs.values() for k in env)
+    assert not KEYS & set(envs["gateway"])
+    assert not {"AUTOM_SECRETS_KEY", "AUTOM_AUTH_PRIVATE_KEY"} & set(envs["executor"])
+    assert envs["executor"]["AUTOM_AUTH_PUBLIC_KEYS"] == SECRETS.auth_public_key
+
+
+def test_each_service_connects_to_the_embedded_nats_as_its_own_user(tmp_path: Path) -> None:
+    base = {"AUTOM_NATS_USER": "admin", "AUTOM_NATS_PASSWORD": "mine"}
+    envs = service_envs(DevConfig(home=tmp_path), SECRETS, base, "master")
+
+    passwords = nats_passwords("master")
+    for name, env in envs.items():
+        assert env["AUTOM_NATS_USER"] == name
+        assert env["AUTOM_NATS_PASSWORD"] == passwords[name]
+    assert len({env["AUTOM_NATS_PASSWORD"] for env in envs.values()} | {"master"}) == 6
+
+
+def test_nats_credentials_for_an_external_server_pass_through(tmp_path: Path) -> None:
+    config = DevConfig(home=tmp_path, nats_url="nats://n")
+    base = {"AUTOM_NATS_USER": "me", "AUTOM_NATS_PASSWORD": "mine"}
+    env = service_envs(config, SECRETS, base)["executor"]
+    assert (env["AUTOM_NATS_USER"], env["AUTOM_NATS_PASSWORD"]) == ("me", "mine")
 
 
 def test_external_urls_are_passed_through_and_wildcard_host_is_dialled_locally(
@@ -135,6 +177,7 @@ def test_banner_shows_endpoints_and_token_but_no_passwords(tmp_path: Path) -> No
     assert "export AUTOM_TOKEN=tok" in text
     assert "127.0.0.1:50053" in text
     assert "http://127.0.0.1:8080" in text
+    assert "http://127.0.0.1:8080/ui" in text
     assert "postgresql://u:***@db:5432/x" in text
     assert "hunter2" not in text
     assert "no dev token" in banner(config, None)

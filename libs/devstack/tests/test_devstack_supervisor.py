@@ -184,7 +184,7 @@ def test_supervisor_brings_stack_up_and_sigterm_stops_everything_in_order(
     stops = [stack.index(rf"fake {name} stopping$") for name in order]
     assert stops == sorted(stops)
     assert_all_gone(procs)
-    assert "AUTOM_AUTH_SECRET" not in stack.output
+    assert "AUTOM_AUTH_PRIVATE_KEY" not in stack.output
 
 
 def test_children_get_the_documented_environment(
@@ -209,21 +209,26 @@ def test_children_get_the_documented_environment(
     for name in GRPC_SERVICES:
         for what in ("migrate", "serve"):
             env = json.loads((env_dir / f"{name}.{what}.json").read_text())
-            keys = {"AUTOM_AUTH_SECRET": secrets["auth_secret"]}
+            keys = {"AUTOM_PAGE_TOKEN_KEY": secrets["page_token_key"]}
             if name == "definitions":
                 keys["AUTOM_SECRETS_KEY"] = secrets["secrets_key"]
+                keys["AUTOM_AUTH_PRIVATE_KEY"] = secrets["auth_private_key"]
             else:
-                assert "AUTOM_SECRETS_KEY" not in env
+                assert not {"AUTOM_SECRETS_KEY", "AUTOM_AUTH_PRIVATE_KEY"} & set(env)
+                assert env["AUTOM_AUTH_PUBLIC_KEYS"]
+            if name in ("scheduler", "executor"):
+                keys["AUTOM_SERVICE_CREDENTIAL"] = secrets[f"{name}_credential"]
             assert env.items() >= {**common, **keys, "AUTOM_GRPC_PORT": ports[name]}.items()
     gateway = json.loads((env_dir / "gateway.serve.json").read_text())
     assert gateway.items() >= common.items()
-    assert not {"AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY"} & set(gateway)
+    assert not {k for k in gateway if k.startswith(("AUTOM_AUTH_", "AUTOM_SECRET"))}
+    assert not {"AUTOM_SERVICE_CREDENTIAL", "AUTOM_PAGE_TOKEN_KEY"} & set(gateway)
     assert gateway["AUTOM_HTTP_HOST"] == "127.0.0.1"
     assert gateway["AUTOM_HTTP_PORT"] == stack_env["AUTOM_HTTP_PORT"]
     assert "AUTOM_GRPC_PORT" not in gateway
     token_env = json.loads((env_dir / "definitions.dev-token.json").read_text())
     assert token_env["AUTOM_GRPC_PORT"] == ports["definitions"]
-    assert len(secrets["auth_secret"]) == 64
+    assert secrets["auth_private_key"] not in stack.output
 
 
 def test_second_run_reuses_database_and_secrets(

@@ -8,7 +8,9 @@ from autom.templating import (
     TemplateError,
     is_template,
     iter_templates,
+    parse_condition,
     parse_template,
+    referenced_names,
     referenced_step_ids,
 )
 
@@ -105,3 +107,49 @@ def test_iter_templates_yields_paths_of_template_strings() -> None:
 )
 def test_is_template(text: str, expected: bool) -> None:
     assert is_template(text) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ inputs.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ inputs | attr('__globals__') }}",
+        "{% set f = lipsum.__globals__ %}{{ f }}",
+        "{{ '{0.__class__}'.format(inputs) }}",
+        "{{ inputs.keys.__self__.pop('x') }}",
+        "{{ x.gi_frame }}",
+    ],
+)
+def test_templates_the_sandbox_would_refuse_are_refused_statically(text: str) -> None:
+    with pytest.raises(TemplateError) as err:
+        parse_template(text, path="plan[0].params.message")
+    assert err.value.path == "plan[0].params.message"
+    assert "unsafe template" in err.value.message
+
+
+def test_a_bare_condition_reading_an_internal_attribute_is_refused() -> None:
+    with pytest.raises(TemplateError):
+        parse_condition("inputs.__class__", path="plan[0].when")
+    parse_condition("inputs.x == 1", path="plan[0].when")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ steps.fetch.output.json._links.next }}",  # HAL keys start with one underscore
+        "{{ steps.q.output.json.data['__typename'] }}",  # a JSON key spelled like a dunder
+        "{{ inputs.items() | list }}",
+        "{% for i in range(3) %}{{ loop.cycle('a', 'b') }}{% endfor %}",
+    ],
+)
+def test_data_keys_and_allowed_methods_stay_valid(text: str) -> None:
+    parse_template(text)
+
+
+def test_referenced_names_lists_keys_read_from_a_variable() -> None:
+    text = "{{ secrets.A }}-{{ secrets['B'] }}-{{ inputs.host }}"
+    assert referenced_names(text, "secrets") == {"A", "B"}
+    assert referenced_names(text, "inputs") == {"host"}
+    assert referenced_names("{{ inputs | tojson }}", "inputs") == {"*"}
+    assert referenced_names("plain", "inputs") == set()

@@ -11,15 +11,19 @@ from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp
 from autom.definitions.app import build_app
 from autom.definitions.settings import DefinitionsSettings
+from autom.devstack.testing import service_keys
 
 
 @pytest.fixture
 async def definitions_app(
-    database_url: str, nats_url: str, auth_secret: str
+    database_url: str, nats_url: str, signing_key: str
 ) -> AsyncIterator[GrpcApp]:
     """A started definitions server on an ephemeral port."""
     settings = DefinitionsSettings(
-        database_url=database_url, nats_url=nats_url, auth_secret=auth_secret, grpc_port=0
+        database_url=database_url,
+        nats_url=nats_url,
+        grpc_port=0,
+        **service_keys("definitions", signing_key),
     )
     app = await build_app(settings)
     await app.start()
@@ -28,9 +32,9 @@ async def definitions_app(
 
 
 @pytest.fixture
-def signer(auth_secret: str) -> TokenSigner:
+def signer(signing_key: str) -> TokenSigner:
     """Mints tokens the in-process services accept."""
-    return TokenSigner(auth_secret)
+    return TokenSigner(signing_key)
 
 
 @pytest.fixture

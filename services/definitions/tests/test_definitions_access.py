@@ -17,6 +17,7 @@ from autom.core.grpcserver import GrpcApp, channel
 from autom.definitions.app import build_app
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.settings import DefinitionsSettings
+from autom.devstack.testing import service_keys
 
 TokenFor = Callable[..., str]
 KEY_OLD = Fernet.generate_key().decode()
@@ -25,12 +26,12 @@ KEY_NEW = Fernet.generate_key().decode()
 
 @pytest.fixture
 async def app_with_secrets(
-    database_url: str, nats_url: str, auth_secret: str
+    database_url: str, nats_url: str, signing_key: str
 ) -> AsyncIterator[GrpcApp]:
     settings = DefinitionsSettings(
         database_url=database_url,
         nats_url=nats_url,
-        auth_secret=auth_secret,
+        **service_keys("definitions", signing_key),
         grpc_port=0,
         secrets_key=KEY_OLD,
     )
@@ -81,7 +82,7 @@ async def test_owner_issues_and_revokes_tokens_editor_cannot(
 
 
 async def test_revocation_reaches_other_services_over_nats(
-    definitions_app: GrpcApp, token_for: TokenFor, nats_url: str, auth_secret: str
+    definitions_app: GrpcApp, token_for: TokenFor, nats_url: str, signing_key: str
 ) -> None:
     from autom.core import bus
     from autom.core.revocations import revocation_feed
@@ -91,7 +92,7 @@ async def test_revocation_reaches_other_services_over_nats(
     created = await owner.CreateApiToken(pb.CreateApiTokenRequest(principal="user:carol"))
     await owner.RevokeApiToken(pb.RevokeApiTokenRequest(token_id=created.token.id))
 
-    other = TokenSigner(auth_secret)  # another service's view, fed only by the stream
+    other = TokenSigner(signing_key)  # another service's view, fed only by the stream
     nc = await bus.connect(nats_url, name="other-service")
     feed = revocation_feed(nc.jetstream(), other.revocations)
     await feed.start()
@@ -142,14 +143,14 @@ async def test_secrets_are_write_only_and_resolvable_only_by_the_executor(
         )
         == grpc.StatusCode.PERMISSION_DENIED
     )
-    scheduler = api(app_with_secrets, signer.service_token("scheduler"))
+    scheduler = api(app_with_secrets, signer.service_token("scheduler")[0])
     assert (
         await code_of(
             scheduler.ResolveSecrets(pb.ResolveSecretsRequest(workspace_id="default", names=["X"]))
         )
         == grpc.StatusCode.PERMISSION_DENIED
     )
-    executor = api(app_with_secrets, signer.service_token("executor"))
+    executor = api(app_with_secrets, signer.service_token("executor")[0])
     resolved = await executor.ResolveSecrets(
         pb.ResolveSecretsRequest(workspace_id="default", names=["WEBHOOK_URL", "MISSING"])
     )
@@ -162,14 +163,14 @@ async def test_secrets_are_write_only_and_resolvable_only_by_the_executor(
 
 
 async def test_secret_keys_rotate(
-    database_url: str, nats_url: str, auth_secret: str, token_for: TokenFor, signer: TokenSigner
+    database_url: str, nats_url: str, signing_key: str, token_for: TokenFor, signer: TokenSigner
 ) -> None:
     async def start(keys: str) -> GrpcApp:
         app = await build_app(
             DefinitionsSettings(
                 database_url=database_url,
                 nats_url=nats_url,
-                auth_secret=auth_secret,
+                **service_keys("definitions", signing_key),
                 grpc_port=0,
                 secrets_key=keys,
             )
@@ -183,7 +184,7 @@ async def test_secret_keys_rotate(
     await first.stop()
     rotated = await start(f"{KEY_NEW},{KEY_OLD}")
     try:
-        executor = api(rotated, signer.service_token("executor"))
+        executor = api(rotated, signer.service_token("executor")[0])
         got = await executor.ResolveSecrets(
             pb.ResolveSecretsRequest(workspace_id="default", names=["TOKEN"])
         )
@@ -192,7 +193,7 @@ async def test_secret_keys_rotate(
         await rotated.stop()
 
 
-async def _rotate(database_url: str, auth_secret: str, keys: str) -> tuple[int, str]:
+async def _rotate(database_url: str, signing_key: str, keys: str) -> tuple[int, str]:
     """`autom-definitions rotate-secrets`, as an operator runs it."""
     import asyncio
     import os
@@ -206,7 +207,7 @@ async def _rotate(database_url: str, auth_secret: str, keys: str) -> tuple[int, 
         env={
             **os.environ,
             "AUTOM_DATABASE_URL": database_url,
-            "AUTOM_AUTH_SECRET": auth_secret,
+            "AUTOM_AUTH_PRIVATE_KEY": signing_key,
             "AUTOM_SECRETS_KEY": keys,
             "AUTOM_LOG_LEVEL": "WARNING",
         },
@@ -219,14 +220,14 @@ async def _rotate(database_url: str, auth_secret: str, keys: str) -> tuple[int, 
 
 
 async def test_rotate_secrets_reencrypts_so_the_old_key_can_go(
-    database_url: str, nats_url: str, auth_secret: str, token_for: TokenFor, signer: TokenSigner
+    database_url: str, nats_url: str, signing_key: str, token_for: TokenFor, signer: TokenSigner
 ) -> None:
     async def start(keys: str) -> GrpcApp:
         app = await build_app(
             DefinitionsSettings(
                 database_url=database_url,
                 nats_url=nats_url,
-                auth_secret=auth_secret,
+                **service_keys("definitions", signing_key),
                 grpc_port=0,
                 secrets_key=keys,
             )
@@ -240,15 +241,15 @@ async def test_rotate_secrets_reencrypts_so_the_old_key_can_go(
     await first.stop()
 
     # Without the old key nothing can be re-encrypted, and nothing is changed.
-    code, out = await _rotate(database_url, auth_secret, Fernet.generate_key().decode())
+    code, out = await _rotate(database_url, signing_key, Fernet.generate_key().decode())
     assert code != 0 and "TOKEN" in out and "abc" not in out
-    code, out = await _rotate(database_url, auth_secret, f"{KEY_NEW},{KEY_OLD}")
+    code, out = await _rotate(database_url, signing_key, f"{KEY_NEW},{KEY_OLD}")
     assert code == 0, out
     assert "re-encrypted 1 secrets" in out
 
     only_new = await start(KEY_NEW)
     try:
-        executor = api(only_new, signer.service_token("executor"))
+        executor = api(only_new, signer.service_token("executor")[0])
         got = await executor.ResolveSecrets(
             pb.ResolveSecretsRequest(workspace_id="default", names=["TOKEN"])
         )

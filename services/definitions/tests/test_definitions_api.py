@@ -320,7 +320,7 @@ async def test_schedule_triggers_stream_in_bounded_chunks_to_the_scheduler_only(
         async for _ in owner.StreamScheduleTriggers(pb.StreamScheduleTriggersRequest()):
             pass
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    scheduler = stub(definitions_app, signer.service_token("scheduler"))
+    scheduler = stub(definitions_app, signer.service_token("scheduler")[0])
     chunks = [
         chunk
         async for chunk in scheduler.StreamScheduleTriggers(

@@ -140,6 +140,37 @@ def test_all_violations_are_reported_at_once(digest: dict[str, Any]) -> None:
     )
 
 
+def test_a_bad_cron_does_not_hide_a_bad_time_zone(digest: dict[str, Any]) -> None:
+    digest["triggers"][0]["config"] |= {"cron": "61 * * * *", "timezone": "Nowhere/Land"}
+    digest["triggers"][0]["config"]["on_missing"] = "explode"
+    assert {
+        "triggers[0].config.cron",
+        "triggers[0].config.timezone",
+        "triggers[0].config.on_missing",
+    } <= set(violations_of(digest))
+
+
+def test_a_structural_error_does_not_hide_the_rest(digest: dict[str, Any]) -> None:
+    """A step id or name that fails parsing still lets every other part be checked."""
+    digest["name"] = "Bad Name"
+    digest["plan"][2]["id"] = "Post!"
+    digest["plan"][1]["action"] = "teleport"
+    digest["plan"][0]["params"]["url"] = "{{ inputs.repo "
+    digest["triggers"][0]["config"]["timezone"] = "Nowhere/Land"
+    digest["execution"]["timeout"] = "soon"
+    found = violations_of(digest)
+    assert {
+        "name",
+        "plan[2].id",
+        "plan[1].action",
+        "plan[0].params.url",
+        "triggers[0].config.timezone",
+        "execution.timeout",
+    } <= set(found), found
+    # Steps that parsed still resolve their references: none is invented.
+    assert not any("does not name" in text for text in found.values()), found
+
+
 def test_templated_param_is_not_checked_against_static_type(digest: dict[str, Any]) -> None:
     raw = digest
     raw["plan"][1]["params"]["temperature"] = "{{ inputs.temperature }}"

@@ -11,13 +11,13 @@ from autom.drafter.llm import LlmClient
 from autom.drafter.settings import DrafterSettings
 from autom.drafter.testing import ScriptedLLM
 
-SECRET = "x" * 40
+PUBLIC_KEY = "MfFqixAL8jkxUs38JS1lXsLvLV8Pst0fwNWutnt1rwI"
 KEY = "sk-test-very-secret-key"
 
 
 def _client(llm: ScriptedLLM, **kw: object) -> LlmClient:
     fields: dict[str, object] = {
-        "auth_secret": SECRET,
+        "auth_public_keys": PUBLIC_KEY,
         "model": "openai/scripted",
         "api_base": llm.url,
         "api_key": KEY,

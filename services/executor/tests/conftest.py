@@ -12,14 +12,13 @@ import pytest
 
 from autom.core.db import create_engine
 from autom.core.registry import build_catalog
+from autom.devstack.testing import service_keys
 from autom.executor.actions.base import Actions
 from autom.executor.actions.catalog import build_actions
 from autom.executor.engine import Engine, RunState
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import Snapshot, StaticDefinitions
 from autom.executor.store import NewRun, RunStore, create_pool
-
-AUTH = "test-secret-" + "x" * 32
 
 
 @dataclass
@@ -121,7 +120,7 @@ def wire_engine(
 async def harness(database_url: str) -> AsyncIterator[Harness]:
     """The engine on a fresh database."""
     settings = ExecutorSettings(
-        database_url=database_url, auth_secret=AUTH, http_allow_cidrs="127.0.0.0/8"
+        database_url=database_url, http_allow_cidrs="127.0.0.0/8", **service_keys("executor")
     )
     engine = create_engine(url=database_url, application_name="executor-tests")
     pool = await create_pool(database_url, size=5, application_name="executor-tests")

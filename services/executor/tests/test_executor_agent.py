@@ -65,7 +65,7 @@ async def llm() -> AsyncIterator[FakeLLM]:
 def agent_harness(harness: Harness, llm: FakeLLM, database_url: str) -> Harness:
     settings = ExecutorSettings(
         database_url=database_url,
-        auth_secret="x" * 32,
+        auth_public_keys="MfFqixAL8jkxUs38JS1lXsLvLV8Pst0fwNWutnt1rwI",
         llm_api_base=f"http://127.0.0.1:{llm.port}/v1",
         llm_api_key="test-key",
         default_model="openai/test-model",

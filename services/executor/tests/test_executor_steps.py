@@ -163,14 +163,14 @@ async def test_a_truncated_record_copied_into_a_retry_keeps_its_mark(harness: Ha
 
 
 def test_the_cap_and_the_default_timeout_are_settings() -> None:
-    settings = ExecutorSettings(auth_secret="x" * 32)
+    settings = ExecutorSettings(auth_public_keys="MfFqixAL8jkxUs38JS1lXsLvLV8Pst0fwNWutnt1rwI")
     assert settings.max_output_bytes == MAX_OUTPUT_BYTES == 256 * 1024
     assert settings.default_step_timeout_seconds == DEFAULT_STEP_TIMEOUT_SECONDS == 300.0
     env = ExecutorSettings.model_validate(
         {
             "AUTOM_EXECUTOR_MAX_OUTPUT_BYTES": "4096",
             "AUTOM_EXECUTOR_DEFAULT_STEP_TIMEOUT_SECONDS": "30",
-            "auth_secret": "x" * 32,
+            "auth_public_keys": "MfFqixAL8jkxUs38JS1lXsLvLV8Pst0fwNWutnt1rwI",
         }
     )
     assert env.max_output_bytes == 4096 and env.default_step_timeout_seconds == 30.0

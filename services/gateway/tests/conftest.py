@@ -33,10 +33,11 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.grpcserver import GrpcApp
+from autom.devstack.testing import TEST_SIGNING_KEY
 from autom.gateway.app import Gateway
 from autom.gateway.settings import GatewaySettings
 
-SECRET = "gateway-tests-secret-" + "s" * 32
+SECRET = TEST_SIGNING_KEY
 DS = definitions_service_pb2
 ES = executor_service_pb2
 SS = scheduler_service_pb2
@@ -357,7 +358,7 @@ async def stack() -> AsyncIterator[Stack]:
     scheduler = FakeScheduler()
     fakes = GrpcApp(
         name="fakes",
-        signer=signer,
+        verifier=signer,
         service_names=[
             DS.DESCRIPTOR.services_by_name["DefinitionsService"].full_name,
             ES.DESCRIPTOR.services_by_name["ExecutorService"].full_name,

@@ -44,7 +44,8 @@ def test_malformed_templates_are_rejected(bad: str) -> None:
 
 def test_routes_are_built_from_descriptors_only() -> None:
     routes = build_routes()
-    assert len(routes) == 43
+    # 43 + GET /v1/audit (ListAuditEvents).
+    assert len(routes) == 44
     assert {r.binding.body for r in routes} == {"", "*"}
     (watch,) = [r for r in routes if r.method.name == "WatchRun"]
     assert watch.streaming and watch.binding.template.verb == "watch"
@@ -54,6 +55,8 @@ def test_router_prefers_verbs_and_reports_allowed_methods() -> None:
     router = Router(build_routes())
     m = router.match("POST", "/v1/automations:validate")
     assert m is not None and m.route.method.name == "ValidateDefinition"
+    m = router.match("GET", "/v1/audit")
+    assert m is not None and m.route.method.name == "ListAuditEvents"
     m = router.match("POST", "/v1/schedules/a:trigger_0:trigger")
     assert m is not None and m.route.method.name == "TriggerNow"
     assert m.path_params == {"schedule_id": "a:trigger_0"}

@@ -20,6 +20,7 @@ from autom.core.db import create_engine
 from autom.core.grpcserver import GrpcApp
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.devstack.ports import free_port
+from autom.devstack.testing import service_keys
 from autom.scheduler.app import build_app
 from autom.scheduler.domain.model import AutomationChange, TriggerSpec
 from autom.scheduler.service import SchedulerService
@@ -29,12 +30,12 @@ StartScheduler = Callable[..., Awaitable[GrpcApp]]
 
 
 @pytest.fixture
-def settings(database_url: str, nats_url: str, auth_secret: str) -> SchedulerSettings:
+def settings(database_url: str, nats_url: str, signing_key: str) -> SchedulerSettings:
     """Scheduler settings for one test (no resync: there is no definitions service)."""
     return SchedulerSettings(
         database_url=database_url,
         nats_url=nats_url,
-        auth_secret=auth_secret,
+        **service_keys("scheduler", signing_key),
         grpc_port=0,
         scheduler_resync_on_start=False,
         # Nothing listens there: a developer's running stack must not answer resyncs.
@@ -83,9 +84,9 @@ async def start_scheduler(settings: SchedulerSettings) -> AsyncIterator[StartSch
 
 
 @pytest.fixture
-def signer(auth_secret: str) -> TokenSigner:
+def signer(signing_key: str) -> TokenSigner:
     """Mints tokens the in-process scheduler accepts."""
-    return TokenSigner(auth_secret)
+    return TokenSigner(signing_key)
 
 
 @pytest.fixture

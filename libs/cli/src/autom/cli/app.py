@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
+from typer.core import TyperGroup
 
 from autom.api.definitions.v1 import definitions_service_pb2
-from autom.cli import automations, drafts, runs, schedules, workspace
+from autom.cli import audit, automations, drafts, runs, schedules, workspace
 from autom.cli.common import JsonOption, guarded, new_request_id, session
 from autom.cli.config import CliConfig
-from autom.cli.errors import usage
-from autom.cli.output import enum_label, ts
+from autom.cli.errors import CliError, usage
+from autom.cli.output import enum_label, set_output_format, split_output_option, ts
 
 DS = definitions_service_pb2
 
+
+class OutputGroup(TyperGroup):
+    """The root command: takes `-o/--output` from anywhere on the line, as kubectl does."""
+
+    # `Any`: typer vendors click privately, so its Context type has no public name.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            found, rest = split_output_option(args)
+        except CliError as exc:
+            raise typer.BadParameter(exc.message, param_hint="-o/--output") from None
+        set_output_format(found)
+        return super().parse_args(ctx, rest)
+
+
 app = typer.Typer(
+    cls=OutputGroup,
     name="autom",
     help="Autom from the terminal: automations, runs, schedules, drafts, secrets and tokens.",
     no_args_is_help=True,
@@ -36,6 +52,7 @@ app.add_typer(workspace.workspaces, name="workspaces")
 app.add_typer(drafts.app, name="drafts")
 app.command("run")(guarded(runs.run_command))
 app.command("draft")(drafts.draft_command)
+app.command("audit")(audit.audit_command)
 
 ROLES = workspace.ROLES
 
@@ -54,6 +71,14 @@ def _main(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table, json or yaml for every command that reads; may stand anywhere.",
+        ),
+    ] = "table",
 ) -> None:
     """Autom from the terminal: automations, runs, schedules, drafts, secrets and tokens."""
 

@@ -32,7 +32,7 @@ class Api:
 
     def _stub(self, service: str) -> Any:
         if service not in self._stubs:
-            channel = grpc.insecure_channel(self.config.addresses[service])
+            channel = self.config.tls.channel(self.config.addresses[service])
             self._channels[service] = channel
             self._stubs[service] = _STUBS[service](channel)
         return self._stubs[service]

@@ -12,13 +12,24 @@ import typer
 from autom.cli.client import Api
 from autom.cli.config import CliConfig, ConfigFileError
 from autom.cli.errors import CliError, ExitCode
-from autom.cli.output import Out
+from autom.cli.output import Out, output_format
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+def _json_or_output(value: bool) -> bool:
+    # `-o json|yaml` anywhere on the line means the same as `--json` (YAML is printed by Out).
+    return value or output_format() in ("json", "yaml")
+
+
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print canonical JSON instead of tables (for scripts).")
+    bool,
+    typer.Option(
+        "--json",
+        help="Print canonical JSON instead of tables (for scripts); or -o table|json|yaml.",
+        callback=_json_or_output,
+    ),
 ]
 
 

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from autom.core.grpctls import GrpcTls
+
 SERVICES = ("definitions", "scheduler", "executor", "drafter")
 DEFAULT_ADDRESSES = {
     "definitions": "127.0.0.1:50051",
@@ -64,6 +68,8 @@ class CliConfig:
     token_source: str
     addresses: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ADDRESSES))
     timeout_seconds: float = 30.0
+    # AUTOM_GRPC_TLS_CA_FILE (and a client certificate for mutual TLS): dial the services TLS.
+    tls: GrpcTls = field(default_factory=GrpcTls)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> CliConfig:
@@ -88,12 +94,18 @@ class CliConfig:
             timeout = float(env.get("AUTOM_TIMEOUT", "") or stored.get("timeout_seconds") or 30.0)
         except ValueError as exc:
             raise ConfigFileError("AUTOM_TIMEOUT must be a number of seconds") from exc
+        try:
+            tls = GrpcTls.from_env(env)
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise ConfigFileError(f"gRPC TLS settings: {problems}") from None
         return cls(
             path=path,
             token=token,
             token_source=source if token else "",
             addresses=addresses,
             timeout_seconds=timeout,
+            tls=tls,
         )
 
     def save_token(self, token: str) -> None:

@@ -78,6 +78,10 @@ def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     return out
 
 
+# What gRPC reports when the client's own deadline expired (no answer from the server).
+CLIENT_DEADLINE = "Deadline Exceeded"
+
+
 def from_rpc_error(error: grpc.RpcError, service: str, address: str, has_token: bool) -> CliError:
     """The CliError for a failed call to `service` at `address`."""
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
@@ -87,6 +91,10 @@ def from_rpc_error(error: grpc.RpcError, service: str, address: str, has_token: 
     if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details.lower():
         message = f"cannot reach the {service} service at {address}"
         hint = "Is the stack running (`make run`)? Set AUTOM_*_ADDR to point elsewhere."
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED and details != CLIENT_DEADLINE:
+        # The service gave up on its own deadline (e.g. the drafter's model call) and says
+        # which server setting governs it; the client's AUTOM_TIMEOUT would not help.
+        message = details or f"the {service} service did not answer in time"
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
         message = f"the {service} service did not answer in time"
         hint = "Raise the deadline with AUTOM_TIMEOUT=<seconds>."

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from rich import box
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from autom.cli.errors import CliError
+from autom.cli.errors import CliError, ExitCode
 
 
 def integral(value: Any) -> Any:
@@ -71,6 +73,46 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+OUTPUT_FORMATS = ("table", "json", "yaml")
+# Set from `-o/--output` wherever it stands on the command line (see OutputGroup).
+_FORMAT: contextvars.ContextVar[str | None] = contextvars.ContextVar("output", default=None)
+
+
+def output_format() -> str | None:
+    """The `-o` of this invocation, if any."""
+    return _FORMAT.get()
+
+
+def split_output_option(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    """`-o X` / `-oX` / `--output X` / `--output=X` out of `args` (up to `--`), and the rest."""
+    found: str | None = None
+    rest: list[str] = []
+    items = iter(args)
+    for arg in items:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(items)
+            break
+        if arg in ("-o", "--output"):
+            found = next(items, "")
+        elif arg.startswith("--output="):
+            found = arg.partition("=")[2]
+        elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
+            found = arg[2:]
+        else:
+            rest.append(arg)
+    if found is not None and found not in OUTPUT_FORMATS:
+        raise CliError(
+            f"-o {found!r}: use one of {', '.join(OUTPUT_FORMATS)}", ExitCode.INVALID, [], ""
+        )
+    return found, rest
+
+
+def set_output_format(value: str | None) -> None:
+    """Record this invocation's `-o`."""
+    _FORMAT.set(value)
+
+
 class Out:
     """Where a command writes: tables for people, JSON for scripts, errors to stderr."""
 
@@ -83,6 +125,10 @@ class Out:
     def json(self, value: Message | dict[str, Any] | list[Any], *, compact: bool = False) -> None:
         """Print JSON (a message in its canonical form)."""
         data = to_json(value) if isinstance(value, Message) else value
+        if output_format() == "yaml":
+            self.console.file.write(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+            self.console.file.flush()
+            return
         text = (
             json.dumps(data, ensure_ascii=False, separators=(",", ":"))
             if compact

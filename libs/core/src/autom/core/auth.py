@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import hashlib
 import hmac
+import json
+import re
+import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from autom.core.errors import PermissionDenied, Unauthenticated
 
-ALGORITHM = "HS256"
+# EdDSA only (Ed25519): the definitions service signs, every other service only verifies.
+ALGORITHM = "EdDSA"
 ISSUER = "autom"
 ANY_WORKSPACE = "*"
+# Service tokens live minutes: services refresh them from definitions with their credential.
+DEFAULT_SERVICE_TOKEN_TTL = 15 * 60
+CREDENTIAL_PREFIX = "svc."
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 
 class Role(StrEnum):
@@ -31,6 +49,8 @@ class Role(StrEnum):
     # The deployment's operator: cross-workspace administration only, no workspace's content.
     # Minted by `autom-definitions admin-token` with the signing key, never by an RPC.
     ADMIN = "admin"
+    # A service presenting its bootstrap credential: it may only obtain its service token.
+    BOOTSTRAP = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ _ALL = frozenset(
         "admin:schedules",
         "admin:dead_letters",
         "identity:read",
+        "audit:read",
     }
 )
 ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
@@ -92,6 +113,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[str]] = {
         {"automations:read", "automations:execute", "secrets:resolve", "identity:read"}
     ),
     Role.ADMIN: frozenset({"admin:deployment", "identity:read"}),
+    Role.BOOTSTRAP: frozenset({"service_tokens:issue"}),
 }
 
 # Every RPC of every service, fully qualified. A method missing here is denied; None = public.
@@ -125,6 +147,8 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "ResolveSecrets": "secrets:resolve",
     # The servicer further restricts it to the scheduler's service principal.
     _D + "StreamScheduleTriggers": "automations:read",
+    _D + "IssueServiceToken": "service_tokens:issue",
+    _D + "ListAuditEvents": "audit:read",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",
@@ -213,59 +237,195 @@ class RevocationList:
         return current if RANK[current] < RANK[role] else role
 
 
-class TokenSigner:
-    """Issues and verifies HS256 bearer tokens with the deployment secret."""
+def _b64decode(value: str) -> bytes:
+    value = value.strip()
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
-    def __init__(self, secret: str, revocations: RevocationList | None = None) -> None:
-        if len(secret) < 32:
-            raise ValueError("auth secret must be at least 32 characters (HS256 key length)")
-        self._secret = secret
-        self.revocations = revocations or RevocationList()
 
-    def derive_key(self, purpose: str) -> bytes:
-        """A key for `purpose` derived from the secret (never the signing key itself)."""
-        return hmac.new(self._secret.encode(), purpose.encode(), hashlib.sha256).digest()
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
-    def issue(
+
+def load_private_key(value: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from its base64url 32-byte seed (AUTOM_AUTH_PRIVATE_KEY)."""
+    try:
+        seed = _b64decode(value)
+        if len(seed) != 32:
+            raise ValueError
+        return Ed25519PrivateKey.from_private_bytes(seed)
+    except ValueError:
+        raise ValueError(
+            "the auth private key must be a base64url Ed25519 seed (32 bytes)"
+        ) from None
+
+
+def load_public_keys(value: str) -> list[Ed25519PublicKey]:
+    """Ed25519 public keys from comma-separated base64url raw keys (AUTOM_AUTH_PUBLIC_KEYS)."""
+    keys = []
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        try:
+            raw = _b64decode(item)
+            if len(raw) != 32:
+                raise ValueError
+            keys.append(Ed25519PublicKey.from_public_bytes(raw))
+        except ValueError:
+            raise ValueError("auth public keys must be base64url Ed25519 keys (32 bytes)") from None
+    return keys
+
+
+def public_key_text(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """The base64url text of a public key (of a private key's public half)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return _b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def private_key_text(key: Ed25519PrivateKey) -> str:
+    """The base64url text of a private key's seed."""
+    return _b64encode(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """The key's RFC 7638 JWK thumbprint: the `kid` of the tokens it verifies."""
+    jwk = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": public_key_text(key)}, separators=(",", ":")
+    )
+    return _b64encode(hashlib.sha256(jwk.encode()).digest())
+
+
+class ServiceCredentials:
+    """The bootstrap credentials services present to obtain their tokens, kept as hashes.
+
+    A credential reads `svc.<service>.<random>`; the definitions service holds only
+    `<service>:<sha256 hex of the credential>` entries (AUTOM_SERVICE_CREDENTIALS), several
+    per service while one is being replaced.
+    """
+
+    def __init__(self, entries: str = "") -> None:
+        self._hashes: dict[str, set[str]] = {}
+        for entry in entries.split(","):
+            if not entry.strip():
+                continue
+            name, sep, digest = entry.strip().partition(":")
+            if (
+                not sep
+                or not SERVICE_NAME.fullmatch(name)
+                or not re.fullmatch(r"[0-9a-f]{64}", digest)
+            ):
+                raise ValueError(
+                    "AUTOM_SERVICE_CREDENTIALS must be comma-separated <service>:<sha256 hex>"
+                )
+            self._hashes.setdefault(name, set()).add(digest)
+
+    @staticmethod
+    def generate(service: str) -> tuple[str, str]:
+        """A new credential for `service` and the entry that makes definitions accept it."""
+        if not SERVICE_NAME.fullmatch(service):
+            raise ValueError(f"service name must match {SERVICE_NAME.pattern}")
+        credential = f"{CREDENTIAL_PREFIX}{service}.{secrets.token_urlsafe(32)}"
+        return credential, ServiceCredentials.entry(credential)
+
+    @staticmethod
+    def entry(credential: str) -> str:
+        """`<service>:<sha256>` of a credential (what definitions is configured with)."""
+        service = credential.removeprefix(CREDENTIAL_PREFIX).partition(".")[0]
+        return f"{service}:{hashlib.sha256(credential.encode()).hexdigest()}"
+
+    def principal(self, credential: str) -> Principal | None:
+        """The bootstrap principal of a valid credential, None otherwise."""
+        service, dot, secret = credential.removeprefix(CREDENTIAL_PREFIX).partition(".")
+        if not credential.startswith(CREDENTIAL_PREFIX) or not dot or len(secret) < 32:
+            return None
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        known = self._hashes.get(service, set())
+        # Compare against every entry so timing tells nothing about which one matched.
+        if not any([hmac.compare_digest(digest, h) for h in known]):
+            return None
+        return Principal(
+            subject=f"service:{service}", workspace_id="", role=Role.BOOTSTRAP, token_id=""
+        )
+
+
+VERIFIED_CACHE_SIZE = 1024
+
+
+class TokenVerifier:
+    """Verifies EdDSA (Ed25519) bearer tokens with public keys only: it can mint nothing.
+
+    Tokens name their key (`kid`, the key's thumbprint), so during a signing key rotation
+    the old and the new public key both verify. Only EdDSA is accepted: an HS256 token
+    "signed" with a public key as HMAC secret (algorithm confusion) is refused.
+    """
+
+    def __init__(
         self,
+        public_keys: Sequence[Ed25519PublicKey],
+        revocations: RevocationList | None = None,
         *,
-        subject: str,
-        workspace_id: str,
-        role: Role,
-        ttl_seconds: int = 30 * 24 * 3600,
-        token_id: str | None = None,
-    ) -> tuple[str, str, int]:
-        """Return (token, token_id, expiry epoch seconds)."""
-        now = int(time.time())
-        jti = token_id or str(uuid.uuid4())
-        exp = now + ttl_seconds
-        claims = {
-            "iss": ISSUER,
-            "sub": subject,
-            "ws": workspace_id,
-            "role": role.value,
-            "jti": jti,
-            "iat": now,
-            "exp": exp,
-        }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), jti, exp
+        credentials: ServiceCredentials | None = None,
+    ) -> None:
+        if not public_keys:
+            raise ValueError("at least one auth public key is required (AUTOM_AUTH_PUBLIC_KEYS)")
+        self._keys = {key_id(k): k for k in public_keys}
+        self._credentials = credentials
+        self.revocations = revocations or RevocationList()
+        # Claims of tokens whose signature checked out: a signature never changes, while
+        # expiry, revocation and role are checked on every call.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The kids this verifier accepts."""
+        return list(self._keys)
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != ALGORITHM:
+            raise jwt.InvalidAlgorithmError("only EdDSA tokens are accepted")
+        key = self._keys.get(str(header.get("kid", "")))
+        if key is None:
+            raise jwt.InvalidKeyError("unknown signing key")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            # `iat` is not checked against this host's clock: a token fresh from definitions
+            # on a host whose clock runs a little ahead would be "not yet valid" here.
+            options={"require": ["exp", "iat", "sub", "jti", "iss"], "verify_iat": False},
+        )
+        return claims
+
+    def _cached_claims(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None and claims["exp"] > time.time():
+            self._verified.move_to_end(token)
+            return claims
+        self._verified.pop(token, None)
+        claims = self._claims(token)
+        self._verified[token] = claims
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
 
     def verify(self, token: str) -> Principal:
         """Decode and check a token; raise Unauthenticated on anything wrong."""
+        if token.startswith(CREDENTIAL_PREFIX):
+            principal = self._credentials.principal(token) if self._credentials else None
+            if principal is None:
+                raise Unauthenticated("invalid service credential")
+            return principal
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "jti", "iss"]},
-            )
+            claims = self._cached_claims(token)
             role = Role(claims["role"])
             workspace_id = str(claims["ws"])
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token expired") from exc
         except (jwt.PyJWTError, KeyError, ValueError) as exc:
             raise Unauthenticated("invalid token") from exc
+        if role == Role.BOOTSTRAP:
+            raise Unauthenticated("invalid token")
         if self.revocations.is_revoked(claims["jti"]):
             raise Unauthenticated("token revoked")
         # A token never carries more than its member's current role (demoted, removed).
@@ -278,6 +438,61 @@ class TokenSigner:
             token=token,
         )
 
+
+class TokenSigner(TokenVerifier):
+    """Issues EdDSA tokens with the private key (the definitions service only) and verifies.
+
+    It verifies with its own public key plus `public_keys` (older keys during a rotation).
+    """
+
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey | str,
+        revocations: RevocationList | None = None,
+        *,
+        public_keys: Sequence[Ed25519PublicKey] = (),
+        credentials: ServiceCredentials | None = None,
+    ) -> None:
+        if isinstance(private_key, str):
+            private_key = load_private_key(private_key)
+        self._private = private_key
+        self._kid = key_id(private_key.public_key())
+        super().__init__(
+            [private_key.public_key(), *public_keys], revocations, credentials=credentials
+        )
+
+    @property
+    def kid(self) -> str:
+        """The kid of the tokens it issues now."""
+        return self._kid
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        workspace_id: str,
+        role: Role,
+        ttl_seconds: int = 30 * 24 * 3600,
+        token_id: str | None = None,
+    ) -> tuple[str, str, int]:
+        """Return (token, token_id, expiry epoch seconds)."""
+        if role == Role.BOOTSTRAP:
+            raise ValueError("bootstrap principals hold credentials, not tokens")
+        now = int(time.time())
+        jti = token_id or str(uuid.uuid4())
+        exp = now + ttl_seconds
+        claims = {
+            "iss": ISSUER,
+            "sub": subject,
+            "ws": workspace_id,
+            "role": role.value,
+            "jti": jti,
+            "iat": now,
+            "exp": exp,
+        }
+        token = jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self._kid})
+        return token, jti, exp
+
     def admin_token(self, name: str, ttl_seconds: int = 3600) -> str:
         """A deployment-admin token (short-lived: it is not revocable through the API)."""
         token, _, _ = self.issue(
@@ -288,18 +503,30 @@ class TokenSigner:
         )
         return token
 
-    def service_token(self, service: str, ttl_seconds: int = 365 * 24 * 3600) -> str:
-        """A token for one service to call the others across workspaces."""
-        token, _, _ = self.issue(
+    def service_token(
+        self, service: str, ttl_seconds: int = DEFAULT_SERVICE_TOKEN_TTL
+    ) -> tuple[str, int]:
+        """A short-lived token for one service to call the others across workspaces.
+
+        Returns (token, expiry epoch seconds); services get it through IssueServiceToken.
+        """
+        token, _, exp = self.issue(
             subject=f"service:{service}",
             workspace_id=ANY_WORKSPACE,
             role=Role.SERVICE,
             ttl_seconds=ttl_seconds,
         )
-        return token
+        return token, exp
 
 
-def authorize(method: str, metadata: Mapping[str, str], signer: TokenSigner) -> Principal | None:
+def generate_private_key() -> Ed25519PrivateKey:
+    """A new Ed25519 signing key."""
+    return Ed25519PrivateKey.generate()
+
+
+def authorize(
+    method: str, metadata: Mapping[str, str], verifier: TokenVerifier
+) -> Principal | None:
     """Authenticate and authorize one call; None for public methods. Default deny."""
     if method in METHOD_PERMISSIONS and METHOD_PERMISSIONS[method] is None:
         return None
@@ -309,7 +536,7 @@ def authorize(method: str, metadata: Mapping[str, str], signer: TokenSigner) -> 
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("missing bearer token: send `authorization: Bearer <token>`")
-    principal = signer.verify(token.strip())
+    principal = verifier.verify(token.strip())
     permission = METHOD_PERMISSIONS.get(method)
     if permission is None:
         raise PermissionDenied(f"method {method} is not allowed")

@@ -42,6 +42,10 @@ from autom.core import metrics, tracing
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+# Set by JetStream on a message another stream republished onto its subject. Server-side
+# republish (a stream owner's setting) bypasses the subject permissions of natsauth, so such
+# a message never came from the subject's own publisher: consumers refuse it.
+REPUBLISHED_FROM = "Nats-Stream"
 PRUNE_EVERY_S = 600.0
 
 
@@ -68,7 +72,7 @@ class StreamSpec:
     max_age_s: float = 7 * 24 * 3600.0
 
 
-# Each stream is declared by its owner only (definitions: DEFINITIONS + AUTH; scheduler:
+# Each stream is declared by its owner only (definitions: DEFINITIONS + AUTH + AUDIT; scheduler:
 # FIRES; executor: RUNS + CUSTOM); ALL_STREAMS is for tests and benchmarks standing in for them.
 DEFINITIONS_STREAM = StreamSpec("AUTOM_DEFINITIONS", ("automations.definitions.>",))
 FIRES_STREAM = StreamSpec("AUTOM_FIRES", ("automations.fires.>",))
@@ -76,7 +80,22 @@ RUNS_STREAM = StreamSpec("AUTOM_RUNS", ("automations.runs.>",))
 # Revocations outlive the longest token (1 year), so every replica can replay them all.
 AUTH_STREAM = StreamSpec("AUTOM_AUTH", ("automations.auth.>",), max_age_s=400 * 24 * 3600.0)
 CUSTOM_STREAM = StreamSpec("AUTOM_CUSTOM", ("automations.custom.>",), max_age_s=24 * 3600.0)
-ALL_STREAMS = (DEFINITIONS_STREAM, FIRES_STREAM, RUNS_STREAM, AUTH_STREAM, CUSTOM_STREAM)
+# Every service's audit entries on their way to definitions, which stores them for good.
+AUDIT_STREAM = StreamSpec("AUTOM_AUDIT", ("automations.audit.>",), max_age_s=30 * 24 * 3600.0)
+ALL_STREAMS = (
+    DEFINITIONS_STREAM,
+    FIRES_STREAM,
+    RUNS_STREAM,
+    AUTH_STREAM,
+    CUSTOM_STREAM,
+    AUDIT_STREAM,
+)
+# Fire ids the executor mints for StartRun and RetryRun. Scheduler fire ids start with an
+# automation id (a UUID), so a run event whose fire id has one of these prefixes has no fire
+# row to annotate and the scheduler acks it without touching its database.
+MANUAL_FIRE_PREFIX = "manual:"
+RETRY_FIRE_PREFIX = "retry:"
+EXECUTOR_FIRE_PREFIXES = (MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX)
 # Messages no consumer can decode; declared by the executor only. A stream, not a table, so
 # parking a poison message never depends on the database being up.
 DEAD_LETTERS_STREAM = StreamSpec(
@@ -84,8 +103,19 @@ DEAD_LETTERS_STREAM = StreamSpec(
 )
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    """Connect with unbounded reconnects; the caller drains it on shutdown."""
+async def connect(
+    url: str,
+    *,
+    name: str,
+    user: str | None = None,
+    password: str | None = None,
+    inbox_prefix: str = "_INBOX",
+) -> NATS:
+    """Connect with unbounded reconnects; the caller drains it on shutdown.
+
+    `inbox_prefix` is where replies reach this client: a service's NATS user may subscribe
+    to its own prefix only (autom.core.natsauth).
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
@@ -99,6 +129,9 @@ async def connect(url: str, *, name: str) -> NATS:
     return await nats.connect(
         url,
         name=name,
+        user=user,
+        password=password,
+        inbox_prefix=inbox_prefix,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         error_cb=on_error,
@@ -157,10 +190,14 @@ async def publish_batch(
     await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout)
 
 
-def outbox_table(metadata: MetaData) -> Table:
-    """The transactional outbox of one service: rows written with the change they announce."""
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    """The transactional outbox of one service: rows written with the change they announce.
+
+    A service keeps its audit entries in a second one (`audit_outbox`), relayed on its own,
+    so entries waiting for the AUDIT stream never hold up the service's events.
+    """
     table = Table(
-        "outbox",
+        name,
         metadata,
         Column("id", BigInteger, primary_key=True, autoincrement=True),
         Column("subject", String(255), nullable=False),
@@ -170,7 +207,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", DateTime(timezone=True), nullable=True),
     )
     Index(
-        "ix_outbox_unpublished",
+        f"ix_{name}_unpublished",
         table.c.id,
         postgresql_where=table.c.published_at.is_(None),
     )
@@ -432,6 +469,12 @@ async def reconcile_consumer(js: JetStreamContext, stream: str, config: Consumer
 Handler = Callable[[Msg], Awaitable[None]]
 
 
+def republished_from(msg: Msg) -> str | None:
+    """The stream that republished `msg` onto its subject, or None for a message published
+    by a client (allowed to publish there)."""
+    return (msg.headers or {}).get(REPUBLISHED_FROM)
+
+
 async def consume(
     sub: JetStreamContext.PullSubscription,
     handler: Handler,
@@ -445,6 +488,7 @@ async def consume(
     """Fetch and handle messages until stop; at most max_in_flight handlers run at once.
 
     Handlers own ack/nak/term; an exception from a handler naks the message for redelivery.
+    A message another stream republished is terminated unhandled (see REPUBLISHED_FROM).
     Raises when the connection is closed or fetching keeps failing, so a supervisor can
     report the loop down and subscribe anew.
     """
@@ -453,6 +497,12 @@ async def consume(
 
     async def guarded(msg: Msg) -> None:
         try:
+            if (origin := republished_from(msg)) is not None:
+                log.warning(
+                    "refusing a message on %s republished by stream %s", msg.subject, origin
+                )
+                await msg.term()
+                return
             await handler(msg)
         except Exception:
             log.exception("message handler failed; nak for redelivery")

@@ -39,11 +39,15 @@ def asyncpg_url(url: str) -> str:
 def create_engine(
     *, url: str, application_name: str, pool_size: int = 10, echo: bool = False
 ) -> AsyncEngine:
-    """An asyncpg engine whose connections name the service in pg_stat_activity."""
+    """An asyncpg engine whose connections name the service in pg_stat_activity.
+
+    At most `2 * pool_size` connections, all kept: overflow connections would be closed on
+    return, so a burst above `pool_size` paid a new backend and a TLS probe per transaction.
+    """
     return create_async_engine(
         asyncpg_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        pool_size=2 * pool_size,
+        max_overflow=0,
         pool_pre_ping=True,
         echo=echo,
         connect_args={"server_settings": {"application_name": application_name}},

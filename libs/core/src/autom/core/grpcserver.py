@@ -9,18 +9,20 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from nats.js.errors import NotFoundError as StreamNotFound
 from opentelemetry.trace import SpanKind
 
 from autom.core import tracing
-from autom.core.auth import TokenSigner, authorize, set_current_principal
+from autom.core.auth import TokenVerifier, authorize, set_current_principal
 from autom.core.bus import wait_any
-from autom.core.errors import AutomError, internal_status, to_status_proto
+from autom.core.errors import AutomError, Unavailable, internal_status, to_status_proto
+from autom.core.grpctls import GrpcTls
 from autom.core.logging import (
     REQUEST_ID_KEY,
     clean_request_id,
@@ -39,6 +41,22 @@ from autom.core.paging import configure_page_tokens
 from autom.core.requests import check_request, tolerant
 
 log = logging.getLogger(__name__)
+
+
+# Services start together (make run, a rollout): for this long after a service starts a
+# peer that is not up yet is expected, worth one quiet line rather than a traceback.
+START_GRACE_S = 60.0
+
+
+def starting_up(exc: BaseException, since: float) -> bool:
+    """Whether `exc` is a peer not up yet (an owner's stream, a service) within the start-up
+    grace counted from `since` (a time.monotonic() reading)."""
+    if time.monotonic() - since >= START_GRACE_S:
+        return False
+    if isinstance(exc, StreamNotFound | Unavailable):
+        return True
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+
 
 Register = Callable[[grpc.aio.Server], None]
 Background = Callable[[asyncio.Event], Awaitable[None]]
@@ -113,11 +131,21 @@ def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 async def _call(
     method: str,
     metadata: dict[str, str],
-    signer: TokenSigner,
+    verifier: TokenVerifier,
     context: grpc.aio.ServicerContext[Any, Any],
+    fallback: object = None,
 ) -> AsyncIterator[None]:
-    """One RPC: its request id on every log line, counted and timed, authorized, errors mapped."""
-    request_id = clean_request_id(metadata.get(REQUEST_ID_KEY)) or new_request_id()
+    """One RPC: its request id on every log line, counted and timed, authorized, errors mapped.
+
+    The request id is the caller's `x-request-id` when well-formed, else the request's own
+    `request_id` field (its idempotency key, `fallback`), else a new one; logs, outgoing
+    calls and the audit entries the call records all read this one id.
+    """
+    request_id = (
+        clean_request_id(metadata.get(REQUEST_ID_KEY))
+        or clean_request_id(fallback if isinstance(fallback, str) else None)
+        or new_request_id()
+    )
     service, name = split_method(method)
     span = tracing.tracer().start_as_current_span(
         method.lstrip("/"),
@@ -129,7 +157,7 @@ async def _call(
     )
     with log_context(request_id=request_id), observe_rpc(method) as outcome, span as current:
         try:
-            set_current_principal(authorize(method, metadata, signer))
+            set_current_principal(authorize(method, metadata, verifier))
             yield
             outcome.code = _code_name(context)
         except asyncio.CancelledError:
@@ -159,8 +187,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     logs under its `x-request-id` (the caller's, or a new one).
     """
 
-    def __init__(self, signer: TokenSigner) -> None:
-        self._signer = signer
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
 
     async def intercept_service(
         self,
@@ -172,7 +200,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return None
         method: str = details.method
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
-        signer = self._signer
+        verifier = self._verifier
         codecs = {
             # Bytes that are not valid UTF-8 become INVALID_ARGUMENT, not UNKNOWN.
             "request_deserializer": tolerant(handler.request_deserializer),
@@ -184,7 +212,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner_uu = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                async with _call(method, metadata, signer, context):
+                fallback = getattr(request, "request_id", "")
+                async with _call(method, metadata, verifier, context, fallback):
                     check_request(request)
                     return await inner_uu(request, context)
 
@@ -195,7 +224,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def stream_unary(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
-                async with _call(method, metadata, signer, context):
+                async with _call(method, metadata, verifier, context):
                     return await inner_su(_checked(requests), context)
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, **codecs)
@@ -205,7 +234,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def unary_stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                async with _call(method, metadata, signer, context):
+                fallback = getattr(request, "request_id", "")
+                async with _call(method, metadata, verifier, context, fallback):
                     check_request(request)
                     async for item in inner_us(request, context):
                         yield item
@@ -217,7 +247,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def stream_stream(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                async with _call(method, metadata, signer, context):
+                async with _call(method, metadata, verifier, context):
                     async for item in inner_ss(_checked(requests), context):
                         yield item
 
@@ -237,7 +267,7 @@ class GrpcApp:
     """
 
     name: str
-    signer: TokenSigner
+    verifier: TokenVerifier
     service_names: Sequence[str]
     register: Sequence[Register]
     host: str = "127.0.0.1"
@@ -249,6 +279,10 @@ class GrpcApp:
     # Prometheus `/metrics` endpoint: None serves none, 0 picks a free port.
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # Keys page tokens; replicas of a service share it. None: a random key per process.
+    page_token_key: bytes | None = None
+    # TLS when it holds a server certificate; plaintext otherwise.
+    tls: GrpcTls | None = None
     bound_port: int = 0
     metrics_server: MetricsServer | None = None
     exit_code: int | None = None
@@ -258,6 +292,7 @@ class GrpcApp:
     _failed: asyncio.Event = field(default_factory=asyncio.Event)
     _down: set[Loop] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _started: float = field(default_factory=time.monotonic)
 
     @property
     def address(self) -> str:
@@ -271,9 +306,11 @@ class GrpcApp:
 
     async def start(self) -> None:
         """Bind, register, mark SERVING, then start the background loops."""
-        configure_page_tokens(self.signer.derive_key("page-tokens"))
+        self._started = time.monotonic()
+        if self.page_token_key is not None:
+            configure_page_tokens(self.page_token_key)
         server = grpc.aio.server(
-            interceptors=[ServerInterceptor(self.signer)],
+            interceptors=[ServerInterceptor(self.verifier)],
             options=[("grpc.so_reuseport", 0)],
         )
         for register in self.register:
@@ -283,8 +320,13 @@ class GrpcApp:
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
+        credentials = self.tls.server_credentials() if self.tls is not None else None
         try:
-            self.bound_port = server.add_insecure_port(f"{self.host}:{self.port}")
+            address = f"{self.host}:{self.port}"
+            if credentials is None:
+                self.bound_port = server.add_insecure_port(address)
+            else:
+                self.bound_port = server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise RuntimeError(
                 f"{self.name}: cannot bind {self.host}:{self.port} (already in use?)"
@@ -353,7 +395,11 @@ class GrpcApp:
                 if down_since is not None:
                     await self._mark_up(loop)
                 return
-            if error is not None:
+            if error is not None and starting_up(error, self._started):
+                log.info(
+                    "%s: loop %s waits for a peer still starting (%s)", self.name, loop.name, error
+                )
+            elif error is not None:
                 log.error("%s: loop %s crashed", self.name, loop.name, exc_info=error)
             else:
                 log.error("%s: loop %s returned before stop", self.name, loop.name)
@@ -424,9 +470,23 @@ async def serve(app: GrpcApp) -> None:
         raise SystemExit(app.exit_code)
 
 
-def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+class TokenProvider(Protocol):
+    """Something that hands out a currently valid bearer token (e.g. a refreshed one)."""
+
+    async def token(self) -> str:
+        """A token valid for the next call."""
+        ...
+
+
+Credential = str | TokenProvider
+
+
+async def _with_bearer(
+    details: grpc.aio.ClientCallDetails, credential: Credential
+) -> grpc.aio.ClientCallDetails:
     metadata = list(details.metadata or [])
     if not any(k == "authorization" for k, _ in metadata):
+        token = credential if isinstance(credential, str) else await credential.token()
         metadata.append(("authorization", f"Bearer {token}"))
     # A call made while handling a request carries that request's id and trace onward.
     request_id = current_request_id()
@@ -445,27 +505,32 @@ def _with_bearer(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.Cl
 class BearerAuth(grpc.aio.UnaryUnaryClientInterceptor):
     """Adds `authorization: Bearer <token>` to unary calls that carry none."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self._token), request)
+        return await continuation(await _with_bearer(details, self._credential), request)
 
 
 class BearerAuthStream(grpc.aio.UnaryStreamClientInterceptor):
     """Adds `authorization: Bearer <token>` to server-streaming calls that carry none."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_bearer(details, self._token), request)
+        return await continuation(await _with_bearer(details, self._credential), request)
 
 
-def channel(address: str, token: str | None = None) -> grpc.aio.Channel:
-    """An insecure channel (loopback/mesh) that authenticates as `token` by default."""
+def channel(
+    address: str, token: Credential | None = None, tls: GrpcTls | None = None
+) -> grpc.aio.Channel:
+    """A channel to another service (TLS when `tls` says so) that acts as `token` by default.
+
+    `token` is a bearer token, or a provider asked before each call (a refreshed one).
+    """
     interceptors: list[Any] | None = [BearerAuth(token), BearerAuthStream(token)] if token else None
-    return grpc.aio.insecure_channel(address, interceptors=interceptors)
+    return (tls or GrpcTls()).aio_channel(address, interceptors=interceptors)
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

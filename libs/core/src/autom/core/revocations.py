@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from autom.api.events.v1 import events_pb2
+from autom.core import bus
 from autom.core.auth import RevocationList, Role
 from autom.core.bus import AUTH_STREAM
 
@@ -31,6 +32,9 @@ class RevocationFeed:
         self._revocations = revocations
 
     async def _on_msg(self, msg: Msg) -> None:
+        if (origin := bus.republished_from(msg)) is not None:
+            log.warning("ignoring an auth event republished by stream %s", origin)
+            return
         try:
             if msg.subject == MEMBER_SUBJECT:
                 member = events_pb2.MemberChangedEvent()

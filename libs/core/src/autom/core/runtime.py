@@ -1,4 +1,4 @@
-"""What every service connects to at start: PostgreSQL, NATS JetStream, the token signer.
+"""What every service connects to at start: PostgreSQL, NATS JetStream, the token verifier.
 
 Every service is wired through `open_runtime` and `Runtime.app`, and started by `run_service`;
 none repeats connection, stream or server plumbing of its own.
@@ -19,21 +19,40 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core import bus
-from autom.core.auth import TokenSigner
+from autom.core.auth import CREDENTIAL_PREFIX, TokenVerifier, load_public_keys
 from autom.core.db import create_engine
 from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, Supervision, serve
 from autom.core.logging import configure_logging
+from autom.core.natsauth import inbox_prefix
 from autom.core.revocations import revocation_feed
+from autom.core.servicetokens import ServiceTokens
 from autom.core.settings import CommonSettings, ServiceSettings
 from autom.core.tracing import configure_tracing
 
 S = TypeVar("S", bound=ServiceSettings)
 C = TypeVar("C", bound=CommonSettings)
+T = TypeVar("T")
 
 
-def build_signer(settings: ServiceSettings) -> TokenSigner:
-    """The token signer of a service (the one place it is built from settings)."""
-    return TokenSigner(settings.auth_secret.get_secret_value())
+def build_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """The token verifier of a service: public keys only, so it can mint nothing."""
+    return TokenVerifier(load_public_keys(settings.auth_public_keys))
+
+
+def service_tokens(settings: ServiceSettings, service: str) -> ServiceTokens:
+    """The service's own refreshed token for calling definitions (needs its credential)."""
+    if settings.service_credential is None:
+        raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is required for the {service} service")
+    credential = settings.service_credential.get_secret_value()
+    if not credential.startswith(f"{CREDENTIAL_PREFIX}{service}."):
+        raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is not a credential of the {service} service")
+    return ServiceTokens(settings.definitions_addr, credential, tls=settings.grpc_tls)
+
+
+def page_token_key(settings: ServiceSettings) -> bytes | None:
+    """The page-token key from settings (None: each process picks a random one)."""
+    key = settings.page_token_key
+    return key.get_secret_value().encode() if key is not None else None
 
 
 def supervision(settings: ServiceSettings) -> Supervision:
@@ -54,12 +73,12 @@ class Runtime:
     engine: AsyncEngine
     nc: NATS
     js: JetStreamContext
-    signer: TokenSigner
+    verifier: TokenVerifier
     _closed: bool = field(default=False, repr=False)
 
     def background(self) -> list[Loop]:
         """Loops every service runs: the token revocation feed."""
-        return [Loop("revocations", revocation_feed(self.js, self.signer.revocations).run)]
+        return [Loop("revocations", revocation_feed(self.js, self.verifier.revocations).run)]
 
     def app(
         self,
@@ -73,7 +92,7 @@ class Runtime:
         s = self.settings
         return GrpcApp(
             name=self.name,
-            signer=self.signer,
+            verifier=self.verifier,
             service_names=service_names,
             register=register,
             host=s.grpc_host,
@@ -84,6 +103,8 @@ class Runtime:
             supervision=supervision(s),
             metrics_host=s.metrics_host,
             metrics_port=s.metrics_port,
+            page_token_key=page_token_key(s),
+            tls=s.grpc_tls,
         )
 
     async def close(self) -> None:
@@ -96,10 +117,28 @@ class Runtime:
         await self.engine.dispose()
 
 
+async def connect_nats(settings: CommonSettings, service: str) -> NATS:
+    """Connect as the service's NATS user, its replies under its own inbox prefix."""
+    password = settings.nats_password
+    return await bus.connect(
+        settings.nats_url,
+        name=f"autom-{service}",
+        user=settings.nats_user,
+        password=password.get_secret_value() if password is not None else None,
+        inbox_prefix=inbox_prefix(service),
+    )
+
+
 async def open_runtime(
-    settings: ServiceSettings, *, name: str, streams: Sequence[bus.StreamSpec] = ()
+    settings: ServiceSettings,
+    *,
+    name: str,
+    streams: Sequence[bus.StreamSpec] = (),
+    verifier: TokenVerifier | None = None,
 ) -> Runtime:
-    """Connect to PostgreSQL and NATS, declare the streams this service owns, build the signer.
+    """Connect to PostgreSQL and NATS, declare the streams this service owns.
+
+    Tokens are checked by `verifier` (definitions passes its signer), else by public keys.
 
     A service declares only its own streams: one that declared another's would revert the
     owner's settings (a consumer of a stream not there yet is retried by its supervisor).
@@ -108,7 +147,7 @@ async def open_runtime(
         url=settings.database_url, application_name=f"autom-{name}", pool_size=settings.db_pool_size
     )
     try:
-        nc = await bus.connect(settings.nats_url, name=f"autom-{name}")
+        nc = await connect_nats(settings, name)
     except BaseException:
         await engine.dispose()
         raise
@@ -121,7 +160,12 @@ async def open_runtime(
         await engine.dispose()
         raise
     return Runtime(
-        name=name, settings=settings, engine=engine, nc=nc, js=js, signer=build_signer(settings)
+        name=name,
+        settings=settings,
+        engine=engine,
+        nc=nc,
+        js=js,
+        verifier=verifier or build_verifier(settings),
     )
 
 
@@ -167,6 +211,13 @@ def _summary(fn: Callable[..., object]) -> str:
     return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
 
 
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server's main coroutine on uvloop (less CPU per message and query)."""
+    import uvloop
+
+    return uvloop.run(main)
+
+
 def run_service(
     settings_factory: Callable[[], S],
     build_app: Callable[[S], Awaitable[GrpcApp]],
@@ -184,6 +235,12 @@ def run_service(
         extra = {name: _summary(fn) for name, fn in (commands or {}).items()}
         print(usage(prog, {**_SERVE_MIGRATE, **extra}))
         return
+    if command == "migrate":
+        # A migration needs the database only: the init container that runs it holds no key.
+        common = load_settings(CommonSettings, prog)
+        configure_logging(common.log_level, common.log_format)
+        asyncio.run(migrate(common.database_url))
+        return
     settings = load_settings(settings_factory, prog)
     configure_logging(settings.log_level, settings.log_format)
     if command == "serve":
@@ -192,9 +249,7 @@ def run_service(
         async def _serve() -> None:
             await serve(await build_app(settings))
 
-        asyncio.run(_serve())
-    elif command == "migrate":
-        asyncio.run(migrate(settings.database_url))
+        run_loop(_serve())
     elif command in (commands := commands or {}):
         result = asyncio.run(commands[command](settings))
         if result is not None:

@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autom.core.grpctls import GrpcTls
+from autom.core.netpolicy import Policy
+
 _DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg", "postgres")
 _NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
@@ -42,9 +45,14 @@ class CommonSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/autom"
     nats_url: str = "nats://127.0.0.1:4222"
+    # This process's NATS user (autom.core.natsauth); credentials in the URL work too.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     # JetStream replicas of Autom's streams: 1 on a single node, 3 on a production cluster.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     grpc_host: str = "127.0.0.1"
+    # AUTOM_GRPC_TLS_*: TLS of this process's gRPC server and of its channels to the others.
+    grpc_tls: GrpcTls = Field(default_factory=GrpcTls)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: str = Field(default="console", pattern="^(console|json)$")
@@ -79,8 +87,14 @@ class CommonSettings(BaseSettings):
 class ServiceSettings(CommonSettings):
     """Base settings of an Autom gRPC service; each service subclasses it with its own fields."""
 
-    # Signs and verifies bearer tokens (HS256); every gRPC service of a deployment shares it.
-    auth_secret: SecretStr = Field(min_length=32)
+    # Ed25519 public keys that verify bearer tokens (base64url, comma-separated, newest
+    # first; several while the signing key rotates). Public: a service can verify, not sign.
+    auth_public_keys: str = Field(min_length=1)
+    # This service's bootstrap credential (`svc.<service>.<secret>`), exchanged with the
+    # definitions service for short-lived service tokens (scheduler and executor need one).
+    service_credential: SecretStr | None = None
+    # Keys the opaque page tokens (replicas of a service must share it); unset: random.
+    page_token_key: SecretStr | None = Field(default=None, min_length=32)
 
     # Background loops (consumers, relays) that fail are restarted with backoff up to this...
     loop_backoff_max_seconds: float = Field(default=10.0, gt=0)
@@ -88,3 +102,51 @@ class ServiceSettings(CommonSettings):
     loop_healthy_after_seconds: float = Field(default=5.0, ge=0)
     # ...and end the process (non-zero, for the orchestrator to restart) if down this long.
     loop_give_up_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("auth_public_keys")
+    @classmethod
+    def _public_keys(cls, value: str) -> str:
+        from autom.core.auth import load_public_keys
+
+        try:
+            load_public_keys(value)
+        except ValueError as exc:
+            raise ValueError(f"AUTOM_AUTH_PUBLIC_KEYS: {exc}") from None
+        return value
+
+    @field_validator("service_credential")
+    @classmethod
+    def _credential(cls, value: SecretStr | None) -> SecretStr | None:
+        from autom.core.auth import CREDENTIAL_PREFIX
+
+        if value is None:
+            return value
+        text = value.get_secret_value()
+        _, dot, secret = text.removeprefix(CREDENTIAL_PREFIX).partition(".")
+        if not text.startswith(CREDENTIAL_PREFIX) or not dot or len(secret) < 32:
+            raise ValueError(
+                f"AUTOM_SERVICE_CREDENTIAL must read {CREDENTIAL_PREFIX}<service>.<32+ characters>"
+                " (autom-definitions service-credential <service> makes one)"
+            )
+        return value
+
+
+class OutboundHttpSettings(ServiceSettings):
+    """The http_request allow-list: the executor enforces it, definitions validates with it."""
+
+    # Destinations http_request may reach although they are private/loopback/link-local.
+    # Comma-separated, e.g. AUTOM_HTTP_ALLOW_CIDRS="127.0.0.0/8,::1/128".
+    http_allow_cidrs: str = ""
+    http_allow_hosts: str = ""
+
+    def allow_cidrs(self) -> list[str]:
+        """The CIDR allow-list as a list."""
+        return [c.strip() for c in self.http_allow_cidrs.split(",") if c.strip()]
+
+    def allow_hosts(self) -> list[str]:
+        """The host allow-list as a list (lower case)."""
+        return [h.strip().lower() for h in self.http_allow_hosts.split(",") if h.strip()]
+
+    def network_policy(self) -> Policy:
+        """The SSRF policy these settings make (a malformed CIDR fails fast)."""
+        return Policy.from_lists(self.allow_cidrs(), self.allow_hosts())

@@ -6,7 +6,7 @@ import base64
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +78,28 @@ class DevConfig:
 
 @dataclass(frozen=True)
 class DevSecrets:
-    """The secrets every service shares in development."""
+    """The keys of a development deployment; `service_envs` gives each process only its own."""
 
-    auth_secret: str
+    auth_private_key: str
     secrets_key: str
+    page_token_key: str
+    scheduler_credential: str
+    executor_credential: str
+
+    @property
+    def auth_public_key(self) -> str:
+        """The public key every service verifies tokens with."""
+        from autom.core.auth import load_private_key, public_key_text
+
+        return public_key_text(load_private_key(self.auth_private_key))
+
+    @property
+    def service_credentials(self) -> str:
+        """What the definitions service accepts: hashes of the services' credentials."""
+        from autom.core.auth import ServiceCredentials
+
+        creds = (self.scheduler_credential, self.executor_credential)
+        return ",".join(ServiceCredentials.entry(c) for c in creds)
 
 
 SECRETS_FILE = "dev-secrets.json"
@@ -103,11 +121,12 @@ def write_dev_token(path: Path, token: str) -> None:
 
 
 def load_dev_secrets(home: Path, environ: Mapping[str, str] | None = None) -> DevSecrets:
-    """AUTOM_AUTH_SECRET / AUTOM_SECRETS_KEY from the environment, else from
-    $AUTOM_HOME/dev-secrets.json, generated (mode 0600) on first use.
+    """AUTOM_AUTH_PRIVATE_KEY / AUTOM_SECRETS_KEY from the environment, else from
+    $AUTOM_HOME/dev-secrets.json, generated (mode 0600) on first use with the other keys.
     """
     env = os.environ if environ is None else environ
     values = {key: env.get(var, "") for key, var in _SECRET_VARS.items()}
+    values.update({key: "" for key in _GENERATORS if key not in _SECRET_VARS})
     missing = [key for key, value in values.items() if not value]
     if missing:
         path = home / SECRETS_FILE
@@ -118,18 +137,41 @@ def load_dev_secrets(home: Path, environ: Mapping[str, str] | None = None) -> De
             values[key] = updated[key]
         if updated != stored:
             _write_private(path, json.dumps(updated, indent=2) + "\n")
-    return DevSecrets(auth_secret=values["auth_secret"], secrets_key=values["secrets_key"])
+    found = DevSecrets(**values)
+    try:
+        found.auth_public_key  # noqa: B018 - fails on a malformed private key
+    except ValueError as exc:
+        raise ConfigError(f"AUTOM_AUTH_PRIVATE_KEY: {exc}") from None
+    return found
 
 
-_SECRET_VARS = {"auth_secret": "AUTOM_AUTH_SECRET", "secrets_key": "AUTOM_SECRETS_KEY"}
+_SECRET_VARS = {"auth_private_key": "AUTOM_AUTH_PRIVATE_KEY", "secrets_key": "AUTOM_SECRETS_KEY"}
 
 
 def _fernet_key() -> str:
-    # A Fernet key is the urlsafe base64 of 32 random bytes; no need for `cryptography`.
+    # A Fernet key is the urlsafe base64 of 32 random bytes.
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
-_GENERATORS = {"auth_secret": lambda: secrets.token_hex(32), "secrets_key": _fernet_key}
+def _private_key() -> str:
+    from autom.core.auth import generate_private_key, private_key_text
+
+    return private_key_text(generate_private_key())
+
+
+def _credential(service: str) -> str:
+    from autom.core.auth import ServiceCredentials
+
+    return ServiceCredentials.generate(service)[0]
+
+
+_GENERATORS: dict[str, Callable[[], str]] = {
+    "auth_private_key": _private_key,
+    "secrets_key": _fernet_key,
+    "page_token_key": lambda: secrets.token_urlsafe(32),
+    "scheduler_credential": lambda: _credential("scheduler"),
+    "executor_credential": lambda: _credential("executor"),
+}
 
 
 def _read_secrets(path: Path) -> dict[str, str]:
@@ -152,3 +194,22 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     tmp.replace(path)
+
+
+NATS_ADMIN_FILE = "nats-admin-password"
+
+
+def load_nats_admin_password(home: Path) -> str:
+    """The embedded nats-server's admin password, generated (mode 0600) on first use.
+
+    Every service's NATS password derives from it (autom.devstack.nats.nats_passwords).
+    """
+    path = home / NATS_ADMIN_FILE
+    try:
+        stored = path.read_text().strip()
+    except FileNotFoundError:
+        stored = ""
+    if not stored:
+        stored = secrets.token_hex(24)
+        _write_private(path, stored + "\n")
+    return stored

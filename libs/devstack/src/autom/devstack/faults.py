@@ -17,11 +17,13 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from secrets import token_hex
 from typing import IO
 
+from autom.core.natsauth import ADMIN_USER, authorization_conf
 from autom.devstack._proc import child_options, signal_group
 from autom.devstack.config import DevConfig, load_dev_secrets
-from autom.devstack.nats import EmbeddedNats
+from autom.devstack.nats import EmbeddedNats, nats_passwords, with_credentials
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres
 from autom.devstack.run import (
@@ -68,7 +70,7 @@ class FaultStack:
         self,
         root: Path,
         *,
-        auth_secret: str,
+        signing_key: str,
         services: Sequence[str] = DEFAULT_SERVICES,
         env: Mapping[str, Mapping[str, str]] | None = None,
         ready_timeout: float = 120.0,
@@ -86,8 +88,10 @@ class FaultStack:
             drafter_port=free_port(),
             http_port=free_port(),
         )
-        secrets = load_dev_secrets(self.root, {"AUTOM_AUTH_SECRET": auth_secret})
-        envs = service_envs(self.config, secrets, os.environ)
+        secrets = load_dev_secrets(self.root, {"AUTOM_AUTH_PRIVATE_KEY": signing_key})
+        # NATS with the services' users and permissions, as make run and deployments run it.
+        self._nats_admin = token_hex(16)
+        envs = service_envs(self.config, secrets, os.environ, self._nats_admin)
         extra = env or {}
         for name in services:
             envs[name] = {**envs[name], **extra.get(name, {})}
@@ -100,7 +104,12 @@ class FaultStack:
         self.postgres = EmbeddedPostgres(
             self.root / "postgres", self.config.pg_port, fsync=True, host=EMBEDDED_HOST
         )
-        self.nats = EmbeddedNats(self.root / "nats", self.config.nats_port, host=EMBEDDED_HOST)
+        self.nats = EmbeddedNats(
+            self.root / "nats",
+            self.config.nats_port,
+            host=EMBEDDED_HOST,
+            authorization=authorization_conf(nats_passwords(self._nats_admin)),
+        )
 
     # ---- addresses ----------------------------------------------------------------------
     @property
@@ -110,8 +119,8 @@ class FaultStack:
 
     @property
     def nats_url(self) -> str:
-        """URL of the nats-server."""
-        return nats_url(self.config)
+        """URL of the nats-server, as its admin (every subject)."""
+        return with_credentials(nats_url(self.config), ADMIN_USER, self._nats_admin)
 
     def address(self, service: str) -> str:
         """host:port of a service's gRPC server."""

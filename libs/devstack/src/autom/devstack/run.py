@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -12,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from autom.core.natsauth import authorization_conf
 from autom.devstack.config import (
     DEV_TOKEN_FILE,
     ConfigError,
     DevConfig,
     DevSecrets,
     load_dev_secrets,
+    load_nats_admin_password,
 )
-from autom.devstack.nats import EmbeddedNats, nats_log_filter
+from autom.devstack.migrations import schema_at_head
+from autom.devstack.nats import EmbeddedNats, nats_log_filter, nats_passwords
 from autom.devstack.output import PrefixPrinter, PrinterHandler, use_color
 from autom.devstack.ports import PortInUseError, ensure_port_free
 from autom.devstack.postgres import EmbeddedPostgres, PostgresLogFilter, redact_url
@@ -34,6 +38,15 @@ STOP_ORDER = (GATEWAY, "drafter", "scheduler", "executor", "definitions")
 # The executor may be finishing runs (or handing them back); the others have little to drain.
 STOP_TIMEOUTS = {"executor": 30.0}
 DEFAULT_STOP_TIMEOUT = 10.0
+# Key material reaches a child only through `service_envs`, never from the developer's shell.
+KEY_VARS = (
+    "AUTOM_AUTH_PRIVATE_KEY",
+    "AUTOM_AUTH_PUBLIC_KEYS",
+    "AUTOM_SECRETS_KEY",
+    "AUTOM_SERVICE_CREDENTIALS",
+    "AUTOM_SERVICE_CREDENTIAL",
+    "AUTOM_PAGE_TOKEN_KEY",
+)
 # The access-log line of one readiness poll (503 until the gateway's backends answer).
 _HEALTHZ_ACCESS = re.compile(r'"GET /healthz(\?\S*)? HTTP/[\d.]+" \d{3}')
 
@@ -44,7 +57,7 @@ def healthz_poll(line: str) -> bool:
 
 
 DATABASE = "autom"
-EMBEDDED_HOST = "127.0.0.1"  # trust auth and no NATS auth: never listen beyond loopback
+EMBEDDED_HOST = "127.0.0.1"  # PostgreSQL trusts local users: never listen beyond loopback
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -132,13 +145,24 @@ def runtime_dir(config: DevConfig) -> Path:
 
 
 def service_envs(
-    config: DevConfig, secrets: DevSecrets, base: Mapping[str, str]
+    config: DevConfig,
+    secrets: DevSecrets,
+    base: Mapping[str, str],
+    nats_admin_password: str | None = None,
 ) -> dict[str, dict[str, str]]:
-    """The environment of each service (and of its migrate / dev-token commands)."""
+    """The environment of each service (and of its migrate / dev-token commands).
+
+    With `nats_admin_password` (the embedded nats-server) each service gets its own NATS
+    user; with AUTOM_NATS_URL, AUTOM_NATS_USER / AUTOM_NATS_PASSWORD pass through as set.
+    """
     # Keys reach a process only below, never through the developer's own environment.
-    keys = ("AUTOM_AUTH_SECRET", "AUTOM_SECRETS_KEY", "AUTOM_GRPC_PORT", "AUTOM_METRICS_PORT")
+    keys: tuple[str, ...] = (*KEY_VARS, "AUTOM_GRPC_PORT", "AUTOM_METRICS_PORT")
+    if nats_admin_password is not None:
+        keys += ("AUTOM_NATS_USER", "AUTOM_NATS_PASSWORD")
     common = {
-        **{k: v for k, v in base.items() if k not in keys},
+        # make run is plaintext gRPC (its own health checks dial plaintext): TLS settings of
+        # the developer's environment would leave the services unreachable to it.
+        **{k: v for k, v in base.items() if k not in keys and not k.startswith("AUTOM_GRPC_TLS_")},
         "PYTHONUNBUFFERED": "1",  # whole lines promptly, for the prefixed log
         "AUTOM_DATABASE_URL": database_url(config),
         "AUTOM_NATS_URL": nats_url(config),
@@ -149,17 +173,32 @@ def service_envs(
     ports = grpc_ports(config)
     for name, port in ports.items():
         common[f"AUTOM_{name.upper()}_ADDR"] = _address(config.host, port)
-    # Each process gets only the keys it uses: the gateway none, the secrets key definitions only.
+    # Each process gets only the keys it uses: the signing, secrets and credential-checking
+    # keys definitions only, a public key and its own credential the others, the gateway none.
     envs = {
-        name: {**common, "AUTOM_AUTH_SECRET": secrets.auth_secret, "AUTOM_GRPC_PORT": str(port)}
+        name: {
+            **common,
+            "AUTOM_AUTH_PUBLIC_KEYS": secrets.auth_public_key,
+            "AUTOM_PAGE_TOKEN_KEY": secrets.page_token_key,
+            "AUTOM_GRPC_PORT": str(port),
+        }
         for name, port in ports.items()
     }
+    del envs["definitions"]["AUTOM_AUTH_PUBLIC_KEYS"]  # its own key is implied
+    envs["definitions"]["AUTOM_AUTH_PRIVATE_KEY"] = secrets.auth_private_key
     envs["definitions"]["AUTOM_SECRETS_KEY"] = secrets.secrets_key
+    envs["definitions"]["AUTOM_SERVICE_CREDENTIALS"] = secrets.service_credentials
+    envs["scheduler"]["AUTOM_SERVICE_CREDENTIAL"] = secrets.scheduler_credential
+    envs["executor"]["AUTOM_SERVICE_CREDENTIAL"] = secrets.executor_credential
     gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
     envs[GATEWAY] = gateway
     for name, port in metrics_ports(config).items():
         envs[name]["AUTOM_METRICS_HOST"] = config.host
         envs[name]["AUTOM_METRICS_PORT"] = str(port)
+    if nats_admin_password is not None:
+        passwords = nats_passwords(nats_admin_password)
+        for name, env in envs.items():
+            env.update(AUTOM_NATS_USER=name, AUTOM_NATS_PASSWORD=passwords[name])
     return envs
 
 
@@ -174,6 +213,7 @@ def build_services(
             env=envs[name],
             health=GrpcHealth(_address(config.host, port)),
             migrate=command(name, "migrate"),
+            at_head=functools.partial(schema_at_head, database_url(config), name, f"autom.{name}"),
             stop_timeout=STOP_TIMEOUTS.get(name, DEFAULT_STOP_TIMEOUT),
         )
         for name, port in grpc_ports(config).items()
@@ -200,6 +240,7 @@ def banner(config: DevConfig, token: str | None, note: str = "") -> str:
             for name, port in grpc_ports(config).items()
         ),
         (GATEWAY, f"HTTP  {http}"),
+        ("console", f"web   {http}/ui  (sign in with the dev token)"),
         *(
             (name, f"metrics  http://{_address(config.host, port)}/metrics")
             for name, port in metrics_ports(config).items()
@@ -283,14 +324,17 @@ def run_dev(
                 on_output=_forward(printer, "postgres", PostgresLogFilter()),
             )
         nats = None
+        nats_admin = None
         if config.nats_url is None:
+            nats_admin = load_nats_admin_password(config.home)
             nats = EmbeddedNats(
                 config.home / "nats",
                 config.nats_port,
                 host=EMBEDDED_HOST,
                 on_output=_forward(printer, "nats", nats_log_filter),
+                authorization=authorization_conf(nats_passwords(nats_admin)),
             )
-        envs = service_envs(config, secrets, env)
+        envs = service_envs(config, secrets, env, nats_admin)
         supervisor = Supervisor(
             build_services(config, envs, command),
             printer=printer,

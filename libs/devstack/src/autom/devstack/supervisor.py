@@ -52,6 +52,8 @@ class ServiceSpec:
     env: Mapping[str, str]
     health: GrpcHealth | HttpHealth
     migrate: Sequence[str] | None = None
+    at_head: Callable[[], bool] | None = None
+    """Cheap check that makes `migrate` unnecessary (blocking; run in a thread)."""
     stop_timeout: float | None = None
     """Its own drain deadline after SIGTERM; None: the supervisor's default."""
     startup_noise: Callable[[str], bool] | None = None
@@ -267,6 +269,9 @@ class Supervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _migrate(self, spec: ServiceSpec, argv: Sequence[str]) -> None:
+        if spec.at_head is not None and await asyncio.to_thread(spec.at_head):
+            logger.info("%s schema is up to date", spec.name)
+            return
         logger.info("migrating %s", spec.name)
         proc = await self._spawn(argv, spec.env)
         pump = asyncio.create_task(self._pump(spec.name, proc.stdout))

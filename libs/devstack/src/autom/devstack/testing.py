@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from autom.devstack.nats import EmbeddedNats
+from autom.core.natsauth import ADMIN_USER, authorization_conf
+from autom.devstack.nats import EmbeddedNats, nats_passwords, with_credentials
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres, create_database, drop_database, with_database
 
@@ -74,16 +75,51 @@ def test_nats_url(tmp: Path) -> Iterator[str]:
     """Yield a NATS URL: $AUTOM_TEST_NATS_URL or an embedded JetStream server in `tmp`.
 
     The embedded server keeps nats-server's default sync (no fsync per write): test data is
-    disposable.
+    disposable. It runs with the services' users and permissions as deployed; the URL
+    yielded is the admin's (`service_nats_url` gives a service's own).
     """
     external = os.environ.get(NATS_URL_ENV)
     if external:
         yield external
         return
-    with EmbeddedNats(Path(tmp) / "nats", free_port(), sync_interval=None) as server:
-        yield server.url
+    master = secrets.token_hex(16)
+    auth = authorization_conf(nats_passwords(master))
+    with EmbeddedNats(
+        Path(tmp) / "nats", free_port(), sync_interval=None, authorization=auth
+    ) as server:
+        yield with_credentials(server.url, ADMIN_USER, master)
 
 
 # Their names start with "test_"; keep pytest from collecting them where they are imported.
 for _helper in (test_postgres_url, test_nats_url):
     _helper.__test__ = False  # type: ignore[attr-defined]
+
+
+# The test suite's deployment keys: one signing key and a credential per calling service.
+TEST_SIGNING_KEY = "dGVzdC1zaWduaW5nLWtleS1vZi10aGUtYXV0b20tc3U"
+TEST_CREDENTIALS = {
+    "scheduler": "svc.scheduler.test-scheduler-credential-0123456789abcdef",
+    "executor": "svc.executor.test-executor-credential-0123456789abcdef",
+}
+
+
+def service_keys(service: str, signing_key: str = TEST_SIGNING_KEY) -> dict[str, str]:
+    """Settings keyword arguments holding the keys `service` gets in a deployment.
+
+    Definitions: the private key and the credentials' hashes; scheduler and executor: the
+    public key and their own credential; drafter: the public key.
+    """
+    from autom.core.auth import ServiceCredentials, load_private_key, public_key_text
+
+    if service == "definitions":
+        entries = ",".join(ServiceCredentials.entry(c) for c in TEST_CREDENTIALS.values())
+        return {"auth_private_key": signing_key, "service_credentials": entries}
+    keys = {"auth_public_keys": public_key_text(load_private_key(signing_key))}
+    if service in TEST_CREDENTIALS:
+        keys["service_credential"] = TEST_CREDENTIALS[service]
+    return keys
+
+
+def service_env(service: str, signing_key: str = TEST_SIGNING_KEY) -> dict[str, str]:
+    """`service_keys` as the AUTOM_* environment of a service process."""
+    return {f"AUTOM_{k.upper()}": v for k, v in service_keys(service, signing_key).items()}

@@ -5,7 +5,14 @@ from autom.schedule.durations import parse_duration
 from autom.schedule.errors import ScheduleError, TooManyFiresError
 from autom.schedule.fire import matching_times, next_fire, preview
 from autom.schedule.jitter import jitter_offset
-from autom.schedule.spec import OnMissing, OnRepeated, ScheduleSpec, is_wildcard, parse_spec
+from autom.schedule.spec import (
+    OnMissing,
+    OnRepeated,
+    ScheduleSpec,
+    is_wildcard,
+    parse_spec,
+    schedule_errors,
+)
 
 __all__ = [
     "OnMissing",
@@ -21,4 +28,5 @@ __all__ = [
     "parse_duration",
     "parse_spec",
     "preview",
+    "schedule_errors",
 ]

@@ -29,6 +29,7 @@ from autom.templating.engine import (
     evaluate_condition,
     parse_condition,
     parse_template,
+    referenced_names,
     referenced_step_ids,
     render_value,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "parse_condition",
     "parse_template",
     "redact",
+    "referenced_names",
     "referenced_step_ids",
     "render_value",
 ]

@@ -7,6 +7,12 @@ import types
 from string import Formatter
 from typing import Any
 
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+)
+
 from autom.templating._run import LimitExceeded, NotAllowed
 from autom.templating._values import max_items, measure
 
@@ -33,6 +39,19 @@ _ALLOWED_METHODS: tuple[tuple[type, frozenset[str]], ...] = (
     (float, frozenset({"is_integer"})),
 )
 _BUILTIN_VALUE_TYPES = (str, dict, list, tuple, int, float)
+# Frame and code handles jinja's sandbox refuses on generators and coroutines.
+_UNSAFE_ATTRIBUTES = frozenset(
+    UNSAFE_GENERATOR_ATTRIBUTES | UNSAFE_COROUTINE_ATTRIBUTES | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+)
+# Methods of builtin values no template may call (the runtime refuses them in check_method_call).
+_REFUSED_METHODS = frozenset(
+    name
+    for kind in _BUILTIN_VALUE_TYPES
+    for name in dir(kind)
+    if not name.startswith("_")
+    and callable(getattr(kind, name))
+    and not any(name in allowed for _, allowed in _ALLOWED_METHODS)
+)
 
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _DIGITS = re.compile(r"\d+")
@@ -161,3 +180,21 @@ def check_method_call(
     if isinstance(owner, str):
         return check_str_method(owner, name, args, kwargs, limit)
     return args
+
+
+def refused_attribute(name: str) -> str | None:
+    """Why `.name` is refused before any render (the sandbox refuses it at run time), or None.
+
+    Dunder names reach Python internals on every value; a JSON key spelled like one is read
+    with `['name']`, which stays allowed.
+    """
+    if name.startswith("__") or name in _UNSAFE_ATTRIBUTES:
+        return f"{name!r} is an internal attribute (for a JSON key, write ['{name}'])"
+    return None
+
+
+def refused_method(name: str) -> str | None:
+    """Why calling `.name(...)` is refused before any render, or None."""
+    if name in _REFUSED_METHODS:
+        return f"calling .{name}() is not allowed"
+    return None

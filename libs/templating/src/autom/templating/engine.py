@@ -14,6 +14,7 @@ from jinja2 import Template, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.parser import Parser
 
+from autom.templating._checks import refused_attribute, refused_method
 from autom.templating._paths import child_path, is_template
 from autom.templating._run import CURRENT_RUN, Run
 from autom.templating._sandbox import SandboxEnvironment
@@ -59,16 +60,46 @@ def _single_expression(template: nodes.Template) -> nodes.Expr | None:
     return None
 
 
-def _step_ids(tree: nodes.Node) -> set[str]:
-    def is_steps(node: nodes.Node) -> bool:
-        return isinstance(node, nodes.Name) and node.name == "steps"
+def _refusal(tree: nodes.Node) -> str | None:
+    """What the sandbox would refuse in any render of `tree`, found without rendering it."""
+    kinds = (nodes.Getattr, nodes.Call, nodes.Filter)
+    # find_all yields descendants only: a bare `when` expression may itself be the access.
+    for node in [tree, *tree.find_all(kinds)]:
+        if isinstance(node, nodes.Getattr):
+            why: str | None = refused_attribute(node.attr)
+        elif isinstance(node, nodes.Call):
+            target = node.node
+            why = refused_method(target.attr) if isinstance(target, nodes.Getattr) else None
+        elif isinstance(node, nodes.Filter):
+            arg = node.args[0] if node.name == "attr" and node.args else None
+            name = arg.value if isinstance(arg, nodes.Const) else None
+            why = refused_attribute(name) if isinstance(name, str) else None
+        else:
+            continue
+        if why is not None:
+            return f"unsafe template at line {node.lineno}: {why}"
+    return None
 
-    found = {node.attr for node in tree.find_all(nodes.Getattr) if is_steps(node.node)}
+
+def _names(tree: nodes.Node, root: str) -> set[str]:
+    """Keys read from the context variable `root` as `root.key` or `root['key']`."""
+
+    def is_root(node: nodes.Node) -> bool:
+        return isinstance(node, nodes.Name) and node.name == root
+
+    found = {node.attr for node in tree.find_all(nodes.Getattr) if is_root(node.node)}
     for item in tree.find_all(nodes.Getitem):
         arg = item.arg
-        if is_steps(item.node) and isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+        if is_root(item.node) and isinstance(arg, nodes.Const) and isinstance(arg.value, str):
             found.add(arg.value)
+    if any(is_root(n) for n in tree.find_all(nodes.Name)) and not found:
+        # The whole variable (e.g. `inputs | tojson`) or a computed key.
+        found.add("*")
     return found
+
+
+def _step_ids(tree: nodes.Node) -> set[str]:
+    return _names(tree, "steps") - {"*"}
 
 
 class TemplateEngine:
@@ -200,21 +231,40 @@ class TemplateEngine:
     # -- Static checks
 
     def parse_template(self, text: str, *, path: str = "") -> None:
-        """Compile a template without rendering it; raises `TemplateError` if it is invalid."""
+        """Compile a template without rendering it; raises `TemplateError` if it is invalid
+        or uses what the sandbox refuses in every render (internal attributes, refused
+        methods)."""
         try:
             self._compile(text)
+            why = _refusal(self._env.parse(text))
         except Exception as exc:
             raise TemplateError(path, _describe(exc)) from None
+        if why is not None:
+            raise TemplateError(path, why)
 
     def parse_condition(self, condition: str, *, path: str = "") -> None:
-        """Compile a `when` (bare expression or template) without evaluating it."""
+        """Compile a `when` (bare expression or template) without evaluating it; refused
+        like `parse_template`."""
         try:
             if is_template(condition):
                 self._compile(condition)
+                tree: nodes.Node = self._env.parse(condition)
             else:
                 self._compile_condition(condition)
+                tree = self._parse_expression(condition)
         except Exception as exc:
             raise TemplateError(path, _describe(exc)) from None
+        why = _refusal(tree)
+        if why is not None:
+            raise TemplateError(path, why)
+
+    def referenced_names(self, text: str, root: str) -> set[str]:
+        """Keys a template reads from context variable `root` (`inputs`, `secrets`, ...);
+        `*` when it reads the variable whole or by a computed key."""
+        try:
+            return _names(self._env.parse(text), root)
+        except Exception as exc:
+            raise TemplateError("", _describe(exc)) from None
 
     def referenced_step_ids(
         self, text: str, *, condition: bool = False, path: str = ""
@@ -227,6 +277,11 @@ class TemplateEngine:
             return _step_ids(self._env.parse(text))
         except Exception as exc:
             raise TemplateError(path, _describe(exc)) from None
+
+
+def referenced_names(text: str, root: str) -> set[str]:
+    """`TemplateEngine.referenced_names` on the default engine."""
+    return default_engine().referenced_names(text, root)
 
 
 @functools.cache

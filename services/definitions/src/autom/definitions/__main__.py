@@ -1,4 +1,8 @@
-"""`autom-definitions [serve|migrate|bootstrap|admin-token|rotate-secrets|dev-token]`."""
+"""`autom-definitions [serve|migrate|bootstrap|dev-token|admin-token|rotate-secrets|...]`.
+
+Key commands: `generate-signing-key` and `service-credential SERVICE` need no settings (a
+new deployment's first keys); `rotate-signing-key` prints the settings of the next key.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
-from autom.core.runtime import HELP_FLAGS, build_signer, load_settings, usage
-from autom.definitions.settings import DefinitionsSettings
+from autom.core.runtime import HELP_FLAGS, load_settings, run_loop, usage
+from autom.definitions.settings import DefinitionsSettings, build_signer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -23,6 +27,10 @@ COMMANDS = {
     "(--workspace NAME --owner PRINCIPAL [--ttl-days N]); the production first step",
     "admin-token": "print a deployment-admin token (--name NAME --ttl SECONDS, at most a day)",
     "rotate-secrets": "re-encrypt every secret with the newest AUTOM_SECRETS_KEY",
+    "rotate-signing-key": "print the settings that roll the token-signing key over",
+    "generate-signing-key": "print a new signing key pair (needs no settings)",
+    "service-credential": "print a new credential for SERVICE (scheduler, executor; "
+    "needs no settings)",
     "dev-token": "print an owner token of the `default` workspace (make run only)",
 }
 # A deployment-admin token cannot be revoked through the API, so it lives at most a day.
@@ -100,6 +108,59 @@ async def _rotate_secrets(settings: DefinitionsSettings) -> int:
         await engine.dispose()
 
 
+def _generate_signing_key() -> str:
+    from autom.core.auth import generate_private_key, private_key_text, public_key_text
+
+    key = generate_private_key()
+    return (
+        "# the definitions service only:\n"
+        f"AUTOM_AUTH_PRIVATE_KEY={private_key_text(key)}\n"
+        "# every other gRPC service (scheduler, executor, drafter):\n"
+        f"AUTOM_AUTH_PUBLIC_KEYS={public_key_text(key)}"
+    )
+
+
+def _rotate_signing_key(settings: DefinitionsSettings) -> str:
+    from autom.core.auth import (
+        generate_private_key,
+        load_private_key,
+        load_public_keys,
+        private_key_text,
+        public_key_text,
+    )
+
+    current = load_private_key(settings.auth_private_key.get_secret_value())
+    new = generate_private_key()
+    keys = [public_key_text(new), public_key_text(current)]
+    keys += [k for k in map(public_key_text, load_public_keys(settings.auth_public_keys))]
+    verify = ",".join(dict.fromkeys(keys))
+    return (
+        "# 1. every gRPC service (definitions, scheduler, executor, drafter); restart them:\n"
+        f"AUTOM_AUTH_PUBLIC_KEYS={verify}\n"
+        "# 2. then the definitions service only; restart it (new tokens carry the new kid):\n"
+        f"AUTOM_AUTH_PRIVATE_KEY={private_key_text(new)}\n"
+        "# 3. once every token signed before step 2 has expired, everywhere:\n"
+        f"#    AUTOM_AUTH_PUBLIC_KEYS={public_key_text(new)}"
+    )
+
+
+def _service_credential(argv: Sequence[str]) -> str:
+    from autom.core.auth import SERVICE_NAME, ServiceCredentials
+
+    parser = argparse.ArgumentParser(prog="autom-definitions service-credential")
+    parser.add_argument("service", help="the service it authenticates (scheduler, executor)")
+    args = parser.parse_args(argv)
+    if not SERVICE_NAME.fullmatch(args.service):
+        parser.error(f"service must match {SERVICE_NAME.pattern}")
+    credential, entry = ServiceCredentials.generate(args.service)
+    return (
+        f"# the {args.service} service only:\n"
+        f"AUTOM_SERVICE_CREDENTIAL={credential}\n"
+        "# append to the definitions service's AUTOM_SERVICE_CREDENTIALS (comma-separated):\n"
+        f"{entry}"
+    )
+
+
 async def _serve(settings: DefinitionsSettings) -> None:
     from autom.core.grpcserver import serve
     from autom.core.tracing import configure_tracing
@@ -111,23 +172,35 @@ async def _serve(settings: DefinitionsSettings) -> None:
 
 
 def main() -> None:
-    """Entry point: serve (default), migrate, mint a dev or admin token, or rotate secrets."""
+    """Entry point: serve (default), migrate, mint a dev or admin token, or manage keys."""
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
     if command in HELP_FLAGS:
         print(usage("autom-definitions", COMMANDS))
         return
     if command not in COMMANDS:
         sys.exit(f"unknown command {command!r}; use {', '.join(COMMANDS)}")
+    # Commands that make a deployment's first keys read no settings (there are none yet).
+    if command == "generate-signing-key":
+        print(_generate_signing_key())
+        return
+    if command == "service-credential":
+        print(_service_credential(sys.argv[2:]))
+        return
+    if command == "migrate":
+        # A migration needs the database only: the init container that runs it holds no key.
+        from autom.core.settings import CommonSettings
+        from autom.definitions import db
+
+        common = load_settings(CommonSettings, "autom-definitions")
+        configure_logging(common.log_level, common.log_format)
+        asyncio.run(db.migrate(common.database_url))
+        return
     # Bad arguments are reported before settings are needed.
     bootstrap = _bootstrap_args(sys.argv[2:]) if command == "bootstrap" else None
     settings = load_settings(DefinitionsSettings, "autom-definitions")
     configure_logging(settings.log_level, settings.log_format)
     # Imports per command: minting a token must not load the server (and stays quick).
-    if command == "migrate":
-        from autom.definitions import db
-
-        asyncio.run(db.migrate(settings.database_url))
-    elif command == "dev-token":
+    if command == "dev-token":
         print(asyncio.run(_dev_token(settings)))
     elif bootstrap is not None:
         print(asyncio.run(_bootstrap(settings, bootstrap)))
@@ -140,8 +213,10 @@ def main() -> None:
         except AutomError as exc:
             sys.exit(f"rotate-secrets: {exc.message} (nothing was changed)")
         print(f"re-encrypted {count} secrets with the newest key")
+    elif command == "rotate-signing-key":
+        print(_rotate_signing_key(settings))
     elif command == "serve":
-        asyncio.run(_serve(settings))
+        run_loop(_serve(settings))
     else:
         sys.exit(f"unknown command {command!r}; use {', '.join(COMMANDS)}")
 

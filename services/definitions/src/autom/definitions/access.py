@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.api.events.v1 import events_pb2
+from autom.core.audit import Change
 from autom.core.auth import ANY_WORKSPACE, RANK, Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import (
@@ -28,7 +29,7 @@ from autom.core.errors import (
 from autom.core.protoconv import to_timestamp
 from autom.core.revocations import MEMBER_SUBJECT
 from autom.core.revocations import SUBJECT as REVOKED_SUBJECT
-from autom.definitions import db
+from autom.definitions import audit, db
 
 SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 WORKSPACE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -103,9 +104,22 @@ class AccessService:
                         workspace_id=workspace_id, principal=caller.subject, role="owner"
                     )
                 )
+                await audit.record(
+                    conn,
+                    caller,
+                    Change(
+                        action="workspace.create",
+                        target_type="workspace",
+                        target_id=workspace_id,
+                        workspace_id=workspace_id,
+                        details={"name": name, "owner": caller.subject},
+                    ),
+                )
         except IntegrityError as exc:
             raise AlreadyExists(f"a workspace named {name!r} already exists") from exc
-        token = await self._issue(workspace_id, caller.subject, Role.OWNER, "owner", DEFAULT_TTL)
+        token = await self._issue(
+            caller, workspace_id, caller.subject, Role.OWNER, "owner", DEFAULT_TTL
+        )
         return row, token[1]
 
     async def bootstrap_owner(
@@ -142,11 +156,17 @@ class AccessService:
             raise ValidationFailed(
                 [Violation("owner", f"{principal} is already a {role} here; use SetMember")]
             )
-        _, token = await self._issue(workspace_id, principal, Role.OWNER, "bootstrap", ttl_seconds)
+        # The operator at the console: the audit log names the bootstrap as the token's maker.
+        operator = Principal(
+            subject="admin:bootstrap", workspace_id=ANY_WORKSPACE, role=Role.ADMIN, token_id=""
+        )
+        _, token = await self._issue(
+            operator, str(workspace_id), principal, Role.OWNER, "bootstrap", ttl_seconds
+        )
         return str(workspace_id), token
 
     async def _issue(
-        self, workspace_id: str, principal: str, role: Role, name: str, ttl: int
+        self, caller: Principal, workspace_id: str, principal: str, role: Role, name: str, ttl: int
     ) -> tuple[Row[Any], str]:
         secret, jti, exp = self._signer.issue(
             subject=principal, workspace_id=workspace_id, role=role, ttl_seconds=ttl
@@ -167,6 +187,17 @@ class AccessService:
                     .returning(*db.api_tokens.c)
                 )
             ).one()
+            await audit.record(
+                conn,
+                caller,
+                Change(
+                    action="token.create",
+                    target_type="token",
+                    target_id=jti,
+                    workspace_id=workspace_id,
+                    details={"principal": principal, "role": role.value, "name": name},
+                ),
+            )
         return row, secret
 
     async def list_members(self, caller: Principal) -> list[Any]:
@@ -195,6 +226,14 @@ class AccessService:
         assert role is not None
         async with self._engine.begin() as conn:
             await self._ensure_workspace(conn, caller.workspace_id)
+            m = db.members
+            role_before = (
+                await conn.execute(
+                    select(m.c.role).where(
+                        m.c.workspace_id == caller.workspace_id, m.c.principal == principal
+                    )
+                )
+            ).scalar_one_or_none()
             stmt = pg_insert(db.members).values(
                 workspace_id=caller.workspace_id, principal=principal, role=role.value
             )
@@ -218,6 +257,17 @@ class AccessService:
                 .values(role=role.value)
             )
             changed_at = await self._member_changed(conn, caller.workspace_id, principal, role)
+            await audit.record(
+                conn,
+                caller,
+                Change(
+                    action="member.set",
+                    target_type="member",
+                    target_id=principal,
+                    workspace_id=caller.workspace_id,
+                    details={"role": role.value, "role_before": role_before or ""},
+                ),
+            )
         self._applied(caller.workspace_id, principal, role, changed_at, [])
         return row
 
@@ -280,13 +330,28 @@ class AccessService:
             )
             if list(owners) == [principal]:
                 raise FailedPrecondition("cannot remove the last owner of a workspace")
-            result = await conn.execute(
-                delete(t).where(t.c.workspace_id == caller.workspace_id, t.c.principal == principal)
-            )
-            if result.rowcount == 0:
+            removed = (
+                await conn.execute(
+                    delete(t)
+                    .where(t.c.workspace_id == caller.workspace_id, t.c.principal == principal)
+                    .returning(t.c.role)
+                )
+            ).scalar_one_or_none()
+            if removed is None:
                 raise NotFound("member", principal)
             revoked = await self._revoke_all(conn, caller.workspace_id, principal)
             changed_at = await self._member_changed(conn, caller.workspace_id, principal, None)
+            await audit.record(
+                conn,
+                caller,
+                Change(
+                    action="member.remove",
+                    target_type="member",
+                    target_id=principal,
+                    workspace_id=caller.workspace_id,
+                    details={"role_before": removed, "tokens_revoked": str(len(revoked))},
+                ),
+            )
         self._applied(caller.workspace_id, principal, None, changed_at, revoked)
 
     async def _revoke_all(self, conn: Any, workspace_id: str, principal: str) -> list[Row[Any]]:
@@ -362,7 +427,9 @@ class AccessService:
                 raise PermissionDenied(f"{principal} is a {member_role}; cannot grant {granted}")
         if changed_at is not None:
             self._applied(caller.workspace_id, principal, granted, changed_at, [])
-        return await self._issue(caller.workspace_id, principal, granted, name, ttl or DEFAULT_TTL)
+        return await self._issue(
+            caller, caller.workspace_id, principal, granted, name, ttl or DEFAULT_TTL
+        )
 
     async def list_tokens(self, caller: Principal, include_inactive: bool) -> list[Any]:
         """Tokens of the caller's workspace, newest first."""
@@ -395,6 +462,17 @@ class AccessService:
                 )
             ).one()
             await conn.execute(insert(db.outbox).values(self._revoked_row(row, now)))
+            await audit.record(
+                conn,
+                caller,
+                Change(
+                    action="token.revoke",
+                    target_type="token",
+                    target_id=token_id,
+                    workspace_id=caller.workspace_id,
+                    details={"principal": row.principal, "name": row.name},
+                ),
+            )
         self._signer.revocations.revoke(token_id, row.expires_at.timestamp())
         if self._relay is not None:
             self._relay.notify()
@@ -427,7 +505,7 @@ class AccessService:
             updated_at=now,
         )
         async with self._engine.begin() as conn:
-            return (
+            row = (
                 await conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["workspace_id", "name"],
@@ -435,6 +513,19 @@ class AccessService:
                     ).returning(db.secrets.c.name, db.secrets.c.created_at, db.secrets.c.updated_at)
                 )
             ).one()
+            # The name only: a secret's value never reaches the audit log.
+            await audit.record(
+                conn,
+                caller,
+                Change(
+                    action="secret.set",
+                    target_type="secret",
+                    target_id=name,
+                    workspace_id=caller.workspace_id,
+                    details={"replaced": str(row.created_at != row.updated_at).lower()},
+                ),
+            )
+        return row
 
     async def list_secrets(self, caller: Principal) -> list[Any]:
         """Names and times only."""
@@ -457,8 +548,18 @@ class AccessService:
             result = await conn.execute(
                 delete(t).where(t.c.workspace_id == caller.workspace_id, t.c.name == name)
             )
-        if result.rowcount == 0:
-            raise NotFound("secret", name)
+            if result.rowcount == 0:
+                raise NotFound("secret", name)
+            await audit.record(
+                conn,
+                caller,
+                Change(
+                    action="secret.delete",
+                    target_type="secret",
+                    target_id=name,
+                    workspace_id=caller.workspace_id,
+                ),
+            )
 
     async def rotate_secrets(self) -> int:
         """Re-encrypt every secret with the newest key (after a key was added in front)."""

@@ -134,6 +134,36 @@ secrets = Table(
 
 outbox = outbox_table(metadata)
 
+audit_seq = Sequence("audit_events_seq", metadata=metadata)
+
+# Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0003).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    # Insertion order: the stable tiebreak of the newest-first listing.
+    Column("seq", BigInteger, audit_seq, server_default=audit_seq.next_value(), nullable=False),
+    Column("workspace_id", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("token_id", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("service", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32), nullable=False),
+    Column("target_id", String(255), nullable=False),
+    Column("version_before", BigInteger, nullable=False),
+    Column("version_after", BigInteger, nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("details", JSONB, nullable=False),
+)
+Index(
+    "ix_audit_events_workspace_time",
+    audit_events.c.workspace_id,
+    audit_events.c.occurred_at,
+    audit_events.c.seq,
+)
+
 
 async def migrate(url: str) -> None:
     """Upgrade the definitions schema to head."""

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
 
 from autom.api.common.v1 import catalog_pb2, definition_pb2
-from autom.api.definitions.v1 import definitions_pb2
+from autom.api.definitions.v1 import audit_pb2, definitions_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as pb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
-from autom.core.auth import Role, current_principal
-from autom.core.errors import ValidationFailed, Violation
-from autom.core.protoconv import dict_to_struct
+from autom.core.auth import (
+    DEFAULT_SERVICE_TOKEN_TTL,
+    Role,
+    TokenSigner,
+    current_principal,
+)
+from autom.core.errors import PermissionDenied, ValidationFailed, Violation
+from autom.core.protoconv import dict_to_struct, from_timestamp
 from autom.core.registry import Catalog
 from autom.definitions.access import AccessService
+from autom.definitions.audit import AuditFilter, AuditLog, to_proto
 from autom.definitions.convert import (
     ROLE_FROM_PB,
     ROLE_TO_PB,
@@ -76,9 +83,20 @@ def catalog_to_proto(catalog: Catalog) -> catalog_pb2.Catalog:
 class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     """Implements the RPCs of DefinitionsService."""
 
-    def __init__(self, service: DefinitionsService, access: AccessService) -> None:
+    def __init__(
+        self,
+        service: DefinitionsService,
+        access: AccessService,
+        audit: AuditLog,
+        *,
+        signer: TokenSigner,
+        service_token_ttl_seconds: int = DEFAULT_SERVICE_TOKEN_TTL,
+    ) -> None:
         self._svc = service
+        self._audit = audit
         self._access = access
+        self._signer = signer
+        self._service_token_ttl = service_token_ttl_seconds
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
@@ -284,6 +302,38 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             current_principal(), request.workspace_id, list(request.names)
         )
         return pb.ResolveSecretsResponse(values=values, missing=missing)
+
+    async def IssueServiceToken(
+        self, request: pb.IssueServiceTokenRequest, context: Ctx
+    ) -> pb.IssueServiceTokenResponse:
+        # The permission table lets only a bootstrap credential here; it names the service.
+        caller = current_principal()
+        if caller.role != Role.BOOTSTRAP or not caller.subject.startswith("service:"):
+            raise PermissionDenied("only a service's bootstrap credential obtains a service token")
+        token, exp = self._signer.service_token(
+            caller.subject.removeprefix("service:"), ttl_seconds=self._service_token_ttl
+        )
+        return pb.IssueServiceTokenResponse(
+            token=token, expire_time=ts(datetime.fromtimestamp(exp, UTC))
+        )
+
+    async def ListAuditEvents(
+        self, request: audit_pb2.ListAuditEventsRequest, context: Ctx
+    ) -> audit_pb2.ListAuditEventsResponse:
+        where = AuditFilter(
+            actor=request.actor,
+            target_type=request.target_type,
+            target_id=request.target_id,
+            action=request.action,
+            start=from_timestamp(request.start_time) if request.HasField("start_time") else None,
+            end=from_timestamp(request.end_time) if request.HasField("end_time") else None,
+        )
+        rows, token = await self._audit.list(
+            current_principal(), where, size=request.page_size, token=request.page_token
+        )
+        return audit_pb2.ListAuditEventsResponse(
+            events=[to_proto(r) for r in rows], next_page_token=token
+        )
 
 
 def _role(value: int) -> Role | None:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
+from autom.core.audit import Change
 from autom.core.auth import Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import (
@@ -26,14 +27,23 @@ from autom.core.errors import (
     ValidationFailed,
     Violation,
 )
+from autom.core.netpolicy import Policy
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
-from autom.definitions import db
+from autom.definitions import audit, db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import validate_definition
 
 EVENT_SUBJECT = "automations.definitions.{}"
+_AUDIT_ACTIONS = {
+    "created": "automation.create",
+    "updated": "automation.update",
+    "paused": "automation.pause",
+    "resumed": "automation.resume",
+    "archived": "automation.archive",
+    "deleted": "automation.delete",
+}
 _EVENT_TYPES = {
     "created": events_pb2.DEFINITION_EVENT_TYPE_CREATED,
     "updated": events_pb2.DEFINITION_EVENT_TYPE_UPDATED,
@@ -94,10 +104,17 @@ def schedule_triggers(triggers: Any) -> list[dict[str, Any]]:
 class DefinitionsService:
     """Automations CRUD with versions, events through the outbox, and dev bootstrap."""
 
-    def __init__(self, engine: AsyncEngine, catalog: Catalog, relay: OutboxRelay | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalog: Catalog,
+        relay: OutboxRelay | None,
+        policy: Policy | None = None,
+    ) -> None:
         self._engine = engine
         self.catalog = catalog
         self._relay = relay
+        self._policy = policy or Policy()
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -105,7 +122,7 @@ class DefinitionsService:
 
     def validate(self, raw: dict[str, Any]) -> list[Violation]:
         """Every violation of a definition in JSON form."""
-        return validate_definition(raw, self.catalog)[1]
+        return validate_definition(raw, self.catalog, self._policy)[1]
 
     def _require_valid(self, raw: dict[str, Any]) -> None:
         violations = self.validate(raw)
@@ -120,7 +137,33 @@ class DefinitionsService:
                 ]
             )
 
-    async def _emit(self, conn: AsyncConnection, kind: str, row: Row[Any] | Any) -> None:
+    async def _emit(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        row: Row[Any] | Any,
+        caller: Principal,
+        *,
+        before: Row[Any] | None = None,
+    ) -> None:
+        """Announce a change (outbox) and append its audit entry, in the change's transaction."""
+        await audit.record(
+            conn,
+            caller,
+            Change(
+                action=_AUDIT_ACTIONS[kind],
+                target_type="automation",
+                target_id=row.id,
+                workspace_id=row.workspace_id,
+                version_before=before.version if before is not None else 0,
+                version_after=0 if kind == "deleted" else row.version,
+                details={
+                    "name": row.name,
+                    "status_before": before.status if before is not None else "",
+                    "status": "deleted" if kind == "deleted" else row.status,
+                },
+            ),
+        )
         event_id = str(uuid.uuid4())
         definition = definition_to_proto(row.definition)
         event = events_pb2.DefinitionEvent(
@@ -219,7 +262,7 @@ class DefinitionsService:
                         created_at=now,
                     )
                 )
-                await self._emit(conn, "created", row)
+                await self._emit(conn, "created", row, caller)
         except IntegrityError as exc:
             if "idempotency_keys" in str(exc.orig):
                 async with self._engine.connect() as conn:
@@ -425,7 +468,7 @@ class DefinitionsService:
                 )
             )
             await self._remember(conn, row.workspace_id, "UpdateAutomation", request_id, row.id)
-            await self._emit(conn, "updated", new)
+            await self._emit(conn, "updated", new, caller, before=row)
         self._published()
         return new
 
@@ -453,7 +496,7 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
-            await self._emit(conn, kind, new)
+            await self._emit(conn, kind, new, caller, before=row)
         self._published()
         return new
 
@@ -470,7 +513,7 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
-            await self._emit(conn, "deleted", gone)
+            await self._emit(conn, "deleted", gone, caller, before=row)
         self._published()
 
     async def list_versions(

@@ -17,6 +17,7 @@ from autom.api.scheduler.v1 import scheduler_service_pb2 as spb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
 from autom.core.errors import ValidationFailed, Violation
 from autom.core.grpcserver import bearer
+from autom.core.grpctls import GrpcTls
 from autom.core.protoconv import from_timestamp, struct_to_dict
 from autom.drafter.convert import definition_to_json, json_to_definition
 from autom.drafter.domain.prompt import CatalogEntry, SchemaInfo
@@ -83,8 +84,10 @@ def _entry(name: str, description: str, schema: Any, output: Any) -> CatalogEntr
 class DefinitionsClient:
     """DefinitionsService calls that forward the caller's bearer token."""
 
-    def __init__(self, address: str, *, timeout: float, schema_ttl: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, address: str, *, timeout: float, schema_ttl: float, tls: GrpcTls | None = None
+    ) -> None:
+        self._channel = (tls or GrpcTls()).aio_channel(address)
         self._stub = dpb_grpc.DefinitionsServiceStub(self._channel)
         self._timeout = timeout
         self._schema_ttl = schema_ttl
@@ -187,8 +190,8 @@ class SchedulePreview:
 class SchedulerClient:
     """SchedulerService.PreviewSchedule as the caller."""
 
-    def __init__(self, address: str, *, timeout: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, *, timeout: float, tls: GrpcTls | None = None) -> None:
+        self._channel = (tls or GrpcTls()).aio_channel(address)
         self._stub = spb_grpc.SchedulerServiceStub(self._channel)
         self._timeout = timeout
 

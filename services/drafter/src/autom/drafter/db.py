@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from autom.core import db
+from autom.core.audit import audit_outbox_table
 
 SCHEMA = "drafter"
 metadata = db.service_metadata(SCHEMA)
@@ -76,6 +77,10 @@ revisions = Table(
     ForeignKeyConstraint(["draft_id"], ["drafts.id"], ondelete="CASCADE"),
     UniqueConstraint("draft_id", "request_id", name="uq_revisions_draft_request"),
 )
+
+# Audit entries of approvals and rejections, relayed to definitions (the drafter has no
+# other outbox: it publishes nothing else).
+audit_outbox = audit_outbox_table(metadata)
 
 
 async def migrate(url: str) -> None:

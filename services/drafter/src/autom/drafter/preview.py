@@ -11,6 +11,7 @@ import grpc
 from autom.drafter.clients import SchedulePreview, SchedulerClient
 from autom.drafter.domain.changes import describe_changes
 from autom.drafter.domain.model import Preview, StepPreview, TriggerPreview
+from autom.drafter.domain.risks import risk_warnings
 from autom.schedule import ScheduleError, describe, parse_spec, preview
 
 log = logging.getLogger(__name__)
@@ -82,4 +83,6 @@ class PreviewBuilder:
             if isinstance(s, dict)
         ]
         changes = describe_changes(base, definition) if base is not None else []
-        return Preview(triggers, steps, pretty_json(definition), changes)
+        return Preview(
+            triggers, steps, pretty_json(definition), changes, warnings=risk_warnings(definition)
+        )

@@ -5,21 +5,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import grpc
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from autom.core.audit import Change, audit_row
 from autom.core.auth import Principal
 from autom.core.errors import Conflict, FailedPrecondition, NotFound, ValidationFailed, Violation
 from autom.core.paging import decode_page_token, encode_page_token, page_size
-from autom.drafter import store
+from autom.drafter import db, store
 from autom.drafter.clients import AutomationRef, DefinitionsClient
 from autom.drafter.domain.model import FINAL, Draft, DraftStatus, Preview, Turn, Usage
 from autom.drafter.drafting import Generator
-from autom.drafter.errors import DraftFailed, ErrorType
+from autom.drafter.errors import DraftFailed, ErrorType, UpstreamError
 from autom.drafter.preview import PreviewBuilder, pretty_json
 
 log = logging.getLogger(__name__)
@@ -91,11 +95,29 @@ class DrafterService:
         generator: Generator,
         definitions: DefinitionsClient,
         previews: PreviewBuilder,
+        on_audit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._gen = generator
         self._defs = definitions
         self._previews = previews
+        self._on_audit = on_audit or (lambda: None)
+
+    @staticmethod
+    async def _audit(
+        conn: AsyncConnection, caller: Principal, draft: Draft, action: str, **details: str
+    ) -> None:
+        """Append an audit entry to the audit outbox, in the change's transaction."""
+        change = Change(
+            action=action,
+            target_type="draft",
+            target_id=draft.id,
+            workspace_id=draft.workspace_id,
+            version_before=draft.latest.number if draft.latest is not None else 0,
+            version_after=draft.latest.number if draft.latest is not None else 0,
+            details={"status_before": draft.status.value, **details},
+        )
+        await conn.execute(insert(db.audit_outbox).values(audit_row("drafter", change, caller)))
 
     async def _preview(
         self, caller: Principal, turn: Turn, base: dict[str, Any] | None
@@ -239,6 +261,26 @@ class DrafterService:
         user_message: str | None,
         request_id: str | None = None,
     ) -> Draft:
+        rebase: dict[str, Any] = {}
+        if draft.base_automation_id:
+            # A change draft follows its automation: when it moved since the draft began, the
+            # change is re-drafted onto the current version (else approval could never succeed).
+            latest = await self._defs.get_automation(caller.token, draft.base_automation_id)
+            if latest.version != draft.base_version:
+                log.info(
+                    "draft %s: rebasing from version %d onto %d",
+                    draft.id,
+                    draft.base_version,
+                    latest.version,
+                )
+                if user_message is not None:
+                    user_message = (
+                        f"(The automation changed to version {latest.version} since this draft "
+                        "began; apply the change to the current definition given above.)\n\n"
+                        + user_message
+                    )
+                rebase = {"base_version": latest.version, "base_definition": latest.definition}
+                draft = dataclasses.replace(draft, **rebase)
         turn = await self._gen.run(
             caller.token,
             conversation=draft.conversation(),
@@ -267,7 +309,7 @@ class DrafterService:
                     model=self._gen.model,
                     now=now,
                 )
-                await store.set_status(conn, draft.id, turn.status, now)
+                await store.set_status(conn, draft.id, turn.status, now, **rebase)
         except IntegrityError:
             # The same request_id raced us; its revision is the answer.
             return await self.get(caller, draft.id)
@@ -342,9 +384,19 @@ class DrafterService:
             # One automation per draft, however often approval is retried.
             key = f"draft:{draft.id}"
             if draft.base_automation_id:
-                ref = await self._defs.update(
-                    caller.token, key, draft.base_automation_id, draft.base_version, definition
-                )
+                try:
+                    ref = await self._defs.update(
+                        caller.token, key, draft.base_automation_id, draft.base_version, definition
+                    )
+                except UpstreamError as exc:
+                    if exc.code != grpc.StatusCode.ABORTED:
+                        raise
+                    raise Conflict(
+                        f"automation {draft.base_automation_id} changed since this draft was "
+                        f"made from version {draft.base_version}; refine the draft (any "
+                        "instruction, e.g. 'rebase') to re-draft the change onto the current "
+                        "version, then approve"
+                    ) from exc
             else:
                 ref = await self._defs.create(caller.token, key, definition)
             now = _now()
@@ -368,6 +420,16 @@ class DrafterService:
                 automation_id=ref.id,
                 automation_version=ref.version,
             )
+            await self._audit(
+                conn,
+                caller,
+                draft,
+                "draft.approve",
+                automation_id=ref.id,
+                automation_version=str(ref.version),
+                edited=str(edited is not None).lower(),
+            )
+        self._on_audit()
         log.info("draft %s approved: automation %s v%d", draft_id, ref.id, ref.version)
         return await self.get(caller, draft_id)
 
@@ -389,4 +451,6 @@ class DrafterService:
                 await store.set_status(
                     conn, draft_id, DraftStatus.REJECTED, _now(), reject_reason=reason
                 )
+                await self._audit(conn, caller, current, "draft.reject")
+        self._on_audit()
         return await self.get(caller, draft_id)

@@ -7,9 +7,10 @@ import asyncio
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from autom.core import bus
+from autom.core.audit import audit_relay
 from autom.core.grpcserver import GrpcApp, Loop, channel
 from autom.core.registry import build_catalog
-from autom.core.runtime import open_runtime
+from autom.core.runtime import open_runtime, service_tokens
 from autom.executor import db
 from autom.executor.actions.catalog import build_actions
 from autom.executor.concurrency import Concurrency
@@ -34,14 +35,19 @@ async def build_app(
 
     `definitions` replaces the definitions service with snapshots held in memory (benchmarks).
     """
+    # Its token comes from definitions (short-lived, refreshed); none without definitions.
+    tokens = service_tokens(settings, "executor") if definitions is None else None
     # The executor owns the run-event, custom-event and dead-letter streams; fires are the
     # scheduler's.
     rt = await open_runtime(settings, name="executor", streams=STREAMS)
     engine, js = rt.engine, rt.js
-    defs_channel = channel(settings.definitions_addr, rt.signer.service_token("executor"))
+    defs_channel = channel(settings.definitions_addr, tokens, settings.grpc_tls)
     dead_letters = DeadLetters(js)
     source: GrpcDefinitions | StaticDefinitions = definitions or GrpcDefinitions(
-        defs_channel, cache_size=settings.definition_cache_size
+        defs_channel,
+        cache_size=settings.definition_cache_size,
+        nc=rt.nc,
+        latest_seconds=settings.start_run_cache_seconds,
     )
     actions, http = build_actions(build_catalog(), settings, js)
     pool = await create_pool(
@@ -51,12 +57,14 @@ async def build_app(
     # Run events are the executor's hottest NATS traffic (three per run): published pipelined,
     # polled often in case a commit's notify is missed.
     relay = bus.OutboxRelay(engine=engine, table=db.outbox, js=js, poll_interval=0.5)
+    watchers = RunWatchers(rt.nc)
     run_engine = Engine(
         store=store,
         actions=actions,
         secrets=source,
         lease_seconds=settings.lease_seconds,
         on_events=relay.notify,
+        on_committed=watchers.wake,
         default_step_timeout=settings.default_step_timeout_seconds,
     )
     worker = Worker(
@@ -77,14 +85,16 @@ async def build_app(
         max_attempts=settings.max_run_attempts,
         dead_letters=dead_letters,
     )
+    audit_outbox = audit_relay(engine, db.audit_outbox, js)
     service = ExecutorService(
         store=store,
         definitions=source,
         engine=run_engine,
         worker=worker,
         relay=relay,
+        audit_relay=audit_outbox,
         dead_letters=dead_letters,
-        watchers=RunWatchers(rt.nc),
+        watchers=watchers,
         watch_recheck_seconds=settings.watch_recheck_seconds,
     )
     api = ExecutorApi(service, actions)
@@ -101,8 +111,12 @@ async def build_app(
         )
 
     async def close() -> None:
+        if isinstance(source, GrpcDefinitions):
+            await source.close()
         await http.aclose()
         await defs_channel.close()
+        if tokens is not None:
+            await tokens.close()
         await pool.close()
 
     return rt.app(
@@ -110,6 +124,7 @@ async def build_app(
         register=[lambda server: pb_grpc.add_ExecutorServiceServicer_to_server(api, server)],
         background=[
             Loop("outbox", relay.run),
+            Loop("audit-outbox", audit_outbox.run),
             Loop("fires", consume),
             Loop("heartbeat", worker.heartbeat),
             Loop("orphan-sweep", sweep),

@@ -69,8 +69,8 @@ class Concurrency:
         params = {"aid": row.automation_id, "id": row.id, "created": row.created_at}
         if isinstance(state.interrupt, LeaseLost):
             return "lost"
-        if row.get("cancel_requested") and state.interrupt is None:
-            state.stop(RunCancelled(row.get("cancel_reason") or "cancel requested"))
+        if row.cancel_requested and state.interrupt is None:
+            state.stop(RunCancelled(row.cancel_reason or "cancel requested"))
         if isinstance(state.interrupt, RunCancelled):
             await self._engine.finish(state, "cancelled", error=state.interrupt.detail())
             return "done"

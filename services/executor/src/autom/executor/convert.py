@@ -9,6 +9,7 @@ from autom.api.common.v1 import catalog_pb2
 from autom.api.executor.v1 import executor_pb2 as pb
 from autom.core.protoconv import dict_to_struct, py_to_value, to_timestamp
 from autom.executor.actions.base import Action
+from autom.executor.store import RunRow
 
 RUN_STATUS = {
     "pending": pb.RUN_STATUS_PENDING,
@@ -88,7 +89,7 @@ def step_to_proto(record: dict[str, Any]) -> pb.StepRun:
     return step
 
 
-def run_to_proto(row: Any, *, with_steps: bool = True) -> pb.Run:
+def run_to_proto(row: RunRow, *, with_steps: bool = True) -> pb.Run:
     """Run from a runs row."""
     run = pb.Run(
         id=row.id,

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from autom.core import db
+from autom.core.audit import audit_outbox_table
 from autom.core.bus import outbox_table
 
 SCHEMA = "executor"
@@ -123,6 +124,7 @@ run_steps = Table(
 )
 
 outbox = outbox_table(metadata)
+audit_outbox = audit_outbox_table(metadata)
 
 
 async def migrate(url: str) -> None:

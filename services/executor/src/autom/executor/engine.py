@@ -22,10 +22,11 @@ from autom.api.events.v1 import events_pb2
 from autom.core import metrics, tracing
 from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
-from autom.executor.actions.base import ActionContext, Actions, Budget
+from autom.executor.actions.base import Action, ActionContext, Actions, Budget
 from autom.executor.domain.inputs import build_inputs, runtime_keys, trigger_inputs
 from autom.executor.domain.policy import (
     DEFAULT_STEP_TIMEOUT_SECONDS,
+    RetryPolicy,
     retry_policy,
     run_timeout,
     step_timeout,
@@ -46,8 +47,14 @@ from autom.executor.errors import (
     error_from_exception,
 )
 from autom.executor.sources import SecretSource, Snapshot
-from autom.executor.store import Event, RunStore
-from autom.templating import TemplateError, evaluate_condition, redact, render_value
+from autom.executor.store import Event, RunRow, RunStore
+from autom.templating import (
+    TemplateError,
+    evaluate_condition,
+    iter_templates,
+    redact,
+    render_value,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,7 +107,7 @@ def secret_names(value: Any) -> set[str]:
 class RunState:
     """A run this worker holds the lease on, while it executes."""
 
-    row: Any
+    row: RunRow
     token: str
     snapshot: Snapshot | None
     budget: Budget = field(default_factory=lambda: Budget(None))
@@ -126,6 +133,40 @@ class RunState:
             self.current.cancel()
 
 
+@dataclass
+class _Progress:
+    """A run under way: its template context and what its next write carries besides a record."""
+
+    ctx: dict[str, Any]
+    execution: dict[str, Any]
+    # Dispatched inputs not written yet (first write only) and events waiting for a write.
+    inputs: dict[str, Any] | None
+    events: list[Event]
+
+    def note(self, step: dict[str, Any], record: dict[str, Any]) -> None:
+        """Make a finished step's result visible to the templates of the steps after it."""
+        self.ctx["steps"][step["id"]] = {"output": record["output"], "status": record["status"]}
+
+    def take(self) -> tuple[dict[str, Any] | None, list[Event]]:
+        """The inputs and events for the write about to happen; nothing is left to carry."""
+        taken = self.inputs, self.events
+        self.inputs, self.events = None, []
+        return taken
+
+
+@dataclass(frozen=True)
+class _Call:
+    """How each attempt of a step calls its action."""
+
+    action: Action
+    params: Any
+    # The step timeout; the run deadline (monotonic) may cut an attempt shorter.
+    limit: float | None
+    # Awaited on the loop without a task of its own (no timeout applies).
+    inline: bool
+    deadline: float | None
+
+
 class Engine:
     """Executes a leased run to a terminal state, recording every step as it finishes."""
 
@@ -137,6 +178,7 @@ class Engine:
         secrets: SecretSource,
         lease_seconds: float,
         on_events: Callable[[], None] = lambda: None,
+        on_committed: Callable[[str], None] = lambda run_id: None,
         default_step_timeout: float = DEFAULT_STEP_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
@@ -144,6 +186,9 @@ class Engine:
         self._secrets = secrets
         self._lease = lease_seconds
         self._on_events = on_events
+        # Called with the run id once a change with events committed: watchers in this
+        # process need not wait for the event's trip through the outbox and NATS.
+        self._on_committed = on_committed
         self._default_step_timeout = default_step_timeout
 
     # ---- events -------------------------------------------------------------------------
@@ -206,6 +251,7 @@ class Engine:
             raise LeaseLost(state.run_id)
         if kwargs.get("events"):
             self._on_events()
+            self._on_committed(state.run_id)
 
     async def finish(
         self,
@@ -277,54 +323,102 @@ class Engine:
 
     async def execute(self, state: RunState, *, pending_events: list[Event]) -> str:
         """Run to a terminal state; returns it. Raises LeaseLost when another worker took over."""
-        row = state.row
-        snapshot = state.snapshot
-        if snapshot is None:
-            await self.finish(
-                state,
-                "failed",
-                error=DispatchError(
-                    f"automation {row.automation_id} version {row.automation_version or 'latest'} "
-                    "does not exist in the run's workspace"
-                ).detail(),
-                events=pending_events,
-            )
+        if state.snapshot is None:
+            await self._fail_dispatch(state, pending_events)
             return "failed"
-        definition = snapshot.definition
+        definition = state.snapshot.definition
         execution = definition.get("execution") or {}
         budget = execution.get("budget_usd")
         state.budget = Budget(
-            float(budget) if budget is not None else None, float(row.cost_usd or 0.0)
+            float(budget) if budget is not None else None, float(state.row.cost_usd or 0.0)
         )
-        inputs_to_write: dict[str, Any] | None = None
-        if row.inputs is None:
-            supplied = dict(row.fire_inputs or {})
-            try:
-                supplied = {**trigger_inputs(definition, row.trigger_id), **supplied}
-                runtime = runtime_keys(row.fired_at, row.scheduled_for, row.last_fired_at)
-                inputs = build_inputs(definition, supplied, runtime)
-                problem = unstorable(inputs, "inputs")
-                if problem:
-                    raise DispatchError(f"the run's inputs cannot be stored: {problem}")
-            except Exception as exc:
-                # Any failure here is the same on every delivery: fail now, never loop.
-                bad = exc if isinstance(exc, DispatchError) else None
-                bad = bad or DispatchError(
-                    f"cannot resolve the run's inputs: {type(exc).__name__}: {exc}"
-                )
-                await self.finish(
-                    state,
-                    "failed",
-                    error=scrub(bad.detail()),
-                    events=pending_events,
-                    inputs=scrub(supplied),
-                )
-                return "failed"
-            inputs_to_write = inputs
-        else:
-            inputs = dict(row.inputs)
-        ctx = self.context(state, inputs)
-        records: list[dict[str, Any]] = list(row.steps or [])
+        resolved = await self._resolve_inputs(state, definition, pending_events)
+        if resolved is None:
+            return "failed"
+        inputs, inputs_to_write = resolved
+        run = _Progress(self.context(state, inputs), execution, inputs_to_write, [*pending_events])
+        done = self._restore_done(state, run.ctx)
+        deadline = self._deadline(state, execution)
+        plan: list[dict[str, Any]] = list(definition.get("plan") or [])
+        remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
+        row = state.row
+        if not row.steps and remaining and row.trigger_type == "schedule" and row.scheduled_for:
+            # The run's first step starts now (a resumed run started earlier: not counted).
+            lag = (now() - row.scheduled_for).total_seconds()
+            metrics.FIRE_START_LAG.observe(max(0.0, lag))
+        last, failure = await self._run_plan(state, run, remaining, deadline)
+        if failure is None:
+            await self.finish(
+                state,
+                "succeeded",
+                steps=[last] if last else [],
+                events=run.events,
+                inputs=run.inputs,
+            )
+            return "succeeded"
+        run_status = self._run_status(failure)
+        run_error = self._run_error(state, failure, last)
+        on_failure = list(execution.get("on_failure") or [])
+        if on_failure and run_status in ("failed", "timed_out"):
+            last = await self._run_on_failure(state, run, on_failure, last, run_error)
+        await self.finish(
+            state,
+            run_status,
+            error=run_error,
+            steps=[last] if last else [],
+            events=run.events,
+            inputs=run.inputs,
+        )
+        return run_status
+
+    async def _fail_dispatch(self, state: RunState, pending_events: list[Event]) -> None:
+        """Fail a run whose automation version does not exist (nothing to execute)."""
+        row = state.row
+        await self.finish(
+            state,
+            "failed",
+            error=DispatchError(
+                f"automation {row.automation_id} version {row.automation_version or 'latest'} "
+                "does not exist in the run's workspace"
+            ).detail(),
+            events=pending_events,
+        )
+
+    async def _resolve_inputs(
+        self, state: RunState, definition: dict[str, Any], pending_events: list[Event]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """The run's inputs and those still to be written; None when it failed over them."""
+        row = state.row
+        if row.inputs is not None:
+            return dict(row.inputs), None
+        supplied = dict(row.fire_inputs or {})
+        try:
+            supplied = {**trigger_inputs(definition, row.trigger_id), **supplied}
+            runtime = runtime_keys(row.fired_at, row.scheduled_for, row.last_fired_at)
+            inputs = build_inputs(definition, supplied, runtime)
+            problem = unstorable(inputs, "inputs")
+            if problem:
+                raise DispatchError(f"the run's inputs cannot be stored: {problem}")
+        except Exception as exc:
+            # Any failure here is the same on every delivery: fail now, never loop.
+            bad = exc if isinstance(exc, DispatchError) else None
+            bad = bad or DispatchError(
+                f"cannot resolve the run's inputs: {type(exc).__name__}: {exc}"
+            )
+            await self.finish(
+                state,
+                "failed",
+                error=scrub(bad.detail()),
+                events=pending_events,
+                inputs=scrub(supplied),
+            )
+            return None
+        return inputs, inputs
+
+    @staticmethod
+    def _restore_done(state: RunState, ctx: dict[str, Any]) -> set[str]:
+        """Ids of plan steps a previous attempt finished; their results go into `ctx`."""
+        records: list[dict[str, Any]] = list(state.row.steps or [])
         done = {
             r["step_id"]: r
             for r in records
@@ -332,117 +426,103 @@ class Engine:
         }
         for r in done.values():
             ctx["steps"][r["step_id"]] = {"output": r.get("output"), "status": r["status"]}
+        return set(done)
 
+    @staticmethod
+    def _deadline(state: RunState, execution: dict[str, Any]) -> float | None:
+        """The monotonic time the run times out at (counted from its first start), if any."""
         timeout = run_timeout(execution)
-        started = row.started_at or now()
-        deadline = (
-            None
-            if timeout is None
-            else time.monotonic() + max(0.0, timeout - (now() - started).total_seconds())
-        )
-        plan: list[dict[str, Any]] = list(definition.get("plan") or [])
-        events = list(pending_events)
-        failure: StepError | None = None
-        run_status = "succeeded"
-        last_record: dict[str, Any] | None = None
+        started = state.row.started_at or now()
+        if timeout is None:
+            return None
+        return time.monotonic() + max(0.0, timeout - (now() - started).total_seconds())
 
-        remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
-        if not records and remaining and row.trigger_type == "schedule" and row.scheduled_for:
-            # The run's first step starts now (a resumed run started earlier: not counted).
-            lag = (now() - row.scheduled_for).total_seconds()
-            metrics.FIRE_START_LAG.observe(max(0.0, lag))
+    async def _run_plan(
+        self,
+        state: RunState,
+        run: _Progress,
+        remaining: list[tuple[int, dict[str, Any]]],
+        deadline: float | None,
+    ) -> tuple[dict[str, Any] | None, StepError | None]:
+        """Run the plan's remaining steps: the last record (left to the terminal write), and
+        the failure that stopped the plan, if any."""
         for n, (index, step) in enumerate(remaining):
             # Inline steps never await anything real: yield so heartbeats keep running.
             await asyncio.sleep(0)
             if state.writing is not None and state.writing.done():
                 await self._flush(state)
             record, error = await self._traced_step(
-                state, step, f"plan[{index}]", "plan", ctx, execution, deadline
+                state, step, f"plan[{index}]", "plan", run.ctx, run.execution, deadline
             )
-            ctx["steps"][step["id"]] = {"output": record["output"], "status": record["status"]}
-            is_last = n == len(remaining) - 1
-            if error is not None:
-                failure = error
-                run_status = self._run_status(error)
-                last_record = record
-                break
-            if is_last:
-                last_record = record
-                break
+            run.note(step, record)
+            if error is not None or n == len(remaining) - 1:
+                return record, error
+            inputs, events = run.take()
             self._record(
                 state,
                 steps=[record],
                 status="running",
-                inputs=inputs_to_write,
+                inputs=inputs,
                 cost_usd=state.budget.spent_usd,
                 events=[*events, self.event(state, "step_finished", "running", record)],
             )
-            inputs_to_write = None
-            events = []
+        return None, None
 
-        if failure is None:
-            await self.finish(
-                state,
-                "succeeded",
-                steps=[last_record] if last_record else [],
-                events=events,
-                inputs=inputs_to_write,
-            )
-            return "succeeded"
-
-        step_id = last_record["step_id"] if last_record else "?"
-        run_error = scrub(
-            {
-                **failure.detail(),
-                "message": f"step {step_id}: {failure.message}",
-            }
+    @staticmethod
+    def _run_error(
+        state: RunState, failure: StepError, last: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The run's error: the failure, named after the step it stopped at."""
+        step_id = last["step_id"] if last else "?"
+        run_error: dict[str, Any] = scrub(
+            {**failure.detail(), "message": f"step {step_id}: {failure.message}"}
         )
         if state.secrets:
             run_error = redact(run_error, state.secrets)
-        on_failure = list(execution.get("on_failure") or [])
-        if on_failure and run_status in ("failed", "timed_out"):
-            assert last_record is not None
+        return run_error
+
+    async def _run_on_failure(
+        self,
+        state: RunState,
+        run: _Progress,
+        on_failure: list[dict[str, Any]],
+        failed: dict[str, Any] | None,
+        run_error: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """Record the failed step, then run the on_failure steps; returns the last record."""
+        assert failed is not None
+        await self._flush(state)
+        inputs, events = run.take()
+        await self._write(
+            state,
+            steps=[failed],
+            inputs=inputs,
+            cost_usd=state.budget.spent_usd,
+            events=[*events, self.event(state, "step_finished", "running", failed)],
+        )
+        run.ctx["error"] = run_error
+        for index, step in enumerate(on_failure):
+            await asyncio.sleep(0)
+            record, _ = await self._traced_step(
+                state,
+                step,
+                f"execution.on_failure[{index}]",
+                "on_failure",
+                run.ctx,
+                run.execution,
+                None,
+            )
+            run.note(step, record)
+            if index == len(on_failure) - 1:
+                return record
             await self._flush(state)
             await self._write(
                 state,
-                steps=[last_record],
-                inputs=inputs_to_write,
+                steps=[record],
                 cost_usd=state.budget.spent_usd,
-                events=[*events, self.event(state, "step_finished", "running", last_record)],
+                events=[self.event(state, "step_finished", "running", record)],
             )
-            inputs_to_write, events, last_record = None, [], None
-            ctx["error"] = run_error
-            for index, step in enumerate(on_failure):
-                await asyncio.sleep(0)
-                record, _ = await self._traced_step(
-                    state,
-                    step,
-                    f"execution.on_failure[{index}]",
-                    "on_failure",
-                    ctx,
-                    execution,
-                    None,
-                )
-                ctx["steps"][step["id"]] = {"output": record["output"], "status": record["status"]}
-                if index == len(on_failure) - 1:
-                    last_record = record
-                    break
-                await self._flush(state)
-                await self._write(
-                    state,
-                    steps=[record],
-                    cost_usd=state.budget.spent_usd,
-                    events=[self.event(state, "step_finished", "running", record)],
-                )
-        await self.finish(
-            state,
-            run_status,
-            error=run_error,
-            steps=[last_record] if last_record else [],
-            events=events,
-            inputs=inputs_to_write,
-        )
-        return run_status
+        return None
 
     @staticmethod
     def _redactor(state: RunState) -> Callable[[Any], Any]:
@@ -510,7 +590,7 @@ class Engine:
     async def _mark_started(self, state: RunState, record: dict[str, Any]) -> None:
         """Persist that the action is about to be called; a resume then knows it replays."""
         key = f"{record['phase']}:{record['step_id']}"
-        if key in (state.row.get("started_steps") or ()):
+        if key in state.row.started_steps:
             # Started before this attempt of the run: same idempotency key, marked as a replay.
             record["replayed"] = True
             log.warning("resuming step %s as a replay (it started before)", record["step_id"])
@@ -528,7 +608,9 @@ class Engine:
         execution: dict[str, Any],
         deadline: float | None,
     ) -> tuple[dict[str, Any], StepError | None]:
-        """run_step inside a span of the run's trace (its actions' calls are its children)."""
+        """run_step inside a span of the run's trace (its actions' calls are its children),
+        timed into the step-duration histogram."""
+        began = time.monotonic()
         with tracing.tracer().start_as_current_span(
             f"step {step.get('id', '')}",
             attributes={
@@ -538,6 +620,9 @@ class Engine:
             },
         ) as span:
             record, error = await self.run_step(state, step, path, phase, ctx, execution, deadline)
+            metrics.STEP_DURATION.labels(record["action"], record["status"]).observe(
+                time.monotonic() - began
+            )
             span.set_attribute("autom.step.status", record["status"])
             span.set_attribute("autom.step.attempts", record["attempts"])
             if error is not None:
@@ -555,7 +640,63 @@ class Engine:
         deadline: float | None,
     ) -> tuple[dict[str, Any], StepError | None]:
         """Run one step with its retries; returns its record and its failure (if any)."""
-        record: dict[str, Any] = {
+        record = self._new_record(step, phase)
+        if isinstance(state.interrupt, LeaseLost):
+            raise state.interrupt
+        if isinstance(state.interrupt, RunCancelled):
+            return self._done(state, record, "cancelled", state.interrupt)
+        try:
+            prepared = await self._prepare_step(state, step, path, ctx, record)
+        except TemplateError as exc:
+            failure = TemplateFailure(exc.message, fields=[exc.path])
+            return self._done(state, record, "failed", failure)
+        except StepError as exc:
+            return self._done(state, record, "failed", exc)
+        except jsonschema.SchemaError as exc:
+            return self._done(state, record, "failed", ParamsInvalid(str(exc.message)))
+        if prepared is None:
+            return self._done(state, record, "skipped")
+        policy = retry_policy(execution, step)
+        call = self._step_call(execution, step, *prepared, deadline)
+        if call.action.spec.type not in EFFECT_FREE_ACTIONS:
+            await self._mark_started(state, record)
+        error: StepError | None = None
+        for attempt in range(1, policy.attempts + 1):
+            outcome = await self._attempt(state, record, call, attempt)
+            if not isinstance(outcome, StepError):
+                return outcome
+            error = outcome
+            if not error.retryable or attempt == policy.attempts:
+                break
+            try:
+                await self._retry_delay(state, policy, attempt, deadline)
+            except RunCancelled as exc:
+                return self._done(state, record, "cancelled", exc)
+        assert error is not None
+        return self._done(
+            state, record, "timed_out" if isinstance(error, StepTimeout) else "failed", error
+        )
+
+    def _step_call(
+        self,
+        execution: dict[str, Any],
+        step: dict[str, Any],
+        action: Action,
+        params: Any,
+        deadline: float | None,
+    ) -> _Call:
+        """How the step's attempts call its action: timeout, and whether inline."""
+        kind = action.spec.type
+        limit = step_timeout(
+            execution, step, None if kind in SELF_BOUNDED_ACTIONS else self._default_step_timeout
+        )
+        inline = kind in INLINE_ACTIONS and limit is None and deadline is None
+        return _Call(action, params, limit, inline, deadline)
+
+    @staticmethod
+    def _new_record(step: dict[str, Any], phase: str) -> dict[str, Any]:
+        """The record of a step starting now."""
+        return {
             "step_id": step.get("id", ""),
             "action": step.get("action", ""),
             "phase": phase,
@@ -568,142 +709,141 @@ class Engine:
             "error": None,
             "cost_usd": 0.0,
         }
-        began = time.monotonic()
 
-        def done(
-            status: str, error: StepError | None = None
-        ) -> tuple[dict[str, Any], StepError | None]:
-            metrics.STEP_DURATION.labels(record["action"], status).observe(time.monotonic() - began)
-            problem = unstorable(record["output"], "output")
-            if problem:
-                record["output"] = None
-                status = "failed"
-                error = OutputNotStorable(f"the step's output cannot be recorded: {problem}")
-            record["status"] = status
-            record["finished_at"] = iso(now())
-            record["params"] = scrub(record["params"])
-            if error is not None:
-                detail = error.detail()
-                record["error"] = redact(detail, state.secrets) if state.secrets else detail
-            if state.secrets and record["output"] is not None:
-                record["output"] = redact(record["output"], state.secrets)
-            if record["error"] is not None:
-                record["error"] = scrub(record["error"])
-            return record, error
+    @staticmethod
+    def _done(
+        state: RunState, record: dict[str, Any], status: str, error: StepError | None = None
+    ) -> tuple[dict[str, Any], StepError | None]:
+        """Finish the record (storable, secrets redacted); returns it with the step's failure."""
+        problem = unstorable(record["output"], "output")
+        if problem:
+            record["output"] = None
+            status = "failed"
+            error = OutputNotStorable(f"the step's output cannot be recorded: {problem}")
+        record["status"] = status
+        record["finished_at"] = iso(now())
+        record["params"] = scrub(record["params"])
+        if error is not None:
+            detail = error.detail()
+            record["error"] = redact(detail, state.secrets) if state.secrets else detail
+        if state.secrets and record["output"] is not None:
+            record["output"] = redact(record["output"], state.secrets)
+        if record["error"] is not None:
+            record["error"] = scrub(record["error"])
+        return record, error
 
-        if isinstance(state.interrupt, LeaseLost):
-            raise state.interrupt
-        if isinstance(state.interrupt, RunCancelled):
-            return done("cancelled", state.interrupt)
-        try:
-            names = secret_names([step.get("params"), step.get("when")])
-            if names:
-                ctx["secrets"] = dict(await self._ensure_secrets(state, names))
-            when = step.get("when")
-            # Renders run in a thread (up to the render cap each) so the loop stays live.
-            if when and not await asyncio.to_thread(
-                evaluate_condition, str(when), ctx, path=f"{path}.when"
-            ):
-                return done("skipped")
-            action = self._actions.get(str(step.get("action", "")))
-            if action is None:
-                raise ActionNotFound(
-                    f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
-                )
-            params = await asyncio.to_thread(
-                render_value, step.get("params") or {}, ctx, path=f"{path}.params"
+    async def _prepare_step(
+        self,
+        state: RunState,
+        step: dict[str, Any],
+        path: str,
+        ctx: dict[str, Any],
+        record: dict[str, Any],
+    ) -> tuple[Action, Any] | None:
+        """The step's action and rendered, validated params; None when `when` skips it."""
+        names = secret_names([step.get("params"), step.get("when")])
+        if names:
+            ctx["secrets"] = dict(await self._ensure_secrets(state, names))
+        when = step.get("when")
+        # Renders run in a thread (up to the render cap each) so the loop stays live.
+        if when and not await asyncio.to_thread(
+            evaluate_condition, str(when), ctx, path=f"{path}.when"
+        ):
+            return None
+        action = self._actions.get(str(step.get("action", "")))
+        if action is None:
+            raise ActionNotFound(
+                f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
             )
-            record["params"] = redact(params, state.secrets) if state.secrets else params
-            schema = action.spec.params_schema
-            if schema:
-                errors = list(
-                    _params_validator(json.dumps(schema, sort_keys=True)).iter_errors(params)
+        raw_params = step.get("params") or {}
+        if next(iter_templates(raw_params), None) is None:
+            # Nothing to render (only copied): not worth a hop to a thread and back.
+            params = render_value(raw_params, ctx, path=f"{path}.params")
+        else:
+            params = await asyncio.to_thread(render_value, raw_params, ctx, path=f"{path}.params")
+        record["params"] = redact(params, state.secrets) if state.secrets else params
+        schema = action.spec.params_schema
+        if schema:
+            errors = list(_params_validator(json.dumps(schema, sort_keys=True)).iter_errors(params))
+            if errors:
+                raise ParamsInvalid(
+                    "params do not match the action's schema: "
+                    + "; ".join(e.message for e in errors[:5]),
+                    fields=[
+                        f"{path}.params" + "".join(f".{p}" for p in e.absolute_path)
+                        for e in errors[:5]
+                    ],
                 )
-                if errors:
-                    raise ParamsInvalid(
-                        "params do not match the action's schema: "
-                        + "; ".join(e.message for e in errors[:5]),
-                        fields=[
-                            f"{path}.params" + "".join(f".{p}" for p in e.absolute_path)
-                            for e in errors[:5]
-                        ],
-                    )
-        except TemplateError as exc:
-            return done("failed", TemplateFailure(exc.message, fields=[exc.path]))
-        except StepError as exc:
-            return done("failed", exc)
-        except jsonschema.SchemaError as exc:
-            return done("failed", ParamsInvalid(str(exc.message)))
+        return action, params
 
-        policy = retry_policy(execution, step)
-        kind = action.spec.type
-        limit = step_timeout(
-            execution, step, None if kind in SELF_BOUNDED_ACTIONS else self._default_step_timeout
+    async def _attempt(
+        self, state: RunState, record: dict[str, Any], call: _Call, attempt: int
+    ) -> tuple[dict[str, Any], StepError | None] | StepError:
+        """One call of the action: the step's final result, or the error of a failed attempt."""
+        record["attempts"] = attempt
+        kind = call.action.spec.type
+        metrics.STEP_ATTEMPTS.labels(kind).inc()
+        if attempt > 1:
+            metrics.STEP_RETRIES.labels(kind).inc()
+        actx = ActionContext(
+            run_id=state.run_id,
+            step_id=record["step_id"],
+            attempt=attempt,
+            workspace_id=state.row.workspace_id,
+            automation_id=state.row.automation_id,
+            principal=state.row.principal,
+            budget=state.budget,
+            log=log,
+            redact=self._redactor(state),
         )
-        inline = kind in INLINE_ACTIONS and limit is None and deadline is None
-        if kind not in EFFECT_FREE_ACTIONS:
-            await self._mark_started(state, record)
-        error: StepError | None = None
-        for attempt in range(1, policy.attempts + 1):
-            record["attempts"] = attempt
-            metrics.STEP_ATTEMPTS.labels(kind).inc()
-            if attempt > 1:
-                metrics.STEP_RETRIES.labels(kind).inc()
-            actx = ActionContext(
-                run_id=state.run_id,
-                step_id=record["step_id"],
-                attempt=attempt,
-                workspace_id=state.row.workspace_id,
-                automation_id=state.row.automation_id,
-                principal=state.row.principal,
-                budget=state.budget,
-                log=log,
-                redact=self._redactor(state),
-            )
-            timeout = limit
-            run_bound = False
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return done("timed_out", RunTimeout("the run timeout elapsed"))
-                if timeout is None or left < timeout:
-                    timeout, run_bound = left, True
-            try:
-                if inline:
-                    output = await action.handler(params, actx)
-                else:
-                    output = await self._call(state, action.handler(params, actx), timeout)
-                record["output"] = output
-                return done("succeeded")
-            except TimeoutError:
-                if run_bound:
-                    return done("timed_out", RunTimeout("the run timeout elapsed"))
-                error = StepTimeout(f"attempt {attempt} exceeded the step timeout of {limit:g}s")
-            except RunCancelled as exc:
-                return done("cancelled", exc)
-            except LeaseLost:
-                raise
-            except TemplateError as exc:
-                error = TemplateFailure(exc.message, fields=[exc.path])
-            except Exception as exc:
-                error = error_from_exception(exc)
-            finally:
-                if actx.cost_usd:
-                    state.budget.spent_usd += actx.cost_usd
-                    record["cost_usd"] += actx.cost_usd
-                if actx.usage:
-                    usage = record.setdefault("usage", {})
-                    for k, v in actx.usage.items():
-                        usage[k] = usage.get(k, 0) + v
-            if not error.retryable or attempt == policy.attempts:
-                break
-            delay = policy.delay(attempt)
-            if deadline is not None:
-                delay = min(delay, max(0.0, deadline - time.monotonic()))
-            if delay > 0:
-                try:
-                    await self._call(state, asyncio.sleep(delay), None)
-                except RunCancelled as exc:
-                    return done("cancelled", exc)
-        assert error is not None
-        return done("timed_out" if isinstance(error, StepTimeout) else "failed", error)
+        timeout = call.limit
+        run_bound = False
+        if call.deadline is not None:
+            left = call.deadline - time.monotonic()
+            if left <= 0:
+                return self._done(state, record, "timed_out", RunTimeout("the run timeout elapsed"))
+            if timeout is None or left < timeout:
+                timeout, run_bound = left, True
+        try:
+            if call.inline:
+                output = await call.action.handler(call.params, actx)
+            else:
+                output = await self._call(state, call.action.handler(call.params, actx), timeout)
+            record["output"] = output
+            return self._done(state, record, "succeeded")
+        except TimeoutError:
+            if run_bound:
+                return self._done(state, record, "timed_out", RunTimeout("the run timeout elapsed"))
+            limit = call.limit
+            return StepTimeout(f"attempt {attempt} exceeded the step timeout of {limit:g}s")
+        except RunCancelled as exc:
+            return self._done(state, record, "cancelled", exc)
+        except LeaseLost:
+            raise
+        except TemplateError as exc:
+            return TemplateFailure(exc.message, fields=[exc.path])
+        except Exception as exc:
+            return error_from_exception(exc)
+        finally:
+            self._charge(state, record, actx)
+
+    @staticmethod
+    def _charge(state: RunState, record: dict[str, Any], actx: ActionContext) -> None:
+        """Add an attempt's cost and usage to the record and the run's budget."""
+        if actx.cost_usd:
+            state.budget.spent_usd += actx.cost_usd
+            record["cost_usd"] += actx.cost_usd
+        if actx.usage:
+            usage = record.setdefault("usage", {})
+            for k, v in actx.usage.items():
+                usage[k] = usage.get(k, 0) + v
+
+    async def _retry_delay(
+        self, state: RunState, policy: RetryPolicy, attempt: int, deadline: float | None
+    ) -> None:
+        """Wait before the next attempt, never past the run deadline (RunCancelled stops it)."""
+        delay = policy.delay(attempt)
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - time.monotonic()))
+        if delay > 0:
+            await self._call(state, asyncio.sleep(delay), None)

@@ -7,14 +7,16 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from autom.api.events.v1 import events_pb2
 from autom.core import paging
+from autom.core.audit import SUBJECT as AUDIT_SUBJECT
+from autom.core.audit import Change, audit_event
 from autom.core.auth import ANY_WORKSPACE, Principal
-from autom.core.bus import OutboxRelay
+from autom.core.bus import MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX, OutboxRelay
 from autom.core.errors import FailedPrecondition, NotFound, ValidationFailed, Violation
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.executor.convert import latest_records
@@ -23,13 +25,15 @@ from autom.executor.domain.inputs import build_inputs
 from autom.executor.engine import Engine, RunState
 from autom.executor.errors import DispatchError, RunAbandoned
 from autom.executor.sources import Snapshot
-from autom.executor.store import TERMINAL, Event, NewRun, RunStore
+from autom.executor.store import TERMINAL, Event, NewRun, RunRow, RunStore
 from autom.executor.watch import RunWatchers
 from autom.executor.worker import Worker
 
 log = logging.getLogger(__name__)
 
-FIRE_SUBJECT = "automations.fires.{}"
+# Manual fires and retries have a subject of their own: the executor's NATS user may publish
+# only these, the scheduler's `automations.fires.<workspace>` stay the scheduler's alone.
+FIRE_SUBJECT = "automations.fires.{}.manual"
 
 
 class CallerDefinitions(Protocol):
@@ -45,11 +49,11 @@ class WatchEvent:
     """One item of a WatchRun stream."""
 
     kind: str
-    row: Any
+    row: RunRow
     step: dict[str, Any] | None = None
 
 
-def _run_of(row: Any) -> NewRun:
+def _run_of(row: RunRow) -> NewRun:
     return NewRun(
         id=row.id,
         fire_id=row.fire_id,
@@ -65,6 +69,15 @@ def _run_of(row: Any) -> NewRun:
         principal=row.principal,
         retry_of_run_id=row.retry_of_run_id,
         resume_from_step=row.resume_from_step,
+    )
+
+
+def _differs(existing: Any, requested: NewRun, version: int) -> bool:
+    """Whether a StartRun replay asks for something other than the run its request_id made."""
+    return (
+        existing.automation_id != requested.automation_id
+        or (version != 0 and existing.automation_version != version)
+        or dict(existing.fire_inputs or {}) != requested.fire_inputs
     )
 
 
@@ -104,6 +117,7 @@ class ExecutorService:
         engine: Engine,
         worker: Worker | None,
         relay: OutboxRelay | None,
+        audit_relay: OutboxRelay | None = None,
         dead_letters: DeadLetters | None = None,
         watchers: RunWatchers | None = None,
         watch_recheck_seconds: float = 5.0,
@@ -113,13 +127,15 @@ class ExecutorService:
         self._engine = engine
         self._worker = worker
         self._relay = relay
+        self._audit_relay = audit_relay
         self._dead_letters = dead_letters
         self._watchers = watchers or RunWatchers(None)
         self._recheck = watch_recheck_seconds
 
     def _published(self) -> None:
-        if self._relay is not None:
-            self._relay.notify()
+        for relay in (self._relay, self._audit_relay):
+            if relay is not None:
+                relay.notify()
 
     async def start_run(
         self,
@@ -129,7 +145,7 @@ class ExecutorService:
         version: int,
         inputs: dict[str, Any],
         request_id: str,
-    ) -> Any:
+    ) -> RunRow:
         """Create the pending run and publish its manual fire (idempotent on request_id)."""
         if not automation_id:
             raise ValidationFailed([Violation("automation_id", "required")])
@@ -138,6 +154,11 @@ class ExecutorService:
         snapshot = await self._definitions.get_as(caller.token, automation_id, version)
         if not caller.sees(snapshot.workspace_id):
             raise NotFound("automation", automation_id)
+        if snapshot.status == "archived":
+            raise FailedPrecondition(
+                f"automation {snapshot.automation_id} is archived; archived automations "
+                "cannot be run"
+            )
         ws = snapshot.workspace_id
         try:
             # Runtime keys are added at dispatch; only the caller's inputs are checked here.
@@ -150,7 +171,7 @@ class ExecutorService:
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"manual:{ws}:{key}",
+            fire_id=f"{MANUAL_FIRE_PREFIX}{ws}:{key}",
             workspace_id=ws,
             automation_id=snapshot.automation_id,
             automation_version=snapshot.version,
@@ -162,12 +183,47 @@ class ExecutorService:
             last_fired_at=None,
             principal=caller.subject,
         )
-        row, created = await self._store.create_pending(run, [fire_event(run)])
+        audit = self._audit(
+            caller,
+            "run.start",
+            run,
+            details={"automation_version": str(run.automation_version)},
+        )
+        row, created = await self._store.create_pending(run, [fire_event(run)], [audit])
         if created:
             self._published()
+        elif _differs(row, run, version):
+            raise ValidationFailed(
+                [
+                    Violation(
+                        "request_id",
+                        "was already used for a different request (it started run "
+                        f"{row.id} of automation {row.automation_id} version "
+                        f"{row.automation_version}, with its own inputs); send a new "
+                        "request_id for a new run",
+                    )
+                ]
+            )
         return row
 
-    async def get_run(self, caller: Principal, run_id: str) -> Any:
+    def _audit(
+        self, caller: Principal, action: str, run: NewRun | Any, details: dict[str, str]
+    ) -> Event:
+        """The audit outbox row of a run mutation (written with it)."""
+        event = audit_event(
+            "executor",
+            Change(
+                action=action,
+                target_type="run",
+                target_id=run.id,
+                workspace_id=run.workspace_id,
+                details={"automation_id": run.automation_id, **details},
+            ),
+            caller,
+        )
+        return Event(AUDIT_SUBJECT.format("executor"), event.event_id, event.SerializeToString())
+
+    async def get_run(self, caller: Principal, run_id: str) -> RunRow:
         """A run the caller may see, else NotFound."""
         if not run_id:
             raise ValidationFailed([Violation("run_id", "required")])
@@ -186,7 +242,7 @@ class ExecutorService:
         created_before: datetime | None,
         page_size: int,
         page_token: str,
-    ) -> tuple[list[Any], str]:
+    ) -> tuple[list[RunRow], str]:
         """A page of runs, newest first, and the token of the next page."""
         limit = paging.page_size(page_size)
         cursor = None
@@ -210,10 +266,11 @@ class ExecutorService:
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
+            assert last.created_at is not None  # NOT NULL
             token = paging.encode_page_token({"t": last.created_at.isoformat(), "i": last.id})
         return rows, token
 
-    async def cancel_run(self, caller: Principal, run_id: str, reason: str) -> Any:
+    async def cancel_run(self, caller: Principal, run_id: str, reason: str) -> RunRow:
         """Request cancellation; waits briefly for the run to reach its terminal state."""
         row = await self.get_run(caller, run_id)
         if row.status in TERMINAL:
@@ -221,18 +278,22 @@ class ExecutorService:
         why = reason or f"cancelled by {caller.subject}"
         state = RunState(row=row, token="", snapshot=None)
         finished = self._engine.event(state, "finished", "cancelled")
-        await self._store.request_cancel(run_id, why, [finished])
+        audit = self._audit(caller, "run.cancel", row, {"status_before": row.status})
+        await self._store.request_cancel(run_id, why, [finished], [audit])
         self._published()
         if self._worker is not None:
             self._worker.cancel_local(run_id, why)
         for _ in range(40):
-            row = await self._store.get(run_id)
-            if row is None or row.status in TERMINAL:
+            fresh = await self._store.get(run_id)
+            if fresh is None:
+                break
+            row = fresh
+            if row.status in TERMINAL:
                 break
             await asyncio.sleep(0.05)
         return row
 
-    async def retry_run(self, caller: Principal, run_id: str, request_id: str) -> Any:
+    async def retry_run(self, caller: Principal, run_id: str, request_id: str) -> RunRow:
         """A new run of the same version and inputs, resuming at the step that failed."""
         old = await self.get_run(caller, run_id)
         if old.status not in ("failed", "timed_out", "cancelled"):
@@ -258,7 +319,7 @@ class ExecutorService:
         key = request_id or uuid.uuid4().hex
         run = NewRun(
             id=str(uuid.uuid4()),
-            fire_id=f"retry:{old.id}:{key}",
+            fire_id=f"{RETRY_FIRE_PREFIX}{old.id}:{key}",
             workspace_id=old.workspace_id,
             automation_id=old.automation_id,
             automation_version=old.automation_version,
@@ -274,7 +335,8 @@ class ExecutorService:
             inputs=None if old.inputs is None else dict(old.inputs),
             steps=kept,
         )
-        row, created = await self._store.create_pending(run, [fire_event(run)])
+        audit = self._audit(caller, "run.retry", run, {"retry_of_run_id": old.id})
+        row, created = await self._store.create_pending(run, [fire_event(run)], [audit])
         if created:
             self._published()
         return row
@@ -308,7 +370,7 @@ class ExecutorService:
             log.warning("re-published %d orphaned fires", len(events))
             self._published()
 
-    async def _abandon(self, row: Any) -> None:
+    async def _abandon(self, row: RunRow) -> None:
         reason = RunAbandoned(
             f"the run was taken up and left unfinished {row.orphan_resumes} times "
             f"(last worker: {row.lease_owner or 'none'}, "
@@ -362,7 +424,7 @@ class ExecutorService:
                     return
                 new = await self._store.steps(run_id, after=seen)
                 records += new
-                fresh["steps"] = records
+                fresh = replace(fresh, steps=records)
                 for record in new:
                     seen = int(record["seq"])
                     yield WatchEvent("step", fresh, record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from autom.core.settings import ServiceSettings
+from autom.core.settings import OutboundHttpSettings
 from autom.executor.domain.limits import MAX_OUTPUT_BYTES
 from autom.executor.domain.policy import DEFAULT_STEP_TIMEOUT_SECONDS
 
@@ -14,7 +14,7 @@ def _alias(name: str) -> AliasChoices:
     return AliasChoices(f"AUTOM_EXECUTOR_{name.upper()}", name)
 
 
-class ExecutorSettings(ServiceSettings):
+class ExecutorSettings(OutboundHttpSettings):
     """AUTOM_* variables the executor reads."""
 
     grpc_port: int = 50053
@@ -39,12 +39,12 @@ class ExecutorSettings(ServiceSettings):
     # A run waiting in a concurrency buffer asks again after this delay (doubling, capped).
     buffer_recheck_seconds: float = Field(default=0.2, gt=0)
     buffer_recheck_max_seconds: float = Field(default=5.0, gt=0)
+    # StartRun keeps an automation's latest version this long at most; definitions events
+    # drop it sooner, on any change. 0 asks definitions on every StartRun.
+    start_run_cache_seconds: float = Field(default=30.0, ge=0)
     # How often local runs look for cancellation requested elsewhere.
     cancel_poll_seconds: float = Field(default=0.5, gt=0)
-    # Destinations http_request may reach although they are private/loopback/link-local.
-    # Comma-separated, e.g. AUTOM_HTTP_ALLOW_CIDRS="127.0.0.0/8,::1/128".
-    http_allow_cidrs: str = ""
-    http_allow_hosts: str = ""
+    # http_allow_cidrs / http_allow_hosts: see OutboundHttpSettings.
     http_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     http_default_timeout_seconds: float = Field(default=30.0, gt=0)
     http_max_redirects: int = Field(default=5, ge=0)
@@ -73,11 +73,3 @@ class ExecutorSettings(ServiceSettings):
     )
     # Definition snapshots kept in memory (versions are immutable).
     definition_cache_size: int = Field(default=1024, ge=1)
-
-    def allow_cidrs(self) -> list[str]:
-        """The CIDR allow-list as a list."""
-        return [c.strip() for c in self.http_allow_cidrs.split(",") if c.strip()]
-
-    def allow_hosts(self) -> list[str]:
-        """The host allow-list as a list (lower case)."""
-        return [h.strip().lower() for h in self.http_allow_hosts.split(",") if h.strip()]

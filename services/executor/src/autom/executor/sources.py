@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from autom.api.definitions.v1 import definitions_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
+from autom.api.events.v1 import events_pb2
 from autom.core.errors import (
     AutomError,
     FailedPrecondition,
@@ -25,6 +35,10 @@ from autom.core.errors import (
 from autom.core.grpcserver import bearer
 from autom.core.protoconv import message_to_json
 
+log = logging.getLogger(__name__)
+
+DEFINITION_EVENTS = "automations.definitions.>"
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -36,6 +50,9 @@ class Snapshot:
     definition: dict[str, Any]
     created_by: str
     name: str = ""
+    # Lifecycle at the time of the read ("active", "paused", "archived"); not part of the
+    # immutable version, so only fresh reads (get_as) may be trusted for it.
+    status: str = "active"
 
 
 class DefinitionSource(Protocol):
@@ -80,16 +97,51 @@ def automation_snapshot(automation: definitions_pb2.Automation) -> Snapshot:
         definition=message_to_json(automation.definition),
         created_by=automation.created_by,
         name=automation.name,
+        status=_status_name(automation.status),
     )
 
 
-class GrpcDefinitions:
-    """Definitions over gRPC as the executor service; snapshots cached by (id, version)."""
+def _status_name(status: int) -> str:
+    """AUTOMATION_STATUS_PAUSED -> "paused"; unspecified reads as active."""
+    name = definitions_pb2.AutomationStatus.Name(status).removeprefix("AUTOMATION_STATUS_").lower()
+    return "active" if name == "unspecified" else name
 
-    def __init__(self, channel: grpc.aio.Channel, *, cache_size: int = 1024) -> None:
+
+def _is_id(ref: str) -> bool:
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        return False
+    return True
+
+
+class GrpcDefinitions:
+    """Definitions over gRPC as the executor service; snapshots cached by (id, version).
+
+    With `nc`, StartRun's lookups are cached too: the latest version of an automation id until
+    a definitions event about it goes by (any change, delete included), a NATS reconnect, or
+    `latest_seconds` pass (a bound for an event core NATS dropped). A StartRun racing an
+    update may start the version that was current a few milliseconds earlier.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        cache_size: int = 1024,
+        nc: NATS | None = None,
+        latest_seconds: float = 0.0,
+    ) -> None:
         self._stub = dgrpc.DefinitionsServiceStub(channel)
         self._cache: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
         self._size = cache_size
+        self._nc = nc
+        self._latest_seconds = latest_seconds
+        self._latest: OrderedDict[str, tuple[Snapshot, float]] = OrderedDict()
+        self._sub: Subscription | None = None
+        self._reconnects = 0
+        self._events = 0
+        self._lock = asyncio.Lock()
 
     async def get(self, automation_id: str, version: int) -> Snapshot:
         """Cached: versions are immutable, so only `version=0` (latest) always asks."""
@@ -105,13 +157,26 @@ class GrpcDefinitions:
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, f"{automation_id}@{version}") from exc
         snapshot = automation_snapshot(response.automation)
+        self._remember(snapshot)
+        return snapshot
+
+    def _remember(self, snapshot: Snapshot) -> None:
         self._cache[(snapshot.automation_id, snapshot.version)] = snapshot
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
-        return snapshot
 
     async def get_as(self, token: str, automation_id: str, version: int) -> Snapshot:
-        """Fetch as the caller (their workspace and rights decide what they see)."""
+        """Fetch as the caller (their workspace and rights decide what they see).
+
+        A cached answer skips the call: the caller's token and its right to start runs were
+        checked by this service, and the caller's workspace is checked against the snapshot's
+        by the use case; what definitions adds (the automation exists, is not deleted) is what
+        the definitions events keep current. Names (not ids) always ask.
+        """
+        cached = self._cached(automation_id, version) if await self._listening() else None
+        if cached is not None:
+            return cached
+        asked, events = time.monotonic(), self._events
         try:
             response = await self._stub.GetAutomation(
                 dpb.GetAutomationRequest(automation_id=automation_id, version=version),
@@ -120,7 +185,78 @@ class GrpcDefinitions:
             )
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, automation_id) from exc
-        return automation_snapshot(response.automation)
+        snapshot = automation_snapshot(response.automation)
+        if self._sub is not None and _is_id(automation_id):
+            self._remember(snapshot)
+            if version == 0 and events == self._events:
+                # Only when no definitions event went by during the call: it may be newer.
+                self._latest[snapshot.automation_id] = (snapshot, asked)
+                while len(self._latest) > self._size:
+                    self._latest.popitem(last=False)
+        return snapshot
+
+    def _cached(self, automation_id: str, version: int) -> Snapshot | None:
+        if self._nc is None:
+            return None
+        reconnects = int(self._nc.stats.get("reconnects", 0))
+        if reconnects != self._reconnects or not self._nc.is_connected:
+            # Events may have been missed while disconnected.
+            self._reconnects = reconnects
+            self._latest.clear()
+            return None
+        if version:
+            return self._cache.get((automation_id, version))
+        entry = self._latest.get(automation_id)
+        if entry is None:
+            return None
+        snapshot, since = entry
+        if time.monotonic() - since > self._latest_seconds:
+            del self._latest[automation_id]
+            return None
+        return snapshot
+
+    async def _listening(self) -> bool:
+        """True once the definitions events subscription exists (subscribes on first use)."""
+        if self._sub is not None:
+            return True
+        if self._nc is None or self._latest_seconds <= 0:
+            return False
+        async with self._lock:
+            if self._sub is None:
+                try:
+                    self._sub = await self._nc.subscribe(DEFINITION_EVENTS, cb=self._on_event)
+                    self._reconnects = int(self._nc.stats.get("reconnects", 0))
+                except Exception:
+                    log.warning("cannot subscribe to definitions events; StartRun asks each time")
+                    return False
+        # Nothing cached yet: the first lookups fill the cache.
+        return True
+
+    async def _on_event(self, msg: Msg) -> None:
+        self._events += 1
+        try:
+            event = events_pb2.DefinitionEvent.FromString(msg.data)
+        except DecodeError:
+            # Unreadable: we cannot tell which automation changed.
+            self._latest.clear()
+            return
+        self.forget(
+            event.automation_id, deleted=event.type == events_pb2.DEFINITION_EVENT_TYPE_DELETED
+        )
+
+    def forget(self, automation_id: str, *, deleted: bool = False) -> None:
+        """Drop what is cached of an automation after it changed (every version when deleted)."""
+        self._latest.pop(automation_id, None)
+        if deleted:
+            for key in [k for k in self._cache if k[0] == automation_id]:
+                del self._cache[key]
+
+    async def close(self) -> None:
+        """Stop listening to definitions events."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
         """ResolveSecrets as the executor service."""

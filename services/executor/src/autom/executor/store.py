@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -15,17 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core.db import asyncpg_url
 from autom.executor.domain.limits import MAX_OUTPUT_BYTES, cap
-
-
-class Row(dict[str, Any]):
-    """A result row with attribute access (jsonb already decoded)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -51,6 +40,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per statement on this pool).
+
+    Every use of the pool is one statement (`pool.fetch`): no session setting, LISTEN, cursor
+    or advisory lock outlives it, and asyncpg still rolls back a transaction left open.
+    """
+
+
 async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.Pool:
     """The asyncpg pool of the run hot path (plain statements, no per-checkout ping)."""
     dsn = asyncpg_url(url).replace("postgresql+asyncpg://", "postgresql://")
@@ -59,6 +56,7 @@ async def create_pool(url: str, *, size: int, application_name: str) -> asyncpg.
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"application_name": application_name},
     )
     assert pool is not None
@@ -71,6 +69,7 @@ ACTIVE = ("pending", "running")
 _T = "executor.runs"
 _S = "executor.run_steps"
 _O = "executor.outbox"
+_A = "executor.audit_outbox"
 
 
 @dataclass(frozen=True)
@@ -155,26 +154,89 @@ _CLAIM = f"""
            buffered = CASE WHEN r.attempt = 0 THEN :hold ELSE r.buffered END
      WHERE r.status IN ('pending', 'running')
        AND (r.lease_token IS NULL OR r.lease_expires_at < now())
-    RETURNING r.*, (xmax = 0) AS inserted
+    RETURNING r.*, (xmax = 0) AS inserted,
+              EXISTS (SELECT 1 FROM {_S} s WHERE s.run_id = r.id) AS has_steps
     """
 
 
-def _events_cte(events: Sequence[Event], guard: str) -> tuple[str, dict[str, Any]]:
+def _events_cte(
+    events: Sequence[Event], guard: str, *, table: str = _O, name: str = "ev"
+) -> tuple[str, dict[str, Any]]:
     if not events:
         return "", {}
     rows = []
     params: dict[str, Any] = {}
     for i, event in enumerate(events):
-        rows.append(f"(:ev_s{i}, :ev_m{i}, CAST(:ev_p{i} AS bytea), now())")
+        rows.append(f"(:{name}_s{i}, :{name}_m{i}, CAST(:{name}_p{i} AS bytea), now())")
         params.update(
-            {f"ev_s{i}": event.subject, f"ev_m{i}": event.msg_id, f"ev_p{i}": event.payload}
+            {
+                f"{name}_s{i}": event.subject,
+                f"{name}_m{i}": event.msg_id,
+                f"{name}_p{i}": event.payload,
+            }
         )
     sql = (
-        f", ev AS (INSERT INTO {_O} (subject, msg_id, payload, created_at) "
+        f", {name} AS (INSERT INTO {table} (subject, msg_id, payload, created_at) "
         f"SELECT v.* FROM (VALUES {', '.join(rows)}) AS v(subject, msg_id, payload, created_at) "
         f"WHERE EXISTS (SELECT 1 FROM {guard}))"
     )
     return sql, params
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of executor.runs (jsonb decoded), with the run's step records when read."""
+
+    id: str
+    fire_id: str
+    workspace_id: str
+    automation_id: str
+    automation_version: int = 0
+    trigger_type: str = ""
+    trigger_id: str = ""
+    status: str = ""
+    fire_inputs: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    scheduled_for: datetime | None = None
+    fired_at: datetime | None = None
+    last_fired_at: datetime | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: dict[str, Any] | None = None
+    retry_of_run_id: str = ""
+    resume_from_step: str = ""
+    principal: str = ""
+    cost_usd: float = 0.0
+    attempt: int = 0
+    lease_token: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    buffered: bool = False
+    orphan_resumes: int = 0
+    resumed_attempt: int = 0
+    started_steps: tuple[str, ...] = ()
+    # Not columns: the step records (from executor.run_steps), whether a claim inserted the
+    # row or found step records, and the database's clock when the row was read.
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    inserted: bool = False
+    has_steps: bool = True
+    db_now: datetime | None = None
+
+    @classmethod
+    def from_db(cls, record: asyncpg.Record) -> RunRow:
+        """The row as selected (columns this code does not know, e.g. newer ones, ignored)."""
+        values = {k: v for k, v in record.items() if k in _RUN_FIELDS}
+        if values.get("started_steps") is not None:
+            values["started_steps"] = tuple(values["started_steps"])
+        if values.get("steps") is None:
+            values.pop("steps", None)
+        return cls(**values)
+
+
+_RUN_FIELDS = frozenset(f.name for f in fields(RunRow))
 
 
 _STEP_TYPES = {
@@ -343,16 +405,19 @@ class RunStore:
         )
         return [StepRow.from_db(r).to_record() for r in records]
 
-    async def _with_steps(self, row: Row | None) -> Row | None:
+    async def _with_steps(self, row: RunRow | None) -> RunRow | None:
         # The run first, then its records: those are at least as new as its status.
-        if row is not None:
-            row["steps"] = await self.steps(row.id)
-        return row
+        if row is None:
+            return None
+        return replace(row, steps=await self.steps(row.id))
 
-    async def _exec(self, sql: str, params: dict[str, Any]) -> list[Row]:
+    async def _exec(self, sql: str, params: dict[str, Any]) -> list[asyncpg.Record]:
         query, names = _positional(sql)
-        records = await self.pool.fetch(query, *(params[n] for n in names))
-        return [Row(r.items()) for r in records]
+        records: list[asyncpg.Record] = await self.pool.fetch(query, *(params[n] for n in names))
+        return records
+
+    async def _runs(self, sql: str, params: dict[str, Any]) -> list[RunRow]:
+        return [RunRow.from_db(r) for r in await self._exec(sql, params)]
 
     async def claim(
         self,
@@ -363,10 +428,10 @@ class RunStore:
         lease_seconds: float,
         events: Sequence[Event] = (),
         hold: bool = False,
-    ) -> Row | None:
+    ) -> RunRow | None:
         """The run, now leased to `token`; None when it is terminal or leased elsewhere."""
         if not events:
-            rows = await self._exec(
+            rows = await self._runs(
                 _CLAIM,
                 {
                     **run.params(),
@@ -380,7 +445,7 @@ class RunStore:
         # Events only when this insert created the run: a CTE around the claim.
         ev_sql, ev_params = _events_cte(events, "c WHERE c.inserted")
         sql = f"WITH c AS ({_CLAIM}){ev_sql} SELECT * FROM c"
-        rows = await self._exec(
+        rows = await self._runs(
             sql,
             {
                 **run.params(),
@@ -393,21 +458,20 @@ class RunStore:
         )
         return await self._claimed(rows)
 
-    async def _claimed(self, rows: list[Row]) -> Row | None:
+    async def _claimed(self, rows: list[RunRow]) -> RunRow | None:
         if not rows:
             return None
         row = rows[0]
-        if row.inserted:
-            row["steps"] = []
-            return row
-        return await self._with_steps(row)
+        # A run this claim inserted, or a StartRun's pending run claimed the first time, has
+        # no step records yet: no second round trip.
+        return row if row.inserted or not row.has_steps else await self._with_steps(row)
 
-    async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[Row]:
+    async def orphans(self, older_than_seconds: float, limit: int = 100) -> list[RunRow]:
         """Mark, count and return non-terminal runs nobody touched for a while."""
         # Lease long expired, or pending without a lease, buffered or not. Marking stamps
         # lease_expires_at so one sweep takes them; orphan_resumes counts only runs taken up
         # again since the last sweep (a fire waiting out an outage is not a crash loop).
-        return await self._exec(
+        return await self._runs(
             f"UPDATE {_T} SET lease_expires_at = now(), orphan_resumes = orphan_resumes + "
             "CASE WHEN attempt > resumed_attempt THEN 1 ELSE 0 END, resumed_attempt = attempt "
             f"WHERE id IN (SELECT id FROM {_T} WHERE status IN ('pending', 'running') "
@@ -428,7 +492,7 @@ class RunStore:
             f"{ev_sql} SELECT count(*) AS n FROM u",
             {"id": run_id, "error": json.dumps(error), **ev_params},
         )
-        return bool(rows and rows[0].n)
+        return bool(rows and rows[0]["n"])
 
     async def mark_started(self, run_id: str, token: str, key: str, lease_seconds: float) -> bool:
         """Record that a side-effecting step is about to call its action; False: lease lost."""
@@ -447,17 +511,17 @@ class RunStore:
             ev_sql, ev_params = _events_cte(events, "(SELECT 1) AS one")
             await self._exec(f"WITH one AS (SELECT 1){ev_sql} SELECT 1 AS ok", ev_params)
 
-    async def get(self, run_id: str, *, with_steps: bool = True) -> Row | None:
+    async def get(self, run_id: str, *, with_steps: bool = True) -> RunRow | None:
         """A run by id, with its step records unless `with_steps` is false."""
-        rows = await self._exec(
+        rows = await self._runs(
             f"SELECT *, now() AS db_now FROM {_T} WHERE id = :id", {"id": run_id}
         )
         row = rows[0] if rows else None
         return await self._with_steps(row) if with_steps else row
 
-    async def by_fire(self, fire_id: str, *, with_steps: bool = False) -> Row | None:
+    async def by_fire(self, fire_id: str, *, with_steps: bool = False) -> RunRow | None:
         """A run by fire id (its step records only when asked for)."""
-        rows = await self._exec(
+        rows = await self._runs(
             f"SELECT *, now() AS db_now FROM {_T} WHERE fire_id = :f", {"f": fire_id}
         )
         row = rows[0] if rows else None
@@ -510,7 +574,7 @@ class RunStore:
             "SELECT count(*) AS n FROM u"
         )
         rows = await self._exec(sql, {**params, **st_params, **ev_params})
-        return bool(rows and rows[0].n)
+        return bool(rows and rows[0]["n"])
 
     async def release(self, run_id: str, token: str) -> None:
         """Give up the lease now (shutdown) so a redelivery can take the run over at once."""
@@ -532,7 +596,7 @@ class RunStore:
             "RETURNING r.id, r.cancel_requested",
             {"ids": ids, "tokens": [leases[i] for i in ids], "lease": float(lease_seconds)},
         )
-        return {r.id: bool(r.cancel_requested) for r in rows}
+        return {r["id"]: bool(r["cancel_requested"]) for r in rows}
 
     async def cancel_flags(self, ids: Sequence[str]) -> set[str]:
         """Those of `ids` whose cancellation was requested."""
@@ -542,35 +606,47 @@ class RunStore:
             f"SELECT id FROM {_T} WHERE id = ANY(CAST(:ids AS text[])) AND cancel_requested",
             {"ids": list(ids)},
         )
-        return {r.id for r in rows}
+        return {r["id"] for r in rows}
 
-    async def create_pending(self, run: NewRun, events: Sequence[Event]) -> tuple[Row, bool]:
-        """Insert a pending run (idempotent on fire id) with its fire in the outbox."""
+    async def create_pending(
+        self, run: NewRun, events: Sequence[Event], audit: Sequence[Event] = ()
+    ) -> tuple[RunRow, bool]:
+        """Insert a pending run (idempotent on fire id) with its fire in the outbox.
+
+        `audit` entries go to the audit outbox in the same statement, only when it inserts.
+        """
         ev_sql, ev_params = _events_cte(events, "c")
+        au_sql, au_params = _events_cte(audit, "c", table=_A, name="au")
         kept = self._step_rows(run.steps or [])
         st_sql, st_params = _steps_cte(kept, "c")
         sql = (
             f"WITH c AS (INSERT INTO {_T} ({_COLUMNS}, status, created_at) "
             f"VALUES ({_VALUES}, 'pending', now()) ON CONFLICT (fire_id) DO NOTHING "
-            f"RETURNING *){st_sql}{ev_sql} SELECT * FROM c"
+            f"RETURNING *){st_sql}{ev_sql}{au_sql} SELECT * FROM c"
         )
-        rows = await self._exec(sql, {**run.params(), **st_params, **ev_params})
+        rows = await self._runs(sql, {**run.params(), **st_params, **ev_params, **au_params})
         if rows:
-            row = rows[0]
-            row["steps"] = [replace(r, seq=i).to_record() for i, r in enumerate(kept, 1)]
-            return row, True
+            steps = [replace(r, seq=i).to_record() for i, r in enumerate(kept, 1)]
+            return replace(rows[0], steps=steps), True
         existing = await self.by_fire(run.fire_id, with_steps=True)
         assert existing is not None
         return existing, False
 
-    async def request_cancel(self, run_id: str, reason: str, events: Sequence[Event]) -> None:
-        """Flag a run for cancellation; an unclaimed pending run is cancelled at once."""
+    async def request_cancel(
+        self, run_id: str, reason: str, events: Sequence[Event], audit: Sequence[Event] = ()
+    ) -> None:
+        """Flag a run for cancellation; an unclaimed pending run is cancelled at once.
+
+        `audit` entries go to the audit outbox with the flag, only when the run was active.
+        """
         ev_sql, ev_params = _events_cte(events, "u")
+        au_sql, au_params = _events_cte(audit, "r", table=_A, name="au")
         error = {"type": "Cancelled", "message": reason, "retryable": False, "fields": []}
         await self._exec(
-            f"UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
-            "WHERE id = :id AND status IN ('pending', 'running') RETURNING id",
-            {"id": run_id, "reason": reason},
+            f"WITH r AS (UPDATE {_T} SET cancel_requested = true, cancel_reason = :reason "
+            f"WHERE id = :id AND status IN ('pending', 'running') RETURNING id){au_sql} "
+            "SELECT count(*) FROM r",
+            {"id": run_id, "reason": reason, **au_params},
         )
         # A run no worker holds is finished here; a held one is stopped by its worker.
         await self._exec(
@@ -592,7 +668,7 @@ class RunStore:
         created_before: datetime | None,
         cursor: tuple[str, str] | None,
         limit: int,
-    ) -> list[Row]:
+    ) -> list[RunRow]:
         """Runs newest first (keyset on created_at, id), without their step records."""
         where = ["true"]
         params: dict[str, Any] = {"limit": limit}
@@ -643,4 +719,4 @@ class RunStore:
             f"SELECT {cols}, '[]'::jsonb AS steps FROM {_T} WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, id DESC LIMIT :limit"
         )
-        return await self._exec(sql, params)
+        return await self._runs(sql, params)

@@ -68,10 +68,14 @@ class RunWatchers:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    def wake(self, run_id: str) -> None:
+        """Wake the watchers of a run whose change has committed (no-op when none)."""
+        for wake in self._waiters.get(run_id, ()):
+            wake.set()
+
     async def _on_event(self, msg: Msg) -> None:
         try:
             event = events_pb2.RunEvent.FromString(msg.data)
         except DecodeError:
             return
-        for wake in self._waiters.get(event.run_id, ()):
-            wake.set()
+        self.wake(event.run_id)

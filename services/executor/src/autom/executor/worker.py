@@ -25,7 +25,7 @@ from autom.executor.domain.storable import unstorable
 from autom.executor.engine import Engine, RunState
 from autom.executor.errors import LeaseLost, RunAbandoned, RunCancelled, StepError
 from autom.executor.sources import DefinitionSource, Snapshot
-from autom.executor.store import TERMINAL, Event, NewRun, Row, RunStore
+from autom.executor.store import TERMINAL, Event, NewRun, RunRow, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class Worker:
             log.warning("could not release the run on shutdown; its lease will expire")
 
     def _started_event(self, new: NewRun) -> Event:
-        row = Row(
+        row = RunRow(
             id=new.id,
             fire_id=new.fire_id,
             workspace_id=new.workspace_id,
@@ -356,7 +356,7 @@ class Worker:
         if row is None or row.status in TERMINAL:
             await msg.ack()
             return
-        if row.lease_expires_at is not None:
+        if row.lease_expires_at is not None and row.db_now is not None:
             left = (row.lease_expires_at - row.db_now).total_seconds()
             await msg.nak(delay=max(0.2, min(left + 0.1, self._lease)))
         else:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from autom.core.logging import configure_logging
-from autom.core.runtime import HELP_FLAGS, load_settings, usage
+from autom.core.runtime import HELP_FLAGS, load_settings, run_loop, usage
 from autom.gateway.app import create_app
 from autom.gateway.settings import GatewaySettings
 
@@ -72,7 +72,7 @@ def main() -> None:
     settings = load_settings(GatewaySettings, "autom-gateway")
     configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("uvicorn.error").addFilter(_PlainUvicornRecords())
-    asyncio.run(serve(settings))
+    run_loop(serve(settings))
 
 
 if __name__ == "__main__":

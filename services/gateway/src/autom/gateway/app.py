@@ -33,6 +33,7 @@ from autom.core.logging import (
 from autom.core.metrics import MetricsServer, start_metrics_server
 from autom.gateway import codec
 from autom.gateway.comments import documented_ranges, find_proto_root, load_comments
+from autom.gateway.console import mount_console
 from autom.gateway.docs import docs_html
 from autom.gateway.errors import http_status, status_from_rpc_error, status_json, status_of
 from autom.gateway.openapi import build_openapi
@@ -221,7 +222,7 @@ class Gateway:
         self.settings = settings
         self.routes = list(routes if routes is not None else build_routes())
         self.router = Router(self.routes)
-        self.pool = UpstreamPool(_upstreams(settings))
+        self.pool = UpstreamPool(_upstreams(settings), settings.grpc_tls)
         root = find_proto_root(settings.proto_dir, [Path(__file__).resolve().parent, Path.cwd()])
         if root is None:
             log.warning("no protos/ directory found: OpenAPI descriptions will be empty")
@@ -236,6 +237,7 @@ class Gateway:
             "/docs": self._docs_endpoint,
             "/healthz": self._healthz,
         }
+        self.console = mount_console(settings, self.pool.channel)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -245,6 +247,9 @@ class Gateway:
             # No websockets here: refuse the handshake.
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1003})
+            return
+        if self.console.owns(scope["path"]):
+            await self.console(scope, receive, send)
             return
         request = Request(scope, receive)
         # The caller's X-Request-Id (or a new one) tags every log line of the request, goes

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from autom.core.settings import CommonSettings
 
 
 # The gateway forwards the caller's bearer token and verifies nothing itself, so it holds no
-# key: a compromised gateway can mint no token and read no secret.
+# key: a compromised gateway can mint no token and read no secret. (The console's cookie key
+# only encrypts the tokens users paste; it signs nothing the services trust.)
 class GatewaySettings(CommonSettings):
     """AUTOM_HTTP_HOST / AUTOM_HTTP_PORT, deadlines and limits of the HTTP/JSON gateway."""
 
@@ -28,3 +29,8 @@ class GatewaySettings(CommonSettings):
     # Where the .proto sources live (for OpenAPI descriptions); found by walking up from
     # the package and the working directory when unset. Missing: no descriptions.
     proto_dir: Path | None = None
+    # The web console's cookie key (a Fernet key: `Fernet.generate_key()`). Unset: a key per
+    # process, so sessions end when the gateway restarts; replicas must share one.
+    console_session_key: SecretStr | None = None
+    # The example definitions the console offers on an empty workspace (default: ./examples).
+    console_examples_dir: Path | None = None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from autom.core.grpctls import GrpcTls
 from autom.gateway.routing import Route
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,15 @@ class Upstream:
 class UpstreamPool:
     """Owns the channels; binds each route to a generic multicallable on its channel."""
 
-    def __init__(self, upstreams: Sequence[Upstream]) -> None:
+    def __init__(self, upstreams: Sequence[Upstream], tls: GrpcTls | None = None) -> None:
         self.upstreams = list(upstreams)
+        self._tls = tls or GrpcTls()
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def start(self, routes: Sequence[Route]) -> None:
         """Open the channels (inside the serving loop) and bind the routes."""
         for upstream in self.upstreams:
-            self._channels[upstream.key] = grpc.aio.insecure_channel(
+            self._channels[upstream.key] = self._tls.aio_channel(
                 upstream.address, options=_CHANNEL_OPTIONS
             )
         for route in routes:
@@ -58,6 +60,10 @@ class UpstreamPool:
                     request_serializer=None,
                     response_deserializer=route.response_cls.FromString,
                 )
+
+    def channel(self, key: str) -> grpc.aio.Channel:
+        """The open channel to one upstream (after `start`)."""
+        return self._channels[key]
 
     async def close(self, grace: float | None = None) -> None:
         """Close every channel (in-flight calls get `grace` seconds)."""

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
 from autom.core import bus, metrics, tracing
+from autom.core.audit import audit_relay
 from autom.core.bus import wait_any
 from autom.core.grpcserver import GrpcApp, Loop, channel
-from autom.core.runtime import open_runtime
+from autom.core.runtime import open_runtime, service_tokens
 from autom.scheduler import db
 from autom.scheduler.events import (
     DEFINITIONS_DURABLE,
@@ -74,6 +75,8 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         fires_stream = dataclasses.replace(
             fires_stream, duplicate_window_s=settings.scheduler_fires_dedupe_window_s
         )
+    # Its token for definitions comes from definitions itself (short-lived, refreshed).
+    tokens = service_tokens(settings, "scheduler")
     # The scheduler owns the fires stream only; definition and run events are others'.
     rt = await open_runtime(settings, name="scheduler", streams=(fires_stream,))
 
@@ -105,14 +108,17 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         # A fire's publish span joins the trace its due-loop span started.
         trace_parent=tracing.fire_parent,
     )
-    service = SchedulerService(rt.engine, settings, on_fires=relay.notify)
+    audit_outbox = audit_relay(rt.engine, db.audit_outbox, rt.js)
+    service = SchedulerService(
+        rt.engine, settings, on_fires=relay.notify, on_audit=audit_outbox.notify
+    )
     try:
         await service.unstage(stale=True)
     except Exception:
         # E.g. another replica's relay is publishing them right now: then they are on time.
         log.warning("could not give back stale planned fires", exc_info=True)
     loop = DueLoop(service, settings)
-    definitions = channel(settings.definitions_addr, rt.signer.service_token("scheduler"))
+    definitions = channel(settings.definitions_addr, tokens, settings.grpc_tls)
     resync = Resync(service, definitions)
     api = SchedulerApi(service, resync)
     js = rt.js
@@ -168,6 +174,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
     background = [
         Loop("due", loop.run),
         Loop("outbox", relay.run),
+        Loop("audit-outbox", audit_outbox.run),
         Loop("definition-events", consume_definitions),
         Loop("run-events", consume_runs),
         Loop("prune", prune),
@@ -177,6 +184,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
 
     async def close() -> None:
         await definitions.close()
+        await tokens.close()
 
     return rt.app(
         service_names=[SERVICE_NAME],

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from autom.core import db
+from autom.core.audit import audit_outbox_table
 from autom.core.bus import outbox_table
 
 SCHEMA = "scheduler"
@@ -110,6 +111,7 @@ Index("ix_fires_fired_at", fires.c.fired_at)
 # Published rows are deleted by the scheduler's relay; `created_at` doubles as
 # "not before" so backfills can be released at a bounded rate.
 outbox = outbox_table(metadata)
+audit_outbox = audit_outbox_table(metadata)
 Index("ix_outbox_pending_created", outbox.c.created_at, outbox.c.id)
 
 

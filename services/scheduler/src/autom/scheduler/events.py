@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from autom.api.events.v1 import events_pb2
-from autom.core.bus import MSG_ID, Backoff
+from autom.core.bus import EXECUTOR_FIRE_PREFIXES, MSG_ID, Backoff
 from autom.core.logging import log_context
 from autom.scheduler.convert import change_from_event
 from autom.scheduler.service import SchedulerService
@@ -156,7 +156,7 @@ class RunEvents(_Consumer):
         self._service = service
 
     async def handle(self, msg: Msg) -> None:
-        """Update the fire the run came from; events of runs not from a fire are acked."""
+        """Update the fire the run came from; events of manual and retry runs are just acked."""
         try:
             event = events_pb2.RunEvent.FromString(msg.data)
         except DecodeError as exc:
@@ -166,7 +166,11 @@ class RunEvents(_Consumer):
         async def record() -> None:
             await self._service.record_run(event.fire_id, event.run_id, event.status)
 
-        if event.fire_id and event.type != events_pb2.RUN_EVENT_TYPE_STEP_FINISHED:
+        if (
+            event.fire_id
+            and event.type != events_pb2.RUN_EVENT_TYPE_STEP_FINISHED
+            and not event.fire_id.startswith(EXECUTOR_FIRE_PREFIXES)
+        ):
             with log_context(fire_id=event.fire_id, run_id=event.run_id):
                 await self._handle(msg, "run event", record)
         else:

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
+from autom.core.audit import Change
 from autom.core.auth import current_principal
 from autom.core.errors import Unavailable
 from autom.core.protoconv import from_timestamp, struct_to_dict
@@ -103,6 +104,17 @@ class SchedulerApi(pb_grpc.SchedulerServiceServicer):
         if self._resync is None:
             raise Unavailable("resync from definitions is disabled on this replica")
         result = await self._resync.run_once()
+        caller = current_principal()
+        await self._svc.record(
+            caller,
+            Change(
+                action="schedule.sync_all",
+                target_type="deployment",
+                target_id="schedules",
+                workspace_id=caller.workspace_id,
+                details={"upserted": str(result.upserted), "removed": str(result.removed)},
+            ),
+        )
         return pb.SyncAllResponse(upserted=result.upserted, removed=result.removed)
 
     async def RemoveSchedule(

@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.trace import Span
+from sqlalchemy import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
 from autom.core import metrics, tracing
+from autom.core.audit import Change, audit_row
 from autom.core.auth import Principal
 from autom.core.bus import outbox_row
 from autom.core.errors import NotFound, ValidationFailed, Violation
@@ -23,7 +25,7 @@ from autom.core.logging import log_context
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import dict_to_struct, to_timestamp
 from autom.schedule import ScheduleError, TooManyFiresError, describe, matching_times, preview
-from autom.scheduler import store
+from autom.scheduler import db, store
 from autom.scheduler.convert import config_from_row
 from autom.scheduler.domain.config import ScheduleConfig, parse_config, spec_for
 from autom.scheduler.domain.due import (
@@ -137,10 +139,22 @@ class SchedulerService:
         engine: AsyncEngine,
         settings: SchedulerSettings,
         on_fires: Callable[[], None] | None = None,
+        on_audit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._on_fires = on_fires or (lambda: None)
+        self._on_audit = on_audit or (lambda: None)
+
+    async def _audit(self, conn: AsyncConnection, caller: Principal, change: Change) -> None:
+        """Append an audit entry to the audit outbox, in the change's transaction."""
+        await conn.execute(insert(db.audit_outbox).values(audit_row("scheduler", change, caller)))
+
+    async def record(self, caller: Principal, change: Change) -> None:
+        """Append an audit entry for a change made outside one transaction (a resync)."""
+        async with self._engine.begin() as conn:
+            await self._audit(conn, caller, change)
+        self._on_audit()
 
     # -- schedule state --------------------------------------------------------------
 
@@ -574,11 +588,23 @@ class SchedulerService:
             created = bool(await store.insert_fires(conn, [fire]))
             if created:
                 await store.insert_outbox(conn, [out])
+                await self._audit(
+                    conn,
+                    caller,
+                    Change(
+                        action="schedule.trigger",
+                        target_type="schedule",
+                        target_id=row.id,
+                        workspace_id=row.workspace_id,
+                        details={"automation_id": row.automation_id, "fire_id": fid},
+                    ),
+                )
             stored = await store.fire(conn, fid)
         with log_context(automation_id=row.automation_id, fire_id=fid):
             log.info("manual fire %s", "emitted" if created else "already emitted")
         if created:
             self._on_fires()
+            self._on_audit()
         return stored
 
     async def backfill(
@@ -629,6 +655,23 @@ class SchedulerService:
                 # created_at is the relay's release time: a backfill never floods executors.
                 released.append({**outs[fid], "created_at": now + timedelta(seconds=i / rate)})
             await store.insert_outbox(conn, released)
+            await self._audit(
+                conn,
+                caller,
+                Change(
+                    action="schedule.backfill",
+                    target_type="schedule",
+                    target_id=row.id,
+                    workspace_id=row.workspace_id,
+                    details={
+                        "automation_id": row.automation_id,
+                        "start_time": start.isoformat(),
+                        "end_time": end.isoformat(),
+                        "fires_created": str(len(created_set)),
+                    },
+                ),
+            )
+        self._on_audit()
         created = len(created_set)
         with log_context(automation_id=row.automation_id):
             log.info(
@@ -643,4 +686,16 @@ class SchedulerService:
         async with self._engine.begin() as conn:
             row = await self._schedule(conn, caller, sid, for_update=True)
             await store.delete_schedules(conn, [row.id], utcnow())
+            await self._audit(
+                conn,
+                caller,
+                Change(
+                    action="schedule.remove",
+                    target_type="schedule",
+                    target_id=row.id,
+                    workspace_id=row.workspace_id,
+                    details={"automation_id": row.automation_id},
+                ),
+            )
+        self._on_audit()
         log.info("schedule %s removed", sid)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as dpb_grpc
-from autom.core.bus import wait_any
+from autom.core.bus import Backoff, wait_any
 from autom.core.errors import Unavailable
+from autom.core.grpcserver import starting_up
 from autom.scheduler.convert import change_from_listing
 from autom.scheduler.service import SchedulerService, SyncResult
 
@@ -55,10 +57,17 @@ class Resync:
 
     async def run_until_done(self, stop: asyncio.Event, retry_s: float) -> None:
         """Resync at start; while definitions is unreachable, log and keep retrying."""
+        started = time.monotonic()
+        # Definitions usually comes up within a second or two of us: retry soon, then back off.
+        backoff = Backoff(base_s=min(0.25, retry_s), cap_s=retry_s)
+        attempt = 0
         while not stop.is_set():
             try:
                 await self.run_once()
                 return
             except Exception as exc:
-                log.warning("resync from definitions failed (%s); retrying in %.0fs", exc, retry_s)
-            await wait_any(stop, None, retry_s)
+                attempt += 1
+                delay = backoff.delay(attempt)
+                level = logging.INFO if starting_up(exc, started) else logging.WARNING
+                log.log(level, "resync from definitions failed (%s); retrying in %.1fs", exc, delay)
+            await wait_any(stop, None, delay)

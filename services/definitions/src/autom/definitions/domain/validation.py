@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import jsonschema
 from jsonschema.exceptions import ValidationError as SchemaError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from autom.core.errors import Violation
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
+from autom.core.netpolicy import Policy, literal_host, refused_reason
 from autom.core.registry import JSON_SCHEMA_METASCHEMA, ActionType, Catalog
-from autom.definitions.domain.model import MAX_DEFINITION_BYTES, MAX_STEPS, Definition, Step
-from autom.schedule import ScheduleError, parse_duration, parse_spec
+from autom.definitions.domain.model import (
+    MAX_DEFINITION_BYTES,
+    MAX_STEPS,
+    Definition,
+    ExecutionPolicy,
+    InputsSpec,
+    Step,
+    Trigger,
+)
+from autom.schedule import parse_duration, schedule_errors
 from autom.templating import (
     TemplateError,
     iter_templates,
@@ -22,6 +33,8 @@ from autom.templating import (
     parse_template,
     referenced_step_ids,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 # One knob decides overlapping runs (DESIGN §6); a trigger-level one was silently ignored.
 OVERLAP_MOVED = (
@@ -93,17 +106,34 @@ def _check_template(
     return referenced_step_ids(text, condition=condition)
 
 
+def _check_destination(step: Step, path: str, policy: Policy, out: list[Violation]) -> None:
+    """An http_request whose written-out host the executor's SSRF guard would refuse."""
+    url = step.params.get("url") if step.action == "http_request" else None
+    host = literal_host(url) if isinstance(url, str) else None
+    why = refused_reason(host, policy) if host else None
+    if why is not None:
+        out.append(
+            Violation(
+                path,
+                f"http_request may not reach {why}; the executor refuses it unless "
+                "AUTOM_HTTP_ALLOW_CIDRS / AUTOM_HTTP_ALLOW_HOSTS allow it",
+            )
+        )
+
+
 def _check_steps(
-    steps: Sequence[Step],
+    steps: Sequence[tuple[int, Step]],
     base: str,
     catalog: Catalog,
     known_ids: set[str],
     *,
     sequential: bool,
     out: list[Violation],
+    policy: Policy,
 ) -> None:
-    for i, step in enumerate(steps):
+    for i, step in steps:
         path = f"{base}[{i}]"
+        _check_destination(step, f"{path}.params.url", policy, out)
         action = catalog.actions.get(step.action)
         if action is None:
             names = ", ".join(a.type for a in catalog.actions.all())
@@ -115,7 +145,7 @@ def _check_steps(
                 )
             )
             out.extend(_param_schema_refs(action, step.params, f"{path}.params"))
-        earlier = known_ids if sequential else known_ids | {s.id for s in steps}
+        earlier = known_ids if sequential else known_ids | {s.id for _, s in steps}
         refs: list[tuple[str, set[str]]] = []
         for tpath, text in iter_templates(step.params, f"{path}.params"):
             refs.append((tpath, _check_template(text, tpath, out)))
@@ -152,15 +182,15 @@ def _param_schema_refs(action: ActionType, params: dict[str, Any], base: str) ->
 def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> None:
     cron, tz = config.get("cron"), config.get("timezone", "UTC")
     if isinstance(cron, str) and isinstance(tz, str):
-        try:
-            parse_spec(
+        out.extend(
+            Violation(f"{base}.{exc.field}", exc.message)
+            for exc in schedule_errors(
                 cron,
                 tz,
                 on_missing=str(config.get("on_missing", "shift")),
                 on_repeated=str(config.get("on_repeated", "first")),
             )
-        except ScheduleError as exc:
-            out.append(Violation(f"{base}.{exc.field}", exc.message))
+        )
     for key in ("catchup_window", "jitter"):
         value = config.get(key)
         if isinstance(value, str):
@@ -168,9 +198,13 @@ def _check_schedule(config: dict[str, Any], base: str, out: list[Violation]) -> 
 
 
 def validate_definition(
-    raw: dict[str, Any], catalog: Catalog
+    raw: dict[str, Any], catalog: Catalog, policy: Policy | None = None
 ) -> tuple[Definition | None, list[Violation]]:
-    """Parse and check a definition in its JSON form; returns the model when valid."""
+    """Parse and check a definition in its JSON form; returns the model when valid.
+
+    `policy` is the deployment's http_request allow-list (public addresses only when None).
+    """
+    policy = policy or Policy()
     size = len(json.dumps(raw, separators=(",", ":")).encode())
     if size > MAX_DEFINITION_BYTES:
         return None, [
@@ -181,16 +215,88 @@ def validate_definition(
     try:
         definition = Definition.model_validate(raw)
     except ValidationError as exc:
-        return None, _pydantic_violations(exc)
+        # A structural error must not hide the rest: check every part that parses on its own.
+        out = _pydantic_violations(exc)
+        reported = {v.field for v in out}
+        out.extend(
+            v for v in _check_parts(_lenient_parts(raw), catalog, policy) if v.field not in reported
+        )
+        return None, out
+    out = _check_parts(_Parts.of(definition), catalog, policy)
+    return (definition if not out else None), out
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The pieces of a definition the semantic checks read, each with its index."""
+
+    triggers: list[tuple[int, Trigger]]
+    schema: dict[str, Any] | None
+    plan: list[tuple[int, Step]]
+    execution: ExecutionPolicy | None
+    on_failure: list[tuple[int, Step]]
+    # Set when some steps did not parse: references are checked against every written id.
+    all_ids: set[str] | None = None
+
+    @classmethod
+    def of(cls, definition: Definition) -> _Parts:
+        execution = definition.execution
+        return cls(
+            triggers=list(enumerate(definition.triggers)),
+            schema=definition.inputs.json_schema if definition.inputs else None,
+            plan=list(enumerate(definition.plan)),
+            execution=execution,
+            on_failure=list(enumerate(execution.on_failure if execution else [])),
+        )
+
+
+def _parsed(model: type[M], items: Any) -> list[tuple[int, M]]:
+    if not isinstance(items, list):
+        return []
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append((i, model.model_validate(item)))
+        except ValidationError:
+            continue
+    return out
+
+
+def _lenient_parts(raw: dict[str, Any]) -> _Parts:
+    """What can be parsed of a definition that failed as a whole."""
+    found = raw.get("execution")
+    raw_execution: dict[str, Any] = found if isinstance(found, dict) else {}
+    execution: ExecutionPolicy | None = None
+    with contextlib.suppress(ValidationError):
+        execution = ExecutionPolicy.model_validate({**raw_execution, "on_failure": []})
+    schema = None
+    with contextlib.suppress(ValidationError):
+        schema = InputsSpec.model_validate(raw.get("inputs") or {}).json_schema
+    ids = {
+        step["id"]
+        for steps in (raw.get("plan"), raw_execution.get("on_failure"))
+        if isinstance(steps, list)
+        for step in steps
+        if isinstance(step, dict) and isinstance(step.get("id"), str)
+    }
+    return _Parts(
+        triggers=_parsed(Trigger, raw.get("triggers")),
+        schema=schema,
+        plan=_parsed(Step, raw.get("plan")),
+        execution=execution,
+        on_failure=_parsed(Step, raw_execution.get("on_failure")),
+        all_ids=ids,
+    )
+
+
+def _check_parts(parts: _Parts, catalog: Catalog, policy: Policy) -> list[Violation]:
     out: list[Violation] = []
-    execution = definition.execution
-    on_failure = execution.on_failure if execution else []
-    if len(definition.plan) + len(on_failure) > MAX_STEPS:
+    if len(parts.plan) + len(parts.on_failure) > MAX_STEPS:
         out.append(Violation("plan", f"at most {MAX_STEPS} steps (plan and on_failure together)"))
 
     seen: dict[str, str] = {}
-    for base, steps in (("plan", definition.plan), ("execution.on_failure", on_failure)):
-        for i, step in enumerate(steps):
+    for base, steps in (("plan", parts.plan), ("execution.on_failure", parts.on_failure)):
+        for i, step in steps:
             path = f"{base}[{i}].id"
             if step.id in seen:
                 out.append(
@@ -199,11 +305,46 @@ def validate_definition(
             else:
                 seen[step.id] = path
 
+    _check_triggers(parts.triggers, catalog, out)
+    schema = _check_inputs_schema(parts.schema, out)
+    for i, trigger in parts.triggers:
+        if schema is not None and trigger.inputs is not None:
+            out.extend(
+                _schema_violations(
+                    schema, trigger.inputs, f"triggers[{i}].inputs", allow_templates=False
+                )
+            )
+
+    lenient = parts.all_ids is not None
+    known = set(parts.all_ids or ())
+    _check_steps(parts.plan, "plan", catalog, known, sequential=not lenient, out=out, policy=policy)
+    execution = parts.execution
+    if execution is not None:
+        _duration(execution.timeout, "execution.timeout", out)
+        _duration(execution.step_timeout, "execution.step_timeout", out)
+        if execution.retry is not None:
+            _duration(execution.retry.initial_delay, "execution.retry.initial_delay", out)
+            _duration(execution.retry.max_delay, "execution.retry.max_delay", out)
+    plan_ids = known | {s.id for _, s in parts.plan}
+    _check_steps(
+        parts.on_failure,
+        "execution.on_failure",
+        catalog,
+        plan_ids,
+        sequential=not lenient,
+        out=out,
+        policy=policy,
+    )
+    return out
+
+
+def _check_triggers(
+    triggers: Sequence[tuple[int, Trigger]], catalog: Catalog, out: list[Violation]
+) -> None:
     trigger_seen: set[str] = set()
-    for i, (trigger, tid) in enumerate(
-        zip(definition.triggers, definition.trigger_ids(), strict=True)
-    ):
+    for i, trigger in triggers:
         base = f"triggers[{i}]"
+        tid = trigger.id or f"{trigger.type}_{i}"
         if tid in trigger_seen:
             out.append(Violation(f"{base}.id", f"duplicate trigger id {tid!r}"))
         trigger_seen.add(tid)
@@ -222,38 +363,27 @@ def validate_definition(
             ttype.config_schema, config, f"{base}.config", allow_templates=False
         )
         out.extend(errors)
-        if trigger.type == "schedule" and not errors:
-            _check_schedule(config, f"{base}.config", out)
-
-    schema = definition.inputs.json_schema if definition.inputs else None
-    if schema is not None:
-        try:
-            jsonschema.Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            out.append(Violation(join_path("inputs.schema", exc.path), exc.message))
-            schema = None
-    if schema is not None:
-        refs = unresolvable_refs(schema)
-        out.extend(Violation(join_path("inputs.schema", path), msg) for path, msg in refs)
-        if refs:
-            schema = None
-    for i, trigger in enumerate(definition.triggers):
-        if schema is not None and trigger.inputs is not None:
-            out.extend(
-                _schema_violations(
-                    schema, trigger.inputs, f"triggers[{i}].inputs", allow_templates=False
-                )
+        if trigger.type == "schedule":
+            # Fields the schema already refused are not checked twice.
+            bad = {v.field for v in errors}
+            _check_schedule(
+                {k: v for k, v in config.items() if f"{base}.config.{k}" not in bad},
+                f"{base}.config",
+                out,
             )
 
-    _check_steps(definition.plan, "plan", catalog, set(), sequential=True, out=out)
-    if execution is not None:
-        _duration(execution.timeout, "execution.timeout", out)
-        _duration(execution.step_timeout, "execution.step_timeout", out)
-        if execution.retry is not None:
-            _duration(execution.retry.initial_delay, "execution.retry.initial_delay", out)
-            _duration(execution.retry.max_delay, "execution.retry.max_delay", out)
-        plan_ids = {s.id for s in definition.plan}
-        _check_steps(
-            on_failure, "execution.on_failure", catalog, plan_ids, sequential=True, out=out
-        )
-    return (definition if not out else None), out
+
+def _check_inputs_schema(
+    schema: dict[str, Any] | None, out: list[Violation]
+) -> dict[str, Any] | None:
+    """The inputs schema when usable, else None with its violations added."""
+    if schema is None:
+        return None
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        out.append(Violation(join_path("inputs.schema", exc.path), exc.message))
+        return None
+    refs = unresolvable_refs(schema)
+    out.extend(Violation(join_path("inputs.schema", path), msg) for path, msg in refs)
+    return None if refs else schema

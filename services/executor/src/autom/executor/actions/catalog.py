@@ -9,7 +9,6 @@ from autom.executor.actions.agent import AgentTask
 from autom.executor.actions.base import Action, Actions, Handler
 from autom.executor.actions.builtin import EmitEvent, log_message, transform, wait
 from autom.executor.actions.http import HttpRequestAction
-from autom.executor.actions.ssrf import Policy
 from autom.executor.settings import ExecutorSettings
 
 
@@ -22,7 +21,7 @@ def build_actions(
 ) -> tuple[Actions, HttpRequestAction]:
     """Every catalog action type that has a handler here (plugin types without one are left out)."""
     http = http or HttpRequestAction(
-        policy=Policy.from_lists(settings.allow_cidrs(), settings.allow_hosts()),
+        policy=settings.network_policy(),
         max_response_bytes=settings.http_max_response_bytes,
         default_timeout=settings.http_default_timeout_seconds,
         max_redirects=settings.http_max_redirects,

@@ -1,20 +1,31 @@
-"""SSRF guard: resolve a host once, refuse non-public addresses unless allow-listed."""
+"""SSRF guard: resolve a host once, refuse non-public addresses unless allow-listed.
+
+The policy itself (public addresses, allow-lists, IP literal spellings) is `autom.core.netpolicy`,
+shared with definitions' validation.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
+from autom.core.netpolicy import IPAddress, Policy, embedded_ipv4, is_public, parse_literal
 from autom.executor.errors import StepError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Awaitable[list[str]]]
+__all__ = [
+    "IPAddress",
+    "Policy",
+    "SsrfRefused",
+    "embedded_ipv4",
+    "is_public",
+    "parse_literal",
+    "resolve_pinned",
+    "system_resolver",
+]
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class SsrfRefused(StepError):
@@ -24,80 +35,11 @@ class SsrfRefused(StepError):
     default_retryable = False
 
 
-def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, 6to4, Teredo, NAT64)."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in _NAT64 or ip in _NAT64_LOCAL:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    packed = int(ip)
-    # IPv4-compatible ::a.b.c.d (deprecated, but some stacks still route it).
-    if packed >> 32 == 0 and packed > 1:
-        return ipaddress.IPv4Address(packed)
-    return None
-
-
-def is_public(ip: IPAddress) -> bool:
-    """True for globally routable unicast addresses (IPv6 checked with its embedded IPv4)."""
-    inner = embedded_ipv4(ip)
-    if inner is not None and not is_public(inner):
-        return False
-    # is_global excludes loopback, RFC 1918, link-local (169.254/16 incl. metadata), CGNAT
-    # 100.64/10, unspecified, reserved, ULA fc00::/7 and fe80::/10.
-    return ip.is_global and not ip.is_multicast
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What the deployment allows beyond public addresses."""
-
-    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    allow_hosts: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_lists(cls, cidrs: Sequence[str], hosts: Sequence[str]) -> Policy:
-        """Build from settings values; a malformed CIDR fails fast."""
-        return cls(
-            allow_networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs),
-            allow_hosts=frozenset(h.lower().rstrip(".") for h in hosts),
-        )
-
-    def allows(self, host: str, ip: IPAddress) -> bool:
-        """True when the address may be contacted."""
-        if host.lower().rstrip(".") in self.allow_hosts:
-            return True
-        if any(ip in net for net in self.allow_networks):
-            return True
-        inner = embedded_ipv4(ip)
-        if inner is not None and any(inner in net for net in self.allow_networks):
-            return True
-        return is_public(ip)
-
-
 async def system_resolver(host: str, port: int) -> list[str]:
     """Resolve with the system resolver (getaddrinfo accepts decimal/octal/hex IPv4 forms)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
-
-
-def parse_literal(host: str) -> IPAddress | None:
-    """An IP literal in any spelling inet_aton accepts (2130706433, 0177.0.0.1, 0x7f.1), or None."""
-    bare = host.strip("[]")
-    try:
-        return ipaddress.ip_address(bare.split("%", 1)[0])
-    except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(bare))
-    except (OSError, ValueError):
-        return None
 
 
 async def resolve_pinned(

@@ -1,8 +1,12 @@
+import datetime
+
 from autom.api.common.v1 import catalog_pb2 as _catalog_pb2
 from autom.api.common.v1 import definition_pb2 as _definition_pb2
+from autom.api.definitions.v1 import audit_pb2 as _audit_pb2
 from autom.api.definitions.v1 import definitions_pb2 as _definitions_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -393,3 +397,15 @@ class StreamScheduleTriggersResponse(_message.Message):
     AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
     automations: _containers.RepeatedCompositeFieldContainer[ScheduleTriggers]
     def __init__(self, automations: _Optional[_Iterable[_Union[ScheduleTriggers, _Mapping]]] = ...) -> None: ...
+
+class IssueServiceTokenRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IssueServiceTokenResponse(_message.Message):
+    __slots__ = ("token", "expire_time")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

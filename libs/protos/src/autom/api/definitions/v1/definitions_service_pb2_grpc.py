@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from autom.api.definitions.v1 import audit_pb2 as autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -154,6 +155,16 @@ class DefinitionsServiceStub:
                 '/autom.api.definitions.v1.DefinitionsService/StreamScheduleTriggers',
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.FromString,
+                _registered_method=True)
+        self.IssueServiceToken = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/IssueServiceToken',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.IssueServiceTokenRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.IssueServiceTokenResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/ListAuditEvents',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -330,6 +341,21 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueServiceToken(self, request, context):
+        """Issues a short-lived service token to a service authenticated by its bootstrap
+        credential (`authorization: Bearer svc.<service>.<secret>`); only definitions can sign.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Lists the workspace's append-only audit log, newest first; owners only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -452,6 +478,16 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.StreamScheduleTriggers,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.SerializeToString,
+            ),
+            'IssueServiceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueServiceToken,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.IssueServiceTokenRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.IssueServiceTokenResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1103,6 +1139,60 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/StreamScheduleTriggers',
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.StreamScheduleTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueServiceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/IssueServiceToken',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.IssueServiceTokenRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.IssueServiceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/ListAuditEvents',
+            autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

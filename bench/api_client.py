@@ -1,0 +1,253 @@
+"""The client of bench.api: public gRPC API only, run in its own process.
+
+Reads one JSON object on stdin (addresses, dev token, PIDs of the stack's processes, sizes)
+and prints one JSON object. Three phases against one `wait 0s` automation and one chain40:
+
+- open loop: StartRun sent at `rate`/s for `seconds`, each at its intended time whatever the
+  server does; latency runs from that intended time, so a stalled server cannot hide its queue.
+- burst: `burst` StartRuns, 64 in flight; runs/s from the first submit to the last run's
+  `finish_time` (the server's own record), CPU seconds per 1,000 runs of every process.
+- chain40: 40 sequential `wait 10ms` steps, 1 warm-up then 5; the wall ends when WatchRun
+  delivers the terminal event to this client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from autom.api.common.v1 import definition_pb2
+from autom.api.definitions.v1 import definitions_service_pb2 as dpb
+from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
+from autom.api.executor.v1 import executor_pb2 as epb
+from autom.api.executor.v1 import executor_service_pb2 as xpb
+from autom.api.executor.v1 import executor_service_pb2_grpc as xgrpc
+from autom.core.grpcserver import channel
+
+IN_FLIGHT = 64
+CHAIN_STEPS = 40
+TICK = os.sysconf("SC_CLK_TCK")
+ACTIVE = (epb.RUN_STATUS_PENDING, epb.RUN_STATUS_RUNNING)
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU of a process and of its children it has reaped (exited backends)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in stat[11:15]) / TICK
+
+
+def _tree_cpu(root: int) -> float:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(stat[1]), []).append(int(entry))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _cpu_of(pid)
+        todo += children.get(pid, [])
+    return total
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank q-quantile in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+def _ts(t: Any) -> float:
+    return float(t.seconds + t.nanos / 1e9)
+
+
+class Client:
+    """Stubs of the public API with the dev token."""
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self.pids: dict[str, int] = conf["pids"]
+        self.channels = [
+            channel(conf["addrs"][s], conf["token"]) for s in ("definitions", "executor")
+        ]
+        self.defs = dgrpc.DefinitionsServiceStub(self.channels[0])
+        self.ex = xgrpc.ExecutorServiceStub(self.channels[1])
+
+    def cpu(self) -> dict[str, float]:
+        return {name: _tree_cpu(pid) for name, pid in self.pids.items()}
+
+    async def create(self, plan: list[dict[str, Any]]) -> str:
+        raw = {"name": f"bench-{uuid.uuid4().hex[:8]}", "plan": plan}
+        definition = json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
+        created = await self.defs.CreateAutomation(
+            dpb.CreateAutomationRequest(request_id=uuid.uuid4().hex, definition=definition)
+        )
+        return str(created.automation.id)
+
+    async def start(self, automation_id: str) -> Any:
+        request = xpb.StartRunRequest(request_id=uuid.uuid4().hex, automation_id=automation_id)
+        return (await self.ex.StartRun(request, timeout=60)).run
+
+    async def drained(self, automation_id: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = False
+            for status in ACTIVE:
+                page = await self.ex.ListRuns(
+                    xpb.ListRunsRequest(automation_id=automation_id, status=status, page_size=1)
+                )
+                busy = busy or bool(page.runs)
+            if not busy:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"runs of {automation_id} still active after {timeout}s")
+
+    async def finish_times(self, automation_id: str) -> list[float]:
+        out, token = [], ""
+        while True:
+            page = await self.ex.ListRuns(
+                xpb.ListRunsRequest(automation_id=automation_id, page_size=500, page_token=token)
+            )
+            out += [_ts(r.finish_time) for r in page.runs if r.status == epb.RUN_STATUS_SUCCEEDED]
+            token = page.next_page_token
+            if not token:
+                return out
+
+
+async def open_loop(c: Client, automation_id: str, rate: float, seconds: float) -> dict[str, Any]:
+    """StartRun at intended times t0 + i/rate; latency from the intended time."""
+    count = int(rate * seconds)
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def one(intended: float) -> None:
+        try:
+            await c.start(automation_id)
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+            return
+        latencies.append(time.monotonic() - intended)
+
+    tasks = []
+    t0 = time.monotonic() + 0.05
+    for i in range(count):
+        intended = t0 + i / rate
+        delay = intended - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(intended)))
+    sent_s = time.monotonic() - t0
+    await asyncio.gather(*tasks)
+    await c.drained(automation_id)
+    return {
+        "target_rate": rate,
+        "sent": count,
+        "send_rate": round(count / sent_s, 1),
+        "errors": len(errors),
+        "startrun_p50_ms": pct(latencies, 0.50),
+        "startrun_p99_ms": pct(latencies, 0.99),
+        "startrun_max_ms": pct(latencies, 1.0),
+    }
+
+
+async def burst(c: Client, automation_id: str, n: int) -> dict[str, Any]:
+    """n StartRuns, IN_FLIGHT at a time; fire -> terminal from the server's records."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one() -> None:
+        async with gate:
+            await c.start(automation_id)
+
+    before = c.cpu()
+    first = time.time()
+    await asyncio.gather(*(one() for _ in range(n)))
+    submitted = time.time() - first
+    await c.drained(automation_id)
+    after = c.cpu()
+    # The warm-up runs of this automation finished before `first`.
+    finished = [t for t in await c.finish_times(automation_id) if t >= first]
+    span = max(finished) - first
+    per_1k = {k: round((after[k] - before[k]) * 1000 / n, 2) for k in before}
+    return {
+        "runs": n,
+        "succeeded": len(finished),
+        "submits_per_s": round(n / submitted, 1),
+        "runs_per_s": round(len(finished) / span, 1),
+        "cpu_s_per_1k_runs": per_1k,
+        "cpu_s_per_1k_runs_total": round(sum(per_1k.values()), 2),
+    }
+
+
+async def chain40(c: Client, automation_id: str, repeats: int = 5) -> dict[str, Any]:
+    """Wall from StartRun to the terminal event of WatchRun, as this client sees it."""
+
+    async def one() -> tuple[float, float]:
+        started = time.time()
+        run = await c.start(automation_id)
+        async for item in c.ex.WatchRun(xpb.WatchRunRequest(run_id=run.id), timeout=60):
+            if item.kind == "terminal":
+                seen = time.time()
+                assert item.run.status == epb.RUN_STATUS_SUCCEEDED, item.run.status
+                return seen - started, _ts(item.run.finish_time) - started
+        raise RuntimeError("WatchRun ended without a terminal event")
+
+    await one()
+    results = [await one() for _ in range(repeats)]
+    walls = [r[0] for r in results]
+    median = statistics.median(walls)
+    return {
+        "client_wall_s": round(median, 3),
+        "client_wall_best_s": round(min(walls), 3),
+        "server_wall_s": round(statistics.median(r[1] for r in results), 3),
+        "overhead_per_step_ms": round((median - CHAIN_STEPS * 0.010) / CHAIN_STEPS * 1000, 2),
+    }
+
+
+async def run(conf: dict[str, Any]) -> dict[str, Any]:
+    """All three phases, each on its own automation."""
+    c = Client(conf)
+    try:
+        wait0 = [{"id": "s", "action": "wait", "params": {"duration": "0s"}}]
+        steady, bursty = await c.create(wait0), await c.create(wait0)
+        chain = await c.create(
+            [
+                {"id": f"s{i}", "action": "wait", "params": {"duration": "10ms"}}
+                for i in range(CHAIN_STEPS)
+            ]
+        )
+        for automation_id in (steady, bursty):
+            await asyncio.gather(*(c.start(automation_id) for _ in range(20)))
+        await c.drained(steady)
+        await c.drained(bursty)
+        return {
+            "open_loop": await open_loop(c, steady, conf["rate"], conf["seconds"]),
+            "burst": await burst(c, bursty, conf["burst"]),
+            "chain40": await chain40(c, chain),
+        }
+    finally:
+        for ch in c.channels:
+            await ch.close()
+
+
+def main() -> None:
+    """Read the configuration on stdin, print one JSON object."""
+    conf = json.loads(sys.stdin.read())
+    print(json.dumps(asyncio.run(run(conf))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The audit log's store: entries of every service, appended here and listed to owners.
+
+Definitions records its own mutations in the transaction that makes them; the other
+services' entries arrive on the AUDIT stream (from their outboxes) and are inserted once
+each, keyed by event id, so a redelivered message never makes a second entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DataError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from autom.api.events.v1 import audit_pb2
+from autom.core import bus
+from autom.core.audit import AUDIT_STREAM, Change, audit_event
+from autom.core.auth import Principal
+from autom.core.errors import ValidationFailed, Violation
+from autom.core.paging import decode_page_token, encode_page_token, page_size
+from autom.core.protoconv import from_timestamp, to_timestamp
+from autom.definitions import db
+
+log = logging.getLogger(__name__)
+SERVICE = "definitions"
+DURABLE = "definitions-audit"
+_BACKOFF = bus.Backoff()
+
+
+def _values(event: audit_pb2.AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.event_id,
+        "workspace_id": event.workspace_id,
+        "occurred_at": from_timestamp(event.occur_time),
+        "actor": event.actor,
+        "token_id": event.token_id,
+        "role": event.role,
+        "service": event.service,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "version_before": event.version_before,
+        "version_after": event.version_after,
+        "request_id": event.request_id,
+        "details": dict(event.details),
+    }
+
+
+def to_proto(row: Any) -> audit_pb2.AuditEvent:
+    """The API form of a stored entry."""
+    return audit_pb2.AuditEvent(
+        event_id=row.id,
+        occur_time=to_timestamp(row.occurred_at),
+        workspace_id=row.workspace_id,
+        actor=row.actor,
+        token_id=row.token_id,
+        role=row.role,
+        service=row.service,
+        action=row.action,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        version_before=row.version_before,
+        version_after=row.version_after,
+        request_id=row.request_id,
+        details={str(k): str(v) for k, v in (row.details or {}).items()},
+    )
+
+
+async def record(conn: AsyncConnection, caller: Principal, change: Change) -> None:
+    """Append the entry for one of definitions' own mutations, in its transaction."""
+    await conn.execute(
+        pg_insert(db.audit_events).values(_values(audit_event(SERVICE, change, caller)))
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What ListAuditEvents narrows the log to (empty or None: no narrowing)."""
+
+    actor: str = ""
+    target_type: str = ""
+    target_id: str = ""
+    action: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class AuditLog:
+    """Stores entries from the AUDIT stream and lists a workspace's log."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def store(self, event: audit_pb2.AuditEvent) -> bool:
+        """Insert one entry unless already stored; True when it was new."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                pg_insert(db.audit_events)
+                .values(_values(event))
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+        return bool(result.rowcount)
+
+    async def handle(self, msg: Msg) -> None:
+        """One AUDIT message: stored then acked; unreadable ones are terminated."""
+        event = audit_pb2.AuditEvent()
+        try:
+            event.ParseFromString(msg.data)
+            if not event.event_id or not event.workspace_id:
+                raise DecodeError("missing event_id or workspace_id")
+        except DecodeError:
+            log.error(
+                "audit: unreadable message on %s (%d bytes), terminated", msg.subject, len(msg.data)
+            )
+            await msg.term()
+            return
+        try:
+            await self.store(event)
+        except DataError:
+            # A value the table cannot hold never will: retrying would only loop.
+            log.error("audit: event %s cannot be stored, terminated", event.event_id, exc_info=True)
+            await msg.term()
+            return
+        except Exception:
+            deliveries = 1
+            with contextlib.suppress(Exception):
+                deliveries = int(msg.metadata.num_delivered or 1)
+            log.warning("audit: storing %s failed; retrying", event.event_id, exc_info=True)
+            await msg.nak(delay=_BACKOFF.delay(deliveries))
+            return
+        await msg.ack()
+
+    def consumer(self, js: JetStreamContext) -> Callable[[asyncio.Event], Awaitable[None]]:
+        """The background loop storing every service's entries (retries without limit)."""
+
+        async def run(stop: asyncio.Event) -> None:
+            sub = await bus.pull_subscription(
+                js,
+                subject=AUDIT_STREAM.subjects[0],
+                durable=DURABLE,
+                stream=AUDIT_STREAM.name,
+                max_deliver=-1,
+            )
+            try:
+                await bus.consume(sub, self.handle, stop, max_in_flight=20)
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+        return run
+
+    async def list(
+        self, caller: Principal, where: AuditFilter, *, size: int, token: str
+    ) -> tuple[list[Any], str]:
+        """A page of the caller's workspace log, newest first."""
+        if where.start is not None and where.end is not None and where.end <= where.start:
+            raise ValidationFailed([Violation("end_time", "must be after start_time")])
+        t = db.audit_events
+        limit = page_size(size)
+        query = select(*t.c).where(t.c.workspace_id == caller.workspace_id)
+        for column, value in (
+            (t.c.actor, where.actor),
+            (t.c.target_type, where.target_type),
+            (t.c.target_id, where.target_id),
+            (t.c.action, where.action),
+        ):
+            if value:
+                query = query.where(column == value)
+        if where.start is not None:
+            query = query.where(t.c.occurred_at >= where.start)
+        if where.end is not None:
+            query = query.where(t.c.occurred_at < where.end)
+        if token:
+            cursor = decode_page_token(token, keys={"t": str, "s": int})
+            try:
+                at = datetime.fromisoformat(cursor["t"])
+            except ValueError as exc:
+                raise ValidationFailed([Violation("page_token", "malformed page token")]) from exc
+            query = query.where(
+                or_(t.c.occurred_at < at, and_(t.c.occurred_at == at, t.c.seq < cursor["s"]))
+            )
+        async with self._engine.connect() as conn:
+            rows = list(
+                (
+                    await conn.execute(
+                        query.order_by(t.c.occurred_at.desc(), t.c.seq.desc()).limit(limit + 1)
+                    )
+                ).all()
+            )
+        next_token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_token = encode_page_token({"t": last.occurred_at.isoformat(), "s": last.seq})
+        return rows, next_token

@@ -1,0 +1,102 @@
+"""The console's pure parts: the session cookie, YAML line mapping, the inputs form."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from autom.gateway.console.forms import FormError, input_fields, inputs_from_form
+from autom.gateway.console.session import Session, SessionCodec, Workspace
+from autom.gateway.console.text import line_of, parse_definition, with_lines
+
+YAML = """\
+name: x
+plan:
+  - id: a
+    action: log
+  - id: b
+    action: nope
+    params: {message: hi}
+"""
+
+
+def test_session_round_trips_and_a_tampered_or_foreign_cookie_is_a_fresh_session() -> None:
+    codec = SessionCodec(Fernet.generate_key())
+    session = Session(timezone="Europe/Zurich")
+    session.add(Workspace("default", "tok-1", "user:a", "owner"))
+    session.add(Workspace("other", "tok-2", "user:a", "viewer"))
+    session.say("ok", "saved")
+    cookie = codec.dumps(session)
+    assert "tok-1" not in cookie
+
+    back = codec.loads(cookie)
+    assert back.workspace is not None and back.workspace.workspace_id == "other"
+    assert [w.token for w in back.workspaces] == ["tok-1", "tok-2"]
+    assert back.csrf == session.csrf and back.take_flash() == [("ok", "saved")]
+
+    tampered = cookie[:-6] + ("A" if cookie[-6] != "A" else "B") + cookie[-5:]
+    assert not codec.loads(tampered).signed_in
+    assert not SessionCodec(Fernet.generate_key()).loads(cookie).signed_in
+    assert not codec.loads("").signed_in
+
+
+def test_csrf_check_needs_the_sessions_token() -> None:
+    session = Session()
+    assert session.check_csrf(session.csrf)
+    assert not session.check_csrf(None)
+    assert not session.check_csrf("")
+    assert not session.check_csrf(session.csrf + "x")
+
+
+def test_field_paths_map_to_their_yaml_lines() -> None:
+    assert line_of(YAML, "plan[1].action") == 6
+    assert line_of(YAML, "plan[1]") == 5
+    assert line_of(YAML, "name") == 1
+    assert line_of(YAML, "plan[7].action") == 2  # as deep as the path exists
+    assert with_lines(YAML, [("definition.plan[1].action", "unknown action")]) == [
+        ("plan[1].action", "unknown action", 6)
+    ]
+
+
+def test_parse_definition_reports_unknown_keys_and_bad_yaml_with_lines() -> None:
+    definition, violations = parse_definition(YAML)
+    assert definition is not None and not violations
+    _, unknown = parse_definition(YAML.replace("params:", "parms:"))
+    assert unknown[0][0] == "plan[1].parms" and unknown[0][2] == 7
+    assert "did you mean 'params'" in unknown[0][1]
+    _, bad = parse_definition("name: [unclosed\nplan: []\n")
+    assert bad[0][0] == "yaml" and bad[0][2] is not None
+    _, not_mapping = parse_definition("- a\n")
+    assert not_mapping[0][1].startswith("must be a mapping")
+
+
+def test_inputs_form_follows_the_schema_types() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "who": {"type": "string"},
+            "n": {"type": "integer"},
+            "ratio": {"type": "number"},
+            "loud": {"type": "boolean"},
+            "mode": {"enum": ["a", "b"]},
+            "level": {"enum": [1, 2]},
+            "tags": {"type": "array"},
+            "note": {"type": "string"},
+        },
+        "required": ["who"],
+    }
+    fields = input_fields(schema)
+    assert [(f.name, f.kind, f.required) for f in fields][:2] == [
+        ("who", "text", True),
+        ("n", "integer", False),
+    ]
+    form = {"input.who": "Ada", "input.n": "3", "input.ratio": "0.5", "input.loud": "on",
+            "input.mode": "b", "input.level": "2", "input.tags": '["x"]',
+            "input.note": ""}  # fmt: skip
+    assert inputs_from_form(fields, form) == {
+        "who": "Ada", "n": 3, "ratio": 0.5, "loud": True, "mode": "b", "level": 2, "tags": ["x"]
+    }  # fmt: skip
+    with pytest.raises(FormError, match=r"inputs\.n"):
+        inputs_from_form(fields, {"input.n": "three"})
+    with pytest.raises(FormError, match="mode"):
+        inputs_from_form(fields, {"input.mode": "c"})
