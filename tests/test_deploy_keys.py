@@ -54,7 +54,19 @@ def test_kubernetes_mounts_the_signing_and_secrets_keys_in_definitions_only_and_
         for name, c in _containers(docs).items()
     }
     assert refs["autom-gateway"] == {"autom"}  # the plain ConfigMap of addresses
-    assert refs["autom-migrate"] == {"autom"}  # the database URL only
+    # Each service migrates in its init container, with the database URL only.
+    migrations = [
+        c
+        for doc in docs
+        if doc and doc["kind"] == "Deployment"
+        for c in doc["spec"]["template"]["spec"].get("initContainers", [])
+        if c["command"][-1] == "migrate"
+    ]
+    assert len(migrations) == 4
+    for c in migrations:
+        assert {
+            s.get("secretRef", s.get("configMapRef", {})).get("name") for s in c["envFrom"]
+        } == {"autom"}
     for secret in ("autom-signing-key", "autom-secrets-key"):
         assert [n for n, r in refs.items() if secret in r] == ["autom-definitions"]
     assert [n for n, r in refs.items() if "autom-scheduler-credential" in r] == ["autom-scheduler"]

@@ -181,3 +181,24 @@ def test_banner_shows_endpoints_and_token_but_no_passwords(tmp_path: Path) -> No
     assert "postgresql://u:***@db:5432/x" in text
     assert "hunter2" not in text
     assert "no dev token" in banner(config, None)
+
+
+def test_metrics_ports_are_opt_in_and_given_to_each_process(tmp_path: Path) -> None:
+    assert (
+        "AUTOM_METRICS_PORT"
+        not in service_envs(DevConfig(home=tmp_path), SECRETS, {"AUTOM_METRICS_PORT": "9"})[
+            "executor"
+        ]
+    )
+    config = DevConfig.from_env({"AUTOM_METRICS_BASE_PORT": "9101"}, cwd=tmp_path)
+    envs = service_envs(config, SECRETS, {})
+    ports = {name: env["AUTOM_METRICS_PORT"] for name, env in envs.items()}
+    assert ports == {
+        "definitions": "9101",
+        "scheduler": "9102",
+        "executor": "9103",
+        "drafter": "9104",
+        "gateway": "9105",
+    }
+    assert len(port_claims(config)) == 12
+    assert "http://127.0.0.1:9105/metrics" in banner(config, "tok")

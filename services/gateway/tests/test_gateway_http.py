@@ -228,7 +228,9 @@ async def test_identity_headers_are_not_forwarded(client: httpx.AsyncClient, sta
     (seen,) = stack.definitions.seen_metadata
     assert seen["authorization"] == f"Bearer {stack.token(Role.EDITOR)}"
     forwarded = {k for k in seen if not k.startswith(("grpc-", ":"))} - {"user-agent"}
-    assert forwarded == {"authorization"}
+    # The request id is a correlation tag, never identity (the services log it, nothing more).
+    assert forwarded == {"authorization", "x-request-id"}
+    assert seen["x-request-id"] == r.headers["x-request-id"]
 
 
 async def test_watch_run_streams_ndjson_as_it_happens(

@@ -7,8 +7,6 @@ it on the AUDIT stream, which definitions owns, stores (append-only) and serves.
 
 from __future__ import annotations
 
-import contextvars
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from autom.api.events.v1 import audit_pb2
 from autom.core.auth import Principal
 from autom.core.bus import AUDIT_STREAM, OutboxRelay, outbox_row, outbox_table
+from autom.core.logging import current_request_id
 from autom.core.protoconv import to_timestamp
 
 __all__ = [
@@ -31,32 +30,8 @@ __all__ = [
     "audit_outbox_table",
     "audit_relay",
     "audit_row",
-    "set_request_id",
 ]
 SUBJECT = "automations.audit.{}"
-REQUEST_ID_HEADER = "x-request-id"
-# What a client may put in the log through its request id: no control bytes, bounded.
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
-
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("autom_request_id", default="")
-
-
-def set_request_id(metadata: Mapping[str, str], fallback: object = "") -> None:
-    """Bind the call's request id for the entries it records.
-
-    The `x-request-id` metadata when well-formed, else the request's own `request_id` field
-    (its idempotency key, `fallback`), else none.
-    """
-    for value in (metadata.get(REQUEST_ID_HEADER, ""), fallback):
-        if isinstance(value, str) and _REQUEST_ID.match(value.strip()):
-            _request_id.set(value.strip())
-            return
-    _request_id.set("")
-
-
-def current_request_id() -> str:
-    """The request id of the call being served, or ""."""
-    return _request_id.get()
 
 
 @dataclass(frozen=True)
@@ -88,7 +63,8 @@ def audit_event(service: str, change: Change, actor: Principal) -> audit_pb2.Aud
         target_id=change.target_id,
         version_before=change.version_before,
         version_after=change.version_after,
-        request_id=current_request_id(),
+        # The one request id of the call (grpcserver binds it; logs carry the same).
+        request_id=current_request_id() or "",
         details=dict(change.details),
     )
 

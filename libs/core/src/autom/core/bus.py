@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import nats
 import nats.errors
@@ -17,6 +18,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -32,6 +36,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from autom.core import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -168,15 +174,21 @@ async def publish(
 
 
 async def publish_batch(
-    js: JetStreamContext, messages: Sequence[tuple[str, bytes, str]], *, timeout: float = 10.0
+    js: JetStreamContext,
+    messages: Sequence[tuple[str, bytes, str]],
+    *,
+    timeout: float = 10.0,
+    headers: Sequence[Mapping[str, str]] | None = None,
 ) -> None:
     """Publish (subject, payload, msg_id) messages pipelined, then wait for every ack.
 
+    `headers`, one mapping per message, adds to its headers (e.g. a trace's `traceparent`).
     Raises if any ack fails or times out; callers then leave their rows unpublished.
     """
+    extra = headers or [{}] * len(messages)
     futures = [
-        await js.publish_async(subject, payload, headers={MSG_ID: msg_id})
-        for subject, payload, msg_id in messages
+        await js.publish_async(subject, payload, headers={**more, MSG_ID: msg_id})
+        for (subject, payload, msg_id), more in zip(messages, extra, strict=True)
     ]
     await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout)
 
@@ -241,6 +253,7 @@ class OutboxRelay:
         release_at_created: bool = False,
         on_published: PublishedHook | None = None,
         ack_timeout: float = 10.0,
+        trace_parent: Callable[[str], Context] | None = None,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -251,6 +264,8 @@ class OutboxRelay:
         self._release = release_at_created
         self._on_published = on_published
         self._ack_timeout = ack_timeout
+        # Given a msg_id, the trace its publish span joins (the relay of fires: the fire's).
+        self._trace_parent = trace_parent
         self._wake = asyncio.Event()
 
     def notify(self) -> None:
@@ -273,11 +288,22 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await publish_batch(
-                self._js,
-                [(r.subject, r.payload, r.msg_id) for r in rows],
-                timeout=self._ack_timeout,
-            )
+            spans, headers = self._publish_spans(rows)
+            try:
+                await publish_batch(
+                    self._js,
+                    [(r.subject, r.payload, r.msg_id) for r in rows],
+                    timeout=self._ack_timeout,
+                    headers=headers,
+                )
+            except BaseException as exc:
+                for span in spans:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR)
+                    span.end()
+                raise
+            for span in spans:
+                span.end()
             acked = datetime.now(UTC)
             ids = [r.id for r in rows]
             if self._keep is None:
@@ -287,6 +313,28 @@ class OutboxRelay:
             if self._on_published is not None:
                 await self._on_published(conn, [r.msg_id for r in rows], acked)
         return len(rows)
+
+    def _publish_spans(self, rows: Sequence[Any]) -> tuple[list[Span], list[dict[str, str]] | None]:
+        """A producer span per row, and the headers that carry each onward (tracing on)."""
+        if self._trace_parent is None:
+            return [], None
+        spans, headers = [], []
+        for row in rows:
+            span = tracing.tracer().start_span(
+                f"publish {row.subject}",
+                context=self._trace_parent(row.msg_id),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": row.subject,
+                    "messaging.message.id": row.msg_id,
+                },
+            )
+            carrier: dict[str, str] = {}
+            tracing.inject(carrier, trace.set_span_in_context(span))
+            spans.append(span)
+            headers.append(carrier)
+        return spans, headers
 
     async def prune_published(self) -> int:
         """Delete rows published longer ago than `keep_published` (kept a while to debug)."""
@@ -301,13 +349,16 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set; failures are logged and retried (rows stay unpublished)."""
-        next_prune = time.monotonic()
+        next_prune = next_sample = time.monotonic()
         while not stop.is_set():
             # Cleared before the pass: a notify() during the pass makes the wait return at once.
             self._wake.clear()
             try:
                 while await self.publish_pending() == self._batch:
                     pass
+                if time.monotonic() >= next_sample:
+                    await self.sample_backlog()
+                    next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
                 if time.monotonic() >= next_prune:
                     await self.prune_published()
                     next_prune = time.monotonic() + PRUNE_EVERY_S
@@ -317,6 +368,21 @@ class OutboxRelay:
                 await wait_any(stop, None, 1.0)
                 continue
             await wait_any(stop, self._wake, delay)
+
+    async def sample_backlog(self) -> tuple[int, float]:
+        """Set the backlog gauges: released unpublished rows and the oldest one's age."""
+        t = self._table
+        query = select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+        now = datetime.now(UTC)
+        if self._release:
+            query = query.where(t.c.created_at <= now)
+        async with self._engine.connect() as conn:
+            count, oldest = (await conn.execute(query)).one()
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        label = t.schema or t.name
+        metrics.OUTBOX_BACKLOG.labels(label).set(count)
+        metrics.OUTBOX_OLDEST_AGE.labels(label).set(age)
+        return int(count), age
 
     async def _until_next_release(self) -> float:
         """Seconds until the earliest pending row is released, at most the poll interval."""
@@ -449,8 +515,16 @@ async def consume(
             slots.release()
 
     failures = 0
+    # nats-py exposes no getter for the names the subscription was bound with.
+    stream = str(getattr(sub, "_stream", "unknown"))
+    durable = str(getattr(sub, "_consumer", "unknown"))
+    redeliveries = metrics.CONSUMER_REDELIVERIES.labels(stream, durable)
+    next_sample = time.monotonic()
     try:
         while not stop.is_set():
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
+                await _sample_consumer(sub, stream, durable)
             free = max(1, min(batch, max_in_flight - len(tasks)))
             try:
                 msgs = await sub.fetch(free, timeout=fetch_timeout)
@@ -472,6 +546,8 @@ async def consume(
                 continue
             failures = 0
             for msg in msgs:
+                if _delivery_count(msg) > 1:
+                    redeliveries.inc()
                 await slots.acquire()
                 task = asyncio.create_task(guarded(msg))
                 tasks.add(task)
@@ -479,3 +555,24 @@ async def consume(
     finally:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _delivery_count(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered or 1)
+    except Exception:
+        return 1  # not a JetStream message (no reply subject to read it from)
+
+
+async def _sample_consumer(
+    sub: JetStreamContext.PullSubscription, stream: str, durable: str
+) -> None:
+    """Set the consumer gauges from NATS; a failure only leaves them stale."""
+    try:
+        info = await sub.consumer_info()
+    except Exception:
+        log.debug("consumer info of %s/%s unavailable", stream, durable, exc_info=True)
+        return
+    metrics.CONSUMER_PENDING.labels(stream, durable).set(info.num_pending or 0)
+    metrics.CONSUMER_ACK_PENDING.labels(stream, durable).set(info.num_ack_pending or 0)
+    metrics.CONSUMER_REDELIVERED.labels(stream, durable).set(info.num_redelivered or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -15,12 +16,27 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from nats.js.errors import NotFoundError as StreamNotFound
+from opentelemetry.trace import SpanKind
 
-from autom.core.audit import set_request_id
+from autom.core import tracing
 from autom.core.auth import TokenVerifier, authorize, set_current_principal
 from autom.core.bus import wait_any
 from autom.core.errors import AutomError, Unavailable, internal_status, to_status_proto
 from autom.core.grpctls import GrpcTls
+from autom.core.logging import (
+    REQUEST_ID_KEY,
+    clean_request_id,
+    current_request_id,
+    log_context,
+    new_request_id,
+)
+from autom.core.metrics import (
+    MetricsServer,
+    RpcOutcome,
+    observe_rpc,
+    split_method,
+    start_metrics_server,
+)
 from autom.core.paging import configure_page_tokens
 from autom.core.requests import check_request, tolerant
 
@@ -81,9 +97,12 @@ def as_loop(item: Loop | Background) -> Loop:
     return Loop(name=name, run=item)
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, outcome: RpcOutcome
+) -> None:
     if isinstance(exc, NotImplementedError):
         # The generated base servicer raises this for RPCs a service does not implement yet.
+        outcome.code = grpc.StatusCode.UNIMPLEMENTED.name
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     if isinstance(exc, AutomError):
         status = rpc_status.to_status(to_status_proto(exc))
@@ -92,7 +111,66 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     else:
         log.exception("unhandled exception in RPC", exc_info=exc)
         status = rpc_status.to_status(internal_status())
+    outcome.code = status.code.name
     await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The code a handler ended its call with (it aborted itself or set one)."""
+    code = context.code()
+    if code is None:
+        return "OK"
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    # grpc.aio may hand back the numeric code.
+    names = {known.value[0]: str(known.name) for known in grpc.StatusCode}
+    return names.get(code, "UNKNOWN")
+
+
+@contextlib.asynccontextmanager
+async def _call(
+    method: str,
+    metadata: dict[str, str],
+    verifier: TokenVerifier,
+    context: grpc.aio.ServicerContext[Any, Any],
+    fallback: object = None,
+) -> AsyncIterator[None]:
+    """One RPC: its request id on every log line, counted and timed, authorized, errors mapped.
+
+    The request id is the caller's `x-request-id` when well-formed, else the request's own
+    `request_id` field (its idempotency key, `fallback`), else a new one; logs, outgoing
+    calls and the audit entries the call records all read this one id.
+    """
+    request_id = (
+        clean_request_id(metadata.get(REQUEST_ID_KEY))
+        or clean_request_id(fallback if isinstance(fallback, str) else None)
+        or new_request_id()
+    )
+    service, name = split_method(method)
+    span = tracing.tracer().start_as_current_span(
+        method.lstrip("/"),
+        context=tracing.extract(metadata),
+        kind=SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+    with log_context(request_id=request_id), observe_rpc(method) as outcome, span as current:
+        try:
+            set_current_principal(authorize(method, metadata, verifier))
+            yield
+            outcome.code = _code_name(context)
+        except asyncio.CancelledError:
+            outcome.code = grpc.StatusCode.CANCELLED.name
+            raise
+        except grpc.aio.AbortError:
+            if outcome.code == grpc.StatusCode.OK.name:
+                outcome.code = _code_name(context)
+            raise
+        except Exception as exc:
+            await _abort(context, exc, outcome)
+        finally:
+            current.set_attribute("rpc.grpc.status_code", outcome.code)
 
 
 async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -103,7 +181,11 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every call of every shape against the central table; maps errors."""
+    """Authenticates every call of every shape against the central table; maps errors.
+
+    Every call is also counted and timed per method and code (`grpc_server_*` metrics) and
+    logs under its `x-request-id` (the caller's, or a new one).
+    """
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
@@ -130,15 +212,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner_uu = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                try:
-                    set_current_principal(authorize(method, metadata, verifier))
+                fallback = getattr(request, "request_id", "")
+                async with _call(method, metadata, verifier, context, fallback):
                     check_request(request)
-                    set_request_id(metadata, getattr(request, "request_id", ""))
                     return await inner_uu(request, context)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc)
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, **codecs)
         if handler.stream_unary is not None:
@@ -147,14 +224,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def stream_unary(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
-                try:
-                    set_current_principal(authorize(method, metadata, verifier))
-                    set_request_id(metadata)
+                async with _call(method, metadata, verifier, context):
                     return await inner_su(_checked(requests), context)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc)
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, **codecs)
         if handler.unary_stream is not None:
@@ -163,16 +234,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def unary_stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                try:
-                    set_current_principal(authorize(method, metadata, verifier))
+                fallback = getattr(request, "request_id", "")
+                async with _call(method, metadata, verifier, context, fallback):
                     check_request(request)
-                    set_request_id(metadata, getattr(request, "request_id", ""))
                     async for item in inner_us(request, context):
                         yield item
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc)
 
             return grpc.unary_stream_rpc_method_handler(unary_stream, **codecs)
         if handler.stream_stream is not None:
@@ -181,15 +247,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def stream_stream(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                try:
-                    set_current_principal(authorize(method, metadata, verifier))
-                    set_request_id(metadata)
+                async with _call(method, metadata, verifier, context):
                     async for item in inner_ss(_checked(requests), context):
                         yield item
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as exc:
-                    await _abort(context, exc)
 
             return grpc.stream_stream_rpc_method_handler(stream_stream, **codecs)
         log.error("refusing %s: handler of an unknown shape", method)
@@ -216,11 +276,15 @@ class GrpcApp:
     background: Sequence[Loop | Background] = ()
     cleanup: Sequence[Cleanup] = ()
     supervision: Supervision = field(default_factory=Supervision)
+    # Prometheus `/metrics` endpoint: None serves none, 0 picks a free port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     # Keys page tokens; replicas of a service share it. None: a random key per process.
     page_token_key: bytes | None = None
     # TLS when it holds a server certificate; plaintext otherwise.
     tls: GrpcTls | None = None
     bound_port: int = 0
+    metrics_server: MetricsServer | None = None
     exit_code: int | None = None
     _server: grpc.aio.Server | None = None
     _health: health.aio.HealthServicer | None = None
@@ -267,13 +331,26 @@ class GrpcApp:
             raise RuntimeError(
                 f"{self.name}: cannot bind {self.host}:{self.port} (already in use?)"
             ) from exc
-        await server.start()
+        if self.metrics_port is not None:
+            self.metrics_server = start_metrics_server(
+                self.metrics_host, self.metrics_port, name=self.name
+            )
+        try:
+            await server.start()
+        except BaseException:
+            self._close_metrics()
+            raise
         self._server = server
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         for loop in map(as_loop, self.background):
             self._tasks.append(asyncio.create_task(self._supervise(loop), name=loop.name))
         log.info("%s serving on %s", self.name, self.address)
+
+    def _close_metrics(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         if self._health is None:
@@ -362,6 +439,7 @@ class GrpcApp:
                 await fn()
             except Exception:
                 log.exception("%s: cleanup failed", self.name)
+        self._close_metrics()
         log.info("%s stopped", self.name)
 
     async def wait_for_termination(self) -> None:
@@ -410,6 +488,13 @@ async def _with_bearer(
     if not any(k == "authorization" for k, _ in metadata):
         token = credential if isinstance(credential, str) else await credential.token()
         metadata.append(("authorization", f"Bearer {token}"))
+    # A call made while handling a request carries that request's id and trace onward.
+    request_id = current_request_id()
+    if request_id is not None and not any(k == REQUEST_ID_KEY for k, _ in metadata):
+        metadata.append((REQUEST_ID_KEY, request_id))
+    carrier: dict[str, str] = {}
+    tracing.inject(carrier)
+    metadata.extend((k, v) for k, v in carrier.items() if not any(k == m for m, _ in metadata))
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
     )

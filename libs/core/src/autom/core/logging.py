@@ -6,7 +6,9 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +33,41 @@ def log_context(**fields: Any) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
+# The gRPC metadata key (and HTTP header, case aside) that carries a request's id.
+REQUEST_ID_KEY = "x-request-id"
+# What a caller-supplied id may hold: anything else is replaced (it is logged verbatim).
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+def clean_request_id(value: str | None) -> str | None:
+    """The caller's request id when it is safe to log and forward, else None."""
+    return value if value is not None and _REQUEST_ID.match(value) else None
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The request id of the request being handled, if any (forwarded on outgoing calls)."""
+    value = (_CONTEXT.get() or {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     extra = {k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS}
     return {**(_CONTEXT.get() or {}), **extra}
+
+
+class ContextFilter(logging.Filter):
+    """Copies the log context (request_id, run_id, ...) onto each record, for any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_CONTEXT.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,6 +103,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     """Install one stderr handler on the root logger."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

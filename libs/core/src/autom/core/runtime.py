@@ -10,10 +10,12 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core import bus
@@ -25,8 +27,10 @@ from autom.core.natsauth import inbox_prefix
 from autom.core.revocations import revocation_feed
 from autom.core.servicetokens import ServiceTokens
 from autom.core.settings import CommonSettings, ServiceSettings
+from autom.core.tracing import configure_tracing
 
 S = TypeVar("S", bound=ServiceSettings)
+C = TypeVar("C", bound=CommonSettings)
 T = TypeVar("T")
 
 
@@ -97,6 +101,8 @@ class Runtime:
             background=[*background, *self.background()],
             cleanup=[*cleanup, self.close],
             supervision=supervision(s),
+            metrics_host=s.metrics_host,
+            metrics_port=s.metrics_port,
             page_token_key=page_token_key(s),
             tls=s.grpc_tls,
         )
@@ -163,6 +169,48 @@ async def open_runtime(
     )
 
 
+HELP_FLAGS = ("-h", "--help", "help")
+_SERVE_MIGRATE = {
+    "serve": "serve gRPC until SIGTERM (the default)",
+    "migrate": "upgrade this service's schema to the newest revision (safe to re-run)",
+}
+
+
+def usage(prog: str, commands: Mapping[str, str]) -> str:
+    """The `--help` text of a service command: its subcommands, and where settings come from."""
+    width = max(len(name) for name in commands)
+    lines = [f"usage: {prog} [{'|'.join(commands)}]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in commands.items()]
+    lines += [
+        "",
+        "Settings come from AUTOM_* environment variables (README: Operating Autom).",
+    ]
+    return "\n".join(lines)
+
+
+def load_settings(factory: Callable[[], C], prog: str) -> C:
+    """Read the settings, or exit 2 naming each bad variable (no traceback, no values)."""
+    try:
+        return factory()
+    except ValidationError as exc:
+        problems = [
+            f"  AUTOM_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        print(f"{prog}: invalid settings\n" + "\n".join(problems), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _prog(argv0: str) -> str:
+    """`autom-scheduler`, whether started as the console script or `python -m`."""
+    path = Path(argv0)
+    return f"autom-{path.parent.name}" if path.name == "__main__.py" else path.name or "autom"
+
+
+def _summary(fn: Callable[..., object]) -> str:
+    return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+
+
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a server's main coroutine on uvloop (less CPU per message and query)."""
     import uvloop
@@ -182,15 +230,21 @@ def run_service(
     Settings are read and logging configured first; a command's non-None result is printed.
     """
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    prog = _prog(sys.argv[0])
+    if command in HELP_FLAGS:
+        extra = {name: _summary(fn) for name, fn in (commands or {}).items()}
+        print(usage(prog, {**_SERVE_MIGRATE, **extra}))
+        return
     if command == "migrate":
-        # A migration needs the database only: the job that runs it holds no key.
-        common = CommonSettings()
+        # A migration needs the database only: the init container that runs it holds no key.
+        common = load_settings(CommonSettings, prog)
         configure_logging(common.log_level, common.log_format)
         asyncio.run(migrate(common.database_url))
         return
-    settings = settings_factory()
+    settings = load_settings(settings_factory, prog)
     configure_logging(settings.log_level, settings.log_format)
     if command == "serve":
+        configure_tracing(prog.removeprefix("autom-"))
 
         async def _serve() -> None:
             await serve(await build_app(settings))

@@ -65,6 +65,9 @@ class CommonSettings(BaseSettings):
     executor_addr: str = "127.0.0.1:50053"
     drafter_addr: str = "127.0.0.1:50054"
     db_pool_size: int = Field(default=10, ge=1)
+    # Prometheus `/metrics` over HTTP: off unless a port is set (0 picks a free one).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator("database_url")
     @classmethod

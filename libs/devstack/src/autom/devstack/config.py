@@ -30,6 +30,9 @@ class DevConfig:
     executor_port: int = 50053
     drafter_port: int = 50054
     http_port: int = 8080
+    # Prometheus /metrics: off unless set; then definitions, scheduler, executor, drafter and
+    # the gateway listen on this port and the four after it.
+    metrics_base_port: int | None = None
 
     @classmethod
     def from_env(
@@ -67,6 +70,9 @@ class DevConfig:
             executor_port=port("AUTOM_EXECUTOR_PORT", 50053),
             drafter_port=port("AUTOM_DRAFTER_PORT", 50054),
             http_port=port("AUTOM_HTTP_PORT", 8080),
+            metrics_base_port=(
+                port("AUTOM_METRICS_BASE_PORT", 0) if get("AUTOM_METRICS_BASE_PORT") else None
+            ),
         )
 
 

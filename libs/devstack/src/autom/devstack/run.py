@@ -100,6 +100,14 @@ def grpc_ports(config: DevConfig) -> dict[str, int]:
     }
 
 
+def metrics_ports(config: DevConfig) -> dict[str, int]:
+    """/metrics port of each process (none unless AUTOM_METRICS_BASE_PORT is set)."""
+    base = config.metrics_base_port
+    if base is None:
+        return {}
+    return {name: base + i for i, name in enumerate((*GRPC_SERVICES, GATEWAY))}
+
+
 def port_claims(config: DevConfig) -> list[PortClaim]:
     """Every port this run will bind."""
     claims: list[PortClaim] = []
@@ -114,6 +122,8 @@ def port_claims(config: DevConfig) -> list[PortClaim]:
     for name, port in grpc_ports(config).items():
         claims.append(PortClaim(config.host, port, f"{name} gRPC", f"AUTOM_{name.upper()}_PORT"))
     claims.append(PortClaim(config.host, config.http_port, "gateway HTTP", "AUTOM_HTTP_PORT"))
+    for name, port in metrics_ports(config).items():
+        claims.append(PortClaim(config.host, port, f"{name} metrics", "AUTOM_METRICS_BASE_PORT"))
     return claims
 
 
@@ -146,7 +156,7 @@ def service_envs(
     user; with AUTOM_NATS_URL, AUTOM_NATS_USER / AUTOM_NATS_PASSWORD pass through as set.
     """
     # Keys reach a process only below, never through the developer's own environment.
-    keys: tuple[str, ...] = (*KEY_VARS, "AUTOM_GRPC_PORT")
+    keys: tuple[str, ...] = (*KEY_VARS, "AUTOM_GRPC_PORT", "AUTOM_METRICS_PORT")
     if nats_admin_password is not None:
         keys += ("AUTOM_NATS_USER", "AUTOM_NATS_PASSWORD")
     common = {
@@ -182,6 +192,9 @@ def service_envs(
     envs["executor"]["AUTOM_SERVICE_CREDENTIAL"] = secrets.executor_credential
     gateway = {**common, "AUTOM_HTTP_HOST": config.host, "AUTOM_HTTP_PORT": str(config.http_port)}
     envs[GATEWAY] = gateway
+    for name, port in metrics_ports(config).items():
+        envs[name]["AUTOM_METRICS_HOST"] = config.host
+        envs[name]["AUTOM_METRICS_PORT"] = str(port)
     if nats_admin_password is not None:
         passwords = nats_passwords(nats_admin_password)
         for name, env in envs.items():
@@ -228,6 +241,10 @@ def banner(config: DevConfig, token: str | None, note: str = "") -> str:
         ),
         (GATEWAY, f"HTTP  {http}"),
         ("console", f"web   {http}/ui  (sign in with the dev token)"),
+        *(
+            (name, f"metrics  http://{_address(config.host, port)}/metrics")
+            for name, port in metrics_ports(config).items()
+        ),
         ("database", redact_url(database_url(config))),
         ("nats", redact_url(nats_url(config))),
         ("data", str(config.home)),

@@ -1,4 +1,4 @@
-"""`autom-definitions [serve|migrate|dev-token|admin-token|rotate-secrets|...]`.
+"""`autom-definitions [serve|migrate|bootstrap|dev-token|admin-token|rotate-secrets|...]`.
 
 Key commands: `generate-signing-key` and `service-credential SERVICE` need no settings (a
 new deployment's first keys); `rotate-signing-key` prints the settings of the next key.
@@ -14,25 +14,30 @@ from typing import TYPE_CHECKING
 
 from autom.core.errors import AutomError
 from autom.core.logging import configure_logging
-from autom.core.runtime import run_loop
+from autom.core.runtime import HELP_FLAGS, load_settings, run_loop, usage
 from autom.definitions.settings import DefinitionsSettings, build_signer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-COMMANDS = (
-    "serve",
-    "migrate",
-    "dev-token",
-    "admin-token",
-    "rotate-secrets",
-    "rotate-signing-key",
-    "generate-signing-key",
-    "service-credential",
-)
+COMMANDS = {
+    "serve": "serve gRPC until SIGTERM (the default)",
+    "migrate": "upgrade the definitions schema to the newest revision (safe to re-run)",
+    "bootstrap": "create a workspace with an owner and print an owner token "
+    "(--workspace NAME --owner PRINCIPAL [--ttl-days N]); the production first step",
+    "admin-token": "print a deployment-admin token (--name NAME --ttl SECONDS, at most a day)",
+    "rotate-secrets": "re-encrypt every secret with the newest AUTOM_SECRETS_KEY",
+    "rotate-signing-key": "print the settings that roll the token-signing key over",
+    "generate-signing-key": "print a new signing key pair (needs no settings)",
+    "service-credential": "print a new credential for SERVICE (scheduler, executor; "
+    "needs no settings)",
+    "dev-token": "print an owner token of the `default` workspace (make run only)",
+}
 # A deployment-admin token cannot be revoked through the API, so it lives at most a day.
 MAX_ADMIN_TTL = 24 * 3600
 _ADMIN_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,200}$")
+_PRINCIPAL = re.compile(r"^user:[A-Za-z0-9@._-]{1,200}$")
+MAX_BOOTSTRAP_TTL_DAYS = 365
 
 
 async def _dev_token(settings: DefinitionsSettings) -> str:
@@ -46,6 +51,36 @@ async def _dev_token(settings: DefinitionsSettings) -> str:
         return await service.bootstrap_dev(build_signer(settings))
     finally:
         await engine.dispose()
+
+
+def _bootstrap_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="autom-definitions bootstrap")
+    parser.add_argument("--workspace", required=True, help="workspace name (created if missing)")
+    parser.add_argument("--owner", required=True, help="the owner's principal, e.g. user:alice")
+    parser.add_argument("--ttl-days", type=int, default=30, help="token lifetime in days (30)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.ttl_days <= MAX_BOOTSTRAP_TTL_DAYS:
+        parser.error(f"--ttl-days must be between 1 and {MAX_BOOTSTRAP_TTL_DAYS}")
+    if not _PRINCIPAL.match(args.owner):
+        parser.error("--owner must look like user:NAME (letters, digits and @._-)")
+    return args
+
+
+async def _bootstrap(settings: DefinitionsSettings, args: argparse.Namespace) -> str:
+    from autom.core.db import create_engine
+    from autom.definitions.access import AccessService, build_cipher
+
+    key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    engine = create_engine(url=settings.database_url, application_name="autom-definitions-cli")
+    try:
+        access = AccessService(engine, build_signer(settings), build_cipher(key), None)
+        workspace_id, token = await access.bootstrap_owner(
+            args.workspace, args.owner, ttl_seconds=args.ttl_days * 86400
+        )
+    finally:
+        await engine.dispose()
+    print(f"workspace {args.workspace} ({workspace_id}): owner {args.owner}", file=sys.stderr)
+    return token
 
 
 def _admin_token(settings: DefinitionsSettings, argv: Sequence[str]) -> str:
@@ -128,7 +163,10 @@ def _service_credential(argv: Sequence[str]) -> str:
 
 async def _serve(settings: DefinitionsSettings) -> None:
     from autom.core.grpcserver import serve
+    from autom.core.tracing import configure_tracing
     from autom.definitions.app import build_app
+
+    configure_tracing("definitions")
 
     await serve(await build_app(settings))
 
@@ -136,6 +174,11 @@ async def _serve(settings: DefinitionsSettings) -> None:
 def main() -> None:
     """Entry point: serve (default), migrate, mint a dev or admin token, or manage keys."""
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
+    if command in HELP_FLAGS:
+        print(usage("autom-definitions", COMMANDS))
+        return
+    if command not in COMMANDS:
+        sys.exit(f"unknown command {command!r}; use {', '.join(COMMANDS)}")
     # Commands that make a deployment's first keys read no settings (there are none yet).
     if command == "generate-signing-key":
         print(_generate_signing_key())
@@ -144,19 +187,23 @@ def main() -> None:
         print(_service_credential(sys.argv[2:]))
         return
     if command == "migrate":
-        # A migration needs the database only: the job that runs it holds no key.
+        # A migration needs the database only: the init container that runs it holds no key.
         from autom.core.settings import CommonSettings
         from autom.definitions import db
 
-        common = CommonSettings()
+        common = load_settings(CommonSettings, "autom-definitions")
         configure_logging(common.log_level, common.log_format)
         asyncio.run(db.migrate(common.database_url))
         return
-    settings = DefinitionsSettings()
+    # Bad arguments are reported before settings are needed.
+    bootstrap = _bootstrap_args(sys.argv[2:]) if command == "bootstrap" else None
+    settings = load_settings(DefinitionsSettings, "autom-definitions")
     configure_logging(settings.log_level, settings.log_format)
     # Imports per command: minting a token must not load the server (and stays quick).
     if command == "dev-token":
         print(asyncio.run(_dev_token(settings)))
+    elif bootstrap is not None:
+        print(asyncio.run(_bootstrap(settings, bootstrap)))
     elif command == "admin-token":
         print(_admin_token(settings, sys.argv[2:]))
     elif command == "rotate-secrets":

@@ -122,6 +122,49 @@ class AccessService:
         )
         return row, token[1]
 
+    async def bootstrap_owner(
+        self, name: str, principal: str, *, ttl_seconds: int
+    ) -> tuple[str, str]:
+        """The workspace named `name` (created if missing) with `principal` as an owner, and
+        a new owner token; re-running it only mints another token. Returns (id, token)."""
+        if not WORKSPACE_NAME.match(name):
+            raise ValidationFailed([Violation("name", f"must match {WORKSPACE_NAME.pattern}")])
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                pg_insert(db.workspaces)
+                .values(id=str(uuid.uuid4()), name=name, created_at=_now())
+                .on_conflict_do_nothing(index_elements=[db.workspaces.c.name])
+            )
+            workspace_id = (
+                await conn.execute(select(db.workspaces.c.id).where(db.workspaces.c.name == name))
+            ).scalar_one()
+            await conn.execute(
+                pg_insert(db.members)
+                .values(workspace_id=workspace_id, principal=principal, role="owner")
+                .on_conflict_do_nothing()
+            )
+            role = (
+                await conn.execute(
+                    select(db.members.c.role).where(
+                        db.members.c.workspace_id == workspace_id,
+                        db.members.c.principal == principal,
+                    )
+                )
+            ).scalar_one()
+        if role != "owner":
+            # Promotion goes through SetMember, which tells every service about it.
+            raise ValidationFailed(
+                [Violation("owner", f"{principal} is already a {role} here; use SetMember")]
+            )
+        # The operator at the console: the audit log names the bootstrap as the token's maker.
+        operator = Principal(
+            subject="admin:bootstrap", workspace_id=ANY_WORKSPACE, role=Role.ADMIN, token_id=""
+        )
+        _, token = await self._issue(
+            operator, str(workspace_id), principal, Role.OWNER, "bootstrap", ttl_seconds
+        )
+        return str(workspace_id), token
+
     async def _issue(
         self, caller: Principal, workspace_id: str, principal: str, role: Role, name: str, ttl: int
     ) -> tuple[Row[Any], str]:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
+from autom.core import metrics, tracing
 from autom.drafter.errors import DraftFailed, ErrorType
 from autom.drafter.settings import DrafterSettings
 
@@ -200,8 +203,14 @@ class LlmClient:
         bound = self._timeout * (1 + self._num_retries) + 1.0
         started = time.monotonic()
         try:
-            response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=bound)
+            with tracing.tracer().start_as_current_span(
+                f"llm {self._model}",
+                kind=SpanKind.CLIENT,
+                attributes={"gen_ai.system": "litellm", "gen_ai.request.model": self._model},
+            ):
+                response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=bound)
         except Exception as exc:
+            metrics.record_llm_call("drafter", self._model, ok=False)
             kind = classify(exc)
             log.warning(
                 "drafting model call failed: model=%s type=%s error=%s: %s",
@@ -226,6 +235,14 @@ class LlmClient:
             text = response.choices[0].message.content or ""
         except (AttributeError, IndexError):
             text = ""
+        metrics.record_llm_call(
+            "drafter",
+            self._model,
+            ok=True,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+        )
         log.info(
             "drafting model answered: model=%s tokens=%d+%d cost_usd=%.6f in %.2fs",
             self._model,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import text
 
+from autom.core import metrics
 from autom.core.bus import Backoff
 from autom.executor.errors import LeaseLost, RunCancelled
 from autom.executor.sources import Snapshot
@@ -124,6 +125,7 @@ class Concurrency:
                     "fields": [],
                 },
             )
+            metrics.FIRES.labels("skipped").inc()
             return "done"
         # The lease is given back: this worker no longer touches the run.
         state.finished = True

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 import jsonschema
 from jsonschema import Draft202012Validator
+from opentelemetry.trace import StatusCode
 
 from autom.api.events.v1 import events_pb2
+from autom.core import metrics, tracing
 from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import Action, ActionContext, Actions, Budget
@@ -73,6 +75,16 @@ SELF_BOUNDED_ACTIONS = INLINE_ACTIONS | {"wait"}
 def now() -> datetime:
     """Aware UTC now."""
     return datetime.now(UTC)
+
+
+def _observe_run(state: RunState, status: str) -> None:
+    """Count a run that reached a terminal status, and time it from its start."""
+    row = state.row
+    start = row.started_at or row.created_at
+    metrics.RUNS.labels(status).inc()
+    if start is not None:
+        elapsed = max(0.0, (now() - start).total_seconds())
+        metrics.RUN_DURATION.labels(status).observe(elapsed)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -266,6 +278,7 @@ class Engine:
             events=all_events,
         )
         state.finished = True
+        _observe_run(state, status)
 
     async def abort(self, state: RunState, error: StepError) -> None:
         """Fail the run after a fault no redelivery can fix (records not yet written are lost)."""
@@ -281,6 +294,7 @@ class Engine:
             events=[self.event(state, "finished", "failed")],
         )
         state.finished = True
+        _observe_run(state, "failed")
 
     # ---- run ----------------------------------------------------------------------------
     def context(self, state: RunState, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +341,11 @@ class Engine:
         deadline = self._deadline(state, execution)
         plan: list[dict[str, Any]] = list(definition.get("plan") or [])
         remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
+        row = state.row
+        if not row.steps and remaining and row.trigger_type == "schedule" and row.scheduled_for:
+            # The run's first step starts now (a resumed run started earlier: not counted).
+            lag = (now() - row.scheduled_for).total_seconds()
+            metrics.FIRE_START_LAG.observe(max(0.0, lag))
         last, failure = await self._run_plan(state, run, remaining, deadline)
         if failure is None:
             await self.finish(
@@ -432,7 +451,7 @@ class Engine:
             await asyncio.sleep(0)
             if state.writing is not None and state.writing.done():
                 await self._flush(state)
-            record, error = await self.run_step(
+            record, error = await self._traced_step(
                 state, step, f"plan[{index}]", "plan", run.ctx, run.execution, deadline
             )
             run.note(step, record)
@@ -484,7 +503,7 @@ class Engine:
         run.ctx["error"] = run_error
         for index, step in enumerate(on_failure):
             await asyncio.sleep(0)
-            record, _ = await self.run_step(
+            record, _ = await self._traced_step(
                 state,
                 step,
                 f"execution.on_failure[{index}]",
@@ -578,6 +597,37 @@ class Engine:
             return
         if not await self._store.mark_started(state.run_id, state.token, key, self._lease):
             raise LeaseLost(state.run_id)
+
+    async def _traced_step(
+        self,
+        state: RunState,
+        step: dict[str, Any],
+        path: str,
+        phase: str,
+        ctx: dict[str, Any],
+        execution: dict[str, Any],
+        deadline: float | None,
+    ) -> tuple[dict[str, Any], StepError | None]:
+        """run_step inside a span of the run's trace (its actions' calls are its children),
+        timed into the step-duration histogram."""
+        began = time.monotonic()
+        with tracing.tracer().start_as_current_span(
+            f"step {step.get('id', '')}",
+            attributes={
+                "autom.step_id": str(step.get("id", "")),
+                "autom.action": str(step.get("action", "")),
+                "autom.step.phase": phase,
+            },
+        ) as span:
+            record, error = await self.run_step(state, step, path, phase, ctx, execution, deadline)
+            metrics.STEP_DURATION.labels(record["action"], record["status"]).observe(
+                time.monotonic() - began
+            )
+            span.set_attribute("autom.step.status", record["status"])
+            span.set_attribute("autom.step.attempts", record["attempts"])
+            if error is not None:
+                span.set_status(StatusCode.ERROR, error.message[:200])
+            return record, error
 
     async def run_step(
         self,
@@ -731,6 +781,10 @@ class Engine:
     ) -> tuple[dict[str, Any], StepError | None] | StepError:
         """One call of the action: the step's final result, or the error of a failed attempt."""
         record["attempts"] = attempt
+        kind = call.action.spec.type
+        metrics.STEP_ATTEMPTS.labels(kind).inc()
+        if attempt > 1:
+            metrics.STEP_RETRIES.labels(kind).inc()
         actx = ActionContext(
             run_id=state.run_id,
             step_id=record["step_id"],

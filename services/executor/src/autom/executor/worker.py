@@ -12,9 +12,10 @@ from typing import Any
 import asyncpg
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 
 from autom.api.events.v1 import events_pb2
-from autom.core import bus
+from autom.core import bus, tracing
 from autom.core.errors import NotFound, Unavailable, ValidationFailed
 from autom.core.logging import log_context
 from autom.core.protoconv import from_timestamp, struct_to_dict
@@ -200,7 +201,19 @@ class Worker:
         except (DecodeError, ValueError) as exc:
             await self._poison(msg, deliveries, f"undecodable fire: {exc}")
             return
-        with log_context(fire_id=fire.fire_id, automation_id=fire.automation_id):
+        # The run continues the trace the fire's publisher put in the message headers.
+        span = tracing.tracer().start_as_current_span(
+            "executor.run",
+            context=tracing.extract(msg.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "autom.fire_id": fire.fire_id,
+                "autom.automation_id": fire.automation_id,
+                "messaging.system": "nats",
+                "messaging.message.delivery_count": deliveries,
+            },
+        )
+        with log_context(fire_id=fire.fire_id, automation_id=fire.automation_id), span:
             try:
                 await self._handle_fire(msg, fire, deliveries)
             except Unstorable as exc:

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 
 import uvicorn
 
 from autom.core.logging import configure_logging
-from autom.core.runtime import run_loop
+from autom.core.runtime import HELP_FLAGS, load_settings, run_loop, usage
 from autom.gateway.app import create_app
 from autom.gateway.settings import GatewaySettings
 
@@ -63,7 +64,12 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main() -> None:
     """Entry point of `autom-gateway` and `python -m autom.gateway`."""
-    settings = GatewaySettings()
+    if len(sys.argv) > 1:
+        if sys.argv[1] not in HELP_FLAGS:
+            sys.exit(f"autom-gateway takes no command (got {sys.argv[1]!r}); try --help")
+        print(usage("autom-gateway", {"serve": "serve HTTP/JSON until SIGTERM (the default)"}))
+        return
+    settings = load_settings(GatewaySettings, "autom-gateway")
     configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("uvicorn.error").addFilter(_PlainUvicornRecords())
     run_loop(serve(settings))

@@ -23,6 +23,14 @@ from autom.api.executor.v1 import executor_service_pb2
 from autom.api.scheduler.v1 import scheduler_service_pb2
 from autom.core.auth import METHOD_PERMISSIONS
 from autom.core.errors import Violation
+from autom.core.logging import (
+    REQUEST_ID_KEY,
+    clean_request_id,
+    current_request_id,
+    log_context,
+    new_request_id,
+)
+from autom.core.metrics import MetricsServer, start_metrics_server
 from autom.gateway import codec, hooks
 from autom.gateway.comments import documented_ranges, find_proto_root, load_comments
 from autom.gateway.console import mount_console
@@ -204,6 +212,9 @@ def _raw_path(scope: Scope) -> str:
     return path
 
 
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
 class Gateway:
     """ASGI app: `/openapi.json`, `/docs`, `/healthz` and one transcoded route per binding."""
 
@@ -220,6 +231,7 @@ class Gateway:
         self.openapi = build_openapi(self.routes, self.comments, ranges=self.ranges)
         self._openapi_bytes = codec.dumps(self.openapi)
         self._docs = docs_html()
+        self.metrics: MetricsServer | None = None
         self._special: dict[str, Callable[[Request], Any]] = {
             "/openapi.json": self._openapi_endpoint,
             "/docs": self._docs_endpoint,
@@ -240,16 +252,21 @@ class Gateway:
             await self.console(scope, receive, send)
             return
         request = Request(scope, receive)
-        try:
-            response = await self.dispatch(request)
-        except HttpError as exc:
-            response = error_response(exc.http, exc.status, exc.headers)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("gateway error on %s %s", request.method, scope.get("path"))
-            response = error_response(500, status_of(code_pb2.INTERNAL, "internal error"))
-        await response(scope, receive, send)
+        # The caller's X-Request-Id (or a new one) tags every log line of the request, goes
+        # upstream as gRPC metadata and comes back on the response.
+        request_id = clean_request_id(request.headers.get(REQUEST_ID_KEY)) or new_request_id()
+        with log_context(request_id=request_id):
+            try:
+                response = await self.dispatch(request)
+            except HttpError as exc:
+                response = error_response(exc.http, exc.status, exc.headers)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("gateway error on %s %s", request.method, scope.get("path"))
+                response = error_response(500, status_of(code_pb2.INTERNAL, "internal error"))
+            response.headers[REQUEST_ID_HEADER] = request_id
+            await response(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -268,13 +285,20 @@ class Gateway:
                 return
 
     async def startup(self) -> None:
-        """Open upstream channels and bind the routes to them."""
+        """Open upstream channels and bind the routes to them; serve /metrics when set."""
+        if self.settings.metrics_port is not None:
+            self.metrics = start_metrics_server(
+                self.settings.metrics_host, self.settings.metrics_port, name="gateway"
+            )
         await self.pool.start(self.routes)
         log.info("gateway routes: %d over %d services", len(self.routes), len(self.pool.upstreams))
 
     async def shutdown(self) -> None:
         """Close the channels, letting in-flight calls finish within the grace."""
         await self.pool.close(self.settings.shutdown_grace_seconds)
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
 
     async def dispatch(self, request: Request) -> Response:
         """Serve one HTTP request."""
@@ -346,7 +370,12 @@ class Gateway:
             ) from exc
         # Only the bearer token crosses over: identity comes from the token, never from
         # headers a client could forge.
-        metadata = (("authorization", authorization),) if authorization else ()
+        metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", authorization),) if authorization else ()
+        )
+        request_id = current_request_id()
+        if request_id is not None:
+            metadata = (*metadata, (REQUEST_ID_KEY, request_id))
         if route.streaming:
             return await self._stream(route, payload, timeout, metadata)
         try:

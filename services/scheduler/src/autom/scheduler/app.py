@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from autom.api.scheduler.v1 import scheduler_service_pb2 as pb
 from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as pb_grpc
-from autom.core import bus
+from autom.core import bus, metrics, tracing
 from autom.core.audit import audit_relay
 from autom.core.bus import wait_any
 from autom.core.grpcserver import GrpcApp, Loop, channel
@@ -81,9 +81,19 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
     rt = await open_runtime(settings, name="scheduler", streams=(fires_stream,))
 
     async def stamp_fires(conn: AsyncConnection, fire_ids: list[str], acked: datetime) -> None:
-        await conn.execute(
-            update(db.fires).where(db.fires.c.fire_id.in_(fire_ids)).values(published_at=acked)
+        stamped = await conn.execute(
+            update(db.fires)
+            .where(db.fires.c.fire_id.in_(fire_ids))
+            .values(published_at=acked)
+            .returning(db.fires.c.kind, db.fires.c.scheduled_for)
         )
+        rows = stamped.all()
+        # Counted before the commit: a rolled-back batch is published again and counted twice.
+        metrics.FIRES.labels("published").inc(len(rows))
+        for kind, scheduled in rows:
+            # Catch-up, backfill and manual fires are late by design: not a lag.
+            if kind == "scheduled":
+                metrics.FIRE_PUBLISH_LAG.observe(max(0.0, (acked - scheduled).total_seconds()))
 
     # Published rows are deleted (a tiny hot index); created_at is a fire's release time.
     relay = bus.OutboxRelay(
@@ -95,6 +105,8 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
         keep_published=None,
         release_at_created=True,
         on_published=stamp_fires,
+        # A fire's publish span joins the trace its due-loop span started.
+        trace_parent=tracing.fire_parent,
     )
     audit_outbox = audit_relay(rt.engine, db.audit_outbox, rt.js)
     service = SchedulerService(

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import Span
 from sqlalchemy import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
+from autom.core import metrics, tracing
 from autom.core.audit import Change, audit_row
 from autom.core.auth import Principal
 from autom.core.bus import outbox_row
@@ -112,6 +114,21 @@ def _fire_rows(
     out = outbox_row(FIRE_SUBJECT.format(row.workspace_id), fid, event.SerializeToString())
     out["created_at"] = now  # the relay's release time
     return fire, out
+
+
+def _fire_span(row: Any, fid: str, kind: str, nominal: datetime) -> Span:
+    """The due loop's span of one fire: the root of the fire's trace (see autom.core.tracing)."""
+    return tracing.tracer().start_span(
+        "scheduler.fire",
+        context=tracing.fire_parent(fid),
+        attributes={
+            "autom.fire_id": fid,
+            "autom.fire.kind": kind,
+            "autom.schedule_id": row.id,
+            "autom.automation_id": row.automation_id,
+            "autom.scheduled_for": nominal.isoformat(),
+        },
+    )
 
 
 class SchedulerService:
@@ -306,6 +323,7 @@ class SchedulerService:
                 return 0
             fire_rows: list[dict[str, Any]] = []
             outbox_rows: dict[str, dict[str, object]] = {}
+            spans: list[Span] = []
             plans: list[tuple[Row[Any], list[tuple[str, datetime]], DuePlan | None]] = []
             for i, row in enumerate(rows):
                 if i and i % 50 == 0:
@@ -331,6 +349,7 @@ class SchedulerService:
                 fids = []
                 for nominal, kind in plan.fires:
                     fid = fire_id(row.id, nominal)
+                    spans.append(_fire_span(row, fid, kind, nominal))
                     # Planned ahead: the relay publishes it at its due time, not before.
                     release = max(now, due_time(row.id, cfg, nominal) or nominal)
                     event = fire_event(
@@ -352,6 +371,7 @@ class SchedulerService:
             await store.insert_outbox_bulk(
                 conn, [outbox_rows[fid] for fid in outbox_rows if fid in inserted]
             )
+            missed = 0
             updates: dict[str, list[Any]] = {
                 k: [] for k in ("id", "nxt", "due", "last", "fired", "missed")
             }
@@ -370,6 +390,7 @@ class SchedulerService:
                 updates["fired"].append(row.fired_count + len(emitted))
                 updates["missed"].append(row.missed_count + (outcome.missed if outcome else 0))
                 if outcome and outcome.missed:
+                    missed += outcome.missed
                     with log_context(automation_id=row.automation_id):
                         log.warning(
                             "schedule %s: %d nominal time(s) missed (catchup=%s)",
@@ -378,6 +399,10 @@ class SchedulerService:
                             row.catchup,
                         )
             await store.advance(conn, updates, now)
+        for span in spans:
+            span.end()
+        if missed:
+            metrics.FIRES.labels("missed").inc(missed)
         if inserted:
             self._on_fires()
         return len(rows)

@@ -10,7 +10,9 @@ from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
+from opentelemetry.trace import SpanKind
 
+from autom.core import metrics, tracing
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
 from autom.executor.actions.base import ActionContext
 from autom.executor.errors import BudgetExceeded, StepError
@@ -88,21 +90,42 @@ class AgentTask:
             kwargs["api_base"] = self._api_base
         if self._api_key:
             kwargs["api_key"] = self._api_key
-        try:
-            response = await litellm.acompletion(**kwargs)
-        except Exception as exc:
-            raise _classify(exc) from exc
+        with tracing.tracer().start_as_current_span(
+            f"llm {model}",
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.system": "litellm", "gen_ai.request.model": model},
+        ) as span:
+            try:
+                response = await litellm.acompletion(**kwargs)
+            except Exception as exc:
+                metrics.record_llm_call("agent_task", model, ok=False)
+                raise _classify(exc) from exc
+            usage_of = getattr(response, "usage", None)
+            for key, name in (("prompt_tokens", "input"), ("completion_tokens", "output")):
+                value = getattr(usage_of, key, None) if usage_of is not None else None
+                if isinstance(value, int):
+                    span.set_attribute(f"gen_ai.usage.{name}_tokens", value)
         usage = getattr(response, "usage", None)
+        counted: dict[str, int] = {}
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
             value = getattr(usage, key, None) if usage is not None else None
             if isinstance(value, int):
                 ctx.usage[key] = ctx.usage.get(key, 0) + value
+                counted[key] = value
         try:
             cost = float(litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:
             # Unknown models have no price; spend counts as zero rather than failing the step.
             cost = 0.0
         ctx.cost_usd += cost
+        metrics.record_llm_call(
+            "agent_task",
+            model,
+            ok=True,
+            prompt_tokens=counted.get("prompt_tokens", 0),
+            completion_tokens=counted.get("completion_tokens", 0),
+            cost_usd=cost,
+        )
         limit = ctx.budget.limit_usd
         if limit is not None and ctx.budget.spent_usd + ctx.cost_usd > limit:
             raise BudgetExceeded(

@@ -8,7 +8,9 @@ import urllib.parse
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
+from autom.core import tracing
 from autom.executor.actions.base import ActionContext
 from autom.executor.actions.ssrf import (
     Policy,
@@ -156,6 +158,31 @@ class HttpRequestAction:
             raise SsrfRefused(f"refusing to connect to {host!r}: {literal} is not a public address")
 
     async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        content: bytes | None,
+        timeout: float,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request (each redirect is another), as a client span of the step's trace."""
+        # Host and port only: a path or query may hold a secret.
+        with tracing.tracer().start_as_current_span(
+            f"HTTP {method}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "server.address": url.host,
+                "server.port": url.port or (443 if url.scheme == "https" else 80),
+            },
+        ) as span:
+            status, resp_headers, body = await self._send_once(
+                method, url, headers, content, timeout
+            )
+            span.set_attribute("http.response.status_code", status)
+            return status, resp_headers, body
+
+    async def _send_once(
         self,
         method: str,
         url: httpx.URL,
