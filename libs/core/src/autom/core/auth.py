@@ -264,6 +264,29 @@ def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+# AUTOM_AUTH_SECRET: the one shared secret of earlier releases. Still accepted so existing
+# deployments and harnesses start, but every key is derived from it, so every process that
+# holds it can mint tokens; the separated keys (AUTOM_AUTH_PRIVATE_KEY in definitions only)
+# take precedence whenever they are set.
+LEGACY_SECRET_WARNING = (
+    "AUTOM_AUTH_SECRET is the legacy single-secret setup: every process holding it can mint "
+    "tokens. Give definitions AUTOM_AUTH_PRIVATE_KEY and the others AUTOM_AUTH_PUBLIC_KEYS "
+    "and their own AUTOM_SERVICE_CREDENTIAL instead (README, Security model)."
+)
+LEGACY_CREDENTIAL_SERVICES = ("scheduler", "executor")
+
+
+def legacy_private_key(secret: str) -> str:
+    """The signing key (AUTOM_AUTH_PRIVATE_KEY form) derived from a legacy AUTOM_AUTH_SECRET."""
+    return _b64encode(hashlib.sha256(b"autom/legacy/ed25519\0" + secret.encode()).digest())
+
+
+def legacy_credential(secret: str, service: str) -> str:
+    """A service's bootstrap credential derived from a legacy AUTOM_AUTH_SECRET."""
+    mac = hmac.new(secret.encode(), f"autom/legacy/credential/{service}".encode(), "sha256")
+    return f"{CREDENTIAL_PREFIX}{service}.{mac.hexdigest()}"
+
+
 def load_private_key(value: str) -> Ed25519PrivateKey:
     """An Ed25519 private key from its base64url 32-byte seed (AUTOM_AUTH_PRIVATE_KEY)."""
     try:

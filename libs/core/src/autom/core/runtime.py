@@ -7,6 +7,8 @@ none repeats connection, stream or server plumbing of its own.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,13 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core import bus
-from autom.core.auth import CREDENTIAL_PREFIX, TokenVerifier, load_public_keys
+from autom.core.auth import (
+    CREDENTIAL_PREFIX,
+    LEGACY_SECRET_WARNING,
+    TokenVerifier,
+    legacy_credential,
+    load_public_keys,
+)
 from autom.core.db import create_engine
 from autom.core.grpcserver import Background, Cleanup, GrpcApp, Loop, Register, Supervision, serve
 from autom.core.logging import configure_logging
@@ -28,6 +36,8 @@ from autom.core.revocations import revocation_feed
 from autom.core.servicetokens import ServiceTokens
 from autom.core.settings import CommonSettings, ServiceSettings
 from autom.core.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
 C = TypeVar("C", bound=CommonSettings)
@@ -41,9 +51,12 @@ def build_verifier(settings: ServiceSettings) -> TokenVerifier:
 
 def service_tokens(settings: ServiceSettings, service: str) -> ServiceTokens:
     """The service's own refreshed token for calling definitions (needs its credential)."""
-    if settings.service_credential is None:
+    if settings.service_credential is not None:
+        credential = settings.service_credential.get_secret_value()
+    elif settings.auth_secret is not None:
+        credential = legacy_credential(settings.auth_secret.get_secret_value(), service)
+    else:
         raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is required for the {service} service")
-    credential = settings.service_credential.get_secret_value()
     if not credential.startswith(f"{CREDENTIAL_PREFIX}{service}."):
         raise ValueError(f"AUTOM_SERVICE_CREDENTIAL is not a credential of the {service} service")
     return ServiceTokens(settings.definitions_addr, credential, tls=settings.grpc_tls)
@@ -52,7 +65,13 @@ def service_tokens(settings: ServiceSettings, service: str) -> ServiceTokens:
 def page_token_key(settings: ServiceSettings) -> bytes | None:
     """The page-token key from settings (None: each process picks a random one)."""
     key = settings.page_token_key
-    return key.get_secret_value().encode() if key is not None else None
+    if key is not None:
+        return key.get_secret_value().encode()
+    if settings.auth_secret is not None:
+        # Legacy single secret: replicas derive the same page-token key from it.
+        secret = settings.auth_secret.get_secret_value().encode()
+        return hmac.new(secret, b"autom/legacy/page-tokens", "sha256").hexdigest().encode()
+    return None
 
 
 def supervision(settings: ServiceSettings) -> Supervision:
@@ -143,6 +162,8 @@ async def open_runtime(
     A service declares only its own streams: one that declared another's would revert the
     owner's settings (a consumer of a stream not there yet is retried by its supervisor).
     """
+    if settings.auth_secret is not None:
+        log.warning(LEGACY_SECRET_WARNING)
     engine = create_engine(
         url=settings.database_url, application_name=f"autom-{name}", pool_size=settings.db_pool_size
     )

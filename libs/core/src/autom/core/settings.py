@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from autom.core.grpctls import GrpcTls
@@ -98,6 +99,9 @@ class ServiceSettings(CommonSettings):
     service_credential: SecretStr | None = None
     # Keys the opaque page tokens (replicas of a service must share it); unset: random.
     page_token_key: SecretStr | None = Field(default=None, min_length=32)
+    # Legacy: one secret every service shared (earlier releases); the keys above are derived
+    # from it when they are not set (autom.core.auth.LEGACY_SECRET_WARNING says the cost).
+    auth_secret: SecretStr | None = None
 
     # Background loops (consumers, relays) that fail are restarted with backoff up to this...
     loop_backoff_max_seconds: float = Field(default=10.0, gt=0)
@@ -105,6 +109,21 @@ class ServiceSettings(CommonSettings):
     loop_healthy_after_seconds: float = Field(default=5.0, ge=0)
     # ...and end the process (non-zero, for the orchestrator to restart) if down this long.
     loop_give_up_seconds: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_secret(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        secret = data.get("auth_secret")
+        if isinstance(secret, SecretStr):
+            secret = secret.get_secret_value()
+        if secret and not data.get("auth_public_keys"):
+            from autom.core.auth import legacy_private_key, load_private_key, public_key_text
+
+            key = load_private_key(legacy_private_key(str(secret)))
+            data = {**data, "auth_public_keys": public_key_text(key)}
+        return data
 
     @field_validator("auth_public_keys")
     @classmethod

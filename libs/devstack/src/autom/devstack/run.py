@@ -46,6 +46,8 @@ KEY_VARS = (
     "AUTOM_SERVICE_CREDENTIALS",
     "AUTOM_SERVICE_CREDENTIAL",
     "AUTOM_PAGE_TOKEN_KEY",
+    # Legacy single secret: make run gives each process its own keys instead.
+    "AUTOM_AUTH_SECRET",
 )
 # The access-log line of one readiness poll (503 until the gateway's backends answer).
 _HEALTHZ_ACCESS = re.compile(r'"GET /healthz(\?\S*)? HTTP/[\d.]+" \d{3}')

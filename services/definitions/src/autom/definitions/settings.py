@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from autom.core.auth import (
     DEFAULT_SERVICE_TOKEN_TTL,
+    LEGACY_CREDENTIAL_SERVICES,
     ServiceCredentials,
     TokenSigner,
+    legacy_credential,
+    legacy_private_key,
     load_private_key,
     load_public_keys,
 )
@@ -36,6 +41,27 @@ class DefinitionsSettings(OutboundHttpSettings):
     # Quotas of a workspace the deployment admin set nothing for, as JSON in
     # AUTOM_QUOTA_DEFAULTS, e.g. {"runs_per_minute": 120}; 0 is no limit.
     quota_defaults: QuotaDefaults = QuotaDefaults()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_signing_key(cls, data: Any) -> Any:
+        # A legacy AUTOM_AUTH_SECRET stands for the signing key and the services' credentials.
+        if not isinstance(data, dict):
+            return data
+        secret = data.get("auth_secret")
+        if isinstance(secret, SecretStr):
+            secret = secret.get_secret_value()
+        if not secret:
+            return data
+        data = dict(data)
+        if not data.get("auth_private_key"):
+            data["auth_private_key"] = legacy_private_key(str(secret))
+        if not data.get("service_credentials"):
+            data["service_credentials"] = ",".join(
+                ServiceCredentials.entry(legacy_credential(str(secret), s))
+                for s in LEGACY_CREDENTIAL_SERVICES
+            )
+        return data
 
     @field_validator("auth_private_key")
     @classmethod
