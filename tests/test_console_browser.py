@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -451,3 +452,52 @@ async def test_viewer_sees_no_edit_controls_and_forged_posts_are_refused(
     assert owner.url.endswith("/ui/login")
     await owner.context.close()
     await page.context.close()
+
+
+async def test_audit_log_for_owners_with_filters_and_refused_to_viewers(
+    stack: Stack, browser: Any
+) -> None:
+    page = await _signed_in(browser, stack, stack.owner)
+    expect = playwright_api.expect
+    # Two changes through the console: a secret (whose value must never show) and a member.
+    await page.click("nav >> text=Settings")
+    await page.fill("form[action$=set-secret] input[name=name]", "AUDITED")
+    await page.fill("form[action$=set-secret] input[name=value]", "hush-audit-value")
+    await page.click("text=Set or replace")
+    await expect(page.locator(".flash.ok")).to_contain_text("AUDITED")
+    await page.fill("form[action$=set-member] input[name=principal]", "user:carol")
+    await page.select_option("form[action$=set-member] select[name=role]", "viewer")
+    await page.click("text=Add or change")
+    await expect(page.locator(".flash.ok")).to_contain_text("user:carol")
+
+    await page.click("#audit-link")
+    await page.wait_for_url("**/ui/audit")
+    rows = page.locator("#audit tbody tr")
+    secret_set = rows.filter(has_text="secret.set").filter(has_text="AUDITED")
+    await expect(secret_set).to_have_count(1)
+    await expect(secret_set).to_contain_text("user:owner")
+    await expect(secret_set.locator("td").first).to_contain_text(re.compile(r"CES?T"))
+    await expect(rows.filter(has_text="member.set").filter(has_text="user:carol")).to_have_count(1)
+    assert "hush-audit-value" not in await page.content()
+
+    await page.fill("#f-action", "member.set")
+    await page.click("#audit-filters button")
+    await expect(rows.filter(has_text="user:carol")).to_have_count(1)
+    await expect(rows.filter(has_text="secret.set")).to_have_count(0)
+    assert "action=member.set" in page.url
+    await page.fill("#f-actor", "user:nobody")
+    await page.click("#audit-filters button")
+    await expect(page.locator(".empty")).to_contain_text("No audit event matches")
+    # A range the service refuses is said above the filters, not as an error page.
+    await page.goto("/ui/audit?since=2026-12-02T00:00&until=2026-12-01T00:00")
+    await expect(page.locator(".flash.error")).to_contain_text("end_time")
+    await expect(page.locator("#audit-filters")).to_be_visible()
+    await page.context.close()
+
+    # A viewer has no link to it, and the service refuses the page itself.
+    viewer = await _signed_in(browser, stack, stack.viewer)
+    assert await viewer.locator("nav a[href$='/audit']").count() == 0
+    refused = await viewer.goto("/ui/audit")
+    assert refused is not None and refused.status == 403
+    await expect(viewer.locator("h1")).to_have_text("Not allowed")
+    await viewer.context.close()

@@ -1,13 +1,17 @@
-"""The console's pure parts: the session cookie, YAML line mapping, the inputs form."""
+"""The console's pure parts: the session cookie, YAML line mapping, the inputs form, queries."""
 
 from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from cryptography.fernet import Fernet
 
+from autom.gateway.console.app import AUDIT_PAGE_SIZE, audit_request, next_page
 from autom.gateway.console.forms import FormError, input_fields, inputs_from_form
 from autom.gateway.console.session import Session, SessionCodec, Workspace
-from autom.gateway.console.text import line_of, parse_definition, with_lines
+from autom.gateway.console.text import line_of, parse_definition, versions, with_lines, zone
 
 YAML = """\
 name: x
@@ -100,3 +104,39 @@ def test_inputs_form_follows_the_schema_types() -> None:
         inputs_from_form(fields, {"input.n": "three"})
     with pytest.raises(FormError, match="mode"):
         inputs_from_form(fields, {"input.mode": "c"})
+
+
+def test_audit_query_keeps_the_filters_and_reads_times_in_the_users_zone() -> None:
+    zurich = zone("Europe/Zurich")
+    request = audit_request(
+        {"actor": " user:alice ", "action": "secret.set", "target_type": "secret",
+         "target": "API_KEY", "since": "2026-07-01T10:00", "until": "2026-12-01T10:00",
+         "page_token": "p2"},
+        zurich,
+    )  # fmt: skip
+    assert (request.actor, request.action, request.target_type, request.target_id) == (
+        "user:alice", "secret.set", "secret", "API_KEY"
+    )  # fmt: skip
+    assert request.page_token == "p2" and request.page_size == AUDIT_PAGE_SIZE
+    # Summer time then winter time in Zurich.
+    assert request.start_time.ToDatetime(tzinfo=dt.UTC) == dt.datetime(2026, 7, 1, 8, tzinfo=dt.UTC)
+    assert request.end_time.ToDatetime(tzinfo=dt.UTC) == dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    empty = audit_request({"actor": "", "since": ""}, zurich)
+    assert not empty.HasField("start_time") and not empty.actor
+    with pytest.raises(FormError, match="not a date"):
+        audit_request({"until": "yesterday"}, zurich)
+
+
+def test_next_page_keeps_filters_and_replaces_the_token() -> None:
+    url = next_page("/ui/audit", {"action": "run.cancel", "actor": "", "page_token": "p1"}, "p2")
+    parsed = urlparse(url)
+    assert parsed.path == "/ui/audit"
+    assert parse_qs(parsed.query) == {"action": ["run.cancel"], "page_token": ["p2"]}
+    assert next_page("/ui/audit", {"action": "run.cancel"}, "") == ""
+
+
+def test_versions_before_and_after() -> None:
+    assert versions(2, 3) == "2 → 3"
+    assert versions(0, 1) == "— → 1"
+    assert versions(4, 0) == "4 → —"
+    assert versions(0, 0) == ""

@@ -37,6 +37,11 @@ class ApiError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def describe(self) -> str:
+        """The message with its field violations, for a message next to a form."""
+        details = "; ".join(f"{f}: {d}" for f, d in self.violations)
+        return f"{self.message}{' — ' + details if details else ''}"
+
 
 class Api:
     """Calls `service.Method(request)` as the signed-in principal."""

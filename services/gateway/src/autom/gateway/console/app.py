@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlparse
 import grpc
 import jinja2
 from cryptography.fernet import Fernet
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from markupsafe import escape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from autom.api.definitions.v1 import definitions_pb2
+from autom.api.definitions.v1 import audit_pb2, definitions_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.drafter.v1 import drafter_pb2
 from autom.api.drafter.v1 import drafter_service_pb2 as drpb
@@ -81,6 +81,11 @@ _HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 _STATIC_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"max-age=3600")]
+# The kinds of resource the audit log records (ListAuditEventsRequest.target_type).
+AUDIT_TARGETS = (
+    "automation", "run", "draft", "schedule", "member", "token", "secret", "workspace", "deployment"
+)  # fmt: skip
+AUDIT_PAGE_SIZE = 50
 EXAMPLES_DIR_NAMES = ("heartbeat.yaml", "weekday-digest.yaml", "guarded-flow.yaml")
 
 
@@ -150,6 +155,8 @@ class Console:
             label=text.label,
             pretty=text.pretty_json,
             duration=text.duration,
+            versions=text.versions,
+            AUDIT_TARGETS=AUDIT_TARGETS,
             AUTOMATION_STATUSES=AUTOMATION_STATUSES,
             RUN_STATUSES=RUN_STATUSES,
             ROLES=ROLES,
@@ -196,6 +203,7 @@ class Console:
                     methods=["POST"],
                 ),
                 Route(f"{p}/settings", self._get(self.settings)),
+                Route(f"{p}/audit", self._get(self.audit)),
                 Route(
                     f"{p}/settings/{{verb:str}}", self._post(self.settings_action), methods=["POST"]
                 ),
@@ -742,8 +750,7 @@ class Console:
             except ApiError as exc:
                 if exc.http != 400:
                     raise
-                details = "; ".join(f"{f}: {d}" for f, d in exc.violations)
-                ctx.session.say("error", f"{exc.message}{' — ' + details if details else ''}")
+                ctx.session.say("error", exc.describe())
                 return self.redirect(ctx, f"{PREFIX}/automations/{aid}")
             return self.redirect(ctx, f"{PREFIX}/runs/{started.run.id}")
         elif verb == "trigger":
@@ -755,8 +762,8 @@ class Console:
             ctx.session.say("ok", f"Fired now (fire {fired.fire.fire_id}).")
         elif verb == "backfill":
             start, end = (
-                struct_time(form.get("start", ""), ctx),
-                struct_time(form.get("end", ""), ctx),
+                struct_time(form.get("start", ""), ctx.tz),
+                struct_time(form.get("end", ""), ctx.tz),
             )
             done = await ctx.api.call(
                 "scheduler",
@@ -789,17 +796,12 @@ class Console:
             page_token=params.get("page_token", ""),
         )
         if params.get("since"):
-            request.created_after.CopyFrom(struct_time(params["since"], ctx))
+            request.created_after.CopyFrom(struct_time(params["since"], ctx.tz))
         if params.get("until"):
-            request.created_before.CopyFrom(struct_time(params["until"], ctx))
+            request.created_before.CopyFrom(struct_time(params["until"], ctx.tz))
         listed = await ctx.api.call("executor", "ListRuns", request)
         names = await self._names(ctx)
-        query = {k: v for k, v in params.items() if k != "page_token" and v}
-        next_url = (
-            f"{PREFIX}/runs?{urlencode({**query, 'page_token': listed.next_page_token})}"
-            if listed.next_page_token
-            else ""
-        )
+        next_url = next_page(f"{PREFIX}/runs", params, listed.next_page_token)
         return self.render(
             ctx, "runs.html", runs=listed.runs, names=names, params=params, next_url=next_url
         )
@@ -1102,17 +1104,61 @@ class Console:
             raise Page(self.error_page(ctx, 404, "Not found", f"No action {verb!r}."))
         return self.redirect(ctx, f"{PREFIX}/settings")
 
+    async def audit(self, ctx: Ctx) -> Response:
+        """The workspace's audit log with filters and paging (the service lets owners only)."""
+        params = ctx.request.query_params
+        try:
+            listed = await ctx.api.call(
+                "definitions", "ListAuditEvents", audit_request(params, ctx.tz)
+            )
+        except ApiError as exc:
+            if exc.http != 400:
+                raise
+            # A filter the service refuses (an empty time range): say why above the filters.
+            ctx.session.say("error", exc.describe())
+            listed = audit_pb2.ListAuditEventsResponse()
+        return self.render(
+            ctx,
+            "audit.html",
+            events=listed.events,
+            params=params,
+            next_url=next_page(f"{PREFIX}/audit", params, listed.next_page_token),
+        )
 
-def struct_time(value: str, ctx: Ctx) -> Any:
+
+def struct_time(value: str, tz: dt.tzinfo) -> timestamp_pb2.Timestamp:
     """A `datetime-local` form value in the user's zone as a protobuf Timestamp."""
-    from google.protobuf import timestamp_pb2
-
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise FormError(f"{value!r} is not a date and time") from exc
     if when.tzinfo is None:
-        when = when.replace(tzinfo=ctx.tz)
+        when = when.replace(tzinfo=tz)
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(when.astimezone(dt.UTC))
     return ts
+
+
+def next_page(path: str, params: Mapping[str, str], token: str) -> str:
+    """The next page's URL with the same filters, empty on the last page."""
+    if not token:
+        return ""
+    query = {k: v for k, v in params.items() if k != "page_token" and v}
+    return f"{path}?{urlencode({**query, 'page_token': token})}"
+
+
+def audit_request(params: Mapping[str, str], tz: dt.tzinfo) -> audit_pb2.ListAuditEventsRequest:
+    """The audit page's query (filters, time range in the user's zone) as the RPC's request."""
+    request = audit_pb2.ListAuditEventsRequest(
+        page_size=AUDIT_PAGE_SIZE,
+        page_token=params.get("page_token", ""),
+        actor=params.get("actor", "").strip(),
+        target_type=params.get("target_type", ""),
+        target_id=params.get("target", "").strip(),
+        action=params.get("action", "").strip(),
+    )
+    if params.get("since"):
+        request.start_time.CopyFrom(struct_time(params["since"], tz))
+    if params.get("until"):
+        request.end_time.CopyFrom(struct_time(params["until"], tz))
+    return request

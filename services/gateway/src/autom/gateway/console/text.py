@@ -137,3 +137,10 @@ def pretty_json(value: Any) -> str:
 def label(enum_name: str, prefix: str) -> str:
     """`AUTOMATION_STATUS_ACTIVE` -> `active`."""
     return enum_name.removeprefix(prefix).lower()
+
+
+def versions(before: int, after: int) -> str:
+    """`2 → 3` for a change's versions, `— → 1` when created; empty when it has none."""
+    if not before and not after:
+        return ""
+    return f"{before or '—'} → {after or '—'}"
