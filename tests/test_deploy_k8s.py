@@ -142,7 +142,8 @@ def test_every_secret_setting_is_in_the_template_and_reaches_only_its_service(
     # Settings every service has but only some are given, pinned by tests/test_deploy_nats.py
     # (each its own NATS password, by secretKeyRef) and tests/test_deploy_keys.py (a service
     # credential for the services that call definitions).
-    placed_elsewhere = {"AUTOM_NATS_PASSWORD", "AUTOM_SERVICE_CREDENTIAL"}
+    # AUTOM_AUTH_SECRET is the legacy single secret a deployment should not set at all.
+    placed_elsewhere = {"AUTOM_NATS_PASSWORD", "AUTOM_SERVICE_CREDENTIAL", "AUTOM_AUTH_SECRET"}
     needs = {
         "definitions": _secret_env_names(DefinitionsSettings) - placed_elsewhere,
         "scheduler": _secret_env_names(SchedulerSettings) - placed_elsewhere,
