@@ -37,3 +37,9 @@ def test_port_bound_on_all_interfaces_counts_as_taken() -> None:
         sock.bind(("0.0.0.0", 0))
         sock.listen()
         assert not port_is_free("127.0.0.1", sock.getsockname()[1])
+
+
+def test_free_ports_of_one_process_are_distinct() -> None:
+    # The kernel can offer a just-closed port again; two servers of one stack must not share.
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)

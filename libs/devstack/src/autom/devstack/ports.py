@@ -24,12 +24,25 @@ def _bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str
     return family, (str(address[0]), int(address[1]))
 
 
+# Ports this process handed out: the kernel may offer a just-closed port again, and two
+# servers of one stack told the same port collide at bind time.
+_GIVEN: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (another process may still take it)."""
+    """A TCP port that is free on `host` right now (another process may still take it).
+
+    Never one this process already handed out, so the ports of one stack are distinct.
+    """
     family, address = _bind_address(host, 0)
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind(address)
-        return int(sock.getsockname()[1])
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind(address)
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
+    raise RuntimeError(f"no fresh free port on {host} after 100 tries")
 
 
 def port_is_free(host: str, port: int) -> bool:
