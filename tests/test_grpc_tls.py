@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import ipaddress
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ import grpc
 import httpx
 import nats
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,6 +32,7 @@ from autom.cli.config import CliConfig
 from autom.core import bus
 from autom.core.grpcserver import channel
 from autom.core.grpctls import GrpcTls
+from autom.devstack.asgi import serve_asgi
 from autom.devstack.eventually import assert_eventually
 from autom.gateway.app import Gateway
 from autom.gateway.settings import GatewaySettings
@@ -248,37 +246,9 @@ async def test_a_run_goes_end_to_end_over_mutual_tls_between_services_and_from_t
         shutdown_grace_seconds=1.0,
         grpc_tls=client,
     )
-    async with serve_gateway(gateway) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve_asgi(Gateway(gateway)) as url, httpx.AsyncClient(base_url=url) as http:
         response = await http.get(
             f"/v1/runs/{run_id}", headers={"Authorization": f"Bearer {owner_token}"}
         )
     assert response.status_code == 200, response.text
     assert response.json()["run"]["status"] == "RUN_STATUS_SUCCEEDED"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal handling: the test process owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        Gateway(settings), host="127.0.0.1", port=0, lifespan="on", ws="none",
-        log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task

@@ -4,8 +4,6 @@ gateway through a service's log lines."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
 import logging
@@ -16,7 +14,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-import uvicorn
 from aiohttp import web
 from google.protobuf import json_format
 from opentelemetry import trace
@@ -34,6 +31,7 @@ from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
 from autom.core import tracing
 from autom.core.grpcserver import GrpcApp, channel
 from autom.core.logging import configure_logging
+from autom.devstack.asgi import serve_asgi
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.ports import free_port
 from autom.drafter.testing import ScriptedLLM
@@ -90,14 +88,6 @@ DRAFTED = {
     },
     "message": "ok",
 }
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal handling: the test process owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @pytest.fixture
@@ -180,27 +170,14 @@ async def stack(
                 metrics_port=0,
             )
         )
-        config = uvicorn.Config(
-            gateway, host="127.0.0.1", port=0, lifespan="on", ws="none",
-            log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-        )  # fmt: skip
-        server = _Server(config)
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
         headers = {"Authorization": f"Bearer {owner_token}"}
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
-        ) as http:
+        async with (
+            serve_asgi(gateway) as url,
+            httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http,
+        ):
             yield Stack(
                 definitions, scheduler, executor, drafter, gateway, http, executor_llm, drafter_llm
             )
-        server.should_exit = True
-        await task
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from autom.devstack.ports import free_port
 from autom.drafter.testing import ScriptedLLM
 
 TOKEN_LINE = re.compile(r"export AUTOM_TOKEN=(\S+)")
@@ -45,17 +44,6 @@ def first_steps_block(readme: str) -> str:
     return match.group(1)
 
 
-def _distinct_free_ports(names: tuple[str, ...]) -> dict[str, int]:
-    """A free port per name, all different (each held open until all are chosen)."""
-    with contextlib.ExitStack() as held:
-        ports = {}
-        for name in names:
-            sock = held.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports[name] = int(sock.getsockname()[1])
-        return ports
-
-
 async def _read_until_token(proc: asyncio.subprocess.Process, seen: list[str]) -> str:
     assert proc.stdout is not None
     while line := await proc.stdout.readline():
@@ -72,9 +60,9 @@ async def test_readme_first_steps_run_as_written(
     repo_root: Path, database_url: str, tmp_path: Path
 ) -> None:
     script = first_steps_block((repo_root / "README.md").read_text())
-    ports = _distinct_free_ports(
-        ("definitions", "scheduler", "executor", "drafter", "http", "nats")
-    )
+    # free_port never repeats a port within a process, so these are distinct.
+    names = ("definitions", "scheduler", "executor", "drafter", "http", "nats")
+    ports = {name: free_port() for name in names}
     base = {k: v for k, v in os.environ.items() if not k.startswith("AUTOM_")}
     async with ScriptedLLM() as llm:
         llm.reply({"definition": DRAFTED})

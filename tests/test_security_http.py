@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from autom.core.grpcserver import GrpcApp
+from autom.devstack.asgi import serve_asgi
 from autom.gateway.app import Gateway
 from autom.gateway.settings import GatewaySettings
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal handling: the test process owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @pytest.fixture
@@ -36,23 +26,12 @@ async def client(
         drafter_addr=definitions.address,
         shutdown_grace_seconds=1.0,
     )
-    config = uvicorn.Config(
-        Gateway(settings), host="127.0.0.1", port=0, lifespan="on", ws="none",
-        log_config=None, log_level="warning", access_log=False, timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
     headers = {"Authorization": f"Bearer {owner_token}"}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as c:
+    async with (
+        serve_asgi(Gateway(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers=headers) as c,
+    ):
         yield c
-    server.should_exit = True
-    await task
 
 
 DEFINITION = {

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-import uvicorn
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from autom.api.common.v1 import definition_pb2
@@ -33,6 +32,7 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.grpcserver import GrpcApp
+from autom.devstack.asgi import serve_asgi
 from autom.devstack.testing import TEST_SIGNING_KEY
 from autom.gateway.app import Gateway
 from autom.gateway.settings import GatewaySettings
@@ -296,44 +296,7 @@ class Stack:
 
     def spawn(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[str]:
         """Another live gateway over the same fakes, with settings overridden; yields its URL."""
-        return serve_http(Gateway(gateway_settings(self.grpc_address, **overrides)))
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without signal handling: the test process owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve_http(app: Any) -> AsyncIterator[str]:
-    """Run the ASGI app on real uvicorn on a free port in this loop; yield its base URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="on",
-        ws="none",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+        return serve_asgi(Gateway(gateway_settings(self.grpc_address, **overrides)))
 
 
 def gateway_settings(address: str, **overrides: Any) -> GatewaySettings:
@@ -379,7 +342,7 @@ async def stack() -> AsyncIterator[Stack]:
     await fakes.start()
     gateway = Gateway(gateway_settings(fakes.address))
     try:
-        async with serve_http(gateway) as url:
+        async with serve_asgi(gateway) as url:
             yield Stack(
                 url=url,
                 signer=signer,

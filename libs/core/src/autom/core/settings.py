@@ -31,6 +31,14 @@ def _check_url(env: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def legacy_secret(data: Any) -> str | None:
+    """The legacy AUTOM_AUTH_SECRET in raw settings data (a before-validator's input)."""
+    secret = data.get("auth_secret") if isinstance(data, dict) else None
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
+    return str(secret) if secret else None
+
+
 class CommonSettings(BaseSettings):
     """Settings every Autom process reads, keys excluded (the gateway holds none)."""
 
@@ -113,15 +121,11 @@ class ServiceSettings(CommonSettings):
     @model_validator(mode="before")
     @classmethod
     def _legacy_secret(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        secret = data.get("auth_secret")
-        if isinstance(secret, SecretStr):
-            secret = secret.get_secret_value()
+        secret = legacy_secret(data)
         if secret and not data.get("auth_public_keys"):
             from autom.core.auth import legacy_private_key, load_private_key, public_key_text
 
-            key = load_private_key(legacy_private_key(str(secret)))
+            key = load_private_key(legacy_private_key(secret))
             data = {**data, "auth_public_keys": public_key_text(key)}
         return data
 

@@ -17,7 +17,7 @@ from autom.core.auth import (
     load_public_keys,
 )
 from autom.core.quotas import QuotaDefaults
-from autom.core.settings import OutboundHttpSettings
+from autom.core.settings import OutboundHttpSettings, legacy_secret
 
 
 class DefinitionsSettings(OutboundHttpSettings):
@@ -46,19 +46,15 @@ class DefinitionsSettings(OutboundHttpSettings):
     @classmethod
     def _legacy_signing_key(cls, data: Any) -> Any:
         # A legacy AUTOM_AUTH_SECRET stands for the signing key and the services' credentials.
-        if not isinstance(data, dict):
-            return data
-        secret = data.get("auth_secret")
-        if isinstance(secret, SecretStr):
-            secret = secret.get_secret_value()
+        secret = legacy_secret(data)
         if not secret:
             return data
         data = dict(data)
         if not data.get("auth_private_key"):
-            data["auth_private_key"] = legacy_private_key(str(secret))
+            data["auth_private_key"] = legacy_private_key(secret)
         if not data.get("service_credentials"):
             data["service_credentials"] = ",".join(
-                ServiceCredentials.entry(legacy_credential(str(secret), s))
+                ServiceCredentials.entry(legacy_credential(secret, s))
                 for s in LEGACY_CREDENTIAL_SERVICES
             )
         return data
