@@ -28,6 +28,7 @@ TERMINAL = {
 }
 STYLE = {
     "succeeded": "green",
+    "refused": "red",
     "failed": "red",
     "timed_out": "red",
     "cancelled": "yellow",
@@ -141,6 +142,23 @@ def show_run(out: Out, run: Any) -> None:
         ),
         title="Steps",
     )
+    calls = [(s, c) for s in run.steps for c in s.tool_calls]
+    if calls:
+        out.table(
+            ["Step", "#", "Tool", "Status", "Duration", "Error"],
+            (
+                [
+                    s.step_id,
+                    c.call_n,
+                    c.name,
+                    _styled(c.status),
+                    f"{c.duration_ms}ms" if c.finish_time.seconds else "-",
+                    _error_text(c.error),
+                ]
+                for s, c in calls
+            ),
+            title="Tool calls",
+        )
 
 
 class Progress:
@@ -167,6 +185,12 @@ class Progress:
         if step.phase == "on_failure":
             line += Text("  (on failure)", style="dim")
         self.out.print(line)
+        for call in step.tool_calls:
+            tool = Text(f"      tool {call.call_n} {call.name}  ", style="dim")
+            tool += _styled(call.status)
+            if _error_text(call.error):
+                tool += Text(f"  {_error_text(call.error)}", style="red")
+            self.out.print(tool)
         if _error_text(step.error):
             self.out.print(Text(f"      {_error_text(step.error)}", style="red"))
 

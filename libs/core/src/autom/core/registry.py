@@ -88,6 +88,15 @@ class Catalog:
     capabilities: Registry[Capability]
 
 
+# What `agent_task.params.tools` may hold: a capability id or `automation:<name>`.
+TOOL_NAME_PATTERN = (
+    r"^((automation:)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+    r"|mcp:[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,128})$"
+)
+MAX_TOOLS = 32
+MAX_TOOL_CALLS = 100
+DEFAULT_MAX_TOOL_CALLS = 10
+
 # A param whose schema is this `$ref` holds a user-written JSON Schema (checked as one).
 JSON_SCHEMA_METASCHEMA = "https://json-schema.org/draft/2020-12/schema"
 _DURATION = {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d)\s*)+$"}
@@ -202,7 +211,22 @@ BUILTIN_ACTIONS = (
                 "temperature": {"type": "number", "minimum": 0, "maximum": 2},
                 "max_tokens": {"type": "integer", "minimum": 1},
                 "output_schema": {"$ref": JSON_SCHEMA_METASCHEMA, "type": "object"},
-                "tools": {"type": "array", "items": {"type": "string"}},
+                "tools": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                    "uniqueItems": True,
+                    "maxItems": MAX_TOOLS,
+                    "description": "Tools the model may call: a capability id of the catalog "
+                    "(http_request, transform, emit_event, ...) or `automation:<name>` (another "
+                    "automation of the workspace; the call is a child run).",
+                },
+                "max_tool_calls": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_TOOL_CALLS,
+                    "description": f"Most tool calls of one attempt (default "
+                    f"{DEFAULT_MAX_TOOL_CALLS}).",
+                },
             },
             "additionalProperties": False,
         },
@@ -213,11 +237,33 @@ BUILTIN_ACTIONS = (
                 "json": {},
                 "usage": {"type": "object"},
                 "cost_usd": {"type": "number"},
+                "llm_calls": {"type": "array"},
             },
         },
         side_effects=True,
     ),
 )
+
+# Built-in actions an agent_task may call as tools (each a capability of the catalog).
+BUILTIN_TOOL_ACTIONS = ("http_request", "transform", "emit_event")
+# Tool references of another kind than a capability id.
+AUTOMATION_TOOL_PREFIX = "automation:"
+MCP_TOOL_PREFIX = "mcp:"
+
+
+def builtin_tools(actions: Iterable[ActionType]) -> list[Capability]:
+    """The capabilities of the built-in actions agents may call: their params are the input."""
+    return [
+        Capability(
+            id=a.type,
+            description=a.description,
+            input_schema=a.params_schema,
+            output_schema=a.output_schema,
+        )
+        for a in actions
+        if a.type in BUILTIN_TOOL_ACTIONS
+    ]
+
 
 # The most fires a schedule may be limited to: any larger number is refused when the
 # definition is validated, so the scheduler never meets one (nor a float past 2**53).
@@ -423,6 +469,8 @@ def build_catalog(*, plugins: bool = True) -> Catalog:
         catalog.actions.register(action)
     for trigger in BUILTIN_TRIGGERS:
         catalog.triggers.register(trigger)
+    for tool in builtin_tools(BUILTIN_ACTIONS):
+        catalog.capabilities.register(tool)
     if plugins:
         _load_plugins("autom.actions", catalog.actions)
         _load_plugins("autom.triggers", catalog.triggers)

@@ -33,7 +33,7 @@ from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
 from autom.definitions import audit, db
 from autom.definitions.convert import definition_to_proto
-from autom.definitions.domain.validation import validate_definition
+from autom.definitions.domain.validation import tool_automations, validate_definition
 from autom.definitions.quotas import Quotas
 from autom.definitions.webhooks import drop_webhooks, sync_webhooks
 
@@ -141,6 +141,34 @@ class DefinitionsService:
                 ]
             )
 
+    async def _check_tool_targets(
+        self, conn: AsyncConnection, workspace_id: str, raw: dict[str, Any]
+    ) -> None:
+        """Every `automation:<name>` tool names an automation of the workspace (or itself)."""
+        wanted = tool_automations(raw)
+        if not wanted:
+            return
+        t = db.automations
+        found = set(
+            (
+                await conn.execute(
+                    select(t.c.name).where(
+                        t.c.workspace_id == workspace_id,
+                        t.c.deleted_at.is_(None),
+                        t.c.name.in_({name for _, name in wanted}),
+                    )
+                )
+            ).scalars()
+        )
+        found.add(raw.get("name"))
+        missing = [
+            Violation(f"definition.{path}", f"no automation named {name!r} in this workspace")
+            for path, name in wanted
+            if name not in found
+        ]
+        if missing:
+            raise ValidationFailed(missing)
+
     async def _emit(
         self,
         conn: AsyncConnection,
@@ -239,6 +267,7 @@ class DefinitionsService:
                 automation_id = str(uuid.uuid4())
                 # The key goes in first: a concurrent retry blocks on it, then re-reads.
                 await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
+                await self._check_tool_targets(conn, ws, raw)
                 if self._quotas is not None:
                     await self._quotas.check_schedules(conn, ws, raw)
                     if not paused:
@@ -448,6 +477,7 @@ class DefinitionsService:
                 raise Conflict(
                     f"automation is at version {row.version}, not {version}; re-read and retry"
                 )
+            await self._check_tool_targets(conn, row.workspace_id, raw)
             if self._quotas is not None:
                 await self._quotas.check_schedules(conn, row.workspace_id, raw)
             now = _now()

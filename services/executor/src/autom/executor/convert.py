@@ -68,6 +68,31 @@ def _ts(value: str | datetime | None) -> Any:
     return to_timestamp(value)
 
 
+def tool_call_to_proto(call: dict[str, Any]) -> pb.ToolCall:
+    """ToolCall from a tool-call row."""
+    started, finished = call.get("started_at"), call.get("finished_at")
+    duration = 0
+    if started and finished:
+        delta = datetime.fromisoformat(str(finished)) - datetime.fromisoformat(str(started))
+        duration = max(0, round(delta.total_seconds() * 1000))
+    out = pb.ToolCall(
+        call_n=int(call.get("call_n") or 0),
+        name=str(call.get("name", "")),
+        status=str(call.get("status", "")),
+        attempt=int(call.get("attempt") or 0),
+        result_truncated=bool(call.get("result_truncated")),
+        error=error_to_proto(call.get("error")),
+        start_time=_ts(started),
+        finish_time=_ts(finished),
+        duration_ms=duration,
+    )
+    if call.get("arguments") is not None:
+        out.arguments.CopyFrom(py_to_value(call["arguments"]))
+    if call.get("result") is not None:
+        out.result.CopyFrom(py_to_value(call["result"]))
+    return out
+
+
 def step_to_proto(record: dict[str, Any]) -> pb.StepRun:
     """StepRun from a step record."""
     step = pb.StepRun(
@@ -81,6 +106,7 @@ def step_to_proto(record: dict[str, Any]) -> pb.StepRun:
         phase=record.get("phase", "plan"),
         cost_usd=float(record.get("cost_usd") or 0.0),
         replayed=bool(record.get("replayed")),
+        tool_calls=[tool_call_to_proto(c) for c in record.get("tool_calls") or []],
     )
     if record.get("params") is not None:
         step.params.CopyFrom(py_to_value(record["params"]))

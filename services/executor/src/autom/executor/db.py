@@ -135,6 +135,30 @@ run_steps = Table(
     Column("extra", JSONB, nullable=True),
 )
 
+# One row per tool call of an agent_task step, written before the call and after it: a
+# resumed step reuses what a completed call returned.
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column(
+        "run_id",
+        String(64),
+        ForeignKey("runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("step_id", String(128), primary_key=True),
+    Column("call_n", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("arguments", JSONB, nullable=True),
+    Column("result", JSONB, nullable=True),
+    Column("result_truncated", Boolean, nullable=False, server_default=text("false")),
+    Column("error", JSONB, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
 # Requests per key in fixed one-minute windows, counted in the database so every replica
 # shares the limit.
 rate_counters = Table(

@@ -22,7 +22,7 @@ from autom.api.events.v1 import events_pb2
 from autom.core import metrics, tracing
 from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
-from autom.executor.actions.base import Action, ActionContext, Actions, Budget
+from autom.executor.actions.base import Action, ActionContext, Actions, Budget, ChildRuns
 from autom.executor.domain.inputs import build_inputs, runtime_keys, trigger_inputs
 from autom.executor.domain.policy import (
     DEFAULT_STEP_TIMEOUT_SECONDS,
@@ -154,6 +154,61 @@ class _Progress:
         return taken
 
 
+@dataclass
+class _StepToolCalls:
+    """The tool-call log of one agent step, in executor.tool_calls under the run's lease."""
+
+    store: RunStore
+    state: RunState
+    step_id: str
+    attempt: int
+    lease: float
+
+    async def completed(self) -> dict[int, dict[str, Any]]:
+        """Calls of the step that succeeded before, by number."""
+        found = await self.store.tool_calls(self.state.run_id, self.step_id)
+        return {c["call_n"]: c for c in found.get(self.step_id, []) if c["status"] == "succeeded"}
+
+    async def begin(self, call_n: int, name: str, arguments: Any) -> None:
+        """Persist that the tool is about to be called."""
+        if not await self.store.begin_tool_call(
+            self.state.run_id,
+            self.state.token,
+            step_id=self.step_id,
+            call_n=call_n,
+            name=name,
+            attempt=self.attempt,
+            arguments=scrub(arguments),
+            lease_seconds=self.lease,
+        ):
+            raise LeaseLost(self.state.run_id)
+
+    async def finish(
+        self,
+        call_n: int,
+        status: str,
+        result: Any,
+        error: dict[str, Any] | None,
+        *,
+        name: str | None = None,
+        arguments: Any = None,
+    ) -> None:
+        """Persist the call's outcome."""
+        if not await self.store.finish_tool_call(
+            self.state.run_id,
+            self.state.token,
+            step_id=self.step_id,
+            call_n=call_n,
+            status=status,
+            result=scrub(result),
+            error=None if error is None else scrub(error),
+            name=name,
+            attempt=self.attempt,
+            arguments=scrub(arguments),
+        ):
+            raise LeaseLost(self.state.run_id)
+
+
 @dataclass(frozen=True)
 class _Call:
     """How each attempt of a step calls its action."""
@@ -180,7 +235,9 @@ class Engine:
         on_events: Callable[[], None] = lambda: None,
         on_committed: Callable[[str], None] = lambda run_id: None,
         default_step_timeout: float = DEFAULT_STEP_TIMEOUT_SECONDS,
+        child_runs: ChildRuns | None = None,
     ) -> None:
+        self._child_runs = child_runs
         self._store = store
         self._actions = actions
         self._secrets = secrets
@@ -795,7 +852,13 @@ class Engine:
             budget=state.budget,
             log=log,
             redact=self._redactor(state),
+            chain_depth=state.row.chain_depth,
         )
+        if kind == "agent_task":
+            actx.tool_calls = _StepToolCalls(
+                self._store, state, record["step_id"], attempt, self._lease
+            )
+            actx.child_runs = self._child_runs
         timeout = call.limit
         run_bound = False
         if call.deadline is not None:

@@ -14,7 +14,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.core.db import asyncpg_url
-from autom.executor.domain.limits import MAX_OUTPUT_BYTES, cap
+from autom.executor.domain.limits import MAX_OUTPUT_BYTES, MAX_TOOL_RESULT_BYTES, cap
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -71,6 +71,11 @@ _S = "executor.run_steps"
 _O = "executor.outbox"
 _A = "executor.audit_outbox"
 _RC = "executor.rate_counters"
+_TC = "executor.tool_calls"
+_TC_COLUMNS = (
+    "step_id, call_n, name, status, attempt, arguments, result, result_truncated, error, "
+    "started_at, finished_at"
+)
 
 
 @dataclass(frozen=True)
@@ -405,21 +410,137 @@ class RunStore:
     """Statements on executor.runs; each state change is one atomic statement (autocommit)."""
 
     def __init__(
-        self, engine: AsyncEngine, pool: asyncpg.Pool, *, max_output_bytes: int = MAX_OUTPUT_BYTES
+        self,
+        engine: AsyncEngine,
+        pool: asyncpg.Pool,
+        *,
+        max_output_bytes: int = MAX_OUTPUT_BYTES,
+        max_tool_result_bytes: int = MAX_TOOL_RESULT_BYTES,
     ) -> None:
         self.engine = engine
         self.pool = pool
         self.max_output_bytes = max_output_bytes
+        self.max_tool_result_bytes = max_tool_result_bytes
 
     def _step_rows(self, records: Sequence[dict[str, Any]]) -> list[StepRow]:
         return [StepRow.from_record(r, self.max_output_bytes) for r in records]
 
     async def steps(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
-        """The run's step records with seq > `after`, in order."""
+        """The run's step records with seq > `after`, in order (agent steps with their tool
+        calls)."""
         records = await self.pool.fetch(
             f"{_STEP_SELECT} WHERE run_id = $1 AND seq > $2 ORDER BY seq", run_id, after
         )
-        return [StepRow.from_db(r).to_record() for r in records]
+        out = [StepRow.from_db(r).to_record() for r in records]
+        agents = [r for r in out if r["action"] == "agent_task"]
+        if agents:
+            # Only runs with agent steps pay the second round trip.
+            calls = await self.tool_calls(run_id)
+            for record in agents:
+                found = calls.get(record["step_id"])
+                if found:
+                    record["tool_calls"] = found
+        return out
+
+    async def tool_calls(
+        self, run_id: str, step_id: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Step id -> its tool calls in order (of one step when `step_id` is given)."""
+        where, args = "run_id = $1", [run_id]
+        if step_id is not None:
+            where += " AND step_id = $2"
+            args.append(step_id)
+        rows = await self.pool.fetch(
+            f"SELECT {_TC_COLUMNS} FROM {_TC} WHERE {where} ORDER BY step_id, call_n", *args
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            call = dict(row.items())
+            for key in ("started_at", "finished_at"):
+                if call[key] is not None:
+                    call[key] = call[key].isoformat()
+            out.setdefault(call.pop("step_id"), []).append(call)
+        return out
+
+    async def begin_tool_call(
+        self,
+        run_id: str,
+        token: str,
+        *,
+        step_id: str,
+        call_n: int,
+        name: str,
+        attempt: int,
+        arguments: Any,
+        lease_seconds: float,
+    ) -> bool:
+        """Record that a tool is about to be called (a heartbeat too); False: lease lost."""
+        rows = await self._exec(
+            f"WITH u AS (UPDATE {_T} SET lease_expires_at = now() + make_interval(secs => :lease) "
+            "WHERE id = :id AND lease_token = :token RETURNING id) "
+            f"INSERT INTO {_TC} (run_id, step_id, call_n, name, status, attempt, arguments, "
+            "started_at) SELECT u.id, :step, :n, :name, 'running', :attempt, "
+            "CAST(:args AS jsonb), now() FROM u "
+            "ON CONFLICT (run_id, step_id, call_n) DO UPDATE SET name = EXCLUDED.name, "
+            "status = 'running', attempt = EXCLUDED.attempt, arguments = EXCLUDED.arguments, "
+            "result = NULL, result_truncated = false, error = NULL, "
+            "started_at = EXCLUDED.started_at, finished_at = NULL RETURNING run_id",
+            {
+                "id": run_id,
+                "token": token,
+                "lease": float(lease_seconds),
+                "step": step_id,
+                "n": call_n,
+                "name": name,
+                "attempt": attempt,
+                "args": json.dumps(arguments),
+            },
+        )
+        return bool(rows)
+
+    async def finish_tool_call(
+        self,
+        run_id: str,
+        token: str,
+        *,
+        step_id: str,
+        call_n: int,
+        status: str,
+        result: Any,
+        error: dict[str, Any] | None,
+        name: str | None = None,
+        attempt: int = 0,
+        arguments: Any = None,
+    ) -> bool:
+        """Record a call's outcome (result capped at max_tool_result_bytes); False: lease lost.
+
+        With `name`, a call that never started (refused) is recorded in one statement.
+        """
+        capped = cap(result, self.max_tool_result_bytes)
+        rows = await self._exec(
+            f"WITH u AS (SELECT id FROM {_T} WHERE id = :id AND lease_token = :token) "
+            f"INSERT INTO {_TC} (run_id, step_id, call_n, name, status, attempt, arguments, "
+            "result, result_truncated, error, started_at, finished_at) "
+            "SELECT u.id, :step, :n, :name, :status, :attempt, CAST(:args AS jsonb), "
+            "CAST(:result AS jsonb), :truncated, CAST(:error AS jsonb), now(), now() FROM u "
+            "ON CONFLICT (run_id, step_id, call_n) DO UPDATE SET status = EXCLUDED.status, "
+            "result = EXCLUDED.result, result_truncated = EXCLUDED.result_truncated, "
+            "error = EXCLUDED.error, finished_at = now() RETURNING run_id",
+            {
+                "id": run_id,
+                "token": token,
+                "step": step_id,
+                "n": call_n,
+                "name": name or "",
+                "status": status,
+                "attempt": attempt,
+                "args": json.dumps(arguments),
+                "result": None if capped.value is None else json.dumps(capped.value),
+                "truncated": capped.truncated,
+                "error": None if error is None else json.dumps(error),
+            },
+        )
+        return bool(rows)
 
     async def _with_steps(self, row: RunRow | None) -> RunRow | None:
         # The run first, then its records: those are at least as new as its status.

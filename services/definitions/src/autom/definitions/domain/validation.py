@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,10 +16,17 @@ from pydantic import BaseModel, ValidationError
 from autom.core.errors import Violation
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
 from autom.core.netpolicy import Policy, literal_host, refused_reason
-from autom.core.registry import JSON_SCHEMA_METASCHEMA, ActionType, Catalog
+from autom.core.registry import (
+    AUTOMATION_TOOL_PREFIX,
+    JSON_SCHEMA_METASCHEMA,
+    MCP_TOOL_PREFIX,
+    ActionType,
+    Catalog,
+)
 from autom.definitions.domain.model import (
     MAX_DEFINITION_BYTES,
     MAX_STEPS,
+    NAME_PATTERN,
     Definition,
     ExecutionPolicy,
     InputsSpec,
@@ -121,6 +129,54 @@ def _check_destination(step: Step, path: str, policy: Policy, out: list[Violatio
         )
 
 
+def tool_automations(definition: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field path, automation name) of every `automation:<name>` tool of agent_task steps."""
+    out = []
+    execution = definition.get("execution")
+    on_failure = execution.get("on_failure") if isinstance(execution, dict) else None
+    for base, steps in (("plan", definition.get("plan")), ("execution.on_failure", on_failure)):
+        for i, step in enumerate(steps if isinstance(steps, list) else []):
+            params = step.get("params") if isinstance(step, dict) else None
+            if step.get("action") != "agent_task" or not isinstance(params, dict):
+                continue
+            tools = params.get("tools")
+            for j, name in enumerate(tools if isinstance(tools, list) else []):
+                if isinstance(name, str) and name.startswith(AUTOMATION_TOOL_PREFIX):
+                    out.append(
+                        (f"{base}[{i}].params.tools[{j}]", name[len(AUTOMATION_TOOL_PREFIX) :])
+                    )
+    return out
+
+
+def _check_tools(step: Step, path: str, catalog: Catalog, out: list[Violation]) -> None:
+    """An agent_task's tools: fixed names, each a capability of the catalog or an automation."""
+    tools = step.params.get("tools") if step.action == "agent_task" else None
+    if not isinstance(tools, list):
+        return
+    for j, name in enumerate(tools):
+        where = f"{path}.params.tools[{j}]"
+        if not isinstance(name, str):
+            continue
+        if "{{" in name or "{%" in name:
+            # The tool list is fixed by the definition: no input or tool result may change it.
+            out.append(Violation(where, "tool names are fixed: templates are not allowed"))
+        elif name.startswith(AUTOMATION_TOOL_PREFIX):
+            target = name[len(AUTOMATION_TOOL_PREFIX) :]
+            if not re.match(NAME_PATTERN, target):
+                out.append(Violation(where, f"{target!r} is not an automation name"))
+        elif name.startswith(MCP_TOOL_PREFIX):
+            server = name[len(MCP_TOOL_PREFIX) :].split("/", 1)[0]
+            out.append(Violation(where, f"no MCP server named {server!r} is registered"))
+        elif name not in catalog.capabilities:
+            known = ", ".join(c.id for c in catalog.capabilities.all())
+            out.append(
+                Violation(
+                    where,
+                    f"unknown tool {name!r} (a capability: {known}; or automation:<name>)",
+                )
+            )
+
+
 def _check_steps(
     steps: Sequence[tuple[int, Step]],
     base: str,
@@ -134,6 +190,7 @@ def _check_steps(
     for i, step in steps:
         path = f"{base}[{i}]"
         _check_destination(step, f"{path}.params.url", policy, out)
+        _check_tools(step, path, catalog, out)
         action = catalog.actions.get(step.action)
         if action is None:
             names = ", ".join(a.type for a in catalog.actions.all())

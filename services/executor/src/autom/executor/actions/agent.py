@@ -1,10 +1,13 @@
-"""agent_task: one litellm completion, optional output_schema with one repair round, cost."""
+"""agent_task: litellm completions with a tool loop, optional output_schema with one repair
+round, cost checked against the run budget before each call."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -14,10 +17,20 @@ from opentelemetry.trace import SpanKind
 
 from autom.core import metrics, tracing
 from autom.core.jsonschemas import offline_validator, unresolvable_refs
+from autom.core.registry import DEFAULT_MAX_TOOL_CALLS
 from autom.executor.actions.base import ActionContext
-from autom.executor.errors import BudgetExceeded, StepError
+from autom.executor.actions.tools import Tool, ToolArgumentsInvalid, Toolbox
+from autom.executor.domain.limits import MAX_TOOL_RESULT_BYTES, cap
+from autom.executor.errors import BudgetExceeded, LeaseLost, StepError
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+class ToolCallLimit(StepError):
+    """The model asked for more tool calls than max_tool_calls allows."""
+
+    type_name = "ToolCallLimit"
+    default_retryable = False
 
 
 class OutputSchemaError(StepError):
@@ -59,33 +72,83 @@ def _parse_json(text: str) -> Any:
     return json.loads(stripped)
 
 
+@dataclass
+class _Reply:
+    """One model answer: its text and the tool calls it asks for."""
+
+    text: str
+    tool_calls: list[Any]
+
+
 class AgentTask:
     """Calls litellm with the deployment's endpoint; records usage and cost on the context."""
 
     def __init__(
-        self, *, default_model: str, api_base: str | None, api_key: str | None, timeout: float
+        self,
+        *,
+        default_model: str,
+        api_base: str | None,
+        api_key: str | None,
+        timeout: float,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self._default_model = default_model
         self._api_base = api_base
         self._api_key = api_key
         self._timeout = timeout
+        self._toolbox = toolbox or Toolbox({})
+
+    @staticmethod
+    def _estimate(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> float:
+        """What the next call costs at least: its prompt, and max_tokens of answer if set."""
+        litellm = _litellm()
+        try:
+            prompt = int(litellm.token_counter(model=model, messages=messages))
+            answer = int(params.get("max_tokens") or 0)
+            cost_in, cost_out = litellm.cost_per_token(
+                model=model, prompt_tokens=prompt, completion_tokens=answer
+            )
+            return float(cost_in) + float(cost_out)
+        except Exception:
+            # Unknown models have no price: only the spend already recorded counts.
+            return 0.0
+
+    def _check_budget(
+        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], ctx: ActionContext
+    ) -> None:
+        """Stop before a call that would pass execution.budget_usd (it never goes out)."""
+        limit = ctx.budget.limit_usd
+        if limit is None:
+            return
+        spent = ctx.budget.spent_usd + ctx.cost_usd
+        if spent >= limit:
+            raise BudgetExceeded(f"LLM budget of ${limit:.6f} is spent (${spent:.6f})")
+        estimate = self._estimate(model, messages, params)
+        if spent + estimate > limit:
+            raise BudgetExceeded(
+                f"the next LLM call (at least ${estimate:.6f}) would pass the run budget of "
+                f"${limit:.6f} (${spent:.6f} spent)"
+            )
 
     async def _complete(
-        self, model: str, messages: list[dict[str, str]], params: dict[str, Any], ctx: ActionContext
-    ) -> str:
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        ctx: ActionContext,
+        calls: list[dict[str, Any]],
+        tools: Sequence[Tool] = (),
+    ) -> _Reply:
         litellm = _litellm()
 
-        remaining = ctx.budget.remaining()
-        if remaining is not None and remaining - ctx.cost_usd <= 0:
-            raise BudgetExceeded(
-                f"LLM budget of ${ctx.budget.limit_usd:.4f} is spent "
-                f"(${ctx.budget.spent_usd + ctx.cost_usd:.4f})"
-            )
+        self._check_budget(model, messages, params, ctx)
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "timeout": self._timeout}
         if params.get("temperature") is not None:
             kwargs["temperature"] = params["temperature"]
         if params.get("max_tokens") is not None:
             kwargs["max_tokens"] = params["max_tokens"]
+        if tools:
+            kwargs["tools"] = [t.spec() for t in tools]
         if self._api_base:
             kwargs["api_base"] = self._api_base
         if self._api_key:
@@ -118,6 +181,7 @@ class AgentTask:
             # Unknown models have no price; spend counts as zero rather than failing the step.
             cost = 0.0
         ctx.cost_usd += cost
+        calls.append({**counted, "cost_usd": cost})
         metrics.record_llm_call(
             "agent_task",
             model,
@@ -129,22 +193,21 @@ class AgentTask:
         limit = ctx.budget.limit_usd
         if limit is not None and ctx.budget.spent_usd + ctx.cost_usd > limit:
             raise BudgetExceeded(
-                f"LLM spend ${ctx.budget.spent_usd + ctx.cost_usd:.4f} exceeds the run budget "
-                f"of ${limit:.4f}"
+                f"LLM spend ${ctx.budget.spent_usd + ctx.cost_usd:.6f} exceeds the run budget "
+                f"of ${limit:.6f}"
             )
-        content = response.choices[0].message.content
-        return content if isinstance(content, str) else ""
+        message = response.choices[0].message
+        content = message.content
+        return _Reply(
+            content if isinstance(content, str) else "",
+            list(getattr(message, "tool_calls", None) or []),
+        )
 
     async def __call__(self, params: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
         model = str(params.get("model") or self._default_model)
-        if params.get("tools"):
-            raise StepError(
-                "agent_task tools are not available: no capabilities are registered",
-                retryable=False,
-                type_name="ValidationError",
-            )
+        tools = self._toolbox.resolve(list(params.get("tools") or []))
         schema = params.get("output_schema")
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         system = str(params.get("system") or "")
         if schema:
             system = (
@@ -155,7 +218,12 @@ class AgentTask:
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": str(params["prompt"])})
-        text = await self._complete(model, messages, params, ctx)
+        calls: list[dict[str, Any]] = []
+        if tools:
+            loop = _ToolLoop(tools, int(params.get("max_tool_calls") or DEFAULT_MAX_TOOL_CALLS))
+            text = await loop.run(self, model, messages, params, ctx, calls)
+        else:
+            text = (await self._complete(model, messages, params, ctx, calls)).text
         output: dict[str, Any] = {"text": text, "model": model}
         if schema:
             try:
@@ -175,7 +243,7 @@ class AgentTask:
                         "JSON only.",
                     },
                 ]
-                text = await self._complete(model, messages, params, ctx)
+                text = (await self._complete(model, messages, params, ctx, calls)).text
                 output["text"] = text
                 value, problem = self._check(text, validator)
                 if problem is not None:
@@ -183,6 +251,8 @@ class AgentTask:
             output["json"] = value
         output["usage"] = dict(ctx.usage)
         output["cost_usd"] = ctx.cost_usd
+        if tools:
+            output["llm_calls"] = calls
         return output
 
     @staticmethod
@@ -195,3 +265,113 @@ class AgentTask:
         if errors:
             return value, "; ".join(e.message for e in errors[:5])
         return value, None
+
+
+class _ToolLoop:
+    """model -> tool calls -> results -> model, until an answer without tool calls.
+
+    Tool results go back to the model as JSON data: never rendered as templates, never able to
+    change the tool list. Each call is recorded before and after it runs; a resumed step reuses
+    the result of a call that completed with the same tool and arguments.
+    """
+
+    def __init__(self, tools: list[Tool], max_calls: int) -> None:
+        self._by_function = {t.function: t for t in tools}
+        self._tools = tools
+        self._max = max_calls
+        self._n = 0
+
+    async def run(
+        self,
+        agent: AgentTask,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        ctx: ActionContext,
+        calls: list[dict[str, Any]],
+    ) -> str:
+        done = await ctx.tool_calls.completed() if ctx.tool_calls is not None else {}
+        while True:
+            reply = await agent._complete(model, messages, params, ctx, calls, self._tools)
+            if not reply.tool_calls:
+                return reply.text
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": reply.text or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {
+                                "name": c.function.name,
+                                "arguments": c.function.arguments or "{}",
+                            },
+                        }
+                        for c in reply.tool_calls
+                    ],
+                }
+            )
+            for call in reply.tool_calls:
+                self._n += 1
+                if self._n > self._max:
+                    raise ToolCallLimit(
+                        f"the model asked for more than {self._max} tool calls (max_tool_calls)"
+                    )
+                content = await self._one(call, ctx, done)
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.id,
+                        "name": call.function.name,
+                        "content": json.dumps(content, ensure_ascii=False),
+                    }
+                )
+
+    async def _one(self, call: Any, ctx: ActionContext, done: dict[int, dict[str, Any]]) -> Any:
+        """Run (or reuse) one call; what the model is shown: the result or the error."""
+        n, log = self._n, ctx.tool_calls
+        tool = self._by_function.get(call.function.name)
+        if tool is None:
+            error = StepError(
+                f"tool {call.function.name!r} is not declared by this step; it was not called",
+                retryable=False,
+                type_name="ToolNotDeclared",
+            ).detail()
+            if log is not None:
+                await log.finish(
+                    n, "refused", None, error, name=str(call.function.name)[:200], arguments=None
+                )
+            return {"error": error}
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except ValueError:
+            arguments = call.function.arguments
+        recorded = ctx.redact(arguments)
+        previous = done.get(n)
+        if (
+            previous is not None
+            and previous["name"] == tool.declared
+            and previous["arguments"] == recorded
+        ):
+            # Completed before a crash or a retry: the tool is not called again.
+            return {"result": previous["result"]}
+        if log is not None:
+            await log.begin(n, tool.declared, recorded)
+        try:
+            if not isinstance(arguments, dict):
+                raise ToolArgumentsInvalid("arguments are not a JSON object")
+            tool.check(arguments)
+            result = await tool.call(arguments, replace(ctx, call_n=n, cost_usd=0.0, usage={}))
+        except (LeaseLost, BudgetExceeded):
+            raise
+        except Exception as exc:
+            error = (exc if isinstance(exc, StepError) else StepError(str(exc))).detail()
+            error = ctx.redact(error)
+            if log is not None:
+                await log.finish(n, "failed", None, error)
+            return {"error": error}
+        shown = cap(ctx.redact(result), MAX_TOOL_RESULT_BYTES).value
+        if log is not None:
+            await log.finish(n, "succeeded", shown, None)
+        return {"result": shown}

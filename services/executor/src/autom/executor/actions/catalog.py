@@ -9,6 +9,7 @@ from autom.executor.actions.agent import AgentTask
 from autom.executor.actions.base import Action, Actions, Handler
 from autom.executor.actions.builtin import EmitEvent, log_message, transform, wait
 from autom.executor.actions.http import HttpRequestAction
+from autom.executor.actions.tools import Toolbox
 from autom.executor.settings import ExecutorSettings
 
 
@@ -32,13 +33,19 @@ def build_actions(
         "log": log_message,
         "emit_event": EmitEvent(js),
         "http_request": http,
-        "agent_task": AgentTask(
-            default_model=settings.default_model,
-            api_base=settings.llm_api_base,
-            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-            timeout=settings.llm_timeout_seconds,
-        ),
     }
+    tools = {
+        spec.type: Action(spec, handlers[spec.type])
+        for spec in catalog.actions.all()
+        if spec.type in handlers
+    }
+    handlers["agent_task"] = AgentTask(
+        default_model=settings.default_model,
+        api_base=settings.llm_api_base,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        timeout=settings.llm_timeout_seconds,
+        toolbox=Toolbox(tools),
+    )
     actions = [
         Action(spec, handlers[spec.type]) for spec in catalog.actions.all() if spec.type in handlers
     ]

@@ -8,6 +8,8 @@ from typing import Any
 
 # Default cap of a recorded step's params and output (JSON bytes).
 MAX_OUTPUT_BYTES = 256 * 1024
+# Default cap of a recorded tool call's result (what the model is shown is capped the same).
+MAX_TOOL_RESULT_BYTES = 16 * 1024
 # Characters of the original JSON text a truncation marker keeps, to show what it was.
 PREVIEW_CHARS = 1024
 
