@@ -94,6 +94,23 @@ async def test_bad_input_answers_invalid_argument_with_field_path(
     assert field in field_violations(err.value)
 
 
+async def test_automation_tools_must_name_an_automation_of_the_workspace(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    api = stub(definitions_app, token_for(Role.OWNER))
+    digest["plan"][1]["params"]["tools"] = ["http_request", "automation:file-issue"]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await create(api, digest)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "definition.plan[1].params.tools[1]" in field_violations(err.value)
+    child = copy.deepcopy(digest)
+    child["name"] = "file-issue"
+    child["plan"][1]["params"]["tools"] = ["automation:file-issue"]  # itself: allowed
+    await create(api, child)
+    created = await create(api, digest)
+    assert created.name == digest["name"]
+
+
 async def test_validate_definition_reports_without_saving(
     definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
 ) -> None:

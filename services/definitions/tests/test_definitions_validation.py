@@ -102,7 +102,48 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("bad duration", _set(["execution", "timeout"], "soon"), "execution.timeout"),
     ("bad concurrency", _set(["execution", "concurrency"], "sometimes"), "execution.concurrency"),
     ("empty plan", _set(["plan"], []), "plan"),
+    (
+        "unknown tool",
+        _set(["plan", 1, "params", "tools"], ["http_request", "shell"]),
+        "plan[1].params.tools[1]",
+    ),
+    (
+        "templated tool name",
+        _set(["plan", 1, "params", "tools"], ["{{ inputs.tool }}"]),
+        "plan[1].params.tools[0]",
+    ),
+    (
+        "unregistered MCP server",
+        _set(["plan", 1, "params", "tools"], ["mcp:github/search"]),
+        "plan[1].params.tools[0]",
+    ),
+    (
+        "bad automation tool name",
+        _set(["plan", 1, "params", "tools"], ["automation:Not A Name"]),
+        "plan[1].params.tools[0]",
+    ),
+    (
+        "max_tool_calls out of range",
+        _set(["plan", 1, "params", "max_tool_calls"], 0),
+        "plan[1].params.max_tool_calls",
+    ),
 ]
+
+
+def test_agent_tools_from_the_catalog_are_valid(digest: dict[str, Any]) -> None:
+    digest["plan"][1]["params"]["tools"] = [
+        "http_request",
+        "transform",
+        "emit_event",
+        "automation:file-issue",
+    ]
+    digest["plan"][1]["params"]["max_tool_calls"] = 5
+    assert violations_of(digest) == {}
+    assert {c.id for c in CATALOG.capabilities.all()} >= {
+        "http_request",
+        "transform",
+        "emit_event",
+    }
 
 
 @pytest.mark.parametrize(("label", "mutate", "field"), CASES, ids=[c[0] for c in CASES])
