@@ -143,7 +143,10 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         self, request: pb.GetAutomationRequest, context: Ctx
     ) -> pb.GetAutomationResponse:
         row, definition = await self._svc.get(
-            current_principal(), request.automation_id, request.version
+            current_principal(),
+            request.automation_id,
+            request.version,
+            workspace_id=request.workspace_id,
         )
         automation = automation_to_proto(row, definition)
         if request.version:

@@ -312,7 +312,13 @@ class DefinitionsService:
         return row
 
     async def _get_row(
-        self, conn: AsyncConnection, caller: Principal, ref: str, *, for_update: bool = False
+        self,
+        conn: AsyncConnection,
+        caller: Principal,
+        ref: str,
+        *,
+        for_update: bool = False,
+        workspace_id: str = "",
     ) -> Row[Any]:
         t = db.automations
         query = select(*t.c).where(t.c.deleted_at.is_(None))
@@ -324,7 +330,8 @@ class DefinitionsService:
         if is_id:
             query = query.where(t.c.id == ref)
         else:
-            query = query.where(t.c.name == ref, t.c.workspace_id == caller.workspace_id)
+            ws = workspace_id or caller.workspace_id
+            query = query.where(t.c.name == ref, t.c.workspace_id == ws)
         if for_update:
             query = query.with_for_update()
         row = (await conn.execute(query)).one_or_none()
@@ -333,15 +340,16 @@ class DefinitionsService:
         return row
 
     async def get(
-        self, caller: Principal, ref: str, version: int = 0
+        self, caller: Principal, ref: str, version: int = 0, *, workspace_id: str = ""
     ) -> tuple[Row[Any], dict[str, Any]]:
-        """The automation and its definition at `version` (0 = latest)."""
+        """The automation and its definition at `version` (0 = latest); a name is looked up
+        in `workspace_id` (default: the caller's)."""
         if not ref:
             raise ValidationFailed([Violation("automation_id", "required")])
         if version < 0:
             raise ValidationFailed([Violation("version", "must not be negative")])
         async with self._engine.connect() as conn:
-            row = await self._get_row(conn, caller, ref)
+            row = await self._get_row(conn, caller, ref, workspace_id=workspace_id)
             if version == 0 or version == row.version:
                 return row, row.definition
             v = db.automation_versions

@@ -16,6 +16,7 @@ from autom.core.registry import build_catalog
 from autom.core.runtime import open_runtime, service_tokens
 from autom.executor import db
 from autom.executor.actions.catalog import build_actions
+from autom.executor.children import ChildRuns
 from autom.executor.concurrency import Concurrency
 from autom.executor.deadletters import DeadLetters
 from autom.executor.engine import Engine
@@ -76,6 +77,13 @@ async def build_app(
         on_events=relay.notify,
         on_committed=watchers.wake,
         default_step_timeout=settings.default_step_timeout_seconds,
+        child_runs=ChildRuns(
+            store=store,
+            definitions=source,
+            watchers=watchers,
+            notify=relay.notify,
+            max_depth=settings.max_chain_depth,
+        ),
     )
     quotas = (
         RunQuotas(store, source, ttl_seconds=settings.quota_cache_seconds)

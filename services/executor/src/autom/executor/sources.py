@@ -239,6 +239,19 @@ class GrpcDefinitions:
         self._remember(snapshot)
         return snapshot
 
+    async def get_named(self, workspace_id: str, name: str) -> Snapshot:
+        """The latest version of the automation called `name` in a workspace (never cached)."""
+        try:
+            response = await self._stub.GetAutomation(
+                dpb.GetAutomationRequest(automation_id=name, workspace_id=workspace_id),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, name) from exc
+        snapshot = automation_snapshot(response.automation)
+        self._remember(snapshot)
+        return snapshot
+
     def _remember(self, snapshot: Snapshot) -> None:
         self._cache[(snapshot.automation_id, snapshot.version)] = snapshot
         while len(self._cache) > self._size:
@@ -433,6 +446,13 @@ class StaticDefinitions:
         if found is None:
             raise NotFound("automation", f"{automation_id}@{version}")
         return found
+
+    async def get_named(self, workspace_id: str, name: str) -> Snapshot:
+        """The latest snapshot with that name in the workspace, or NotFound."""
+        for snapshot in self._latest.values():
+            if snapshot.workspace_id == workspace_id and snapshot.name == name:
+                return snapshot
+        raise NotFound("automation", name)
 
     async def get_as(self, token: str, automation_id: str, version: int) -> Snapshot:
         """Same as get (no identity in memory)."""

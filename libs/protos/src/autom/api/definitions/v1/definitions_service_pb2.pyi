@@ -48,12 +48,14 @@ class CreateAutomationResponse(_message.Message):
     def __init__(self, automation: _Optional[_Union[_definitions_pb2.Automation, _Mapping]] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
 
 class GetAutomationRequest(_message.Message):
-    __slots__ = ("automation_id", "version")
+    __slots__ = ("automation_id", "version", "workspace_id")
     AUTOMATION_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     automation_id: str
     version: int
-    def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    workspace_id: str
+    def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ..., workspace_id: _Optional[str] = ...) -> None: ...
 
 class GetAutomationResponse(_message.Message):
     __slots__ = ("automation", "webhooks")

@@ -1,0 +1,197 @@
+"""An agent step calling another automation as a tool, over the real definitions, executor,
+PostgreSQL, NATS and litellm (the model is a scripted OpenAI-compatible server on loopback)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from aiohttp import web
+from google.protobuf import json_format
+
+from autom.api.common.v1 import definition_pb2
+from autom.api.definitions.v1 import definitions_service_pb2 as dpb
+from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
+from autom.api.executor.v1 import executor_pb2
+from autom.api.executor.v1 import executor_service_pb2 as epb
+from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
+from autom.core import bus
+from autom.core.grpcserver import channel
+from autom.core.protoconv import struct_to_dict, value_to_py
+from autom.devstack.eventually import assert_eventually
+
+RUN = executor_pb2
+
+
+class ScriptedModel:
+    """POST /v1/chat/completions answers from a script: text, or {"tool_calls": [...]}."""
+
+    def __init__(self) -> None:
+        self.answers: list[str | dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        answer = self.answers.pop(0) if self.answers else "ok"
+        message: dict[str, Any] = {"role": "assistant", "content": answer}
+        if isinstance(answer, dict):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{len(self.requests)}_{i}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)},
+                    }
+                    for i, (name, args) in enumerate(answer["tool_calls"])
+                ],
+            }
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": 1700000000,
+                "model": body.get("model", "m"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if isinstance(answer, dict) else "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[ScriptedModel]:
+    scripted = ScriptedModel()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", scripted.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    scripted.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield scripted
+    await runner.cleanup()
+
+
+async def test_an_automation_called_as_a_tool_is_a_child_run_whose_output_comes_back(
+    start_app: Any, owner_token: str, nats_url: str, model: ScriptedModel
+) -> None:
+    nc = await nats.connect(nats_url)
+    await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM,))
+    definitions = await start_app("definitions")
+    executor = await start_app(
+        "executor",
+        definitions_addr=definitions.address,
+        llm_api_base=f"http://127.0.0.1:{model.port}/v1",
+        llm_api_key="k",
+        default_model="openai/test-model",
+        max_chain_depth=1,
+    )
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    runs = egrpc.ExecutorServiceStub(channel(executor.address, owner_token))
+
+    async def create(raw: dict[str, Any]) -> str:
+        definition = json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
+        made = await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition))
+        return str(made.automation.id)
+
+    await create(
+        {
+            "name": "file-issue",
+            "inputs": {
+                "schema": {
+                    "type": "object",
+                    "required": ["title"],
+                    "properties": {"title": {"type": "string"}},
+                }
+            },
+            "plan": [
+                {
+                    "id": "file",
+                    "action": "transform",
+                    "params": {"output": {"filed": "{{ inputs.title }}", "number": 42}},
+                }
+            ],
+        }
+    )
+    triage = await create(
+        {
+            "name": "triage",
+            "plan": [
+                {
+                    "id": "ask",
+                    "action": "agent_task",
+                    "params": {"prompt": "File the urgent one.", "tools": ["automation:file-issue"]},
+                }
+            ],
+        }
+    )
+    model.answers = [
+        {"tool_calls": [("automation__file-issue", {"inputs": {"title": "prod down"}})]},
+        "Filed #42.",
+    ]
+    started = (await runs.StartRun(epb.StartRunRequest(automation_id=triage))).run
+
+    async def finished() -> executor_pb2.Run:
+        got = (await runs.GetRun(epb.GetRunRequest(run_id=started.id))).run
+        assert got.status == RUN.RUN_STATUS_SUCCEEDED, (got.status, got.error)
+        return got
+
+    run = await assert_eventually(finished, timeout=60)
+    step = run.steps[0]
+    assert value_to_py(step.output)["text"] == "Filed #42."
+    [call] = step.tool_calls
+    assert (call.call_n, call.name, call.status) == (1, "automation:file-issue", "succeeded")
+    result = value_to_py(call.result)
+    assert result["output"] == {"filed": "prod down", "number": 42}
+    # The model saw the child's output as the tool's result.
+    shown = json.loads(model.requests[1]["messages"][-1]["content"])
+    assert shown["result"]["output"]["number"] == 42
+
+    child = (await runs.GetRun(epb.GetRunRequest(run_id=result["run_id"]))).run
+    assert child.status == RUN.RUN_STATUS_SUCCEEDED
+    assert child.upstream_run_id == run.id and child.chain_depth == 1
+    assert child.principal == run.principal
+    assert struct_to_dict(child.cause)["type"] == "tool"
+
+    # The child of a child would pass max_chain_depth (1): refused, and its model is told.
+    nested = await create(
+        {
+            "name": "nested",
+            "plan": [
+                {
+                    "id": "ask",
+                    "action": "agent_task",
+                    "params": {"prompt": "x", "tools": ["automation:triage"]},
+                }
+            ],
+        }
+    )
+    model.requests.clear()
+    model.answers = [
+        {"tool_calls": [("automation__triage", {})]},
+        {"tool_calls": [("automation__file-issue", {"inputs": {"title": "again"}})]},
+        "could not file",
+        "nested done",
+    ]
+    started = (await runs.StartRun(epb.StartRunRequest(automation_id=nested))).run
+    run = await assert_eventually(finished, timeout=60)
+    [call] = run.steps[0].tool_calls
+    inner = value_to_py(call.result)
+    assert inner["output"]["text"] == "could not file"
+    child = (await runs.GetRun(epb.GetRunRequest(run_id=inner["run_id"]))).run
+    [refused] = child.steps[0].tool_calls
+    assert refused.status == "failed" and refused.error.type == "ChainTooDeep"
+    assert "ChainTooDeep" in model.requests[2]["messages"][-1]["content"]
+    await nc.close()
