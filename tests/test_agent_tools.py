@@ -132,7 +132,10 @@ async def test_an_automation_called_as_a_tool_is_a_child_run_whose_output_comes_
                 {
                     "id": "ask",
                     "action": "agent_task",
-                    "params": {"prompt": "File the urgent one.", "tools": ["automation:file-issue"]},
+                    "params": {
+                        "prompt": "File the urgent one.",
+                        "tools": ["automation:file-issue"],
+                    },
                 }
             ],
         }

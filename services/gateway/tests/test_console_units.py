@@ -140,3 +140,43 @@ def test_versions_before_and_after() -> None:
     assert versions(0, 1) == "— → 1"
     assert versions(4, 0) == "4 → —"
     assert versions(0, 0) == ""
+
+
+def test_a_runs_timeline_lists_the_tool_calls_of_an_agent_step_escaped() -> None:
+    from autom.api.executor.v1 import executor_pb2 as pb
+    from autom.core.protoconv import py_to_value
+    from autom.gateway.console.app import Console
+
+    console = Console(
+        lambda address: None,  # type: ignore[arg-type,return-value]
+        session_key=None,
+        timeout=1.0,
+        draft_timeout=1.0,
+    )
+    call = pb.ToolCall(call_n=1, name="http_request", status="succeeded", duration_ms=12)
+    call.finish_time.seconds = 1
+    call.result.CopyFrom(py_to_value({"title": "<script>x</script> {{ 7 * 7 }}"}))
+    refused = pb.ToolCall(
+        call_n=2,
+        name="emit_event",
+        status="refused",
+        error=pb.ErrorDetail(type="ToolNotDeclared", message="not declared"),
+    )
+    run = pb.Run(
+        id="r1",
+        status=pb.RUN_STATUS_SUCCEEDED,
+        steps=[
+            pb.StepRun(
+                step_id="ask",
+                action="agent_task",
+                status=pb.STEP_STATUS_SUCCEEDED,
+                tool_calls=[call, refused],
+            )
+        ],
+    )
+    html = console.env.get_template("_timeline.html").render(run=run)
+    assert "Tool calls (2)" in html
+    assert "<code>http_request</code>" in html and "12 ms" in html
+    assert "ToolNotDeclared" in html
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert "{{ 7 * 7 }}" in html  # data, not rendered
