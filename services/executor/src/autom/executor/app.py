@@ -69,6 +69,11 @@ async def build_app(
     # polled often in case a commit's notify is missed.
     relay = bus.OutboxRelay(engine=engine, table=db.outbox, js=js, poll_interval=0.5)
     watchers = RunWatchers(rt.nc)
+    quotas = (
+        RunQuotas(store, source, ttl_seconds=settings.quota_cache_seconds)
+        if isinstance(source, GrpcDefinitions)
+        else None
+    )
     run_engine = Engine(
         store=store,
         actions=actions,
@@ -83,12 +88,8 @@ async def build_app(
             watchers=watchers,
             notify=relay.notify,
             max_depth=settings.max_chain_depth,
+            quotas=quotas,
         ),
-    )
-    quotas = (
-        RunQuotas(store, source, ttl_seconds=settings.quota_cache_seconds)
-        if isinstance(source, GrpcDefinitions)
-        else None
     )
     worker = Worker(
         store=store,

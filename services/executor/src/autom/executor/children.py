@@ -15,6 +15,7 @@ from autom.core.errors import AutomError
 from autom.executor.actions.base import ActionContext
 from autom.executor.convert import latest_records
 from autom.executor.errors import StepError
+from autom.executor.quotas import RunQuotas
 from autom.executor.service import fire_event
 from autom.executor.sources import Snapshot
 from autom.executor.store import TERMINAL, NewRun, RunStore
@@ -54,7 +55,9 @@ class ChildRuns:
         notify: Callable[[], None],
         max_depth: int,
         recheck_seconds: float = 1.0,
+        quotas: RunQuotas | None = None,
     ) -> None:
+        self._quotas = quotas
         self._store = store
         self._definitions = definitions
         self._watchers = watchers
@@ -107,6 +110,10 @@ class ChildRuns:
             upstream_run_id=ctx.run_id,
             chain_depth=depth,
         )
+        refusal = await self._quotas.refusal(ctx.workspace_id) if self._quotas else None
+        if refusal is not None and await self._store.by_fire(run.fire_id) is None:
+            # The workspace's quotas (runs per minute, LLM spend per day...) bind child runs too.
+            raise StepError(refusal.message, retryable=False, type_name="QuotaExceeded")
         row, created = await self._store.create_pending(run, [fire_event(run)])
         if created:
             self._notify()

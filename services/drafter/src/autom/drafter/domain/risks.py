@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from autom.core.netpolicy import literal_host
+from autom.core.registry import DEFAULT_MAX_TOOL_CALLS
 from autom.templating import TemplateError, is_template, iter_templates, referenced_names
 
 # Where a run's caller (or an earlier step's response) decides the value.
@@ -77,5 +78,13 @@ def risk_warnings(definition: dict[str, Any]) -> list[str]:
                 out.append(
                     f"Step {sid!r} puts secret {_listed(sent)} into a prompt sent to the "
                     "model provider."
+                )
+            tools = [t for t in params.get("tools") or [] if isinstance(t, str)]
+            if tools:
+                # What the tools are called with is the model's choice at run time.
+                limit = params.get("max_tool_calls") or DEFAULT_MAX_TOOL_CALLS
+                out.append(
+                    f"Step {sid!r} lets the model call these tools with arguments it chooses "
+                    f"at run time (up to {limit} calls): {', '.join(tools)}."
                 )
     return out
