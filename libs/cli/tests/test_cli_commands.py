@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from autom.cli.errors import ExitCode
 
 Cli = Any  # the `cli` fixture of conftest.py
@@ -322,3 +324,32 @@ async def test_usage_errors_exit_2(cli: Cli) -> None:
     assert (await cli("run")).exit_code == 2
     assert (await cli("run", "x", "--input", "novalue")).exit_code == 2
     assert (await cli("runs", "list", "--status", "sideways")).exit_code == 2
+
+
+def test_a_run_shows_the_tool_calls_of_its_agent_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    from autom.api.executor.v1 import executor_pb2 as pb
+    from autom.cli.output import Out
+    from autom.cli.runs import Progress, show_run
+
+    ok = pb.ToolCall(call_n=1, name="http_request", status="succeeded", duration_ms=12)
+    ok.finish_time.seconds = 1
+    refused = pb.ToolCall(
+        call_n=2,
+        name="emit_event",
+        status="refused",
+        error=pb.ErrorDetail(type="ToolNotDeclared", message="not declared"),
+    )
+    step = pb.StepRun(
+        step_id="ask",
+        action="agent_task",
+        status=pb.STEP_STATUS_SUCCEEDED,
+        tool_calls=[ok, refused],
+    )
+    run = pb.Run(id="r1", status=pb.RUN_STATUS_SUCCEEDED, steps=[step])
+    show_run(Out(json_mode=False), run)
+    Progress(Out(json_mode=False)).step(step)
+    printed = capsys.readouterr().out
+    assert "Tool calls" in printed and "12ms" in printed
+    assert "ToolNotDeclared: not declared" in printed
+    assert "tool 1 http_request  succeeded" in printed
+    assert "tool 2 emit_event  refused" in printed
