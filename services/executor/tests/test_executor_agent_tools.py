@@ -147,6 +147,15 @@ async def test_undeclared_tool_is_refused_and_hostile_results_stay_data(
     assert len(tracker.requests) == 1
 
 
+async def test_tool_arguments_are_never_rendered(agent_harness: Harness, llm: FakeLLM) -> None:
+    llm.answers = [{"tool_calls": [("transform", {"output": "{{ secrets.TOKEN }}"})]}, "ok"]
+    row = await agent_harness.run(agent(tools=["transform"]))
+    assert row.status == "succeeded", (row.error, row.steps)
+    [call] = row.steps[0]["tool_calls"]
+    assert call["result"] == "{{ secrets.TOKEN }}"
+    assert "s3cr3t-value" not in json.dumps(llm.requests)
+
+
 async def test_max_tool_calls_bounds_the_loop(
     agent_harness: Harness, llm: FakeLLM, tracker: Tracker
 ) -> None:
