@@ -162,6 +162,11 @@ async def test_an_automation_called_as_a_tool_is_a_child_run_whose_output_comes_
     shown = json.loads(model.requests[1]["messages"][-1]["content"])
     assert shown["result"]["output"]["number"] == 42
 
+    # WatchRun carries the sub-steps too.
+    async for event in runs.WatchRun(epb.WatchRunRequest(run_id=run.id)):
+        assert [c.name for c in event.run.steps[0].tool_calls] == ["automation:file-issue"]
+        break
+
     child = (await runs.GetRun(epb.GetRunRequest(run_id=result["run_id"]))).run
     assert child.status == RUN.RUN_STATUS_SUCCEEDED
     assert child.upstream_run_id == run.id and child.chain_depth == 1
