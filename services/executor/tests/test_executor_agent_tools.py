@@ -134,6 +134,7 @@ async def test_undeclared_tool_is_refused_and_hostile_results_stay_data(
         ("emit_event", "refused"),
     ]
     assert calls[1]["error"]["type"] == "ToolNotDeclared"
+    assert calls[1]["arguments"] == {"subject": "leak", "data": "x"}
     # The hostile text reached the model verbatim: not rendered, no secret in it.
     shown = llm.requests[1]["messages"][-1]["content"]
     assert "{{ secrets.TOKEN }}" in shown and "{% for x in range(9) %}" in shown

@@ -331,6 +331,11 @@ class _ToolLoop:
     async def _one(self, call: Any, ctx: ActionContext, done: dict[int, dict[str, Any]]) -> Any:
         """Run (or reuse) one call; what the model is shown: the result or the error."""
         n, log = self._n, ctx.tool_calls
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except ValueError:
+            arguments = call.function.arguments
+        recorded = ctx.redact(arguments)
         tool = self._by_function.get(call.function.name)
         if tool is None:
             error = StepError(
@@ -339,15 +344,9 @@ class _ToolLoop:
                 type_name="ToolNotDeclared",
             ).detail()
             if log is not None:
-                await log.finish(
-                    n, "refused", None, error, name=str(call.function.name)[:200], arguments=None
-                )
+                name = str(call.function.name)[:200]
+                await log.finish(n, "refused", None, error, name=name, arguments=recorded)
             return {"error": error}
-        try:
-            arguments = json.loads(call.function.arguments or "{}")
-        except ValueError:
-            arguments = call.function.arguments
-        recorded = ctx.redact(arguments)
         previous = done.get(n)
         if (
             previous is not None
