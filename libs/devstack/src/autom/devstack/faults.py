@@ -177,9 +177,9 @@ class FaultStack:
         return list(self._services)
 
     def address(self, service: str) -> str:
-        """host:port of a service's gRPC server."""
+        """host:port of a service's gRPC server, or of one replica (`<service>-<n>`)."""
         env = self._services[service].spec.env
-        return env[f"AUTOM_{service.upper()}_ADDR"]
+        return f"{EMBEDDED_HOST}:{env['AUTOM_GRPC_PORT']}"
 
     def pid(self, service: str) -> int | None:
         """Process id of a running service."""
