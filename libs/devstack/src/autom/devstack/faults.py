@@ -225,6 +225,16 @@ class FaultStack:
         """SIGKILL a service and everything in its process group; wait until it is gone."""
         self._kill(self._services[service])
 
+    async def stop(self, service: str, timeout: float = 30.0) -> None:
+        """SIGTERM a service, as an orchestrator scales down; SIGKILL it after `timeout`."""
+        target = self._services[service]
+        proc = target.proc
+        if proc is not None and proc.poll() is None:
+            signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(proc.wait, timeout)
+        self._kill(target)
+
     def pause(self, service: str) -> None:
         """SIGSTOP a service: it holds its connections and leases but does nothing."""
         self._signal(service, signal.SIGSTOP)
