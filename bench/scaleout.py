@@ -13,7 +13,8 @@ their own `migrate` commands. Then, through the public gRPC API with bench.api_c
 - leader kill: schedules firing every second, then SIGKILL of the AUTOM_FIRES stream's
   leader node; fire lag (nominal time -> first step started, from executor.runs and
   executor.run_steps) p50/p99/max before the kill and during the kill window, when a new
-  leader was seen, and missed / duplicated fires over the whole window.
+  leader was seen, and missed / duplicated fires from the first second every schedule had
+  run until after the node's restart.
 
 The client (bench.api_client's) runs in this process, which does nothing else meanwhile: the
 servers and services are its children. Prints one JSON object as its last line.
@@ -77,13 +78,25 @@ def fire_accounting(
     expected: Iterable[tuple[str, float]], fired: Iterable[tuple[str, float]]
 ) -> dict[str, int]:
     """Expected (automation, nominal second) fires against the runs' (automation, nominal)."""
+    expected, fired = list(expected), list(fired)
     runs = Counter((automation, round(nominal)) for automation, nominal in fired)
     wanted = {(automation, round(nominal)) for automation, nominal in expected}
     return {
         "expected": len(wanted),
-        "missed": sum(1 for key in wanted if runs[key] == 0),
+        "missed": len(missing(expected, fired)),
         "duplicated": sum(runs[key] - 1 for key in wanted if runs[key] > 1),
     }
+
+
+def missing(
+    expected: Iterable[tuple[str, float]], fired: Iterable[tuple[str, float]]
+) -> list[tuple[str, float]]:
+    """The expected (automation, nominal second) fires without a run, in time order."""
+    runs = {(automation, round(nominal)) for automation, nominal in fired}
+    wanted = {(automation, float(round(nominal))) for automation, nominal in expected}
+    return sorted(
+        (key for key in wanted if (key[0], round(key[1])) not in runs), key=lambda k: k[1]
+    )
 
 
 def lag_summary(lags_s: Sequence[float]) -> dict[str, float]:
@@ -149,7 +162,13 @@ async def scale_out(stack: FaultStack, token: str, n: int) -> dict[str, Any]:
             before = c.cpu()
             await asyncio.sleep(IDLE_S)
             idle = sum(c.cpu().values()) - sum(before.values())
-            result = {**await burst(c, automation_id, n), "idle_cores": round(idle / IDLE_S, 2)}
+            # Load from outside the cluster (this machine's other tenants) shows here.
+            load = round(os.getloadavg()[0], 1)
+            result = {
+                **await burst(c, automation_id, n),
+                "idle_cores": round(idle / IDLE_S, 2),
+                "loadavg_1m_before": load,
+            }
         finally:
             for ch in c.channels:
                 await ch.close()
@@ -197,6 +216,43 @@ async def _fire_records(database_url: str, automation_ids: list[str]) -> list[An
         await conn.close()
 
 
+async def _missing_fires(
+    database_url: str, lost: list[tuple[str, float]], killed_at: float
+) -> list[dict[str, Any]]:
+    """What the scheduler recorded for fires without a run (first 20): its fire row, if any."""
+    import asyncpg
+
+    if not lost:
+        return []
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        out = []
+        for automation_id, nominal in lost[:20]:
+            row = await conn.fetchrow(
+                "SELECT kind, extract(epoch FROM published_at)::float8 AS published, run_status"
+                " FROM scheduler.fires WHERE schedule_id = $1"
+                " AND scheduled_for = to_timestamp($2::float8)",
+                f"{automation_id}:tick",
+                nominal,
+            )
+            fire: dict[str, Any] = {"nominal_after_kill_s": round(nominal - killed_at, 1)}
+            if row is None:
+                fire["fire_row"] = None
+            else:
+                published = row["published"]
+                fire["fire_row"] = {
+                    "kind": row["kind"],
+                    "published_after_ms": round((published - nominal) * 1000, 1)
+                    if published
+                    else None,
+                    "run_status": row["run_status"],
+                }
+            out.append(fire)
+        return out
+    finally:
+        await conn.close()
+
+
 async def _until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not await condition():
@@ -238,7 +294,9 @@ async def leader_kill(stack: FaultStack, token: str, schedules: int) -> dict[str
     cutoff = math.floor(time.time()) + 2.0
     await _sleep_until(cutoff + 0.5)
 
-    expected = [(a, s) for a in automation_ids for s in instants(start_at, cutoff)]
+    # From the measured window's start, not start_at: a schedule counts from when the
+    # scheduler learns of it, which under load can be seconds after start_at.
+    expected = [(a, s) for a in automation_ids for s in instants(before_from, cutoff)]
 
     async def settled() -> bool:
         records = await _fire_records(stack.database_url, automation_ids)
@@ -254,7 +312,9 @@ async def leader_kill(stack: FaultStack, token: str, schedules: int) -> dict[str
         settle_error = str(exc)
     records = await _fire_records(stack.database_url, automation_ids)
     in_window = [r for r in records if r["nominal"] <= cutoff]
-    accounting = fire_accounting(expected, [(r["automation_id"], r["nominal"]) for r in in_window])
+    fired = [(r["automation_id"], r["nominal"]) for r in in_window]
+    accounting = fire_accounting(expected, fired)
+    lost = await _missing_fires(stack.database_url, missing(expected, fired), killed_at)
 
     def window(lo: float, hi: float) -> dict[str, Any]:
         started = [r for r in in_window if r["started"] and lo <= r["nominal"] < hi]
@@ -280,11 +340,14 @@ async def leader_kill(stack: FaultStack, token: str, schedules: int) -> dict[str
         # Polled (a fresh connection, 2 s request timeout): an upper bound on the election.
         "new_leader_seen_after_s": round(elected_s, 2),
         "node_down_s": round(restarted_at - killed_at, 1),
-        "lag_before": window(before_from, killed_at),
-        "lag_during_kill": window(killed_at, killed_at + KILL_S),
+        # A fire due in the last second before the kill may still be in flight when the node
+        # dies: it counts to the kill window.
+        "lag_before": window(before_from, killed_at - 1),
+        "lag_during_kill": window(killed_at - 1, killed_at + KILL_S),
         "lag_after_restart": window(restarted_at, cutoff + 1),
         **accounting,
         "not_terminal": sum(1 for r in in_window if r["status"] not in TERMINAL),
+        **({"missed_fires": lost} if lost else {}),
         **({"settle_error": settle_error} if settle_error else {}),
     }
 

@@ -39,6 +39,13 @@ def test_fire_accounting_counts_missed_and_duplicated_instants() -> None:
     }
 
 
+def test_missing_lists_the_expected_fires_without_a_run_in_time_order() -> None:
+    expected = [("a", 3.0), ("a", 1.0), ("b", 2.0), ("b", 3.0)]
+    fired = [("a", 1.0000002), ("b", 3.0), ("c", 1.0)]
+    assert scaleout.missing(expected, fired) == [("b", 2.0), ("a", 3.0)]
+    assert scaleout.missing(expected, [*fired, ("a", 3.0), ("b", 2.0)]) == []
+
+
 def test_lag_summary_is_nearest_rank_in_milliseconds() -> None:
     lags = [i / 1000 for i in range(1, 101)]  # 1 ms .. 100 ms
     assert scaleout.lag_summary(lags) == {
