@@ -9,9 +9,9 @@ import time
 
 from bench import durability
 
-# `api` is what users see (the `make run` stack through the public API); the others measure
-# one component in-process.
-BENCHES = ("api", "chain40", "executor_throughput", "scheduler_lag")
+# `api` is what users see (the `make run` stack through the public API), `scaleout` the same
+# API on a loopback cluster; the others measure one component in-process.
+BENCHES = ("api", "chain40", "executor_throughput", "scheduler_lag", "scaleout")
 
 
 def main() -> int:

@@ -1,7 +1,8 @@
 """The client of bench.api: public gRPC API only, run in its own process.
 
-Reads one JSON object on stdin (addresses, dev token, PIDs of the stack's processes, sizes)
-and prints one JSON object. Three phases against one `wait 0s` automation and one chain40:
+Reads one JSON object on stdin (addresses, dev token, PIDs of the stack's processes, sizes;
+optionally `executor_replicas`, more executor addresses that take StartRun in turn) and
+prints one JSON object. Three phases against one `wait 0s` automation and one chain40:
 
 - open loop: StartRun sent at `rate`/s for `seconds`, each at its intended time whatever the
   server does; latency runs from that intended time, so a stalled server cannot hide its queue.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -86,12 +88,19 @@ class Client:
         ]
         self.defs = dgrpc.DefinitionsServiceStub(self.channels[0])
         self.ex = xgrpc.ExecutorServiceStub(self.channels[1])
+        # Further executor replicas take StartRun in turn, as a load balancer would spread it.
+        replicas = [channel(addr, conf["token"]) for addr in conf.get("executor_replicas", [])]
+        self.channels += replicas
+        stubs = [self.ex, *(xgrpc.ExecutorServiceStub(ch) for ch in replicas)]
+        self._starters = itertools.cycle(stubs)
 
     def cpu(self) -> dict[str, float]:
         return {name: _tree_cpu(pid) for name, pid in self.pids.items()}
 
-    async def create(self, plan: list[dict[str, Any]]) -> str:
-        raw = {"name": f"bench-{uuid.uuid4().hex[:8]}", "plan": plan}
+    async def create(
+        self, plan: list[dict[str, Any]], triggers: list[dict[str, Any]] | None = None
+    ) -> str:
+        raw = {"name": f"bench-{uuid.uuid4().hex[:8]}", "plan": plan, "triggers": triggers or []}
         definition = json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
         created = await self.defs.CreateAutomation(
             dpb.CreateAutomationRequest(request_id=uuid.uuid4().hex, definition=definition)
@@ -100,7 +109,7 @@ class Client:
 
     async def start(self, automation_id: str) -> Any:
         request = xpb.StartRunRequest(request_id=uuid.uuid4().hex, automation_id=automation_id)
-        return (await self.ex.StartRun(request, timeout=60)).run
+        return (await next(self._starters).StartRun(request, timeout=60)).run
 
     async def drained(self, automation_id: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout

@@ -177,9 +177,9 @@ class FaultStack:
         return list(self._services)
 
     def address(self, service: str) -> str:
-        """host:port of a service's gRPC server."""
+        """host:port of a service's gRPC server, or of one replica (`<service>-<n>`)."""
         env = self._services[service].spec.env
-        return env[f"AUTOM_{service.upper()}_ADDR"]
+        return f"{EMBEDDED_HOST}:{env['AUTOM_GRPC_PORT']}"
 
     def pid(self, service: str) -> int | None:
         """Process id of a running service."""
@@ -224,6 +224,16 @@ class FaultStack:
     def kill(self, service: str) -> None:
         """SIGKILL a service and everything in its process group; wait until it is gone."""
         self._kill(self._services[service])
+
+    async def stop(self, service: str, timeout: float = 30.0) -> None:
+        """SIGTERM a service, as an orchestrator scales down; SIGKILL it after `timeout`."""
+        target = self._services[service]
+        proc = target.proc
+        if proc is not None and proc.poll() is None:
+            signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(proc.wait, timeout)
+        self._kill(target)
 
     def pause(self, service: str) -> None:
         """SIGSTOP a service: it holds its connections and leases but does nothing."""
