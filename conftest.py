@@ -218,8 +218,14 @@ async def service_stack(
         llm = await cleanup.enter_async_context(ScriptedLLM())
 
         async def start(service: str, **overrides: Any) -> str:
+            # A short grace: the module's last test may leave a stream or a run behind.
             app = await start_service(
-                service, database_url, nats_server_url, TEST_SIGNING_KEY, **overrides
+                service,
+                database_url,
+                nats_server_url,
+                TEST_SIGNING_KEY,
+                shutdown_grace_seconds=1.0,
+                **overrides,
             )
             cleanup.push_async_callback(app.stop)
             return app.address
