@@ -353,7 +353,8 @@ async def test_draft_then_approve_with_flags(cli: Cli, service_stack: Any) -> No
         "draft", "log a heartbeat every minute", "--refine", "make it hourly", "--approve"
     )
     assert result.exit_code == 0, result.output
-    assert "When: " in result.stdout, result.output
+    # The refined revision, with the scheduler's reading of its trigger.
+    assert "When: Every hour (UTC)" in result.stdout, result.output
     assert "Approved: automation" in result.stdout
     assert await _automation_names(cli) == ["heartbeat-hourly"]
 
