@@ -14,9 +14,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from autom.drafter.testing import ScriptedLLM
 
 # gRPC's fork handlers restart its poller in a child that is about to exec, and the child
 # aborts when close_fds closes the poller's epoll fd (grpc/grpc#43055). The suite forks
@@ -139,9 +144,7 @@ def nats_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-async def nats_url(nats_server_url: str) -> AsyncIterator[str]:
-    """The NATS server with no Autom streams left from an earlier test."""
+async def _drop_autom_streams(nats_server_url: str) -> None:
     import nats
 
     nc = await nats.connect(nats_server_url)
@@ -152,6 +155,12 @@ async def nats_url(nats_server_url: str) -> AsyncIterator[str]:
                 await js.delete_stream(info.config.name)
     finally:
         await nc.close()
+
+
+@pytest.fixture
+async def nats_url(nats_server_url: str) -> AsyncIterator[str]:
+    """The NATS server with no Autom streams left from an earlier test."""
+    await _drop_autom_streams(nats_server_url)
     yield nats_server_url
 
 
@@ -161,6 +170,89 @@ def signing_key() -> str:
     from autom.devstack.testing import TEST_SIGNING_KEY
 
     return TEST_SIGNING_KEY
+
+
+@dataclass
+class ServiceStack:
+    """The four real services of a test module, wired together, and the scripted model."""
+
+    definitions: str
+    scheduler: str
+    executor: str
+    drafter: str
+    llm: ScriptedLLM
+    database_url: str
+    nats_url: str
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """Each service's gRPC address by service name."""
+        return {
+            "definitions": self.definitions,
+            "scheduler": self.scheduler,
+            "executor": self.executor,
+            "drafter": self.drafter,
+        }
+
+
+@pytest.fixture(scope="module")
+async def service_stack(
+    pg_server_url: str, _clones: _Clones, nats_server_url: str
+) -> AsyncIterator[ServiceStack]:
+    """Definitions, scheduler, executor and drafter (on the scripted model), once per module.
+
+    Tests sharing it keep apart by workspace or automation name. Its own database clone and
+    JetStream state: no test of another module sees them.
+    """
+    from cryptography.fernet import Fernet
+
+    from autom.devstack.testing import TEST_SIGNING_KEY, start_service
+    from autom.drafter.testing import ScriptedLLM
+
+    await _drop_autom_streams(nats_server_url)
+    name = await _clones.take()
+    database_url = _with_db(pg_server_url, name)
+    async with contextlib.AsyncExitStack() as cleanup:
+        # Undone in reverse: the services, the model server, the database.
+        cleanup.callback(_clones.give_back, name)
+        llm = await cleanup.enter_async_context(ScriptedLLM())
+
+        async def start(service: str, **overrides: Any) -> str:
+            # A short grace: the module's last test may leave a stream or a run behind.
+            app = await start_service(
+                service,
+                database_url,
+                nats_server_url,
+                TEST_SIGNING_KEY,
+                shutdown_grace_seconds=1.0,
+                **overrides,
+            )
+            cleanup.push_async_callback(app.stop)
+            return app.address
+
+        definitions = await start("definitions", secrets_key=Fernet.generate_key().decode())
+        scheduler = await start("scheduler", definitions_addr=definitions)
+        executor = await start("executor", definitions_addr=definitions)
+        drafter = await start(
+            "drafter",
+            definitions_addr=definitions,
+            scheduler_addr=scheduler,
+            model="openai/scripted",
+            api_key="test",
+            api_base=llm.url,
+            num_retries=0,
+            # The first model call of a process imports much of litellm: seconds when busy.
+            timeout_seconds=30.0,
+        )
+        yield ServiceStack(
+            definitions=definitions,
+            scheduler=scheduler,
+            executor=executor,
+            drafter=drafter,
+            llm=llm,
+            database_url=database_url,
+            nats_url=nats_server_url,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp
-from autom.devstack.testing import service_keys
+from autom.devstack.testing import start_service
 
 StartApp = Callable[..., Awaitable[GrpcApp]]
 
@@ -32,30 +32,10 @@ async def start_app(database_url: str, nats_url: str, signing_key: str) -> Async
 
     Each service connects to NATS as its own user, with the permissions it has deployed.
     """
-    from autom.devstack.nats import service_nats_url
-
     started: list[GrpcApp] = []
 
     async def start(service: str, **overrides: Any) -> GrpcApp:
-        import importlib
-
-        app_module = importlib.import_module(f"autom.{service}.app")
-        settings_module = importlib.import_module(f"autom.{service}.settings")
-        settings_cls = next(
-            getattr(settings_module, name)
-            for name in dir(settings_module)
-            if name.endswith("Settings") and name != "ServiceSettings"
-        )
-        overrides.setdefault("nats_url", service_nats_url(nats_url, service))
-        fields = {
-            "database_url": database_url,
-            "grpc_port": 0,
-            **service_keys(service, signing_key),
-            **overrides,
-        }
-        settings = settings_cls(**fields)
-        app: GrpcApp = await app_module.build_app(settings)
-        await app.start()
+        app = await start_service(service, database_url, nats_url, signing_key, **overrides)
         started.append(app)
         return app
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 import pytest
 
-from autom.api.scheduler.v1 import scheduler_service_pb2 as spb
-from autom.api.scheduler.v1 import scheduler_service_pb2_grpc as spb_grpc
-from autom.core.protoconv import to_timestamp
+from autom.core.auth import Role, TokenSigner
+from autom.devstack.testing import start_service
 from autom.drafter.clients import SchedulerClient
 from autom.drafter.preview import PreviewBuilder, local_schedule_preview
 
@@ -26,54 +25,43 @@ DEFINITION: dict[str, Any] = {
         {"id": "b", "action": "wait", "when": "{{ true }}", "params": {"duration": "1s"}},
     ],
 }
-FIXED = [datetime(2030, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
-
-
-class FakeScheduler(spb_grpc.SchedulerServiceServicer):
-    """Answers PreviewSchedule with fixed instants and records the requests and tokens."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[spb.PreviewScheduleRequest, str]] = []
-
-    async def PreviewSchedule(
-        self, request: spb.PreviewScheduleRequest, context: Any
-    ) -> spb.PreviewScheduleResponse:
-        auth = dict(context.invocation_metadata()).get("authorization", "")
-        self.requests.append((request, auth))
-        return spb.PreviewScheduleResponse(
-            description="from the scheduler", next_fire_times=[to_timestamp(d) for d in FIXED]
-        )
 
 
 @pytest.fixture
-async def scheduler() -> AsyncIterator[tuple[FakeScheduler, str]]:
-    """A fake scheduler on a loopback port."""
-    server = grpc.aio.server()
-    fake = FakeScheduler()
-    spb_grpc.add_SchedulerServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield fake, f"127.0.0.1:{port}"
-    await server.stop(0)
+async def scheduler(database_url: str, nats_url: str, signing_key: str) -> AsyncIterator[str]:
+    """The real scheduler service on a loopback port."""
+    app = await start_service(
+        "scheduler", database_url, nats_url, signing_key, definitions_addr="127.0.0.1:1"
+    )
+    yield app.address
+    await app.stop()
 
 
-async def test_preview_asks_the_scheduler_as_the_caller(
-    scheduler: tuple[FakeScheduler, str],
-) -> None:
-    fake, address = scheduler
-    client = SchedulerClient(address, timeout=2.0)
+async def _preview(address: str, token: str) -> Any:
+    client = SchedulerClient(address, timeout=5.0)
     try:
-        preview = await PreviewBuilder(client).build(
-            "caller-token", DEFINITION, trigger_descriptions={"webhook": "Fire on a POST."}
+        return await PreviewBuilder(client).build(
+            token, DEFINITION, trigger_descriptions={"webhook": "Fire on a POST."}
         )
     finally:
         await client.close()
-    [(request, auth)] = fake.requests
-    assert auth == "Bearer caller-token"
-    assert (request.cron, request.timezone, request.count) == ("0 9 * * 1", "Europe/Zurich", 3)
-    assert (request.on_missing, request.on_repeated) == ("shift", "first")
-    assert preview.triggers[0].description == "from the scheduler"
-    assert preview.triggers[0].next_fire_times == FIXED
+
+
+async def test_preview_asks_the_scheduler_as_the_caller(
+    scheduler: str, signing_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caller = TokenSigner(signing_key).issue(
+        subject="user:editor", workspace_id="default", role=Role.EDITOR
+    )[0]
+    with caplog.at_level(logging.INFO, logger="autom.drafter.preview"):
+        preview = await _preview(scheduler, caller)
+    # The scheduler answered (no fallback), with the same instants autom.schedule computes.
+    assert "PreviewSchedule failed" not in caplog.text
+    local = local_schedule_preview(
+        cron="0 9 * * 1", timezone="Europe/Zurich", on_missing="shift", on_repeated="first", count=3
+    )
+    assert preview.triggers[0].description == local.description
+    assert preview.triggers[0].next_fire_times == local.next_fire_times
     assert preview.triggers[1].description == "webhook: Fire on a POST."
     assert [(s.id, s.action, s.when) for s in preview.steps] == [
         ("a", "log", ""),
@@ -81,6 +69,13 @@ async def test_preview_asks_the_scheduler_as_the_caller(
     ]
     assert preview.json.startswith('{\n  "name": "x"')
     assert preview.changes == []
+
+    # The caller's token is what the scheduler judges: a forged one is refused there.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="autom.drafter.preview"):
+        fallback = await _preview(scheduler, "caller-token")
+    assert "PreviewSchedule failed (UNAUTHENTICATED)" in caplog.text
+    assert fallback.triggers[0].description == local.description
 
 
 async def test_preview_falls_back_to_autom_schedule_when_scheduler_is_down() -> None:

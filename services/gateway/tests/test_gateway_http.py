@@ -1,15 +1,16 @@
-"""The gateway over real HTTP (uvicorn) against fake upstreams behind the real interceptor."""
+"""The gateway over real HTTP (uvicorn) in front of the real services over real gRPC."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
 from autom.core.auth import Role
+from autom.devstack.testing import TEST_SIGNING_KEY, start_service
 
 Stack = Any  # the `stack` fixture of conftest.py
 
@@ -92,7 +93,7 @@ async def test_stale_version_is_409_aborted(client: httpx.AsyncClient, stack: St
     r = await client.put(f"/v1/automations/{a['id']}", json=body, headers=stack.headers())
     assert r.status_code == 409
     assert r.json()["code"] == 10  # ABORTED
-    assert "stale" in r.json()["message"]
+    assert "automation is at version 1, not 7" in r.json()["message"]
 
 
 async def test_validation_error_is_400_with_field_violations(
@@ -206,18 +207,16 @@ async def test_viewer_cannot_create_403(client: httpx.AsyncClient, stack: Stack)
     assert r.json()["code"] == 7
 
 
+IDENTITY_HEADERS = {
+    "X-Autom-Principal": "user:root",
+    "X-Autom-Workspace": "other",
+    "X-Forwarded-User": "root",
+    "Cookie": "session=abc",
+}
+
+
 async def test_identity_headers_are_not_forwarded(client: httpx.AsyncClient, stack: Stack) -> None:
-    stack.definitions.seen_metadata.clear()
-    r = await client.get(
-        "/v1/whoami",
-        headers={
-            **stack.headers(Role.EDITOR),
-            "X-Autom-Principal": "user:root",
-            "X-Autom-Workspace": "other",
-            "X-Forwarded-User": "root",
-            "Cookie": "session=abc",
-        },
-    )
+    r = await client.get("/v1/whoami", headers={**stack.headers(Role.EDITOR), **IDENTITY_HEADERS})
     assert r.status_code == 200
     assert r.json() == {
         "principal": "user:editor",
@@ -225,53 +224,109 @@ async def test_identity_headers_are_not_forwarded(client: httpx.AsyncClient, sta
         "role": "ROLE_EDITOR",
         "tokenId": r.json()["tokenId"],
     }
-    (seen,) = stack.definitions.seen_metadata
-    assert seen["authorization"] == f"Bearer {stack.token(Role.EDITOR)}"
-    forwarded = {k for k in seen if not k.startswith(("grpc-", ":"))} - {"user-agent"}
+
+
+async def test_only_the_token_and_the_request_id_go_upstream(stack: Stack) -> None:
+    # What the gateway sends is seen where it arrives: a bare gRPC endpoint that records the
+    # metadata of each call and implements nothing (so the gateway answers 501).
+    seen: list[dict[str, str]] = []
+
+    class Record(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> None:
+            seen.append({k: v for k, v in details.invocation_metadata if isinstance(v, str)})
+            return None
+
+    probe = grpc.aio.server()
+    probe.add_generic_rpc_handlers([Record()])
+    port = probe.add_insecure_port("127.0.0.1:0")
+    await probe.start()
+    try:
+        spawned = stack.spawn(definitions_addr=f"127.0.0.1:{port}")
+        async with spawned as url, httpx.AsyncClient(base_url=url, trust_env=False) as c:
+            headers = {**stack.headers(Role.EDITOR), **IDENTITY_HEADERS}
+            r = await c.get("/v1/whoami", headers=headers)
+    finally:
+        await probe.stop(None)
+    assert r.status_code == 501
+    (sent,) = seen
+    assert sent["authorization"] == f"Bearer {stack.token(Role.EDITOR)}"
+    forwarded = {k for k in sent if not k.startswith(("grpc-", ":"))} - {"user-agent"}
     # The request id is a correlation tag, never identity (the services log it, nothing more).
     assert forwarded == {"authorization", "x-request-id"}
-    assert seen["x-request-id"] == r.headers["x-request-id"]
+    assert sent["x-request-id"] == r.headers["x-request-id"]
+
+
+WAITS = {
+    "name": "watched",
+    "plan": [{"id": "nap", "action": "wait", "params": {"duration": "1h"}}],
+}
+
+
+async def _start_waiting_run(client: httpx.AsyncClient, stack: Stack, name: str) -> str:
+    r = await client.post(
+        "/v1/automations", json={"definition": {**WAITS, "name": name}}, headers=stack.headers()
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        f"/v1/automations/{r.json()['automation']['id']}/runs",
+        json={"requestId": f"{name}-1", "inputs": {"n": 1}},
+        headers=stack.headers(),
+    )
+    assert r.status_code == 200, r.text
+    run_id: str = r.json()["run"]["id"]
+    return run_id
 
 
 async def test_watch_run_streams_ndjson_as_it_happens(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    a = await _create(client, stack, "watched")
-    r = await client.post(
-        f"/v1/automations/{a['id']}/runs",
-        json={"requestId": "r1", "inputs": {"n": 1}},
-        headers=stack.headers(),
-    )
-    assert r.status_code == 200, r.text
-    run_id = r.json()["run"]["id"]
-    gate = stack.executor.gates[run_id] = asyncio.Event()
+    run_id = await _start_waiting_run(client, stack, "watched")
     async with client.stream("GET", f"/v1/runs/{run_id}:watch", headers=stack.headers()) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("application/x-ndjson")
         lines = resp.aiter_lines()
         first = json.loads(await anext(lines))
-        # The first event arrived while the server is still holding the rest back.
-        assert first["kind"] == "snapshot" and first["run"]["status"] == "RUN_STATUS_RUNNING"
-        gate.set()
+        # The first event arrived while the run still waits: it ends only when cancelled.
+        assert first["kind"] == "snapshot"
+        assert first["run"]["status"] in ("RUN_STATUS_PENDING", "RUN_STATUS_RUNNING")
+        r = await client.post(f"/v1/runs/{run_id}:cancel", json={}, headers=stack.headers())
+        assert r.status_code == 200, r.text
         rest = [json.loads(line) async for line in lines if line]
-    assert [e["kind"] for e in rest] == ["step", "terminal"]
-    assert rest[0]["step"]["status"] == "STEP_STATUS_SUCCEEDED"
-    assert rest[-1]["run"]["status"] == "RUN_STATUS_SUCCEEDED"
+    assert rest[-1]["kind"] == "terminal"
+    assert rest[-1]["run"]["status"] == "RUN_STATUS_CANCELLED"
 
 
 async def test_watch_error_mid_stream_is_a_last_error_line(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    a = await _create(client, stack, "watch-breaks")
-    r = await client.post(f"/v1/automations/{a['id']}/runs", json={}, headers=stack.headers())
-    run_id = r.json()["run"]["id"]
-    stack.executor.break_after_first.add(run_id)
-    r = await client.get(f"/v1/runs/{run_id}:watch", headers=stack.headers())
-    assert r.status_code == 200
-    first, last = (json.loads(line) for line in r.text.splitlines())
+    run_id = await _start_waiting_run(client, stack, "watch-breaks")
+    # A second executor of the same deployment serves the watch, and stops in the middle.
+    services = stack.services
+    executor = await start_service(
+        "executor",
+        services.database_url,
+        services.nats_url,
+        TEST_SIGNING_KEY,
+        definitions_addr=services.definitions,
+        shutdown_grace_seconds=0.2,
+    )
+    try:
+        spawned = stack.spawn(executor_addr=executor.address)
+        async with spawned as url, httpx.AsyncClient(base_url=url, trust_env=False) as c:
+            watch = c.stream("GET", f"/v1/runs/{run_id}:watch", headers=stack.headers())
+            async with watch as r:
+                assert r.status_code == 200
+                lines = r.aiter_lines()
+                first = json.loads(await anext(lines))
+                await executor.stop()
+                rest = [json.loads(line) async for line in lines if line]
+    finally:
+        await executor.stop()
+        await client.post(f"/v1/runs/{run_id}:cancel", json={}, headers=stack.headers())
     assert first["kind"] == "snapshot"
+    (last,) = rest
     assert last["error"]["code"] == 14
-    assert last["error"]["message"] == "executor is restarting"
+    assert last["error"]["message"] == "the executor service is unavailable; retry later"
 
 
 async def test_watch_unknown_run_keeps_its_http_status(
@@ -315,12 +370,27 @@ async def test_unknown_route_404_and_wrong_method_405(
 
 
 async def test_timeout_header_sets_the_deadline(client: httpx.AsyncClient, stack: Stack) -> None:
-    r = await client.get("/v1/runs/slow", headers={**stack.headers(), "X-Autom-Timeout": "100ms"})
-    assert r.status_code == 504
-    assert r.json()["code"] == 4
-    r = await client.get("/v1/runs/slow", headers={**stack.headers(), "Request-Timeout": "0.1"})
-    assert r.status_code == 504
-    r = await client.get("/v1/runs/slow", headers={**stack.headers(), "X-Autom-Timeout": "soon"})
+    # A draft waits for the model. Answered in time, it is drafted (the first call also loads
+    # the model client, which holds up the whole process: no deadline may run meanwhile).
+    llm = stack.services.llm
+    draft = {"intent": "log a heartbeat every minute", "timezone": "UTC"}
+    beat = {"id": "beat", "action": "log", "params": {"message": "beat"}}
+    llm.reply({"definition": {"name": "beat", "plan": [beat]}})
+    slack = {**stack.headers(), "X-Autom-Timeout": "60s"}
+    r = await client.post("/v1/drafts", json=draft, headers=slack, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["draft"]["status"] == "DRAFT_STATUS_PENDING"
+    # Then the scripted model answers only after a minute. The deadlines leave the draft
+    # time to reach the model: it is cancelled waiting for the answer, not on its way there.
+    for timeout in ({"X-Autom-Timeout": "2s"}, {"Request-Timeout": "2"}):
+        llm.slow(60)
+        r = await client.post("/v1/drafts", json=draft, headers={**stack.headers(), **timeout})
+        assert r.status_code == 504, r.text
+        assert r.json()["code"] == 4
+    llm.clear()
+    r = await client.post(
+        "/v1/drafts", json=draft, headers={**stack.headers(), "X-Autom-Timeout": "soon"}
+    )
     assert r.status_code == 400
 
 
@@ -366,7 +436,6 @@ async def test_unreachable_upstream_is_503_without_internals(stack: Stack) -> No
 async def test_a_body_that_is_not_declared_json_is_415(
     client: httpx.AsyncClient, stack: Stack, content_type: str | None
 ) -> None:
-    before = len(stack.definitions.automations)
     headers = stack.headers()
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -376,7 +445,8 @@ async def test_a_body_that_is_not_declared_json_is_415(
     assert r.headers["content-type"].startswith("application/json")
     assert r.json()["code"] == 3
     assert "Content-Type" in r.json()["message"]
-    assert len(stack.definitions.automations) == before
+    r = await client.get("/v1/automations", params={"namePrefix": "form-"}, headers=stack.headers())
+    assert r.json()["automations"] == []
 
 
 @pytest.mark.parametrize(
@@ -386,7 +456,8 @@ async def test_json_bodies_and_empty_bodies_are_accepted(
     client: httpx.AsyncClient, stack: Stack, content_type: str
 ) -> None:
     name = f"json-{len(content_type)}"
-    body = json.dumps({"definition": {"name": name, "plan": [{"id": "a", "action": "log"}]}})
+    step = {"id": "a", "action": "log", "params": {"message": "hi"}}
+    body = json.dumps({"definition": {"name": name, "plan": [step]}})
     headers = {**stack.headers(), "Content-Type": content_type}
     r = await client.post("/v1/automations", content=body.encode(), headers=headers)
     assert r.status_code == 200, r.text

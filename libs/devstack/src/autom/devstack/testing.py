@@ -7,6 +7,7 @@ that forks them.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import shutil
@@ -14,11 +15,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from autom.core.natsauth import ADMIN_USER, authorization_conf
-from autom.devstack.nats import EmbeddedNats, nats_passwords, with_credentials
+from autom.devstack.nats import EmbeddedNats, nats_passwords, service_nats_url, with_credentials
 from autom.devstack.ports import free_port
 from autom.devstack.postgres import EmbeddedPostgres, create_database, drop_database, with_database
+
+if TYPE_CHECKING:
+    from autom.core.grpcserver import GrpcApp
 
 DATABASE_URL_ENV = "AUTOM_TEST_DATABASE_URL"
 NATS_URL_ENV = "AUTOM_TEST_NATS_URL"
@@ -123,3 +128,27 @@ def service_keys(service: str, signing_key: str = TEST_SIGNING_KEY) -> dict[str,
 def service_env(service: str, signing_key: str = TEST_SIGNING_KEY) -> dict[str, str]:
     """`service_keys` as the AUTOM_* environment of a service process."""
     return {f"AUTOM_{k.upper()}": v for k, v in service_keys(service, signing_key).items()}
+
+
+async def start_service(
+    service: str, database_url: str, nats_url: str, signing_key: str, **overrides: Any
+) -> GrpcApp:
+    """Build and start one real service in-process, with the keys and NATS user it deploys with."""
+    # Imported by name: nothing outside a service's own package imports it.
+    app_module = importlib.import_module(f"autom.{service}.app")
+    settings_module = importlib.import_module(f"autom.{service}.settings")
+    settings_cls = next(
+        getattr(settings_module, name)
+        for name in dir(settings_module)
+        if name.endswith("Settings") and name != "ServiceSettings"
+    )
+    overrides.setdefault("nats_url", service_nats_url(nats_url, service))
+    fields = {
+        "database_url": database_url,
+        "grpc_port": 0,
+        **service_keys(service, signing_key),
+        **overrides,
+    }
+    app: GrpcApp = await app_module.build_app(settings_cls(**fields))
+    await app.start()
+    return app

@@ -77,6 +77,10 @@ class ScriptedLLM:
         text = content if isinstance(content, str) else json.dumps(content)
         self._queue.append(Scripted(content=text, delay=delay))
 
+    def clear(self) -> None:
+        """Drop the scripted answers not yet consumed."""
+        self._queue.clear()
+
     @property
     def pending(self) -> int:
         """Scripted answers not yet consumed."""

@@ -1,19 +1,14 @@
-"""The `autom` CLI against the real definitions and executor services (no fakes)."""
+"""Longer `autom` CLI workflows against the real services, each test in its own workspace."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-from cryptography.fernet import Fernet
-from typer.testing import CliRunner, Result
-
-from autom.cli.app import app
 from autom.cli.errors import ExitCode
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.testing import TEST_SIGNING_KEY, start_service
 
 THREE_STEPS = """\
 name: three-steps
@@ -43,42 +38,7 @@ execution:
 """
 
 
-class Cli:
-    """Runs `autom` in a worker thread (the services need this event loop)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self._runner = CliRunner()
-        self._env = env
-
-    async def __call__(self, *args: str, input: str | None = None) -> Result:
-        return await asyncio.to_thread(
-            self._runner.invoke,
-            app,
-            list(args),
-            env=self._env,
-            input=input,
-            catch_exceptions=False,
-        )
-
-
-@pytest.fixture
-async def cli(start_app: Any, owner_token: str, tmp_path: Path) -> Cli:
-    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
-    executor = await start_app("executor", definitions_addr=definitions.address)
-    scheduler = await start_app("scheduler", definitions_addr=definitions.address)
-    drafter = await start_app("drafter", definitions_addr=definitions.address, model=None)
-    return Cli(
-        {
-            "AUTOM_TOKEN": owner_token,
-            "AUTOM_CONFIG": str(tmp_path / "config.json"),
-            "AUTOM_DEFINITIONS_ADDR": definitions.address,
-            "AUTOM_EXECUTOR_ADDR": executor.address,
-            "AUTOM_SCHEDULER_ADDR": scheduler.address,
-            "AUTOM_DRAFTER_ADDR": drafter.address,
-            "COLUMNS": "200",
-            "NO_COLOR": "1",
-        }
-    )
+Cli = Any  # the `cli` fixture of conftest.py
 
 
 def _file(tmp_path: Path, name: str, text: str) -> str:
@@ -211,36 +171,30 @@ async def test_drafts_list_version_and_completion(cli: Cli) -> None:
     assert "--install-completion" in (await cli("--help")).output
 
 
-async def test_a_drafter_timeout_shows_the_server_setting(
-    start_app: Any, owner_token: str, tmp_path: Path
-) -> None:
+async def test_a_drafter_timeout_shows_the_server_setting(cli: Cli, service_stack: Any) -> None:
     """The drafter's own deadline names AUTOM_DRAFTER_TIMEOUT_SECONDS, not the client's."""
-    from autom.drafter.testing import ScriptedLLM
-
-    async with ScriptedLLM() as llm:
-        definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
-        drafter = await start_app(
-            "drafter",
-            definitions_addr=definitions.address,
-            scheduler_addr="127.0.0.1:1",
-            model="openai/gpt-4o-mini",
-            api_key="test",
-            api_base=llm.url,
-            num_retries=0,
-            timeout_seconds=0.5,
-        )
-        llm.slow(3.0)
-        cli = Cli(
-            {
-                "AUTOM_TOKEN": owner_token,
-                "AUTOM_CONFIG": str(tmp_path / "config.json"),
-                "AUTOM_DEFINITIONS_ADDR": definitions.address,
-                "AUTOM_DRAFTER_ADDR": drafter.address,
-                "COLUMNS": "200",
-                "NO_COLOR": "1",
-            }
-        )
-        result = await cli("draft", "every morning log hello", "--tz", "UTC")
+    services = service_stack
+    drafter = await start_service(
+        "drafter",
+        services.database_url,
+        services.nats_url,
+        TEST_SIGNING_KEY,
+        definitions_addr=services.definitions,
+        scheduler_addr=services.scheduler,
+        model="openai/scripted",
+        api_key="test",
+        api_base=services.llm.url,
+        num_retries=0,
+        timeout_seconds=0.5,
+        shutdown_grace_seconds=0.2,
+    )
+    try:
+        services.llm.slow(3.0)
+        env = {"AUTOM_DRAFTER_ADDR": drafter.address}
+        result = await cli("draft", "every morning log hello", "--tz", "UTC", env=env)
+    finally:
+        services.llm.clear()
+        await drafter.stop()
     assert result.exit_code == ExitCode.UNAVAILABLE, result.output
     assert "AUTOM_DRAFTER_TIMEOUT_SECONDS" in result.output, result.output
     assert "AUTOM_TIMEOUT=" not in result.output, result.output
