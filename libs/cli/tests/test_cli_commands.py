@@ -307,6 +307,9 @@ async def test_schedules_preview_and_list(cli: Cli, tmp_path: Path) -> None:
     result = await cli("schedules", "preview", "* * * * *", "--tz", "Mars/Olympus")
     assert result.exit_code == ExitCode.INVALID
     assert "timezone: " in result.stderr and "Mars/Olympus" in result.stderr
+    result = await cli("schedules", "preview", "bad", "--tz", "Mars/Olympus")
+    assert result.exit_code == ExitCode.INVALID
+    assert "cron: " in result.stderr and "timezone: " in result.stderr
 
     text = (
         "name: mondays\ntriggers:\n  - type: schedule\n"

@@ -72,6 +72,15 @@ async def test_preview_rejects_bad_input_with_the_field(
     assert field in violations(info.value)
 
 
+async def test_preview_reports_a_bad_cron_and_a_bad_zone_together(stub: Stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.PreviewSchedule(
+            pb.PreviewScheduleRequest(cron="61 * * * *", timezone="Europe/Atlantis")
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {"cron", "timezone"} <= set(violations(info.value))
+
+
 async def test_preview_describes_and_lists_instants_in_the_zone(stub: Stub) -> None:
     after = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
     response = await stub.PreviewSchedule(

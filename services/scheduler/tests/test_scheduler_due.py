@@ -199,6 +199,13 @@ def test_invalid_config_names_the_field(config: dict[str, object], field: str) -
     assert field in [v.field for v in info.value.violations]
 
 
+def test_invalid_config_names_every_bad_schedule_field_at_once() -> None:
+    with pytest.raises(ValidationFailed) as info:
+        parse_config({"cron": "61 * * * *", "timezone": "Mars/Olympus", "on_missing": "later"})
+    fields = {v.field for v in info.value.violations}
+    assert {"config.cron", "config.timezone", "config.on_missing"} <= fields
+
+
 def test_huge_backlog_keeps_the_newest_instants_and_counts_the_rest() -> None:
     config = parse_config({"cron": "* * * * * *", "catchup": "all", "catchup_window": "3d"})
     now = T0 + timedelta(days=2)

@@ -24,7 +24,14 @@ from autom.core.errors import NotFound, ValidationFailed, Violation
 from autom.core.logging import log_context
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import dict_to_struct, to_timestamp
-from autom.schedule import ScheduleError, TooManyFiresError, describe, matching_times, preview
+from autom.schedule import (
+    ScheduleError,
+    TooManyFiresError,
+    describe,
+    matching_times,
+    preview,
+    schedule_errors,
+)
 from autom.scheduler import db, store
 from autom.scheduler.convert import config_from_row
 from autom.scheduler.domain.config import ScheduleConfig, parse_config, spec_for
@@ -557,8 +564,17 @@ class SchedulerService:
                 spec = spec_for(
                     cron, timezone or "UTC", on_missing or "shift", on_repeated or "first"
                 )
-            except ScheduleError as exc:
-                violations.append(Violation(exc.field, exc.message))
+            except ScheduleError:
+                # Every bad field at once: a bad cron must not hide a bad time zone.
+                violations.extend(
+                    Violation(exc.field, exc.message)
+                    for exc in schedule_errors(
+                        cron,
+                        timezone or "UTC",
+                        on_missing=on_missing or "shift",
+                        on_repeated=on_repeated or "first",
+                    )
+                )
         if violations or spec is None:
             raise ValidationFailed(violations)
         try:

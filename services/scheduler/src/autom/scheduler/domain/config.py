@@ -9,7 +9,13 @@ from typing import Any
 
 from autom.core.errors import ValidationFailed, Violation
 from autom.core.registry import MAX_FIRES
-from autom.schedule import ScheduleError, ScheduleSpec, parse_duration, parse_spec
+from autom.schedule import (
+    ScheduleError,
+    ScheduleSpec,
+    parse_duration,
+    parse_spec,
+    schedule_errors,
+)
 
 CATCHUP_POLICIES = ("none", "latest", "all")
 DEFAULT_CATCHUP = "latest"
@@ -99,8 +105,11 @@ def parse_config(config: dict[str, Any], *, prefix: str = "config") -> ScheduleC
             spec = spec_for(cron, timezone, on_missing, on_repeated)
             cron, timezone = spec.cron, spec.timezone
             on_missing, on_repeated = spec.on_missing, spec.on_repeated
-        except ScheduleError as exc:
-            out.append(Violation(f"{prefix}.{exc.field}", exc.message))
+        except ScheduleError:
+            for exc in schedule_errors(
+                cron, timezone, on_missing=on_missing, on_repeated=on_repeated
+            ):
+                out.append(Violation(f"{prefix}.{exc.field}", exc.message))
     catchup = str(config.get("catchup") or DEFAULT_CATCHUP)
     if catchup not in CATCHUP_POLICIES:
         out.append(Violation(f"{prefix}.catchup", f"must be one of {', '.join(CATCHUP_POLICIES)}"))
