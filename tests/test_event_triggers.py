@@ -210,3 +210,47 @@ async def test_a_cycle_stops_at_the_chain_depth_limit(stack: Stack) -> None:
     # The manual run, five chained ones (depths 1-5) and the refused sixth.
     assert len(everything) == 7
     assert sorted(r.chain_depth for r in everything) == [0, 1, 2, 3, 4, 5, 6]
+
+
+async def test_a_trigger_saved_after_its_source_ran_fires_on_the_next_run(stack: Stack) -> None:
+    """The executor keeps matches between runs; a definitions event makes it ask again."""
+    x = await stack.create(echo("x-repeats", {"type": "event", "config": {"subject": "never"}},
+                                "x"))  # fmt: skip
+    first = (await stack.runs.StartRun(epb.StartRunRequest(automation_id=x))).run
+
+    async def x_done() -> None:
+        runs = await stack.runs_of(x)
+        assert [r.status for r in runs] == [RUN.RUN_STATUS_SUCCEEDED], runs
+
+    await assert_eventually(x_done, timeout=10)
+    # The first run's finished event was matched (against nothing) before y existed.
+    await stack.drained()
+
+    created: list[str] = []
+
+    async def note(msg: Any) -> None:
+        created.append(msg.subject)
+
+    sub = await stack.nc.subscribe("automations.definitions.created", cb=note)
+    trigger = {
+        "type": "event",
+        "config": {"source": {"automation": "x-repeats", "status": ["succeeded"]}},
+    }
+    y = await stack.create(echo("y-follows", trigger, "after {{ inputs.run_id }}"))
+
+    async def announced() -> None:
+        assert created, "the created event has not gone by yet"
+
+    await assert_eventually(announced, timeout=10)
+    await sub.unsubscribe()
+    second = (await stack.runs.StartRun(epb.StartRunRequest(automation_id=x))).run
+
+    async def y_ran() -> executor_pb2.Run:
+        runs = await stack.runs_of(y)
+        assert len(runs) == 1 and runs[0].status == RUN.RUN_STATUS_SUCCEEDED, runs
+        return runs[0]
+
+    run = await assert_eventually(y_ran, timeout=15)
+    assert run.upstream_run_id == second.id != first.id
+    await stack.drained()
+    assert len(await stack.runs_of(y)) == 1

@@ -15,18 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import audit_pb2
 from autom.core import bus
 from autom.core.audit import AUDIT_STREAM, Change, audit_event
 from autom.core.auth import Principal
+from autom.core.batch import Batcher
 from autom.core.errors import ValidationFailed, Violation
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import from_timestamp, to_timestamp
@@ -36,6 +38,15 @@ log = logging.getLogger(__name__)
 SERVICE = "definitions"
 DURABLE = "definitions-audit"
 _BACKOFF = bus.Backoff()
+# Messages handled at once: their entries are stored together (one transaction per batch).
+IN_FLIGHT = 200
+
+
+def never_fits(exc: BaseException) -> bool:
+    """Whether a failed insert was refused for its values (the same on every retry)."""
+    # SQLAlchemy's asyncpg dialect reports a value too long as a plain DBAPIError.
+    cause = getattr(getattr(exc, "orig", None), "__cause__", None)
+    return isinstance(exc, DataError) or isinstance(cause, asyncpg.exceptions.DataError)
 
 
 def _values(event: audit_pb2.AuditEvent) -> dict[str, Any]:
@@ -101,6 +112,9 @@ class AuditLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._batcher: Batcher[audit_pb2.AuditEvent, None] = Batcher(
+            self._store_many, max_size=IN_FLIGHT
+        )
 
     async def store(self, event: audit_pb2.AuditEvent) -> bool:
         """Insert one entry unless already stored; True when it was new."""
@@ -111,6 +125,24 @@ class AuditLog:
                 .on_conflict_do_nothing(index_elements=["id"])
             )
         return bool(result.rowcount)
+
+    async def _store_many(self, events: list[audit_pb2.AuditEvent]) -> list[None]:
+        """Insert entries not already stored, all in one transaction."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                pg_insert(db.audit_events).on_conflict_do_nothing(index_elements=["id"]),
+                [_values(e) for e in events],
+            )
+        return [None] * len(events)
+
+    async def store_batched(self, event: audit_pb2.AuditEvent) -> None:
+        """Store one entry with those arriving at the same time (DataError: it never fits)."""
+        try:
+            await self._batcher.submit(event)
+        except Exception:
+            # One entry the table cannot hold fails its whole batch (and a batch's error does
+            # not say which): alone, each entry gets its own answer.
+            await self.store(event)
 
     async def handle(self, msg: Msg) -> None:
         """One AUDIT message: stored then acked; unreadable ones are terminated."""
@@ -126,20 +158,26 @@ class AuditLog:
             await msg.term()
             return
         try:
-            await self.store(event)
-        except DataError:
+            await self.store_batched(event)
+        except DBAPIError as exc:
+            if not never_fits(exc):
+                await self._retry(msg, event)
+                return
             # A value the table cannot hold never will: retrying would only loop.
             log.error("audit: event %s cannot be stored, terminated", event.event_id, exc_info=True)
             await msg.term()
             return
         except Exception:
-            deliveries = 1
-            with contextlib.suppress(Exception):
-                deliveries = int(msg.metadata.num_delivered or 1)
-            log.warning("audit: storing %s failed; retrying", event.event_id, exc_info=True)
-            await msg.nak(delay=_BACKOFF.delay(deliveries))
+            await self._retry(msg, event)
             return
         await msg.ack()
+
+    async def _retry(self, msg: Msg, event: audit_pb2.AuditEvent) -> None:
+        deliveries = 1
+        with contextlib.suppress(Exception):
+            deliveries = int(msg.metadata.num_delivered or 1)
+        log.warning("audit: storing %s failed; retrying", event.event_id, exc_info=True)
+        await msg.nak(delay=_BACKOFF.delay(deliveries))
 
     def consumer(self, js: JetStreamContext) -> Callable[[asyncio.Event], Awaitable[None]]:
         """The background loop storing every service's entries (retries without limit)."""
@@ -153,7 +191,7 @@ class AuditLog:
                 max_deliver=-1,
             )
             try:
-                await bus.consume(sub, self.handle, stop, max_in_flight=20)
+                await bus.consume(sub, self.handle, stop, max_in_flight=IN_FLIGHT)
             finally:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()

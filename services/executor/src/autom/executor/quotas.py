@@ -6,6 +6,7 @@ per workspace and kept for a few seconds, so a change applies within that bound.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Protocol
@@ -51,12 +52,27 @@ class RunQuotas:
         self._source = source
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, dict[str, float], int]] = {}
+        # One read per workspace at a time: when the entry expires under load, every run in
+        # flight would otherwise ask definitions at once.
+        self._asking: dict[str, asyncio.Future[tuple[dict[str, float], int]]] = {}
 
     async def _limits(self, workspace_id: str) -> tuple[dict[str, float], int]:
         hit = self._cache.get(workspace_id)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1], hit[2]
+        asking = self._asking.get(workspace_id)
+        if asking is not None:
+            return await asyncio.shield(asking)
+        future = asyncio.ensure_future(self._read(workspace_id, hit))
+        self._asking[workspace_id] = future
+        future.add_done_callback(lambda _: self._asking.pop(workspace_id, None))
+        return await asyncio.shield(future)
+
+    async def _read(
+        self, workspace_id: str, hit: tuple[float, dict[str, float], int] | None
+    ) -> tuple[dict[str, float], int]:
+        now = time.monotonic()
         try:
             limits, active = await self._source.workspace_quotas(workspace_id)
         except Exception as exc:

@@ -200,7 +200,9 @@ class GrpcDefinitions:
     With `nc`, StartRun's lookups are cached too: the latest version of an automation id until
     a definitions event about it goes by (any change, delete included), a NATS reconnect, or
     `latest_seconds` pass (a bound for an event core NATS dropped). A StartRun racing an
-    update may start the version that was current a few milliseconds earlier.
+    update may start the version that was current a few milliseconds earlier. Event trigger
+    matches are kept the same way, until any definitions event (an event that lands while an
+    automation with a new trigger is being saved may miss it by those milliseconds).
     """
 
     def __init__(
@@ -217,6 +219,9 @@ class GrpcDefinitions:
         self._nc = nc
         self._latest_seconds = latest_seconds
         self._latest: OrderedDict[str, tuple[Snapshot, float]] = OrderedDict()
+        self._matches: OrderedDict[tuple[str, ...], tuple[list[EventTriggerMatch], float]] = (
+            OrderedDict()
+        )
         self._sub: Subscription | None = None
         self._reconnects = 0
         self._events = 0
@@ -287,14 +292,21 @@ class GrpcDefinitions:
                     self._latest.popitem(last=False)
         return snapshot
 
-    def _cached(self, automation_id: str, version: int) -> Snapshot | None:
+    def _current(self) -> bool:
+        """Whether no definitions event can have been missed (else forget what followed them)."""
         if self._nc is None:
-            return None
+            return False
         reconnects = int(self._nc.stats.get("reconnects", 0))
         if reconnects != self._reconnects or not self._nc.is_connected:
             # Events may have been missed while disconnected.
             self._reconnects = reconnects
             self._latest.clear()
+            self._matches.clear()
+            return False
+        return True
+
+    def _cached(self, automation_id: str, version: int) -> Snapshot | None:
+        if not self._current():
             return None
         if version:
             return self._cache.get((automation_id, version))
@@ -331,7 +343,10 @@ class GrpcDefinitions:
         except DecodeError:
             # Unreadable: we cannot tell which automation changed.
             self._latest.clear()
+            self._matches.clear()
             return
+        # Any change may add, drop or rename what an event trigger matches.
+        self._matches.clear()
         self.forget(
             event.automation_id, deleted=event.type == events_pb2.DEFINITION_EVENT_TYPE_DELETED
         )
@@ -385,7 +400,15 @@ class GrpcDefinitions:
     async def match_event_triggers(
         self, workspace_id: str, subject: str, source_automation_id: str, source_status: str
     ) -> list[EventTriggerMatch]:
-        """MatchEventTriggers as the executor service."""
+        """MatchEventTriggers as the executor service (kept until a definitions event)."""
+        key = (workspace_id, subject, source_automation_id, source_status)
+        listening = await self._listening()
+        if listening and self._current():
+            hit = self._matches.get(key)
+            if hit is not None and time.monotonic() - hit[1] <= self._latest_seconds:
+                self._matches.move_to_end(key)
+                return list(hit[0])
+        asked, events = time.monotonic(), self._events
         try:
             r = await self._stub.MatchEventTriggers(
                 dpb.MatchEventTriggersRequest(
@@ -398,12 +421,18 @@ class GrpcDefinitions:
             )
         except grpc.aio.AioRpcError as exc:
             raise relayed_error(exc) from exc
-        return [
+        found = [
             EventTriggerMatch(
                 m.automation_id, m.version, m.trigger_id, struct_to_dict(m.config), m.created_by
             )
             for m in r.matches
         ]
+        if listening and events == self._events:
+            # Only when no definitions event went by during the call: it may have changed them.
+            self._matches[key] = (found, asked)
+            while len(self._matches) > self._size:
+                self._matches.popitem(last=False)
+        return list(found)
 
     async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
         """ResolveSecrets as the executor service."""
