@@ -60,9 +60,7 @@ def url_problem(url: str, policy: Policy) -> str | None:
         return "must not hold templates"
     why = refused_reason(host, policy)
     if why is not None:
-        return (
-            f"may not reach {why}; allow it with AUTOM_HTTP_ALLOW_CIDRS / AUTOM_HTTP_ALLOW_HOSTS"
-        )
+        return f"may not reach {why}; allow it with AUTOM_HTTP_ALLOW_CIDRS / AUTOM_HTTP_ALLOW_HOSTS"
     return None
 
 
