@@ -101,6 +101,20 @@ class Endpoint:
         return cls(url, tuple(sorted(headers.items())))
 
 
+def mask(value: Any, endpoint: Endpoint) -> Any:
+    """`value` with the endpoint's header values (which may hold secrets) replaced by ***."""
+    secrets = [v for _, v in endpoint.headers if len(v) >= 4]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: mask(v, endpoint) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v, endpoint) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class McpTool:
     """One tool a server offers."""
@@ -131,10 +145,7 @@ def _failure(endpoint: Endpoint, exc: BaseException) -> McpError:
     # anyio task groups wrap transport failures in exception groups.
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    text = str(exc) or type(exc).__name__
-    for _, value in endpoint.headers:
-        if value:
-            text = text.replace(value, "***")
+    text = mask(str(exc) or type(exc).__name__, endpoint)
     return McpError(f"MCP server {urlsplit(endpoint.url).netloc}: {text[:300]}")
 
 
@@ -185,6 +196,7 @@ async def call_tool(
         if result.structured_content is not None
         else "\n".join(t for t in texts if isinstance(t, str))
     )
+    content = mask(content, endpoint)
     if result.is_error:
         raise McpError(f"tool {name!r} failed: {str(content)[:500]}")
     return content
