@@ -10,6 +10,7 @@ from typing import Any
 import nats
 import pytest
 from aiohttp import web
+from cryptography.fernet import Fernet
 from google.protobuf import json_format
 
 from autom.api.common.v1 import definition_pb2
@@ -21,7 +22,9 @@ from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
 from autom.core import bus
 from autom.core.grpcserver import channel
 from autom.core.protoconv import struct_to_dict, value_to_py
+from autom.devstack import mcpserver
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.ports import free_port
 
 RUN = executor_pb2
 
@@ -202,4 +205,64 @@ async def test_an_automation_called_as_a_tool_is_a_child_run_whose_output_comes_
     [refused] = child.steps[0].tool_calls
     assert refused.status == "failed" and refused.error.type == "ChainTooDeep"
     assert "ChainTooDeep" in model.requests[2]["messages"][-1]["content"]
+    await nc.close()
+
+
+async def test_an_mcp_server_registered_in_definitions_serves_an_agent_step(
+    start_app: Any, owner_token: str, nats_url: str, model: ScriptedModel
+) -> None:
+    nc = await nats.connect(nats_url)
+    await bus.ensure_streams(nc.jetstream(), (bus.FIRES_STREAM,))
+    # Loopback allowed on both sides, as for http_request: the MCP server runs on 127.0.0.1.
+    definitions = await start_app(
+        "definitions", secrets_key=Fernet.generate_key().decode(), http_allow_cidrs="127.0.0.0/8"
+    )
+    executor = await start_app(
+        "executor",
+        definitions_addr=definitions.address,
+        llm_api_base=f"http://127.0.0.1:{model.port}/v1",
+        llm_api_key="k",
+        default_model="openai/test-model",
+        http_allow_cidrs="127.0.0.0/8",
+    )
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    runs = egrpc.ExecutorServiceStub(channel(executor.address, owner_token))
+    await defs.SetSecret(dpb.SetSecretRequest(name="MCP_TOKEN", value="mcp-s3cr3t"))
+    with mcpserver.running(free_port()) as url:
+        registered = await defs.RegisterMcpServer(
+            dpb.RegisterMcpServerRequest(
+                name="tools", url=url, headers={"Authorization": "Bearer {{ secrets.MCP_TOKEN }}"}
+            )
+        )
+        assert sorted(t.name for t in registered.server.tools) == ["add", "lookup"]
+        definition = json_format.ParseDict(
+            {
+                "name": "lookup-agent",
+                "plan": [
+                    {
+                        "id": "ask",
+                        "action": "agent_task",
+                        "params": {"prompt": "Look alpha up.", "tools": ["mcp:tools/lookup"]},
+                    }
+                ],
+            },
+            definition_pb2.AutomationDefinition(),
+        )
+        made = await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition))
+        model.answers = [{"tool_calls": [("mcp__tools_lookup", {"key": "alpha"})]}, "first"]
+        started = (await runs.StartRun(epb.StartRunRequest(automation_id=made.automation.id))).run
+
+        async def finished() -> executor_pb2.Run:
+            got = (await runs.GetRun(epb.GetRunRequest(run_id=started.id))).run
+            assert got.status == RUN.RUN_STATUS_SUCCEEDED, (got.status, got.error)
+            return got
+
+        run = await assert_eventually(finished, timeout=60)
+    [call] = run.steps[0].tool_calls
+    assert (call.name, call.status) == ("mcp:tools/lookup", "succeeded")
+    result = value_to_py(call.result)
+    assert result["value"] == "first"
+    assert result["idempotency_key"] == f"{run.id}:ask:1"
+    # The secret header reached the server (rendered by definitions); its echo is masked.
+    assert result["authorization"] == "***"
     await nc.close()
