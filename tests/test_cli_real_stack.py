@@ -13,7 +13,9 @@ from typer.testing import CliRunner, Result
 
 from autom.cli.app import app
 from autom.cli.errors import ExitCode
+from autom.devstack import mcpserver
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.ports import free_port
 
 THREE_STEPS = """\
 name: three-steps
@@ -287,3 +289,34 @@ async def test_webhook_url_rotation_and_workspace_usage(cli: Cli, repo_root: Pat
     }
     assert rows["active_automations"] == ["1", "1000"]
     assert rows["concurrent_runs"] == ["0", "none"]
+
+
+async def test_mcp_add_list_rm(start_app: Any, owner_token: str, tmp_path: Path) -> None:
+    # Loopback allowed as for http_request: the test MCP server runs on 127.0.0.1.
+    definitions = await start_app(
+        "definitions", secrets_key=Fernet.generate_key().decode(), http_allow_cidrs="127.0.0.0/8"
+    )
+    cli = Cli(
+        {
+            "AUTOM_TOKEN": owner_token,
+            "AUTOM_CONFIG": str(tmp_path / "config.json"),
+            "AUTOM_DEFINITIONS_ADDR": definitions.address,
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+    )
+    assert (await cli("secrets", "set", "GH_TOKEN", input="tok-s3cr3t\n")).exit_code == 0
+    with mcpserver.running(free_port()) as url:
+        added = await cli(
+            "mcp", "add", "tools", url, "-H", "Authorization=Bearer {{ secrets.GH_TOKEN }}"
+        )
+        assert added.exit_code == 0, added.output
+        assert "mcp:tools/add" in added.output and "mcp:tools/lookup" in added.output
+    listed = await cli("mcp", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "tools" in listed.output and "Authorization" in listed.output
+    assert "s3cr3t" not in listed.output and "secrets." not in listed.output
+    refused = await cli("mcp", "add", "meta", "http://169.254.169.254/mcp")
+    assert refused.exit_code != 0 and "url" in refused.output, refused.output
+    assert (await cli("mcp", "rm", "tools")).exit_code == 0
+    assert "tools" not in (await cli("mcp", "list", "--json")).output
