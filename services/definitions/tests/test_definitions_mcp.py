@@ -138,6 +138,15 @@ async def test_mcp_tools_are_checked_against_the_server_on_save(
     assert created.automation.version == 1
 
     raw["plan"][1]["params"]["tools"] = ["mcp:tools/add", "mcp:tools/nope", "mcp:ghost/x"]
+    # ValidateDefinition (the drafter's check) sees the same registry.
+    checked = await owner.ValidateDefinition(
+        pb.ValidateDefinitionRequest(definition=definition_to_proto(raw))
+    )
+    assert not checked.valid
+    assert {v.field for v in checked.violations} == {
+        "plan[1].params.tools[1]",
+        "plan[1].params.tools[2]",
+    }
     for call in (
         owner.CreateAutomation(
             pb.CreateAutomationRequest(definition=definition_to_proto({**raw, "name": "other"}))

@@ -121,7 +121,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
     ) -> pb.ValidateDefinitionResponse:
-        violations = self._svc.validate(_definition(request))
+        violations = await self._svc.validate_in_workspace(
+            current_principal(), _definition(request)
+        )
         return pb.ValidateDefinitionResponse(
             valid=not violations,
             violations=[

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
 from autom.core.audit import Change
-from autom.core.auth import Principal, Role, TokenSigner
+from autom.core.auth import ANY_WORKSPACE, Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import (
     AlreadyExists,
@@ -130,6 +130,15 @@ class DefinitionsService:
     def validate(self, raw: dict[str, Any]) -> list[Violation]:
         """Every violation of a definition in JSON form."""
         return validate_definition(raw, self.catalog, self._policy)[1]
+
+    async def validate_in_workspace(
+        self, caller: Principal, raw: dict[str, Any]
+    ) -> list[Violation]:
+        """Every violation, `mcp:` tools included when the caller has a workspace."""
+        violations = self.validate(raw)
+        if self._mcp is not None and caller.workspace_id != ANY_WORKSPACE:
+            violations += await self._mcp.check_tools(caller.workspace_id, tool_mcp(raw))
+        return violations
 
     def _require_valid(self, raw: dict[str, Any]) -> None:
         violations = self.validate(raw)

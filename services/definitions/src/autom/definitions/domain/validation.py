@@ -138,7 +138,7 @@ def _declared_tools(definition: dict[str, Any]) -> list[tuple[str, str]]:
     for base, steps in (("plan", definition.get("plan")), ("execution.on_failure", on_failure)):
         for i, step in enumerate(steps if isinstance(steps, list) else []):
             params = step.get("params") if isinstance(step, dict) else None
-            if step.get("action") != "agent_task" or not isinstance(params, dict):
+            if not isinstance(params, dict) or step.get("action") != "agent_task":
                 continue
             tools = params.get("tools")
             for j, name in enumerate(tools if isinstance(tools, list) else []):
