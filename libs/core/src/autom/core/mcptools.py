@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
+
 from autom.core.netpolicy import Policy, parse_literal, refused_reason
 from autom.core.registry import MCP_TOOL_PREFIX
 
@@ -64,8 +66,8 @@ def url_problem(url: str, policy: Policy) -> str | None:
     return None
 
 
-async def check_destination(url: str, policy: Policy) -> None:
-    """Refuse a URL whose host resolves to any address the policy does not allow."""
+async def checked_address(url: str, policy: Policy) -> str:
+    """The address to connect to for `url`; every address its host resolves to must pass."""
     why = url_problem(url, policy)
     if why is not None:
         raise McpRefused(why)
@@ -83,9 +85,13 @@ async def check_destination(url: str, policy: Policy) -> None:
         except OSError as exc:
             raise McpError(f"cannot resolve {host!r}: {exc}") from exc
         addresses = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
+    if not addresses:
+        raise McpError(f"{host!r} resolved to nothing")
     for address in addresses:
+        # One bad answer refuses the host: DNS could hand the bad one to a later connect.
         if not policy.allows(host, address):
             raise McpRefused(f"refusing to connect to {host!r}: {address} is not a public address")
+    return str(addresses[0])
 
 
 @dataclass(frozen=True)
@@ -124,27 +130,53 @@ class McpTool:
     input_schema: dict[str, Any]
 
 
+class _PinnedTransport(httpx2.AsyncHTTPTransport):
+    """Every request goes to the address checked for its host (no second DNS lookup)."""
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        address = await checked_address(str(url), self._policy)
+        if url.scheme == "https":
+            # Connect to the pinned address, verify the certificate for the real name.
+            request.extensions = {**request.extensions, "sni_hostname": url.host}
+        # The Host header was set from the real URL when the request was built.
+        request.url = url.copy_with(host=address)
+        return await super().handle_async_request(request)
+
+
 @asynccontextmanager
 async def _client(endpoint: Endpoint, policy: Policy, timeout: float) -> AsyncIterator[Any]:
-    import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    await check_destination(endpoint.url, policy)
-    # trust_env=False: an environment proxy would connect on our behalf, past the check.
+    # Checked up front too, so a refused server fails with a clear error before the SDK starts.
+    await checked_address(endpoint.url, policy)
+    # trust_env=False: an environment proxy would connect on our behalf, past the pin.
     http = httpx2.AsyncClient(
-        headers=dict(endpoint.headers), timeout=httpx2.Timeout(timeout), trust_env=False
+        headers=dict(endpoint.headers),
+        timeout=httpx2.Timeout(timeout),
+        trust_env=False,
+        transport=_PinnedTransport(policy),
     )
     async with http, Client(streamable_http_client(endpoint.url, http_client=http)) as client:
         yield client
 
 
 def _failure(endpoint: Endpoint, exc: BaseException) -> McpError:
-    if isinstance(exc, McpError):
-        return exc
     # anyio task groups wrap transport failures in exception groups.
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            break
+        if isinstance(cause, McpError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
     text = mask(str(exc) or type(exc).__name__, endpoint)
     return McpError(f"MCP server {urlsplit(endpoint.url).netloc}: {text[:300]}")
 
