@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from autom.core.mcptools import Endpoint
+from autom.core.mcptools import Endpoint, call_tool
 from autom.devstack import mcpserver
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.ports import free_port
@@ -303,6 +303,48 @@ async def test_a_crash_mid_loop_resumes_without_repeating_a_completed_call(
     assert len(tracker.requests) == 1  # the completed call was not made again
     assert [c["status"] for c in ask["tool_calls"]] == ["succeeded"]
     assert json.loads(llm.requests[1]["messages"][-1]["content"])["result"]["json"][0]["id"] == 7
+
+
+async def test_a_resumed_step_does_not_call_an_mcp_tool_again(
+    agent_harness: Harness, llm: FakeLLM, mcp_url: str
+) -> None:
+    endpoint = Endpoint.of(mcp_url, {})
+    agent_harness.definitions.mcp["tools"] = endpoint
+    policy = agent_harness.settings.network_policy()
+
+    async def tally() -> int:
+        return int((await call_tool(endpoint, policy, "tally", {}, idempotency_key="t"))["result"])
+
+    before = await tally()
+    count = {"tool_calls": [("mcp__tools_tally", {})]}
+    llm.answers = [count]
+    snapshot = agent_harness.automation(agent(tools=["mcp:tools/tally"]))
+    new = agent_harness.new_run(snapshot)
+    state = await agent_harness.claim(new)
+    llm.hold, llm.hold_after = asyncio.Event(), 1
+    task = asyncio.ensure_future(agent_harness.engine.execute(state, pending_events=[]))
+
+    async def second_model_call_waiting() -> None:
+        assert len(llm.requests) == 2
+
+    await assert_eventually(second_model_call_waiting)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await agent_harness.store.release(state.run_id, state.token)
+    llm.requests.clear()
+    llm.answers = [count, "counted"]
+    llm.hold = None
+    resumed = await agent_harness.claim(new)
+    assert await agent_harness.engine.execute(resumed, pending_events=[]) == "succeeded"
+    row = await agent_harness.store.get(state.run_id)
+    ask = [s for s in row.steps if s["step_id"] == "ask"][-1]
+    assert ask["replayed"] is True
+    assert [(c["name"], c["result"]) for c in ask["tool_calls"]] == [
+        ("mcp:tools/tally", {"result": before + 1})
+    ]
+    # The server counted one call of the run (then this one): the replay did not call it.
+    assert await tally() == before + 2
 
 
 async def test_budget_stops_before_the_model_call_that_would_pass_it(

@@ -1,8 +1,9 @@
 """A small MCP server (the official SDK's own, streamable HTTP) for tests and local tries.
 
-`python -m autom.devstack.mcpserver PORT` serves `/mcp` on 127.0.0.1 with two tools: `add`
-and `lookup`. `lookup` answers with what it was sent (the Authorization header, the
-idempotency key of the request's `_meta`) so tests can see both arrive.
+`python -m autom.devstack.mcpserver PORT` serves `/mcp` on 127.0.0.1 with three tools: `add`,
+`lookup` and `tally` (how many times it was called, this one included). `lookup` answers with
+what it was sent (the Authorization header, the idempotency key of the request's `_meta`) so
+tests can see both arrive.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def build() -> MCPServer:
             "authorization": headers.get("authorization", ""),
             "idempotency_key": meta.get("autom/idempotency_key", ""),
         }
+
+    calls = {"tally": 0}
+
+    @server.tool(description="Count this call; returns how many calls there were.")
+    def tally() -> int:
+        calls["tally"] += 1
+        return calls["tally"]
 
     return server
 
