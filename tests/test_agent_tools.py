@@ -234,7 +234,7 @@ async def test_an_mcp_server_registered_in_definitions_serves_an_agent_step(
                 name="tools", url=url, headers={"Authorization": "Bearer {{ secrets.MCP_TOKEN }}"}
             )
         )
-        assert sorted(t.name for t in registered.server.tools) == ["add", "lookup"]
+        assert sorted(t.name for t in registered.server.tools) == ["add", "lookup", "tally"]
         definition = json_format.ParseDict(
             {
                 "name": "lookup-agent",

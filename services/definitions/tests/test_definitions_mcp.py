@@ -65,7 +65,7 @@ async def test_owner_registers_a_server_and_members_list_it(
 ) -> None:
     registered = await _registered(app, token_for, mcp_url)
     tools = {t.name: struct_to_dict(t.input_schema) for t in registered.server.tools}
-    assert set(tools) == {"add", "lookup"}
+    assert set(tools) == {"add", "lookup", "tally"}
     assert tools["add"]["required"] == ["a", "b"]
 
     editor = stub(app, token_for(Role.EDITOR))
