@@ -11,6 +11,7 @@ import grpc
 import pytest
 from cryptography.fernet import Fernet
 
+from autom.api.definitions.v1 import audit_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as pb
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import GrpcApp
@@ -94,6 +95,10 @@ async def test_owner_registers_a_server_and_members_list_it(
 
     await owner.DeleteMcpServer(pb.DeleteMcpServerRequest(name="tools"))
     assert not (await owner.ListMcpServers(pb.ListMcpServersRequest())).servers
+    audit = await owner.ListAuditEvents(audit_pb2.ListAuditEventsRequest())
+    entries = [(e.action, e.target_id) for e in audit.events if e.target_type == "mcp_server"]
+    assert entries == [("mcp_server.delete", "tools"), ("mcp_server.register", "tools")]
+    assert "gh-s3cr3t" not in str(audit) and "secrets." not in str(audit)
 
 
 @pytest.mark.parametrize(
