@@ -501,6 +501,10 @@ class DefinitionsService:
         self._require_valid(raw)
         if version <= 0:
             raise ValidationFailed([Violation("version", "required: the version you read")])
+        # A member edits its own workspace: list MCP tools before taking the row lock.
+        early = caller.workspace_id != ANY_WORKSPACE
+        if early:
+            await self._check_mcp_tools(caller.workspace_id, raw)
         async with self._engine.begin() as conn:
             row = await self._get_row(conn, caller, ref, for_update=True)
             done = await self._idempotent(conn, row.workspace_id, "UpdateAutomation", request_id)
@@ -513,7 +517,8 @@ class DefinitionsService:
                     f"automation is at version {row.version}, not {version}; re-read and retry"
                 )
             await self._check_tool_targets(conn, row.workspace_id, raw)
-            await self._check_mcp_tools(row.workspace_id, raw)
+            if not early:
+                await self._check_mcp_tools(row.workspace_id, raw)
             if self._quotas is not None:
                 await self._quotas.check_schedules(conn, row.workspace_id, raw)
             now = _now()
