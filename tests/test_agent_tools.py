@@ -1,5 +1,6 @@
-"""An agent step calling another automation as a tool, over the real definitions, executor,
-PostgreSQL, NATS and litellm (the model is a scripted OpenAI-compatible server on loopback)."""
+"""An agent step calling another automation or an MCP server's tool, over the real definitions,
+executor, PostgreSQL, NATS and litellm (the model is a scripted OpenAI-compatible server on
+loopback, the MCP server the SDK's own); MCP servers over the gateway's HTTP routes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from aiohttp import web
@@ -23,8 +25,11 @@ from autom.core import bus
 from autom.core.grpcserver import channel
 from autom.core.protoconv import struct_to_dict, value_to_py
 from autom.devstack import mcpserver
+from autom.devstack.asgi import serve_asgi
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.ports import free_port
+from autom.gateway.app import Gateway
+from autom.gateway.settings import GatewaySettings
 
 RUN = executor_pb2
 
@@ -266,3 +271,34 @@ async def test_an_mcp_server_registered_in_definitions_serves_an_agent_step(
     # The secret header reached the server (rendered by definitions); its echo is masked.
     assert result["authorization"] == "***"
     await nc.close()
+
+
+async def test_mcp_servers_over_the_gateway(start_app: Any, owner_token: str) -> None:
+    definitions = await start_app("definitions", http_allow_cidrs="127.0.0.0/8")
+    gateway = Gateway(
+        GatewaySettings(
+            definitions_addr=definitions.address,
+            scheduler_addr="127.0.0.1:1",
+            executor_addr="127.0.0.1:1",
+            drafter_addr="127.0.0.1:1",
+            shutdown_grace_seconds=1.0,
+        )
+    )
+    headers = {"Authorization": f"Bearer {owner_token}"}
+    async with (
+        serve_asgi(gateway) as base,
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http,
+    ):
+        r = await http.put("/v1/mcp-servers/meta", json={"url": "http://169.254.169.254/mcp"})
+        assert r.status_code == 400, r.text
+        by_type = {d["@type"]: d for d in r.json()["details"]}
+        violations = by_type["type.googleapis.com/google.rpc.BadRequest"]["fieldViolations"]
+        assert [v["field"] for v in violations] == ["url"]
+        with mcpserver.running(free_port()) as url:
+            r = await http.put("/v1/mcp-servers/tools", json={"url": url, "headers": {"X-A": "b"}})
+            assert r.status_code == 200, r.text
+            assert {t["name"] for t in r.json()["server"]["tools"]} == {"add", "lookup", "tally"}
+        r = await http.get("/v1/mcp-servers")
+        assert [(s["name"], s["headerNames"]) for s in r.json()["servers"]] == [("tools", ["X-A"])]
+        assert (await http.delete("/v1/mcp-servers/tools")).status_code == 200
+        assert (await http.delete("/v1/mcp-servers/tools")).status_code == 404
