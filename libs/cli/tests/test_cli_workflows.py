@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 from autom.cli.errors import ExitCode
+from autom.devstack import mcpserver
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.ports import free_port
 from autom.devstack.testing import TEST_SIGNING_KEY, start_service
 
 THREE_STEPS = """\
@@ -241,3 +245,43 @@ async def test_webhook_url_rotation_and_workspace_usage(cli: Cli, repo_root: Pat
     }
     assert rows["active_automations"] == ["1", "1000"]
     assert rows["concurrent_runs"] == ["0", "none"]
+
+
+async def test_mcp_add_list_rm(cli: Cli, service_stack: Any) -> None:
+    # Its own definitions, allowing loopback as for http_request: the test MCP server runs on
+    # 127.0.0.1. Its own secrets key, so the test's secrets are set through it too.
+    services = service_stack
+    definitions = await start_service(
+        "definitions",
+        services.database_url,
+        services.nats_url,
+        TEST_SIGNING_KEY,
+        secrets_key=Fernet.generate_key().decode(),
+        http_allow_cidrs="127.0.0.0/8",
+        shutdown_grace_seconds=0.2,
+    )
+    try:
+        await _mcp_add_list_rm(cli, {"AUTOM_DEFINITIONS_ADDR": definitions.address})
+    finally:
+        await definitions.stop()
+
+
+async def _mcp_add_list_rm(run: Cli, env: dict[str, str]) -> None:
+    async def cli(*args: str, input: str | None = None) -> Any:
+        return await run(*args, env=env, input=input)
+
+    assert (await cli("secrets", "set", "GH_TOKEN", input="tok-s3cr3t\n")).exit_code == 0
+    with mcpserver.running(free_port()) as url:
+        added = await cli(
+            "mcp", "add", "tools", url, "-H", "Authorization=Bearer {{ secrets.GH_TOKEN }}"
+        )
+        assert added.exit_code == 0, added.output
+        assert "mcp:tools/add" in added.output and "mcp:tools/lookup" in added.output
+    listed = await cli("mcp", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "tools" in listed.output and "Authorization" in listed.output
+    assert "s3cr3t" not in listed.output and "secrets." not in listed.output
+    refused = await cli("mcp", "add", "meta", "http://169.254.169.254/mcp")
+    assert refused.exit_code != 0 and "url" in refused.output, refused.output
+    assert (await cli("mcp", "rm", "tools")).exit_code == 0
+    assert "tools" not in (await cli("mcp", "list", "--json")).output

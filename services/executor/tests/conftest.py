@@ -216,7 +216,9 @@ async def agent_harness(
         default_model="openai/test-model",
         http_allow_cidrs="127.0.0.0/8",
     )
-    actions, http = build_actions(build_catalog(plugins=False), settings, None)
+    actions, http = build_actions(
+        build_catalog(plugins=False), settings, None, mcp_servers=harness.definitions
+    )
     harness.engine = Engine(
         store=harness.store, actions=actions, secrets=harness.definitions, lease_seconds=30.0
     )

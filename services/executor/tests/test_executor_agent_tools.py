@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from autom.core.mcptools import Endpoint, call_tool
+from autom.devstack import mcpserver
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.ports import free_port
 from autom.executor.convert import run_to_proto
 
 Harness = Any
@@ -51,6 +54,13 @@ async def tracker() -> AsyncIterator[Tracker]:
     tracker.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield tracker
     await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def mcp_url() -> Iterator[str]:
+    """A real MCP server (the SDK's own, streamable HTTP on loopback) with `add` and `lookup`."""
+    with mcpserver.running(free_port()) as url:
+        yield url
 
 
 SCHEMA = {
@@ -115,6 +125,73 @@ async def test_http_tool_result_goes_back_to_the_model_and_the_answer_is_schema_
     ]
     assert step.tool_calls[0].arguments.struct_value.fields["url"].string_value.endswith("/issues")
     assert step.tool_calls[0].HasField("finish_time")
+
+
+async def test_http_and_mcp_tools_in_one_loop(
+    agent_harness: Harness, llm: FakeLLM, tracker: Tracker, mcp_url: str
+) -> None:
+    # Definitions hands the executor the URL and the headers with the secret rendered.
+    agent_harness.definitions.mcp["tools"] = Endpoint.of(
+        mcp_url, {"Authorization": "Bearer s3cr3t-value"}
+    )
+    llm.answers = [
+        {
+            "tool_calls": [
+                ("http_request", {"url": tracker.url("/issues")}),
+                ("mcp__tools_add", {"a": 2, "b": 5}),
+            ]
+        },
+        {"tool_calls": [("mcp__tools_lookup", {"key": "alpha"})]},
+        '{"urgent": [7]}',
+    ]
+    row = await agent_harness.run(
+        agent(
+            tools=["http_request", "mcp:tools/add", "mcp:tools/lookup"],
+            output_schema=SCHEMA,
+            max_tool_calls=3,
+        )
+    )
+    assert row.status == "succeeded", (row.error, row.steps)
+    ask = row.steps[0]
+    assert ask["output"]["json"] == {"urgent": [7]}
+    calls = ask["tool_calls"]
+    assert [(c["call_n"], c["name"], c["status"]) for c in calls] == [
+        (1, "http_request", "succeeded"),
+        (2, "mcp:tools/add", "succeeded"),
+        (3, "mcp:tools/lookup", "succeeded"),
+    ]
+    assert calls[1]["arguments"] == {"a": 2, "b": 5}
+    assert calls[1]["result"] == {"result": 7}
+    looked_up = calls[2]["result"]
+    assert looked_up["value"] == "first"
+    # The call's idempotency key reached the server in the request's _meta; the header with
+    # the secret reached it too, and the echo of it is masked in the record.
+    assert looked_up["idempotency_key"] == f"{row.id}:ask:3"
+    assert looked_up["authorization"] == "***"
+    assert "s3cr3t-value" not in json.dumps(row.steps)
+
+    offered = {t["function"]["name"]: t["function"] for t in llm.requests[0]["tools"]}
+    assert set(offered) == {"http_request", "mcp__tools_add", "mcp__tools_lookup"}
+    assert offered["mcp__tools_add"]["parameters"]["required"] == ["a", "b"]
+    shown = json.loads(llm.requests[1]["messages"][-1]["content"])
+    assert shown == {"result": {"result": 7}}
+
+
+async def test_mcp_arguments_are_checked_and_metadata_addresses_refused(
+    agent_harness: Harness, llm: FakeLLM, mcp_url: str
+) -> None:
+    agent_harness.definitions.mcp["tools"] = Endpoint.of(mcp_url, {})
+    llm.answers = [{"tool_calls": [("mcp__tools_add", {"a": "two"})]}, "gave up"]
+    row = await agent_harness.run(agent(tools=["mcp:tools/add"]))
+    assert row.status == "succeeded", (row.error, row.steps)
+    (call,) = row.steps[0]["tool_calls"]
+    assert (call["status"], call["error"]["type"]) == ("failed", "ToolArgumentsInvalid")
+
+    # A server whose address the SSRF policy refuses is never contacted: the step fails.
+    agent_harness.definitions.mcp["tools"] = Endpoint.of("http://169.254.169.254/mcp", {})
+    row = await agent_harness.run(agent(tools=["mcp:tools/add"]))
+    assert row.status == "failed"
+    assert row.error["type"] == "SsrfRefused", row.error
 
 
 async def test_undeclared_tool_is_refused_and_hostile_results_stay_data(
@@ -226,6 +303,48 @@ async def test_a_crash_mid_loop_resumes_without_repeating_a_completed_call(
     assert len(tracker.requests) == 1  # the completed call was not made again
     assert [c["status"] for c in ask["tool_calls"]] == ["succeeded"]
     assert json.loads(llm.requests[1]["messages"][-1]["content"])["result"]["json"][0]["id"] == 7
+
+
+async def test_a_resumed_step_does_not_call_an_mcp_tool_again(
+    agent_harness: Harness, llm: FakeLLM, mcp_url: str
+) -> None:
+    endpoint = Endpoint.of(mcp_url, {})
+    agent_harness.definitions.mcp["tools"] = endpoint
+    policy = agent_harness.settings.network_policy()
+
+    async def tally() -> int:
+        return int((await call_tool(endpoint, policy, "tally", {}, idempotency_key="t"))["result"])
+
+    before = await tally()
+    count = {"tool_calls": [("mcp__tools_tally", {})]}
+    llm.answers = [count]
+    snapshot = agent_harness.automation(agent(tools=["mcp:tools/tally"]))
+    new = agent_harness.new_run(snapshot)
+    state = await agent_harness.claim(new)
+    llm.hold, llm.hold_after = asyncio.Event(), 1
+    task = asyncio.ensure_future(agent_harness.engine.execute(state, pending_events=[]))
+
+    async def second_model_call_waiting() -> None:
+        assert len(llm.requests) == 2
+
+    await assert_eventually(second_model_call_waiting)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await agent_harness.store.release(state.run_id, state.token)
+    llm.requests.clear()
+    llm.answers = [count, "counted"]
+    llm.hold = None
+    resumed = await agent_harness.claim(new)
+    assert await agent_harness.engine.execute(resumed, pending_events=[]) == "succeeded"
+    row = await agent_harness.store.get(state.run_id)
+    ask = [s for s in row.steps if s["step_id"] == "ask"][-1]
+    assert ask["replayed"] is True
+    assert [(c["name"], c["result"]) for c in ask["tool_calls"]] == [
+        ("mcp:tools/tally", {"result": before + 1})
+    ]
+    # The server counted one call of the run (then this one): the replay did not call it.
+    assert await tally() == before + 2
 
 
 async def test_budget_stops_before_the_model_call_that_would_pass_it(

@@ -44,8 +44,9 @@ def test_malformed_templates_are_rejected(bad: str) -> None:
 
 def test_routes_are_built_from_descriptors_only() -> None:
     routes = build_routes()
-    # 43 + GET /v1/audit (ListAuditEvents) + the four webhook/quota routes.
-    assert len(routes) == 48
+    # 43 + GET /v1/audit (ListAuditEvents) + the four webhook/quota routes + the three
+    # /v1/mcp-servers routes.
+    assert len(routes) == 51
     assert {r.binding.body for r in routes} == {"", "*"}
     (watch,) = [r for r in routes if r.method.name == "WatchRun"]
     assert watch.streaming and watch.binding.template.verb == "watch"
@@ -57,6 +58,9 @@ def test_router_prefers_verbs_and_reports_allowed_methods() -> None:
     assert m is not None and m.route.method.name == "ValidateDefinition"
     m = router.match("GET", "/v1/audit")
     assert m is not None and m.route.method.name == "ListAuditEvents"
+    m = router.match("PUT", "/v1/mcp-servers/github")
+    assert m is not None and m.route.method.name == "RegisterMcpServer"
+    assert m.path_params == {"name": "github"}
     m = router.match("POST", "/v1/schedules/a:trigger_0:trigger")
     assert m is not None and m.route.method.name == "TriggerNow"
     assert m.path_params == {"schedule_id": "a:trigger_0"}

@@ -48,6 +48,7 @@ app.add_typer(schedules.app, name="schedules")
 app.add_typer(tokens, name="tokens")
 app.add_typer(workspace.secrets, name="secrets")
 app.add_typer(workspace.members, name="members")
+app.add_typer(workspace.mcp, name="mcp")
 app.add_typer(workspace.workspaces, name="workspaces")
 # `autom workspace usage` reads naturally too.
 app.add_typer(workspace.workspaces, name="workspace", hidden=True)

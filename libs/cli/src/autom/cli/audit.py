@@ -11,7 +11,17 @@ from autom.cli.common import JsonOption, guarded, session
 from autom.cli.output import ts
 from autom.cli.schedules import _after as iso_time
 
-TARGET_TYPES = ("automation", "run", "draft", "member", "token", "secret", "schedule", "workspace")
+TARGET_TYPES = (
+    "automation",
+    "run",
+    "draft",
+    "member",
+    "token",
+    "secret",
+    "mcp_server",
+    "schedule",
+    "workspace",
+)
 
 
 def _versions(event: Any) -> str:

@@ -1,4 +1,5 @@
-"""`autom secrets`, `autom members` and `autom workspaces`: what an owner administers."""
+"""`autom secrets`, `autom members`, `autom mcp` and `autom workspaces`: what an owner
+administers."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ secrets = typer.Typer(
 members = typer.Typer(help="List, add, change and remove workspace members.", no_args_is_help=True)
 workspaces = typer.Typer(
     help="Create workspaces; show a workspace's usage against its quotas.", no_args_is_help=True
+)
+
+mcp = typer.Typer(
+    help="Register, list and remove the workspace's MCP servers (tools: mcp:<server>/<tool>).",
+    no_args_is_help=True,
 )
 
 
@@ -211,3 +217,81 @@ def workspaces_usage(
             ),
             title=f"Workspace {response.workspace_id}",
         )
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise usage(f"--header {pair!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+@mcp.command("add")
+@guarded
+def mcp_add(
+    name: Annotated[str, typer.Argument(help="Server name, used as mcp:<name>/<tool>.")],
+    url: Annotated[str, typer.Argument(help="Streamable HTTP endpoint, e.g. https://host/mcp.")],
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            help="NAME=VALUE, repeatable; a value may hold {{ secrets.NAME }}.",
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Register (or replace) an MCP server; its tools are listed at once."""
+    with session(json_out) as (api, out):
+        response = api.call(
+            "definitions",
+            "RegisterMcpServer",
+            DS.RegisterMcpServerRequest(name=name, url=url, headers=_headers(header or [])),
+        )
+        if json_out:
+            out.json(response)
+            return
+        out.print(
+            Text("MCP server ", style="bold") + Text(name, style="cyan") + Text(" registered")
+        )
+        out.table(
+            ["Tool", "Description"],
+            ([f"mcp:{name}/{t.name}", t.description] for t in response.server.tools),
+        )
+
+
+@mcp.command("list")
+@guarded
+def mcp_list(json_out: JsonOption = False) -> None:
+    """List the workspace's MCP servers (header names only, never values)."""
+    with session(json_out) as (api, out):
+        response = api.call("definitions", "ListMcpServers", DS.ListMcpServersRequest())
+        if json_out:
+            out.json(response)
+            return
+        out.table(
+            ["Name", "URL", "Headers", "Updated"],
+            (
+                [s.name, s.url, ", ".join(s.header_names), ts(s.update_time)]
+                for s in response.servers
+            ),
+        )
+
+
+@mcp.command("rm")
+@guarded
+def mcp_rm(
+    name: Annotated[str, typer.Argument(help="Server name.")], json_out: JsonOption = False
+) -> None:
+    """Remove an MCP server; steps that declare its tools fail until it is registered again."""
+    with session(json_out) as (api, out):
+        response = api.call("definitions", "DeleteMcpServer", DS.DeleteMcpServerRequest(name=name))
+        if json_out:
+            out.json(response)
+        else:
+            out.print(
+                Text("MCP server ", style="bold") + Text(name, style="cyan") + Text(" removed")
+            )

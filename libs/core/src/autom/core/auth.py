@@ -86,6 +86,7 @@ _ALL = frozenset(
         "tokens:manage",
         "members:manage",
         "secrets:manage",
+        "mcp:manage",
         "workspaces:create",
         "admin:schedules",
         "admin:dead_letters",
@@ -164,6 +165,12 @@ METHOD_PERMISSIONS: Mapping[str, str | None] = {
     _D + "SetWorkspaceQuotas": "admin:deployment",
     # Members read their own workspace's; services and admins any.
     _D + "GetWorkspaceQuotas": "identity:read",
+    _D + "RegisterMcpServer": "mcp:manage",
+    # Editors need the servers' names to declare their tools; header values are never listed.
+    _D + "ListMcpServers": "automations:read",
+    _D + "DeleteMcpServer": "mcp:manage",
+    # The servicer further restricts it to the executor's service principal.
+    _D + "ResolveMcpServers": "secrets:resolve",
     _S + "ListSchedules": "automations:read",
     _S + "DescribeSchedule": "automations:read",
     _S + "PreviewSchedule": "automations:read",

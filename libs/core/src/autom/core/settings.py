@@ -164,6 +164,8 @@ class OutboundHttpSettings(ServiceSettings):
     # Comma-separated, e.g. AUTOM_HTTP_ALLOW_CIDRS="127.0.0.0/8,::1/128".
     http_allow_cidrs: str = ""
     http_allow_hosts: str = ""
+    # How long an MCP server's tool list is reused before it is listed again.
+    mcp_tools_ttl_seconds: float = Field(default=300.0, ge=0)
 
     def allow_cidrs(self) -> list[str]:
         """The CIDR allow-list as a list."""

@@ -7,12 +7,14 @@ from autom.api.definitions.v1 import definitions_service_pb2_grpc as pb_grpc
 from autom.core import bus
 from autom.core.audit import AUDIT_STREAM
 from autom.core.grpcserver import GrpcApp, Loop
+from autom.core.mcptools import ToolCache
 from autom.core.registry import build_catalog
 from autom.core.runtime import open_runtime
 from autom.definitions import db
 from autom.definitions.access import AccessService, build_cipher
 from autom.definitions.audit import AuditLog
 from autom.definitions.grpc_api import DefinitionsApi
+from autom.definitions.mcp_servers import McpServers
 from autom.definitions.quotas import Quotas
 from autom.definitions.service import DefinitionsService
 from autom.definitions.settings import DefinitionsSettings, build_signer
@@ -34,8 +36,11 @@ async def build_app(settings: DefinitionsSettings) -> GrpcApp:
     await access.load_revocations()
     audit = AuditLog(rt.engine)
     quotas = Quotas(rt.engine, settings.quota_defaults)
+    mcp = McpServers(
+        rt.engine, access, ToolCache(settings.network_policy(), ttl=settings.mcp_tools_ttl_seconds)
+    )
     service = DefinitionsService(
-        rt.engine, build_catalog(), relay, settings.network_policy(), quotas
+        rt.engine, build_catalog(), relay, settings.network_policy(), quotas, mcp
     )
     api = DefinitionsApi(
         service,
@@ -45,6 +50,7 @@ async def build_app(settings: DefinitionsSettings) -> GrpcApp:
         quotas,
         signer=signer,
         service_token_ttl_seconds=settings.service_token_ttl_seconds,
+        mcp=mcp,
     )
     return rt.app(
         service_names=[SERVICE_NAME],

@@ -132,6 +132,19 @@ secrets = Table(
     UniqueConstraint("workspace_id", "name", name="uq_secrets_workspace_name"),
 )
 
+# MCP servers of a workspace; header values may hold `{{ secrets.NAME }}` (rendered on use).
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "name"),
+)
+
 # One row per webhook trigger of a live automation: the secret part of its URL.
 webhooks = Table(
     "webhooks",

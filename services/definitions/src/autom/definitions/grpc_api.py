@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -18,7 +18,8 @@ from autom.core.auth import (
     TokenSigner,
     current_principal,
 )
-from autom.core.errors import PermissionDenied, ValidationFailed, Violation
+from autom.core.errors import FailedPrecondition, PermissionDenied, ValidationFailed, Violation
+from autom.core.mcptools import McpTool
 from autom.core.protoconv import dict_to_struct, from_timestamp
 from autom.core.registry import Catalog
 from autom.definitions.access import AccessService
@@ -35,6 +36,7 @@ from autom.definitions.convert import (
     version_to_proto,
 )
 from autom.definitions.domain.model import definition_json_schema
+from autom.definitions.mcp_servers import McpServers
 from autom.definitions.quotas import Quotas
 from autom.definitions.service import DefinitionsService
 from autom.definitions.webhooks import Endpoint, WebhookService, match_event_triggers
@@ -100,8 +102,10 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         *,
         signer: TokenSigner,
         service_token_ttl_seconds: int = DEFAULT_SERVICE_TOKEN_TTL,
+        mcp: McpServers | None = None,
     ) -> None:
         self._svc = service
+        self._mcp = mcp
         self._audit = audit
         self._access = access
         self._signer = signer
@@ -117,7 +121,9 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
     ) -> pb.ValidateDefinitionResponse:
-        violations = self._svc.validate(_definition(request))
+        violations = await self._svc.validate_in_workspace(
+            current_principal(), _definition(request)
+        )
         return pb.ValidateDefinitionResponse(
             valid=not violations,
             violations=[
@@ -311,6 +317,44 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         await self._access.delete_secret(current_principal(), request.name)
         return pb.DeleteSecretResponse()
 
+    def _require_mcp(self) -> McpServers:
+        if self._mcp is None:
+            raise FailedPrecondition("MCP servers are not available here")
+        return self._mcp
+
+    async def RegisterMcpServer(
+        self, request: pb.RegisterMcpServerRequest, context: Ctx
+    ) -> pb.RegisterMcpServerResponse:
+        row, tools = await self._require_mcp().register(
+            current_principal(), request.name, request.url, dict(request.headers)
+        )
+        return pb.RegisterMcpServerResponse(server=_mcp_server(row, tools))
+
+    async def ListMcpServers(
+        self, request: pb.ListMcpServersRequest, context: Ctx
+    ) -> pb.ListMcpServersResponse:
+        rows = await self._require_mcp().servers(current_principal())
+        return pb.ListMcpServersResponse(servers=[_mcp_server(r) for r in rows])
+
+    async def DeleteMcpServer(
+        self, request: pb.DeleteMcpServerRequest, context: Ctx
+    ) -> pb.DeleteMcpServerResponse:
+        await self._require_mcp().delete(current_principal(), request.name)
+        return pb.DeleteMcpServerResponse()
+
+    async def ResolveMcpServers(
+        self, request: pb.ResolveMcpServersRequest, context: Ctx
+    ) -> pb.ResolveMcpServersResponse:
+        found, missing = await self._require_mcp().resolve(
+            current_principal(), request.workspace_id, list(request.names)
+        )
+        return pb.ResolveMcpServersResponse(
+            servers=[
+                pb.ResolvedMcpServer(name=s.name, url=s.url, headers=s.headers) for s in found
+            ],
+            missing=missing,
+        )
+
     async def StreamScheduleTriggers(
         self, request: pb.StreamScheduleTriggersRequest, context: Ctx
     ) -> AsyncIterator[pb.StreamScheduleTriggersResponse]:
@@ -449,6 +493,22 @@ def _token(row: Any) -> definitions_pb2.ApiToken:
         create_time=ts(row.created_at),
         expire_time=ts(row.expires_at),
         revoke_time=ts(row.revoked_at),
+    )
+
+
+def _mcp_server(row: Any, tools: Sequence[McpTool] = ()) -> pb.McpServerInfo:
+    return pb.McpServerInfo(
+        name=row.name,
+        url=row.url,
+        header_names=sorted(row.headers),
+        tools=[
+            pb.McpToolInfo(
+                name=t.name, description=t.description, input_schema=dict_to_struct(t.input_schema)
+            )
+            for t in tools
+        ],
+        create_time=ts(row.created_at),
+        update_time=ts(row.updated_at),
     )
 
 

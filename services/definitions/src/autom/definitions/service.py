@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import events_pb2
 from autom.core.audit import Change
-from autom.core.auth import Principal, Role, TokenSigner
+from autom.core.auth import ANY_WORKSPACE, Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
 from autom.core.errors import (
     AlreadyExists,
@@ -33,7 +33,8 @@ from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
 from autom.definitions import audit, db
 from autom.definitions.convert import definition_to_proto
-from autom.definitions.domain.validation import tool_automations, validate_definition
+from autom.definitions.domain.validation import tool_automations, tool_mcp, validate_definition
+from autom.definitions.mcp_servers import McpServers
 from autom.definitions.quotas import Quotas
 from autom.definitions.webhooks import drop_webhooks, sync_webhooks
 
@@ -113,12 +114,14 @@ class DefinitionsService:
         relay: OutboxRelay | None,
         policy: Policy | None = None,
         quotas: Quotas | None = None,
+        mcp: McpServers | None = None,
     ) -> None:
         self._engine = engine
         self.catalog = catalog
         self._relay = relay
         self._policy = policy or Policy()
         self._quotas = quotas
+        self._mcp = mcp
 
     def _published(self) -> None:
         if self._relay is not None:
@@ -127,6 +130,15 @@ class DefinitionsService:
     def validate(self, raw: dict[str, Any]) -> list[Violation]:
         """Every violation of a definition in JSON form."""
         return validate_definition(raw, self.catalog, self._policy)[1]
+
+    async def validate_in_workspace(
+        self, caller: Principal, raw: dict[str, Any]
+    ) -> list[Violation]:
+        """Every violation, `mcp:` tools included when the caller has a workspace."""
+        violations = self.validate(raw)
+        if self._mcp is not None and caller.workspace_id != ANY_WORKSPACE:
+            violations += await self._mcp.check_tools(caller.workspace_id, tool_mcp(raw))
+        return violations
 
     def _require_valid(self, raw: dict[str, Any]) -> None:
         violations = self.validate(raw)
@@ -140,6 +152,19 @@ class DefinitionsService:
                     for v in violations
                 ]
             )
+
+    async def _check_mcp_tools(self, workspace_id: str, raw: dict[str, Any]) -> None:
+        """Every `mcp:<server>/<tool>` names a registered server and a tool it lists."""
+        wanted = [(f"definition.{path}", s, t) for path, s, t in tool_mcp(raw)]
+        if not wanted:
+            return
+        if self._mcp is None:
+            raise ValidationFailed(
+                [Violation(path, "MCP servers are not available here") for path, _, _ in wanted]
+            )
+        violations = await self._mcp.check_tools(workspace_id, wanted)
+        if violations:
+            raise ValidationFailed(violations)
 
     async def _check_tool_targets(
         self, conn: AsyncConnection, workspace_id: str, raw: dict[str, Any]
@@ -258,6 +283,8 @@ class DefinitionsService:
         """Create an automation at version 1 (idempotent on request_id)."""
         self._require_valid(raw)
         ws = caller.workspace_id
+        # Before the transaction: listing a server's tools may take a network round trip.
+        await self._check_mcp_tools(ws, raw)
         try:
             async with self._engine.begin() as conn:
                 existing = await self._idempotent(conn, ws, "CreateAutomation", request_id)
@@ -474,6 +501,10 @@ class DefinitionsService:
         self._require_valid(raw)
         if version <= 0:
             raise ValidationFailed([Violation("version", "required: the version you read")])
+        # A member edits its own workspace: list MCP tools before taking the row lock.
+        early = caller.workspace_id != ANY_WORKSPACE
+        if early:
+            await self._check_mcp_tools(caller.workspace_id, raw)
         async with self._engine.begin() as conn:
             row = await self._get_row(conn, caller, ref, for_update=True)
             done = await self._idempotent(conn, row.workspace_id, "UpdateAutomation", request_id)
@@ -486,6 +517,8 @@ class DefinitionsService:
                     f"automation is at version {row.version}, not {version}; re-read and retry"
                 )
             await self._check_tool_targets(conn, row.workspace_id, raw)
+            if not early:
+                await self._check_mcp_tools(row.workspace_id, raw)
             if self._quotas is not None:
                 await self._quotas.check_schedules(conn, row.workspace_id, raw)
             now = _now()

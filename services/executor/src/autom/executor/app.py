@@ -60,7 +60,7 @@ async def build_app(
         nc=rt.nc,
         latest_seconds=settings.start_run_cache_seconds,
     )
-    actions, http = build_actions(build_catalog(), settings, js)
+    actions, http = build_actions(build_catalog(), settings, js, mcp_servers=source)
     pool = await create_pool(
         settings.database_url, size=settings.db_pool_size, application_name="autom-executor"
     )

@@ -35,6 +35,7 @@ from autom.core.errors import (
     Violation,
 )
 from autom.core.grpcserver import bearer
+from autom.core.mcptools import Endpoint
 from autom.core.protoconv import message_to_json, struct_to_dict
 
 log = logging.getLogger(__name__)
@@ -447,11 +448,28 @@ class GrpcDefinitions:
             raise domain_error(exc, workspace_id) from exc
         return dict(response.values)
 
+    async def mcp_servers(
+        self, workspace_id: str, names: Sequence[str], run_id: str
+    ) -> dict[str, Endpoint]:
+        """ResolveMcpServers as the executor service: the registered ones by name."""
+        try:
+            response = await self._stub.ResolveMcpServers(
+                dpb.ResolveMcpServersRequest(
+                    workspace_id=workspace_id, names=list(names), run_id=run_id
+                ),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, workspace_id) from exc
+        return {s.name: Endpoint.of(s.url, dict(s.headers)) for s in response.servers}
+
 
 class StaticDefinitions:
     """Definitions held in memory: engine tests and benchmarks feed snapshots directly."""
 
     def __init__(self, snapshots: Sequence[Snapshot] = (), secrets: dict[str, str] | None = None):
+        # MCP servers by name, as definitions would resolve them (any workspace).
+        self.mcp: dict[str, Endpoint] = {}
         self._by_key: dict[tuple[str, int], Snapshot] = {}
         self._latest: dict[str, Snapshot] = {}
         self.secrets = dict(secrets or {})
@@ -490,3 +508,9 @@ class StaticDefinitions:
     async def resolve(self, workspace_id: str, names: Sequence[str], run_id: str) -> dict[str, str]:
         """The configured secrets."""
         return {n: self.secrets[n] for n in names if n in self.secrets}
+
+    async def mcp_servers(
+        self, workspace_id: str, names: Sequence[str], run_id: str
+    ) -> dict[str, Endpoint]:
+        """The configured MCP servers."""
+        return {n: self.mcp[n] for n in names if n in self.mcp}

@@ -205,7 +205,7 @@ class AgentTask:
 
     async def __call__(self, params: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
         model = str(params.get("model") or self._default_model)
-        tools = self._toolbox.resolve(list(params.get("tools") or []))
+        tools = await self._toolbox.resolve(list(params.get("tools") or []), ctx)
         schema = params.get("output_schema")
         messages: list[dict[str, Any]] = []
         system = str(params.get("system") or "")

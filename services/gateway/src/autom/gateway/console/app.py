@@ -83,7 +83,8 @@ _HEADERS = [
 _STATIC_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"max-age=3600")]
 # The kinds of resource the audit log records (ListAuditEventsRequest.target_type).
 AUDIT_TARGETS = (
-    "automation", "run", "draft", "schedule", "member", "token", "secret", "workspace", "deployment"
+    "automation", "run", "draft", "schedule", "member", "token", "secret", "mcp_server",
+    "workspace", "deployment",
 )  # fmt: skip
 AUDIT_PAGE_SIZE = 50
 EXAMPLES_DIR_NAMES = ("heartbeat.yaml", "weekday-digest.yaml", "guarded-flow.yaml")

@@ -191,6 +191,26 @@ class DefinitionsServiceStub:
                 request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.SerializeToString,
                 response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.FromString,
                 _registered_method=True)
+        self.RegisterMcpServer = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/RegisterMcpServer',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RegisterMcpServerRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RegisterMcpServerResponse.FromString,
+                _registered_method=True)
+        self.ListMcpServers = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/ListMcpServers',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ListMcpServersRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ListMcpServersResponse.FromString,
+                _registered_method=True)
+        self.DeleteMcpServer = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/DeleteMcpServer',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.DeleteMcpServerRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.DeleteMcpServerResponse.FromString,
+                _registered_method=True)
+        self.ResolveMcpServers = channel.unary_unary(
+                '/autom.api.definitions.v1.DefinitionsService/ResolveMcpServers',
+                request_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveMcpServersRequest.SerializeToString,
+                response_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveMcpServersResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -418,6 +438,36 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterMcpServer(self, request, context):
+        """Registers (or replaces) an MCP server of the workspace (streamable HTTP); its tools are
+        listed at once, and `mcp:<name>/<tool>` becomes a tool agent steps may declare.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMcpServers(self, request, context):
+        """Lists the workspace's MCP servers (header names only, never their values).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMcpServer(self, request, context):
+        """Removes an MCP server; definitions that name its tools fail their next run's tool call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveMcpServers(self, request, context):
+        """URL and headers (secrets rendered) of MCP servers for a run; only the executor's
+        service principal may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -575,6 +625,26 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.GetWorkspaceQuotas,
                     request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.FromString,
                     response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.SerializeToString,
+            ),
+            'RegisterMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterMcpServer,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RegisterMcpServerRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RegisterMcpServerResponse.SerializeToString,
+            ),
+            'ListMcpServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMcpServers,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ListMcpServersRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ListMcpServersResponse.SerializeToString,
+            ),
+            'DeleteMcpServer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMcpServer,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.DeleteMcpServerRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.DeleteMcpServerResponse.SerializeToString,
+            ),
+            'ResolveMcpServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveMcpServers,
+                    request_deserializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveMcpServersRequest.FromString,
+                    response_serializer=autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveMcpServersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1415,6 +1485,114 @@ class DefinitionsService:
             '/autom.api.definitions.v1.DefinitionsService/GetWorkspaceQuotas',
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasRequest.SerializeToString,
             autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.GetWorkspaceQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/RegisterMcpServer',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RegisterMcpServerRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.RegisterMcpServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMcpServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/ListMcpServers',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ListMcpServersRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ListMcpServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMcpServer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/DeleteMcpServer',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.DeleteMcpServerRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.DeleteMcpServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveMcpServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/autom.api.definitions.v1.DefinitionsService/ResolveMcpServers',
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveMcpServersRequest.SerializeToString,
+            autom_dot_api_dot_definitions_dot_v1_dot_definitions__service__pb2.ResolveMcpServersResponse.FromString,
             options,
             channel_credentials,
             insecure,
