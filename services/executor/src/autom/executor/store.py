@@ -1,4 +1,8 @@
-"""SQL of the executor: each state change is one statement, compare-and-set on the lease."""
+"""SQL of the executor: each state change is one statement, compare-and-set on the lease.
+
+The statements of the run hot path (claim, write, create_pending) issued by concurrent runs
+share one transaction (group commit); each is still atomic and answers only once committed.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,12 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from autom.core.batch import Batcher
 from autom.core.db import asyncpg_url
 from autom.executor.domain.limits import MAX_OUTPUT_BYTES, MAX_TOOL_RESULT_BYTES, cap
+
+# Statements of the run hot path committed together (one transaction, one WAL flush).
+GROUP_MAX = 64
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -407,7 +415,7 @@ def _steps_cte(rows: Sequence[StepRow], source: str) -> tuple[str, dict[str, Any
 
 
 class RunStore:
-    """Statements on executor.runs; each state change is one atomic statement (autocommit)."""
+    """Statements on executor.runs; each state change is one atomic statement."""
 
     def __init__(
         self,
@@ -421,6 +429,9 @@ class RunStore:
         self.pool = pool
         self.max_output_bytes = max_output_bytes
         self.max_tool_result_bytes = max_tool_result_bytes
+        self._group: Batcher[tuple[str, tuple[Any, ...]], list[asyncpg.Record]] = Batcher(
+            self._commit_group, max_size=GROUP_MAX
+        )
 
     def _step_rows(self, records: Sequence[dict[str, Any]]) -> list[StepRow]:
         return [StepRow.from_record(r, self.max_output_bytes) for r in records]
@@ -556,6 +567,35 @@ class RunStore:
     async def _runs(self, sql: str, params: dict[str, Any]) -> list[RunRow]:
         return [RunRow.from_db(r) for r in await self._exec(sql, params)]
 
+    async def _exec_grouped(self, sql: str, params: dict[str, Any]) -> list[asyncpg.Record]:
+        """`_exec`, committed with the hot-path statements of other runs issued meanwhile.
+
+        The caller gets its rows only after the shared transaction committed, so what it
+        acts upon (acks, replies) is as durable as with a statement of its own.
+        """
+        query, names = _positional(sql)
+        args = tuple(params[n] for n in names)
+        try:
+            return await self._group.submit((query, args))
+        except asyncpg.PostgresError:
+            # The server refused one statement and rolled the whole batch back (nothing of
+            # it was written): alone, each statement gets its own answer.
+            records: list[asyncpg.Record] = await self.pool.fetch(query, *args)
+            return records
+
+    async def _commit_group(
+        self, statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[list[asyncpg.Record]]:
+        """Run `statements` in one transaction, in order; their rows once it committed."""
+        if len(statements) == 1:
+            query, args = statements[0]
+            return [await self.pool.fetch(query, *args)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            return [await conn.fetch(query, *args) for query, args in statements]
+
+    async def _runs_grouped(self, sql: str, params: dict[str, Any]) -> list[RunRow]:
+        return [RunRow.from_db(r) for r in await self._exec_grouped(sql, params)]
+
     async def claim(
         self,
         run: NewRun,
@@ -568,7 +608,7 @@ class RunStore:
     ) -> RunRow | None:
         """The run, now leased to `token`; None when it is terminal or leased elsewhere."""
         if not events:
-            rows = await self._runs(
+            rows = await self._runs_grouped(
                 _CLAIM,
                 {
                     **run.params(),
@@ -582,7 +622,7 @@ class RunStore:
         # Events only when this insert created the run: a CTE around the claim.
         ev_sql, ev_params = _events_cte(events, "c WHERE c.inserted")
         sql = f"WITH c AS ({_CLAIM}){ev_sql} SELECT * FROM c"
-        rows = await self._runs(
+        rows = await self._runs_grouped(
             sql,
             {
                 **run.params(),
@@ -746,7 +786,7 @@ class RunStore:
             f"WHERE id = :id AND lease_token = :token RETURNING id){st_sql}{ev_sql} "
             "SELECT count(*) AS n FROM u"
         )
-        rows = await self._exec(sql, {**params, **st_params, **ev_params})
+        rows = await self._exec_grouped(sql, {**params, **st_params, **ev_params})
         return bool(rows and rows[0]["n"])
 
     async def release(self, run_id: str, token: str) -> None:
@@ -797,7 +837,9 @@ class RunStore:
             f"VALUES ({_VALUES}, 'pending', now()) ON CONFLICT (fire_id) DO NOTHING "
             f"RETURNING *){st_sql}{ev_sql}{au_sql} SELECT * FROM c"
         )
-        rows = await self._runs(sql, {**run.params(), **st_params, **ev_params, **au_params})
+        rows = await self._runs_grouped(
+            sql, {**run.params(), **st_params, **ev_params, **au_params}
+        )
         if rows:
             steps = [replace(r, seq=i).to_record() for i, r in enumerate(kept, 1)]
             return replace(rows[0], steps=steps), True
