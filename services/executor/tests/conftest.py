@@ -150,12 +150,15 @@ class FakeLLM:
         self.port = 0
         self.hold: asyncio.Event | None = None
         self.hold_after = 0
+        # Every event a request waited on: a test may replace `hold` while one still waits.
+        self.held: list[asyncio.Event] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
         if self.hold is not None and len(self.requests) > self.hold_after:
-            await self.hold.wait()
+            self.held.append(hold := self.hold)
+            await hold.wait()
         answer = self.answers.pop(0) if self.answers else "ok"
         n = len(self.requests)
         message: dict[str, Any] = {"role": "assistant", "content": answer}
@@ -198,8 +201,9 @@ async def llm() -> AsyncIterator[FakeLLM]:
     await site.start()
     fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield fake
-    if fake.hold is not None:
-        fake.hold.set()
+    # A request left waiting would hold the server's shutdown for its 60 s timeout.
+    for event in [*fake.held, *([fake.hold] if fake.hold else [])]:
+        event.set()
     await runner.cleanup()
 
 
