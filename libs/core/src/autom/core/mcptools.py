@@ -8,9 +8,7 @@ them in the agent loop. Both go through here.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from autom.core.netpolicy import Policy, parse_literal, refused_reason
+from autom.core.netpolicy import Policy, Refused, Unresolvable, pinned_address, refused_reason
 from autom.core.registry import MCP_TOOL_PREFIX
 
 MCP_SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -72,26 +70,13 @@ async def checked_address(url: str, policy: Policy) -> str:
     if why is not None:
         raise McpRefused(why)
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    literal = parse_literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise McpError(f"cannot resolve {host!r}: {exc}") from exc
-        addresses = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
-    if not addresses:
-        raise McpError(f"{host!r} resolved to nothing")
-    for address in addresses:
-        # One bad answer refuses the host: DNS could hand the bad one to a later connect.
-        if not policy.allows(host, address):
-            raise McpRefused(f"refusing to connect to {host!r}: {address} is not a public address")
-    return str(addresses[0])
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        return await pinned_address(parts.hostname or "", port, policy)
+    except Refused as exc:
+        raise McpRefused(str(exc)) from exc
+    except Unresolvable as exc:
+        raise McpError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

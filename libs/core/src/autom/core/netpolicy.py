@@ -7,10 +7,11 @@ definitions applies it to the literal hosts of `http_request` URLs at validation
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -145,3 +146,45 @@ def refused_reason(host: str, policy: Policy) -> str | None:
     ):
         return f"{host!r} names a cloud metadata service"
     return None
+
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class Refused(Exception):
+    """The destination is not a public address and is not allow-listed."""
+
+
+class Unresolvable(Exception):
+    """The host name resolved to no address."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve with the system resolver (getaddrinfo accepts decimal/octal/hex IPv4 forms)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def pinned_address(
+    host: str, port: int, policy: Policy, resolver: Resolver = system_resolver
+) -> str:
+    """The one address to connect to; every address the host resolves to must pass the policy."""
+    if not host:
+        raise Refused("URL has no host")
+    literal = parse_literal(host)
+    if literal is not None:
+        addresses: list[IPAddress] = [literal]
+    else:
+        try:
+            resolved = await resolver(host, port)
+        except OSError as exc:
+            raise Unresolvable(f"cannot resolve {host!r}: {exc}") from exc
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolved]
+        if not addresses:
+            raise Unresolvable(f"{host!r} resolved to nothing")
+    refused = [a for a in addresses if not policy.allows(host, a)]
+    if refused:
+        # One bad answer refuses the host: DNS could hand the bad one to a later connect.
+        raise Refused(f"refusing to connect to {host!r}: {refused[0]} is not a public address")
+    return str(addresses[0])
