@@ -1,4 +1,4 @@
-"""Group commit: each caller gets its own result; a failed batch fails all of its callers."""
+"""Group commit: each caller gets its own result; a failed batch fails or retries alone."""
 
 from __future__ import annotations
 
@@ -87,3 +87,44 @@ async def test_a_flush_with_the_wrong_number_of_results_fails_its_callers() -> N
     batcher: Batcher[int, int] = Batcher(flush)
     results = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_with_alone_a_failed_batch_is_written_again_item_by_item() -> None:
+    batches: list[list[str]] = []
+    alone: list[str] = []
+
+    async def flush(items: list[str]) -> list[str]:
+        batches.append(items)
+        if "bad" in items:
+            raise ValueError("batch refused")
+        return [s.upper() for s in items]
+
+    async def one(item: str) -> str:
+        alone.append(item)
+        if item == "bad":
+            raise ValueError("bad alone")
+        return item.upper()
+
+    batcher: Batcher[str, str] = Batcher(flush, alone=one, retry_alone=ValueError)
+    results = await asyncio.gather(
+        *(batcher.submit(s) for s in ("a", "bad", "c")), return_exceptions=True
+    )
+    assert results[0] == "A" and results[2] == "C"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad alone"
+    assert batches == [["a", "bad", "c"]] and sorted(alone) == ["a", "bad", "c"]
+    # A batch of one already was alone: its error is the caller's, with no second try.
+    with pytest.raises(ValueError, match="batch refused"):
+        await batcher.submit("bad")
+    assert sorted(alone) == ["a", "bad", "c"]
+
+
+async def test_errors_other_than_retry_alone_fail_the_whole_batch() -> None:
+    async def flush(items: list[str]) -> list[str]:
+        raise ConnectionError("gone")
+
+    async def one(item: str) -> str:
+        raise AssertionError("not retried alone")
+
+    batcher: Batcher[str, str] = Batcher(flush, alone=one, retry_alone=ValueError)
+    results = await asyncio.gather(batcher.submit("a"), batcher.submit("b"), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionError, ConnectionError]

@@ -18,17 +18,32 @@ R = TypeVar("R")
 Flush = Callable[[list[T]], Awaitable[Sequence[R]]]
 
 
+class _Alone(Exception):
+    """The item's batch failed as a whole: the item is to be written by itself."""
+
+
 class Batcher(Generic[T, R]):
     """Queues items and flushes them in batches with `flush` (one result per item, in order).
 
     A flush that raises fails every caller of its batch with that exception, and only them:
     nothing of a failed batch is reported done, so callers retry or redeliver as they would
-    after their own write failed.
+    after their own write failed. With `alone`, a batch of several that fails with one of
+    `retry_alone` is written again item by item instead, each caller getting its own answer
+    (a batch refused for one bad item says neither which item nor whether the others fit).
     """
 
-    def __init__(self, flush: Flush[T, R], *, max_size: int = 100) -> None:
+    def __init__(
+        self,
+        flush: Flush[T, R],
+        *,
+        max_size: int = 100,
+        alone: Callable[[T], Awaitable[R]] | None = None,
+        retry_alone: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    ) -> None:
         self._flush = flush
         self._max = max_size
+        self._alone = alone
+        self._retry_alone = retry_alone
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -38,7 +53,11 @@ class Batcher(Generic[T, R]):
         self._queue.append((item, future))
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._drain())
-        return await future
+        try:
+            return await future
+        except _Alone:
+            assert self._alone is not None
+            return await self._alone(item)
 
     async def _drain(self) -> None:
         # Let the callers woken with this one queue their items before the first flush.
@@ -59,9 +78,14 @@ class Batcher(Generic[T, R]):
                 self._queue = []
                 raise
             except Exception as exc:
+                alone = (
+                    self._alone is not None
+                    and len(batch) > 1
+                    and isinstance(exc, self._retry_alone)
+                )
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(_Alone() if alone else exc)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():

@@ -112,8 +112,10 @@ class AuditLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._batcher: Batcher[audit_pb2.AuditEvent, None] = Batcher(
-            self._store_many, max_size=IN_FLIGHT
+        # One entry the table cannot hold fails its whole batch (and a batch's error does not
+        # say which): each entry of a failed batch is then stored alone, with its own answer.
+        self._batcher: Batcher[audit_pb2.AuditEvent, bool | None] = Batcher(
+            self._store_many, max_size=IN_FLIGHT, alone=self.store
         )
 
     async def store(self, event: audit_pb2.AuditEvent) -> bool:
@@ -126,23 +128,19 @@ class AuditLog:
             )
         return bool(result.rowcount)
 
-    async def _store_many(self, events: list[audit_pb2.AuditEvent]) -> list[None]:
+    async def _store_many(self, events: list[audit_pb2.AuditEvent]) -> list[bool | None]:
         """Insert entries not already stored, all in one transaction."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 pg_insert(db.audit_events).on_conflict_do_nothing(index_elements=["id"]),
                 [_values(e) for e in events],
             )
+        # An executemany does not say which rows were new (None: not known).
         return [None] * len(events)
 
     async def store_batched(self, event: audit_pb2.AuditEvent) -> None:
         """Store one entry with those arriving at the same time (DataError: it never fits)."""
-        try:
-            await self._batcher.submit(event)
-        except Exception:
-            # One entry the table cannot hold fails its whole batch (and a batch's error does
-            # not say which): alone, each entry gets its own answer.
-            await self.store(event)
+        await self._batcher.submit(event)
 
     async def handle(self, msg: Msg) -> None:
         """One AUDIT message: stored then acked; unreadable ones are terminated."""

@@ -429,8 +429,14 @@ class RunStore:
         self.pool = pool
         self.max_output_bytes = max_output_bytes
         self.max_tool_result_bytes = max_tool_result_bytes
+        # A statement the server refuses rolls its whole batch back (nothing of it written):
+        # each statement is then run alone and gets its own answer. Connection errors (a
+        # commit may or may not have happened) go to the callers as they are.
         self._group: Batcher[tuple[str, tuple[Any, ...]], list[asyncpg.Record]] = Batcher(
-            self._commit_group, max_size=GROUP_MAX
+            self._commit_group,
+            max_size=GROUP_MAX,
+            alone=self._fetch_alone,
+            retry_alone=asyncpg.PostgresError,
         )
 
     def _step_rows(self, records: Sequence[dict[str, Any]]) -> list[StepRow]:
@@ -574,22 +580,19 @@ class RunStore:
         acts upon (acks, replies) is as durable as with a statement of its own.
         """
         query, names = _positional(sql)
-        args = tuple(params[n] for n in names)
-        try:
-            return await self._group.submit((query, args))
-        except asyncpg.PostgresError:
-            # The server refused one statement and rolled the whole batch back (nothing of
-            # it was written): alone, each statement gets its own answer.
-            records: list[asyncpg.Record] = await self.pool.fetch(query, *args)
-            return records
+        return await self._group.submit((query, tuple(params[n] for n in names)))
+
+    async def _fetch_alone(self, statement: tuple[str, tuple[Any, ...]]) -> list[asyncpg.Record]:
+        query, args = statement
+        records: list[asyncpg.Record] = await self.pool.fetch(query, *args)
+        return records
 
     async def _commit_group(
         self, statements: list[tuple[str, tuple[Any, ...]]]
     ) -> list[list[asyncpg.Record]]:
         """Run `statements` in one transaction, in order; their rows once it committed."""
         if len(statements) == 1:
-            query, args = statements[0]
-            return [await self.pool.fetch(query, *args)]
+            return [await self._fetch_alone(statements[0])]
         async with self.pool.acquire() as conn, conn.transaction():
             return [await conn.fetch(query, *args) for query, args in statements]
 
