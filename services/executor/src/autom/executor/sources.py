@@ -234,29 +234,32 @@ class GrpcDefinitions:
         if version and key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        try:
-            response = await self._stub.GetAutomation(
-                dpb.GetAutomationRequest(automation_id=automation_id, version=version),
-                timeout=10.0,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc, f"{automation_id}@{version}") from exc
-        snapshot = automation_snapshot(response.automation)
+        snapshot = await self._ask(
+            dpb.GetAutomationRequest(automation_id=automation_id, version=version),
+            f"{automation_id}@{version}",
+        )
         self._remember(snapshot)
         return snapshot
 
     async def get_named(self, workspace_id: str, name: str) -> Snapshot:
         """The latest version of the automation called `name` in a workspace (never cached)."""
-        try:
-            response = await self._stub.GetAutomation(
-                dpb.GetAutomationRequest(automation_id=name, workspace_id=workspace_id),
-                timeout=10.0,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc, name) from exc
-        snapshot = automation_snapshot(response.automation)
+        snapshot = await self._ask(
+            dpb.GetAutomationRequest(automation_id=name, workspace_id=workspace_id), name
+        )
         self._remember(snapshot)
         return snapshot
+
+    async def _ask(
+        self, request: dpb.GetAutomationRequest, what: str, token: str | None = None
+    ) -> Snapshot:
+        """GetAutomation as this service, or as the caller of `token`."""
+        try:
+            response = await self._stub.GetAutomation(
+                request, metadata=None if token is None else bearer(token), timeout=10.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, what) from exc
+        return automation_snapshot(response.automation)
 
     def _remember(self, snapshot: Snapshot) -> None:
         self._cache[(snapshot.automation_id, snapshot.version)] = snapshot
@@ -275,15 +278,11 @@ class GrpcDefinitions:
         if cached is not None:
             return cached
         asked, events = time.monotonic(), self._events
-        try:
-            response = await self._stub.GetAutomation(
-                dpb.GetAutomationRequest(automation_id=automation_id, version=version),
-                metadata=bearer(token),
-                timeout=10.0,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc, automation_id) from exc
-        snapshot = automation_snapshot(response.automation)
+        snapshot = await self._ask(
+            dpb.GetAutomationRequest(automation_id=automation_id, version=version),
+            automation_id,
+            token,
+        )
         if self._sub is not None and _is_id(automation_id):
             self._remember(snapshot)
             if version == 0 and events == self._events:
