@@ -17,6 +17,7 @@ from autom.core.registry import (
     JsonSchema,
 )
 from autom.executor.actions.base import Action, ActionContext
+from autom.executor.actions.ssrf import SsrfRefused
 from autom.executor.errors import StepError
 
 ToolCall = Callable[[dict[str, Any], ActionContext], Awaitable[Any]]
@@ -99,7 +100,7 @@ class McpServerSource(Protocol):
 
 def _mcp_failure(exc: McpError) -> StepError:
     if isinstance(exc, McpRefused):
-        return StepError(str(exc), retryable=False, type_name="SsrfRefused")
+        return SsrfRefused(str(exc))
     return StepError(str(exc), retryable=True, type_name="McpError")
 
 
