@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from aiohttp import web
 from cryptography.fernet import Fernet
 from google.protobuf import json_format
 
@@ -28,68 +27,17 @@ from autom.devstack import mcpserver
 from autom.devstack.asgi import serve_asgi
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.ports import free_port
+from autom.executor.testing import ScriptedModel, serving
 from autom.gateway.app import Gateway
 from autom.gateway.settings import GatewaySettings
 
 RUN = executor_pb2
 
 
-class ScriptedModel:
-    """POST /v1/chat/completions answers from a script: text, or {"tool_calls": [...]}."""
-
-    def __init__(self) -> None:
-        self.answers: list[str | dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
-        self.port = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        answer = self.answers.pop(0) if self.answers else "ok"
-        message: dict[str, Any] = {"role": "assistant", "content": answer}
-        if isinstance(answer, dict):
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": f"call_{len(self.requests)}_{i}",
-                        "type": "function",
-                        "function": {"name": name, "arguments": json.dumps(args)},
-                    }
-                    for i, (name, args) in enumerate(answer["tool_calls"])
-                ],
-            }
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": 1700000000,
-                "model": body.get("model", "m"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "finish_reason": "tool_calls" if isinstance(answer, dict) else "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            }
-        )
-
-
 @pytest.fixture
 async def model() -> AsyncIterator[ScriptedModel]:
-    scripted = ScriptedModel()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", scripted.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    scripted.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield scripted
-    await runner.cleanup()
+    async with serving(ScriptedModel()) as scripted:
+        yield scripted
 
 
 async def test_an_automation_called_as_a_tool_is_a_child_run_whose_output_comes_back(

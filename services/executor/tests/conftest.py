@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -11,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from autom.core.db import create_engine
 from autom.core.registry import build_catalog
@@ -22,6 +19,7 @@ from autom.executor.engine import Engine, RunState
 from autom.executor.settings import ExecutorSettings
 from autom.executor.sources import Snapshot, StaticDefinitions
 from autom.executor.store import NewRun, RunStore, create_pool
+from autom.executor.testing import ScriptedModel, serving
 
 
 @dataclass
@@ -137,79 +135,16 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     await engine.dispose()
 
 
-class FakeLLM:
-    """Answers POST /v1/chat/completions from a script, recording the requests.
-
-    An answer is the reply's text, or {"tool_calls": [(name, arguments), ...]} for a reply
-    that asks for tool calls; `hold` (when set) makes the next request wait for it.
-    """
-
-    def __init__(self) -> None:
-        self.answers: list[str | dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
-        self.port = 0
-        self.hold: asyncio.Event | None = None
-        self.hold_after = 0
-        # Every event a request waited on: a test may replace `hold` while one still waits.
-        self.held: list[asyncio.Event] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append(body)
-        if self.hold is not None and len(self.requests) > self.hold_after:
-            self.held.append(hold := self.hold)
-            await hold.wait()
-        answer = self.answers.pop(0) if self.answers else "ok"
-        n = len(self.requests)
-        message: dict[str, Any] = {"role": "assistant", "content": answer}
-        finish = "stop"
-        if isinstance(answer, dict):
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": f"call_{n}_{i}",
-                        "type": "function",
-                        "function": {"name": name, "arguments": json.dumps(arguments)},
-                    }
-                    for i, (name, arguments) in enumerate(answer["tool_calls"])
-                ],
-            }
-            finish = "tool_calls"
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{n}",
-                "object": "chat.completion",
-                "created": 1700000000,
-                "model": body.get("model", "test-model"),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            }
-        )
-
-
 @pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
+async def llm() -> AsyncIterator[ScriptedModel]:
     """A scripted OpenAI-compatible server on loopback."""
-    fake = FakeLLM()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield fake
-    # A request left waiting would hold the server's shutdown for its 60 s timeout.
-    for event in [*fake.held, *([fake.hold] if fake.hold else [])]:
-        event.set()
-    await runner.cleanup()
+    async with serving(ScriptedModel()) as model:
+        yield model
 
 
 @pytest.fixture
 async def agent_harness(
-    harness: Harness, llm: FakeLLM, database_url: str
+    harness: Harness, llm: ScriptedModel, database_url: str
 ) -> AsyncIterator[Harness]:
     """The harness with agent_task calling the scripted model (loopback allowed for tools)."""
     settings = ExecutorSettings(

@@ -17,7 +17,7 @@ from autom.devstack.ports import free_port
 from autom.executor.convert import run_to_proto
 
 Harness = Any
-FakeLLM = Any
+FakeLLM = Any  # autom.executor.testing.ScriptedModel (the `llm` fixture)
 
 
 class Tracker:
