@@ -41,7 +41,7 @@ run: setup ## Start the whole stack (embedded PostgreSQL + NATS unless AUTOM_DAT
 
 test: setup browser ## Run the whole suite against real PostgreSQL and NATS
 	@$(VENV_PY) tools/gen_protos.py --check
-	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
+	@$(VENV_PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: setup ## Run the benchmarks and print JSON figures
 	@$(VENV_PY) -m bench

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,12 @@ class ServiceStack:
         }
 
 
+async def _serving(address: str) -> None:
+    from autom.core.healthcheck import check
+
+    assert await check(address), f"{address} is not ready (gRPC health NOT_SERVING)"
+
+
 @pytest.fixture(scope="module")
 async def service_stack(
     pg_server_url: str, _clones: _Clones, nats_server_url: str
@@ -206,6 +213,7 @@ async def service_stack(
     """
     from cryptography.fernet import Fernet
 
+    from autom.devstack.eventually import assert_eventually
     from autom.devstack.testing import TEST_SIGNING_KEY, start_service
     from autom.drafter.testing import ScriptedLLM
 
@@ -218,13 +226,16 @@ async def service_stack(
         llm = await cleanup.enter_async_context(ScriptedLLM())
 
         async def start(service: str, **overrides: Any) -> str:
-            # A short grace: the module's last test may leave a stream or a run behind.
+            # A short grace: the module's last test may leave a stream or a run behind. Quick
+            # loop recovery: a consumer started before its stream's owner is soon ready.
             app = await start_service(
                 service,
                 database_url,
                 nats_server_url,
                 TEST_SIGNING_KEY,
                 shutdown_grace_seconds=1.0,
+                loop_backoff_max_seconds=0.2,
+                loop_healthy_after_seconds=0.2,
                 **overrides,
             )
             cleanup.push_async_callback(app.stop)
@@ -244,6 +255,8 @@ async def service_stack(
             # The first model call of a process imports much of litellm: seconds when busy.
             timeout_seconds=30.0,
         )
+        for address in (definitions, scheduler, executor, drafter):
+            await assert_eventually(functools.partial(_serving, address), timeout=60)
         yield ServiceStack(
             definitions=definitions,
             scheduler=scheduler,
@@ -259,6 +272,40 @@ async def service_stack(
 def repo_root() -> Path:
     """The repository root."""
     return Path(__file__).resolve().parent
+
+
+# Tests that mostly wait on processes of their own (outages, supervisors) are marked
+# `xdist_group("apart")` and run in a worker of their own under `make test` (pytest-xdist,
+# --dist loadgroup); every other test stays in one worker, in file order, sharing the
+# session's PostgreSQL, NATS and module stacks.
+_FIGURES = "figures"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("main"))
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Show a line in the run's summary even on success (from any xdist worker)."""
+    return lambda line: request.node.user_properties.append((_FIGURES, line))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = [
+        str(value)
+        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == _FIGURES
+    ]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:

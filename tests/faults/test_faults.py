@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +51,7 @@ from autom.core.protoconv import dict_to_struct
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.faults import FaultStack
 
-pytestmark = [pytest.mark.fault]
+pytestmark = [pytest.mark.fault, pytest.mark.xdist_group("apart")]
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out", "skipped"}
 WORKSPACE = "default"
@@ -856,7 +856,7 @@ CLUSTER = {
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("stack", [CLUSTER], indirect=True, ids=["3-nats-2-2-3"])
 async def test_cluster_loses_nothing_when_the_stream_leader_a_scheduler_and_an_executor_die(
-    stack: FaultStack, api: Api, sink: Sink, capsys: pytest.CaptureFixture[str]
+    stack: FaultStack, api: Api, sink: Sink, figures: Callable[[str], None]
 ) -> None:
     """Three NATS nodes (R3 streams), two definitions, two schedulers, three executors:
     SIGKILL, one at a time, the fires stream's leader node, a scheduler and an executor."""
@@ -914,10 +914,10 @@ async def test_cluster_loses_nothing_when_the_stream_leader_a_scheduler_and_an_e
     finally:
         await nc.close()
 
-    with capsys.disabled():  # the figures are the point of this test: shown even on success
-        print(
-            f"\ncluster: {len(instants(start_at, cutoff))} scheduled fires + "
-            f"{len(expected.manual)} StartRun requests -> {len(scoped)} runs "
-            f"{dict(Counter(r['status'] for r in scoped))}; sink requests {len(hits)}, "
-            f"replays with the same key {replays}; killed in turn: {'; '.join(kills)}"
-        )
+    # The figures are the point of this test: shown even on success.
+    figures(
+        f"cluster: {len(instants(start_at, cutoff))} scheduled fires + "
+        f"{len(expected.manual)} StartRun requests -> {len(scoped)} runs "
+        f"{dict(Counter(r['status'] for r in scoped))}; sink requests {len(hits)}, "
+        f"replays with the same key {replays}; killed in turn: {'; '.join(kills)}"
+    )

@@ -22,6 +22,8 @@ from autom.devstack.testing import postgres_scratch_dir
 
 FAKE_STACK = Path(__file__).with_name("fake_stack.py")
 BANNER = "Autom is running"
+# Minutes of waiting on its own processes: a worker of its own under `make test`.
+pytestmark = pytest.mark.xdist_group("apart")
 
 
 class RunningStack:
