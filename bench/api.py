@@ -8,7 +8,8 @@ throughput, CPU seconds per 1,000 runs by process, chain40 as WatchRun shows it)
 durability settings the stack ran under, read from the servers themselves.
 
 AUTOM_BENCH_API_RATE (StartRun/s, default 500) and AUTOM_BENCH_API_SECONDS (default 4) size
-the open-loop phase; AUTOM_BENCH_API_BURST (default 2000) the throughput burst.
+the open-loop phase (and the GetAutomation phase); AUTOM_BENCH_API_BURST (default 2000) the
+throughput burst; AUTOM_BENCH_API_CREATES (default 200) the sequential CreateAutomation calls.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def main() -> None:
                 "rate": float(os.environ.get("AUTOM_BENCH_API_RATE", "500")),
                 "seconds": float(os.environ.get("AUTOM_BENCH_API_SECONDS", "4")),
                 "burst": int(os.environ.get("AUTOM_BENCH_API_BURST", "2000")),
+                "creates": int(os.environ.get("AUTOM_BENCH_API_CREATES", "200")),
             }
             client = subprocess.run(
                 [sys.executable, "-m", "bench.api_client"],

@@ -10,6 +10,10 @@ prints one JSON object. Three phases against one `wait 0s` automation and one ch
   `finish_time` (the server's own record), CPU seconds per 1,000 runs of every process.
 - chain40: 40 sequential `wait 10ms` steps, 1 warm-up then 5; the wall ends when WatchRun
   delivers the terminal event to this client.
+- definitions: `creates` CreateAutomation calls one after another (latency of each), then
+  GetAutomation of those automations for `seconds`, IN_FLIGHT at a time (calls/s).
+
+Before any load, `idle_rss_mb` is the resident memory of each process of the stack.
 """
 
 from __future__ import annotations
@@ -74,6 +78,15 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of one process, MiB (0 when it is gone)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _ts(t: Any) -> float:
     return float(t.seconds + t.nanos / 1e9)
 
@@ -106,6 +119,9 @@ class Client:
             dpb.CreateAutomationRequest(request_id=uuid.uuid4().hex, definition=definition)
         )
         return str(created.automation.id)
+
+    def rss(self) -> dict[str, float]:
+        return {name: _rss_mb(pid) for name, pid in self.pids.items()}
 
     async def start(self, automation_id: str) -> Any:
         request = xpb.StartRunRequest(request_id=uuid.uuid4().hex, automation_id=automation_id)
@@ -226,10 +242,43 @@ async def chain40(c: Client, automation_id: str, repeats: int = 5) -> dict[str, 
     }
 
 
+async def definitions(c: Client, creates: int, seconds: float) -> dict[str, Any]:
+    """Sequential CreateAutomation latency, then GetAutomation calls/s with IN_FLIGHT in flight."""
+    plan = [{"id": "s", "action": "wait", "params": {"duration": "0s"}}]
+    created, latencies = [], []
+    for _ in range(creates):
+        started = time.monotonic()
+        created.append(await c.create(plan))
+        latencies.append(time.monotonic() - started)
+    gets: list[float] = []
+    deadline = time.monotonic() + seconds
+    ids = itertools.cycle(created)
+
+    async def getter() -> None:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            await c.defs.GetAutomation(
+                dpb.GetAutomationRequest(automation_id=next(ids)), timeout=30
+            )
+            gets.append(time.monotonic() - started)
+
+    first = time.monotonic()
+    await asyncio.gather(*(getter() for _ in range(IN_FLIGHT)))
+    return {
+        "creates": creates,
+        "create_p50_ms": pct(latencies, 0.50),
+        "create_p99_ms": pct(latencies, 0.99),
+        "gets": len(gets),
+        "gets_per_s": round(len(gets) / (time.monotonic() - first), 1),
+        "get_p99_ms": pct(gets, 0.99),
+    }
+
+
 async def run(conf: dict[str, Any]) -> dict[str, Any]:
-    """All three phases, each on its own automation."""
+    """Every phase, each on its own automations."""
     c = Client(conf)
     try:
+        idle_rss = c.rss()
         wait0 = [{"id": "s", "action": "wait", "params": {"duration": "0s"}}]
         steady, bursty = await c.create(wait0), await c.create(wait0)
         chain = await c.create(
@@ -243,9 +292,11 @@ async def run(conf: dict[str, Any]) -> dict[str, Any]:
         await c.drained(steady)
         await c.drained(bursty)
         return {
+            "idle_rss_mb": idle_rss,
             "open_loop": await open_loop(c, steady, conf["rate"], conf["seconds"]),
             "burst": await burst(c, bursty, conf["burst"]),
             "chain40": await chain40(c, chain),
+            "definitions": await definitions(c, conf.get("creates", 200), conf["seconds"]),
         }
     finally:
         for ch in c.channels:

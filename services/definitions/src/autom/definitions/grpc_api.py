@@ -113,10 +113,10 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         self._hooks = webhooks
         self._quotas = quotas
 
-    async def _webhooks(self, automation_id: str) -> list[pb.Webhook]:
-        return [
-            _webhook(e) for e in await self._hooks.endpoints(current_principal(), automation_id)
-        ]
+    async def _webhooks(self, row: Any) -> list[pb.Webhook]:
+        """The webhook URLs of an automation row (its latest definition)."""
+        endpoints = await self._hooks.endpoints(current_principal(), row.id, row.definition)
+        return [_webhook(e) for e in endpoints]
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Ctx
@@ -142,7 +142,7 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             paused=request.paused,
         )
         return pb.CreateAutomationResponse(
-            automation=automation_to_proto(row), webhooks=await self._webhooks(row.id)
+            automation=automation_to_proto(row), webhooks=await self._webhooks(row)
         )
 
     async def GetAutomation(
@@ -157,9 +157,7 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
         automation = automation_to_proto(row, definition)
         if request.version:
             automation.version = request.version
-        return pb.GetAutomationResponse(
-            automation=automation, webhooks=await self._webhooks(row.id)
-        )
+        return pb.GetAutomationResponse(automation=automation, webhooks=await self._webhooks(row))
 
     async def ListAutomations(
         self, request: pb.ListAutomationsRequest, context: Ctx
@@ -188,7 +186,7 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             request_id=request.request_id,
         )
         return pb.UpdateAutomationResponse(
-            automation=automation_to_proto(row), webhooks=await self._webhooks(row.id)
+            automation=automation_to_proto(row), webhooks=await self._webhooks(row)
         )
 
     async def ListAutomationVersions(
