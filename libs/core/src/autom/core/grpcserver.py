@@ -147,9 +147,9 @@ async def _call(
         or new_request_id()
     )
     service, name = split_method(method)
-    span = tracing.tracer().start_as_current_span(
+    span = tracing.span(
         method.lstrip("/"),
-        context=tracing.extract(metadata),
+        carrier=metadata,
         kind=SpanKind.SERVER,
         attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
         record_exception=False,

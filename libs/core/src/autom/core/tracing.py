@@ -8,18 +8,30 @@ call) continues it. gRPC calls carry `traceparent` in their metadata the same wa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    TraceFlags,
+    Tracer,
+    TracerProvider,
+)
 
 log = logging.getLogger(__name__)
 
 _provider: TracerProvider | None = None
+_configured = False
+TRACEPARENT = "traceparent"
 
 
 def configure_tracing(service: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -48,6 +60,8 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
     provider = SdkTracerProvider(resource=Resource.create(attributes))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    global _configured
+    _configured = True
     log.info("tracing on: OTLP exporter, service autom-%s", service)
     return True
 
@@ -56,6 +70,25 @@ def use_provider(provider: TracerProvider | None) -> None:
     """Send Autom's spans to `provider` (tests: an in-memory exporter); None: the global one."""
     global _provider
     _provider = provider
+
+
+def enabled() -> bool:
+    """Whether spans are recorded: an exporter was configured or a provider given."""
+    return _configured or _provider is not None
+
+
+def span(
+    name: str, *, carrier: Mapping[str, str] | None = None, **kwargs: Any
+) -> AbstractContextManager[Span]:
+    """`tracer().start_as_current_span` for a block (a child of the trace `carrier` brings,
+    when given). With tracing off and no trace coming in it makes nothing at all: the current
+    span (none, or a trace passing through) stays current, as a no-op tracer would leave it.
+    """
+    if enabled() or (carrier is not None and TRACEPARENT in carrier):
+        if carrier is not None:
+            kwargs["context"] = extract(carrier)
+        return tracer().start_as_current_span(name, **kwargs)
+    return contextlib.nullcontext(trace.get_current_span())
 
 
 def tracer() -> Tracer:
@@ -79,6 +112,8 @@ def fire_parent(fire_id: str) -> Context:
 
 def inject(carrier: MutableMapping[str, str], context: Context | None = None) -> None:
     """Write the W3C `traceparent` (and `tracestate`) of `context` (default: current)."""
+    if not enabled() and not trace.get_current_span(context).get_span_context().is_valid:
+        return  # nothing to carry on
     propagate.inject(carrier, context=context)
 
 

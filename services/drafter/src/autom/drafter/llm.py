@@ -203,7 +203,7 @@ class LlmClient:
         bound = self._timeout * (1 + self._num_retries) + 1.0
         started = time.monotonic()
         try:
-            with tracing.tracer().start_as_current_span(
+            with tracing.span(
                 f"llm {self._model}",
                 kind=SpanKind.CLIENT,
                 attributes={"gen_ai.system": "litellm", "gen_ai.request.model": self._model},

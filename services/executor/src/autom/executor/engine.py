@@ -668,7 +668,7 @@ class Engine:
         """run_step inside a span of the run's trace (its actions' calls are its children),
         timed into the step-duration histogram."""
         began = time.monotonic()
-        with tracing.tracer().start_as_current_span(
+        with tracing.span(
             f"step {step.get('id', '')}",
             attributes={
                 "autom.step_id": str(step.get("id", "")),

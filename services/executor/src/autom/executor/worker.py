@@ -202,9 +202,9 @@ class Worker:
             await self._poison(msg, deliveries, f"undecodable fire: {exc}")
             return
         # The run continues the trace the fire's publisher put in the message headers.
-        span = tracing.tracer().start_as_current_span(
+        span = tracing.span(
             "executor.run",
-            context=tracing.extract(msg.headers),
+            carrier=msg.headers or {},
             kind=SpanKind.CONSUMER,
             attributes={
                 "autom.fire_id": fire.fire_id,

@@ -153,7 +153,7 @@ class AgentTask:
             kwargs["api_base"] = self._api_base
         if self._api_key:
             kwargs["api_key"] = self._api_key
-        with tracing.tracer().start_as_current_span(
+        with tracing.span(
             f"llm {model}",
             kind=SpanKind.CLIENT,
             attributes={"gen_ai.system": "litellm", "gen_ai.request.model": model},

@@ -167,7 +167,7 @@ class HttpRequestAction:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request (each redirect is another), as a client span of the step's trace."""
         # Host and port only: a path or query may hold a secret.
-        with tracing.tracer().start_as_current_span(
+        with tracing.span(
             f"HTTP {method}",
             kind=SpanKind.CLIENT,
             attributes={
