@@ -19,6 +19,7 @@ from autom.api.events.v1 import events_pb2
 from autom.core.audit import Change
 from autom.core.auth import ANY_WORKSPACE, Principal, Role, TokenSigner
 from autom.core.bus import OutboxRelay, outbox_row
+from autom.core.db import reading
 from autom.core.errors import (
     AlreadyExists,
     Conflict,
@@ -375,7 +376,8 @@ class DefinitionsService:
             raise ValidationFailed([Violation("automation_id", "required")])
         if version < 0:
             raise ValidationFailed([Violation("version", "must not be negative")])
-        async with self._engine.connect() as conn:
+        # Versions never change: the row and an older version need no common snapshot.
+        async with reading(self._engine) as conn:
             row = await self._get_row(conn, caller, ref, workspace_id=workspace_id)
             if version == 0 or version == row.version:
                 return row, row.definition

@@ -14,6 +14,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.core.auth import ANY_WORKSPACE, Principal
+from autom.core.db import reading
 from autom.core.errors import NotFound, PermissionDenied, Unauthenticated
 from autom.definitions import db
 from autom.definitions.access import AccessService
@@ -113,7 +114,7 @@ class WebhookService:
         if not caller.can("automations:update") or not webhook_triggers(definition):
             return []
         t = db.webhooks
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:
             rows = (
                 await conn.execute(
                     select(t.c.trigger_id, t.c.hook_id)
