@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +37,14 @@ def shortest_interval(definition: Mapping[str, Any]) -> float | None:
     return min(gaps) if gaps else None
 
 
+def _active_count(workspace_id: str) -> Select[int]:
+    """How many live automations of the workspace are active."""
+    a = db.automations
+    return select(func.count()).where(
+        a.c.workspace_id == workspace_id, a.c.status == "active", a.c.deleted_at.is_(None)
+    )
+
+
 class Quotas:
     """Reads and sets workspace quotas; enforces the ones about automations."""
 
@@ -54,18 +62,7 @@ class Quotas:
 
     async def active_automations(self, conn: AsyncConnection, workspace_id: str) -> int:
         """Live automations of the workspace in state active."""
-        a = db.automations
-        return int(
-            (
-                await conn.execute(
-                    select(func.count()).where(
-                        a.c.workspace_id == workspace_id,
-                        a.c.status == "active",
-                        a.c.deleted_at.is_(None),
-                    )
-                )
-            ).scalar_one()
-        )
+        return int((await conn.execute(_active_count(workspace_id))).scalar_one())
 
     async def check_activation(self, conn: AsyncConnection, workspace_id: str) -> None:
         """Refuse one more active automation at the limit."""
@@ -73,18 +70,29 @@ class Quotas:
         await conn.execute(
             select(func.pg_advisory_xact_lock(func.hashtext(f"quota:{workspace_id}")))
         )
-        limit = (await self.limits(conn, workspace_id))["active_automations"]
-        current = await self.active_automations(conn, workspace_id)
-        if reached(current, limit):
+        # After the lock (a statement's snapshot is taken when it starts): both in one trip.
+        q = db.workspace_quotas
+        set_limits, current = (
+            await conn.execute(
+                select(
+                    select(q.c.limits).where(q.c.workspace_id == workspace_id).scalar_subquery(),
+                    _active_count(workspace_id).scalar_subquery(),
+                )
+            )
+        ).one()
+        limit = effective(self._defaults, set_limits or {})["active_automations"]
+        if reached(int(current), limit):
             raise QuotaExceeded(workspace_id, "active_automations", current, limit)
 
     async def check_schedules(
         self, conn: AsyncConnection, workspace_id: str, definition: Mapping[str, Any]
     ) -> None:
         """Refuse a schedule firing more often than the workspace allows."""
+        shortest = shortest_interval(definition)
+        if shortest is None:
+            return  # no schedule: no limit to read
         limit = (await self.limits(conn, workspace_id))["min_schedule_interval_seconds"]
-        shortest = shortest_interval(definition) if limit > 0 else None
-        if shortest is not None and shortest < limit:
+        if limit > 0 and shortest < limit:
             raise QuotaExceeded(workspace_id, "min_schedule_interval_seconds", shortest, limit)
 
     def _workspace(self, caller: Principal, workspace_id: str) -> str:

@@ -327,7 +327,7 @@ class DefinitionsService:
                         created_at=now,
                     )
                 )
-                await sync_webhooks(conn, ws, automation_id, raw)
+                await sync_webhooks(conn, ws, automation_id, raw, created=True)
                 await self._emit(conn, "created", row, caller)
         except IntegrityError as exc:
             if "idempotency_keys" in str(exc.orig):

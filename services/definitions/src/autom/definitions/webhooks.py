@@ -59,16 +59,23 @@ class Delivery:
 
 
 async def sync_webhooks(
-    conn: AsyncConnection, workspace_id: str, automation_id: str, definition: Mapping[str, Any]
+    conn: AsyncConnection,
+    workspace_id: str,
+    automation_id: str,
+    definition: Mapping[str, Any],
+    *,
+    created: bool = False,
 ) -> None:
-    """Give each webhook trigger a hook id (kept across versions); drop those of removed ones."""
+    """Give each webhook trigger a hook id (kept across versions); drop those of removed ones.
+
+    `created`: the automation is new in this transaction, so it has no hook id yet.
+    """
     t = db.webhooks
     wanted = {w.trigger_id for w in webhook_triggers(definition)}
-    have = set(
-        (await conn.execute(select(t.c.trigger_id).where(t.c.automation_id == automation_id)))
-        .scalars()
-        .all()
-    )
+    have: set[str] = set()
+    if not created:
+        query = select(t.c.trigger_id).where(t.c.automation_id == automation_id)
+        have = set((await conn.execute(query)).scalars().all())
     gone = have - wanted
     if gone:
         await conn.execute(
