@@ -9,7 +9,9 @@ durability settings the stack ran under, read from the servers themselves.
 
 AUTOM_BENCH_API_RATE (StartRun/s, default 500) and AUTOM_BENCH_API_SECONDS (default 4) size
 the open-loop phase (and the GetAutomation phase); AUTOM_BENCH_API_BURST (default 2000) the
-throughput burst; AUTOM_BENCH_API_CREATES (default 200) the sequential CreateAutomation calls.
+throughput burst; AUTOM_BENCH_API_CREATES (default 200) the sequential CreateAutomation calls;
+AUTOM_BENCH_API_SCHEDULES (default 1000, the default active-automation quota) the schedules
+due in the same minute.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def main() -> None:
                 "seconds": float(os.environ.get("AUTOM_BENCH_API_SECONDS", "4")),
                 "burst": int(os.environ.get("AUTOM_BENCH_API_BURST", "2000")),
                 "creates": int(os.environ.get("AUTOM_BENCH_API_CREATES", "200")),
+                "schedules": int(os.environ.get("AUTOM_BENCH_API_SCHEDULES", "1000")),
             }
             client = subprocess.run(
                 [sys.executable, "-m", "bench.api_client"],

@@ -12,6 +12,10 @@ prints one JSON object. Three phases against one `wait 0s` automation and one ch
   delivers the terminal event to this client.
 - definitions: `creates` CreateAutomation calls one after another (latency of each), then
   GetAutomation of those automations for `seconds`, IN_FLIGHT at a time (calls/s).
+- schedules (first, so the workspace's active-automation quota has room): `schedules`
+  automations with a `* * * * *` UTC trigger, all due at one minute boundary at least 20 s
+  after they exist; lag from that nominal time to each run's step starting (the step record's
+  start time), missed and duplicated fires; then they are deleted.
 
 Before any load, `idle_rss_mb` is the resident memory of each process of the stack.
 """
@@ -27,10 +31,12 @@ import statistics
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
@@ -274,11 +280,82 @@ async def definitions(c: Client, creates: int, seconds: float) -> dict[str, Any]
     }
 
 
+async def _limited(calls: list[Any]) -> list[Any]:
+    """Await coroutines IN_FLIGHT at a time, results in order."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(call: Any) -> Any:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(call) for call in calls))
+
+
+async def _runs_since(c: Client, since: float) -> list[Any]:
+    """Every run of the workspace created at or after `since` (epoch seconds)."""
+    after = Timestamp(seconds=int(since))
+    out, token = [], ""
+    while True:
+        page = await c.ex.ListRuns(
+            xpb.ListRunsRequest(created_after=after, page_size=500, page_token=token)
+        )
+        out += page.runs
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+async def schedules(c: Client, n: int) -> dict[str, Any]:
+    """n schedules due at the same minute boundary: lag to each step's start, misses, repeats."""
+    plan = [{"id": "s", "action": "wait", "params": {"duration": "0s"}}]
+    trigger = {"type": "schedule", "config": {"cron": "* * * * *", "timezone": "UTC"}}
+    ids = set(await _limited([c.create(plan, [trigger]) for _ in range(n)]))
+    boundary = (int(time.time()) // 60 + 1) * 60
+    if boundary - time.time() < 20:  # the scheduler learns of them through definition events
+        boundary += 60
+    await asyncio.sleep(max(0.0, boundary - time.time()))
+    deadline = boundary + 60
+    due: list[Any] = []
+    while time.time() < deadline:
+        due = [
+            r
+            for r in await _runs_since(c, boundary - 30)
+            if r.automation_id in ids and int(_ts(r.scheduled_for)) == boundary
+        ]
+        if len(due) >= n and all(r.status not in ACTIVE for r in due):
+            break
+        await asyncio.sleep(0.5)
+    runs = await _limited([c.ex.GetRun(xpb.GetRunRequest(run_id=r.id)) for r in due])
+    lags = [_ts(g.run.steps[0].start_time) - boundary for g in runs if g.run.steps]
+    per_automation = Counter(r.automation_id for r in due)
+    await _limited(
+        [
+            c.defs.DeleteAutomation(
+                dpb.DeleteAutomationRequest(request_id=uuid.uuid4().hex, automation_id=a)
+            )
+            for a in ids
+        ]
+    )
+    if time.time() > boundary + 55:  # a late delete may leave a fire of the next minute
+        await asyncio.sleep(boundary + 65 - time.time())
+    return {
+        "schedules": n,
+        "runs": len(due),
+        "missed": len(ids - set(per_automation)),
+        "duplicated": sum(k - 1 for k in per_automation.values() if k > 1),
+        "steps_started": len(lags),
+        "lag_to_step_start_p50_ms": pct(lags, 0.50),
+        "lag_to_step_start_p99_ms": pct(lags, 0.99),
+        "lag_to_step_start_max_ms": pct(lags, 1.0),
+    }
+
+
 async def run(conf: dict[str, Any]) -> dict[str, Any]:
     """Every phase, each on its own automations."""
     c = Client(conf)
     try:
         idle_rss = c.rss()
+        scheduled = await schedules(c, conf.get("schedules", 1000))
         wait0 = [{"id": "s", "action": "wait", "params": {"duration": "0s"}}]
         steady, bursty = await c.create(wait0), await c.create(wait0)
         chain = await c.create(
@@ -293,6 +370,7 @@ async def run(conf: dict[str, Any]) -> dict[str, Any]:
         await c.drained(bursty)
         return {
             "idle_rss_mb": idle_rss,
+            "schedules": scheduled,
             "open_loop": await open_loop(c, steady, conf["rate"], conf["seconds"]),
             "burst": await burst(c, bursty, conf["burst"]),
             "chain40": await chain40(c, chain),
