@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -22,7 +23,10 @@ from autom.core import bus
 from autom.core.auth import Role, TokenSigner
 from autom.core.grpcserver import channel
 from autom.core.protoconv import dict_to_struct, value_to_py
+from autom.core.servicetokens import ServiceTokens
 from autom.devstack.eventually import assert_eventually
+from autom.devstack.testing import TEST_CREDENTIALS
+from autom.executor.sources import GrpcDefinitions
 
 
 def definition(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:
@@ -335,3 +339,43 @@ async def test_start_run_of_a_deleted_automation_is_not_found_once_cached(
                 raise AssertionError(f"version {version} of a deleted automation still starts")
 
     await assert_eventually(gone, timeout=10)
+
+
+async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
+    nc = await nats.connect(nats_url)
+    source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
+    stop = asyncio.Event()
+    prefetching = asyncio.create_task(source.prefetch(stop))
+    plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
+    yearly = [{"type": "schedule", "config": {"cron": "0 0 1 1 *", "timezone": "UTC"}}]
+    try:
+        # Events arrive in order: once the second is fetched, the first was looked at too.
+        quiet = await defs.CreateAutomation(
+            dpb.CreateAutomationRequest(definition=definition({"name": "no-trigger", "plan": plan}))
+        )
+        fired = await defs.CreateAutomation(
+            dpb.CreateAutomationRequest(
+                definition=definition({"name": "yearly", "plan": plan, "triggers": yearly})
+            )
+        )
+
+        async def fetched() -> None:
+            assert source.holds(fired.automation.id, 1), "not fetched ahead yet"
+
+        await assert_eventually(fetched, timeout=10)
+        assert not source.holds(quiet.automation.id, 1), "nothing fires it: not worth fetching"
+        # Held, the version a fire names needs no definitions service.
+        await definitions.stop()
+        snapshot = await source.get(fired.automation.id, 1)
+        assert (snapshot.automation_id, snapshot.version) == (fired.automation.id, 1)
+    finally:
+        stop.set()
+        await prefetching
+        await source.close()
+        await nc.close()
+        await tokens.close()

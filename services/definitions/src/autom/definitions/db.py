@@ -97,6 +97,17 @@ Index(
     automations.c.name,
     automations.c.id,
 )
+# Live, active automations with an event trigger: every finished run and custom event looks
+# them up. Queries repeat this predicate word for word so the planner can use the index.
+LISTENS_FOR_EVENTS = text(
+    "status = 'active' AND deleted_at IS NULL"
+    """ AND (definition -> 'triggers') @> '[{"type": "event"}]'::jsonb"""
+)
+Index(
+    "ix_automations_event_listeners",
+    automations.c.workspace_id,
+    postgresql_where=LISTENS_FOR_EVENTS,
+)
 
 automation_versions = Table(
     "automation_versions",

@@ -230,20 +230,16 @@ async def match_event_triggers(
         raise PermissionDenied("only the executor may match event triggers")
     a = db.automations
     live = (a.c.workspace_id == workspace_id, a.c.deleted_at.is_(None))
-    async with engine.connect() as conn:
+    async with reading(engine) as conn:
         rows = (
             await conn.execute(
                 select(a.c.id, a.c.version, a.c.definition, a.c.created_by)
-                .where(
-                    *live,
-                    a.c.status == "active",
-                    a.c.definition["triggers"].contains([{"type": "event"}]),
-                )
+                .where(a.c.workspace_id == workspace_id, db.LISTENS_FOR_EVENTS)
                 .order_by(a.c.id)
             )
         ).all()
         names: set[str] = set()
-        if source_automation_id:
+        if rows and source_automation_id:
             name = (
                 await conn.execute(select(a.c.name).where(*live, a.c.id == source_automation_id))
             ).scalar_one_or_none()

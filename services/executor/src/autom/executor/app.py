@@ -156,6 +156,7 @@ async def build_app(
         Loop("orphan-sweep", sweep),
     ]
     if isinstance(source, GrpcDefinitions):
+        background.append(Loop("snapshot-prefetch", source.prefetch))
         event_triggers = EventTriggers(
             store=store,
             source=source,

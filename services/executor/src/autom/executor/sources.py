@@ -41,6 +41,14 @@ from autom.core.protoconv import message_to_json, struct_to_dict
 log = logging.getLogger(__name__)
 
 DEFINITION_EVENTS = "automations.definitions.>"
+# Definition events after which an active automation's triggers fire the announced version.
+_FIRES_NEXT = frozenset(
+    {
+        events_pb2.DEFINITION_EVENT_TYPE_CREATED,
+        events_pb2.DEFINITION_EVENT_TYPE_UPDATED,
+        events_pb2.DEFINITION_EVENT_TYPE_RESUMED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,10 @@ class GrpcDefinitions:
     update may start the version that was current a few milliseconds earlier. Event trigger
     matches are kept the same way, until any definitions event (an event that lands while an
     automation with a new trigger is being saved may miss it by those milliseconds).
+
+    `prefetch` (a background loop) fetches the version a definitions event announces for an
+    active automation with triggers, so its fires find the snapshot cached: a thousand
+    schedules due at once do not make a thousand GetAutomation calls while they fire.
     """
 
     def __init__(
@@ -227,6 +239,8 @@ class GrpcDefinitions:
         self._reconnects = 0
         self._events = 0
         self._lock = asyncio.Lock()
+        # Announced versions to fetch ahead; bounded like the cache they fill.
+        self._ahead: asyncio.Queue[tuple[str, int]] = asyncio.Queue(maxsize=cache_size)
 
     async def get(self, automation_id: str, version: int) -> Snapshot:
         """Cached: versions are immutable, so only `version=0` (latest) always asks."""
@@ -260,6 +274,10 @@ class GrpcDefinitions:
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, what) from exc
         return automation_snapshot(response.automation)
+
+    def holds(self, automation_id: str, version: int) -> bool:
+        """Whether that version's snapshot is cached (a fire of it needs no definitions)."""
+        return (automation_id, version) in self._cache
 
     def _remember(self, snapshot: Snapshot) -> None:
         self._cache[(snapshot.automation_id, snapshot.version)] = snapshot
@@ -350,6 +368,31 @@ class GrpcDefinitions:
         self.forget(
             event.automation_id, deleted=event.type == events_pb2.DEFINITION_EVENT_TYPE_DELETED
         )
+        if event.active and event.triggers and event.version > 0 and event.type in _FIRES_NEXT:
+            with contextlib.suppress(asyncio.QueueFull):  # full: fires fetch it themselves
+                self._ahead.put_nowait((event.automation_id, event.version))
+
+    async def prefetch(self, stop: asyncio.Event) -> None:
+        """Fetch the snapshots definitions events announce, one at a time, until stop."""
+        await self._listening()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                waiting = asyncio.ensure_future(self._ahead.get())
+                await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()
+                    return
+                automation_id, version = waiting.result()
+                if self.holds(automation_id, version):
+                    continue
+                try:
+                    await self.get(automation_id, version)
+                except Exception as exc:
+                    # Only a head start: the fire asks again and handles whatever it gets.
+                    log.debug("prefetch of %s@%d failed: %s", automation_id, version, exc)
+        finally:
+            stopping.cancel()
 
     def forget(self, automation_id: str, *, deleted: bool = False) -> None:
         """Drop what is cached of an automation after it changed (every version when deleted)."""
