@@ -21,6 +21,7 @@ from autom.api.executor.v1 import executor_service_pb2 as epb
 from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
 from autom.core import bus
 from autom.core.auth import Role, TokenSigner
+from autom.core.errors import Unavailable
 from autom.core.grpcserver import channel
 from autom.core.protoconv import dict_to_struct, value_to_py
 from autom.core.servicetokens import ServiceTokens
@@ -376,6 +377,36 @@ async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
     finally:
         stop.set()
         await prefetching
+        await source.close()
+        await nc.close()
+        await tokens.close()
+
+
+async def test_a_workspace_where_nothing_listens_for_events_is_remembered(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
+    listener = {"type": "event", "config": {"subject": "orders.*"}}
+    await defs.CreateAutomation(
+        dpb.CreateAutomationRequest(
+            definition=definition({"name": "listens", "plan": plan, "triggers": [listener]})
+        )
+    )
+    tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
+    nc = await nats.connect(nats_url)
+    source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
+    try:
+        assert await source.match_event_triggers("elsewhere", "runs.succeeded", "x", "ok") == []
+        assert await source.match_event_triggers("default", "runs.succeeded", "x", "ok") == []
+        await definitions.stop()
+        # Nothing of that workspace listens: any other event of it matches nothing either.
+        assert await source.match_event_triggers("elsewhere", "orders.new", "", "") == []
+        # Something does in this one: another event must still be asked about.
+        with pytest.raises(Unavailable):
+            await source.match_event_triggers("default", "orders.new", "", "")
+    finally:
         await source.close()
         await nc.close()
         await tokens.close()

@@ -415,7 +415,7 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
     async def MatchEventTriggers(
         self, request: pb.MatchEventTriggersRequest, context: Ctx
     ) -> pb.MatchEventTriggersResponse:
-        found = await match_event_triggers(
+        found, listens = await match_event_triggers(
             self._hooks.engine,
             current_principal(),
             workspace_id=request.workspace_id,
@@ -433,7 +433,8 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
                     created_by=m.created_by,
                 )
                 for m in found
-            ]
+            ],
+            no_listeners=not listens,
         )
 
     async def SetWorkspaceQuotas(

@@ -224,8 +224,9 @@ async def match_event_triggers(
     subject: str,
     source_automation_id: str,
     source_status: str,
-) -> list[EventMatch]:
-    """The event triggers of the workspace's active automations that the event matches."""
+) -> tuple[list[EventMatch], bool]:
+    """The event triggers of the workspace's active automations that the event matches, and
+    whether any of them has an event trigger at all."""
     if caller.subject != WEBHOOK_CALLER or caller.workspace_id != ANY_WORKSPACE:
         raise PermissionDenied("only the executor may match event triggers")
     a = db.automations
@@ -258,4 +259,4 @@ async def match_event_triggers(
                         row.id, row.version, trigger.trigger_id, trigger.config, row.created_by
                     )
                 )
-    return out
+    return out, bool(rows)

@@ -445,12 +445,15 @@ class GrpcDefinitions:
     ) -> list[EventTriggerMatch]:
         """MatchEventTriggers as the executor service (kept until a definitions event)."""
         key = (workspace_id, subject, source_automation_id, source_status)
+        # A workspace where nothing listens matches no event, whatever its source.
+        quiet = (workspace_id,)
         listening = await self._listening()
         if listening and self._current():
-            hit = self._matches.get(key)
-            if hit is not None and time.monotonic() - hit[1] <= self._latest_seconds:
-                self._matches.move_to_end(key)
-                return list(hit[0])
+            for known in (quiet, key):
+                hit = self._matches.get(known)
+                if hit is not None and time.monotonic() - hit[1] <= self._latest_seconds:
+                    self._matches.move_to_end(known)
+                    return list(hit[0])
         asked, events = time.monotonic(), self._events
         try:
             r = await self._stub.MatchEventTriggers(
@@ -472,7 +475,7 @@ class GrpcDefinitions:
         ]
         if listening and events == self._events:
             # Only when no definitions event went by during the call: it may have changed them.
-            self._matches[key] = (found, asked)
+            self._matches[quiet if r.no_listeners else key] = (found, asked)
             while len(self._matches) > self._size:
                 self._matches.popitem(last=False)
         return list(found)

@@ -506,10 +506,12 @@ class EventTriggerMatch(_message.Message):
     def __init__(self, automation_id: _Optional[str] = ..., version: _Optional[int] = ..., trigger_id: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
 class MatchEventTriggersResponse(_message.Message):
-    __slots__ = ("matches",)
+    __slots__ = ("matches", "no_listeners")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
+    NO_LISTENERS_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[EventTriggerMatch]
-    def __init__(self, matches: _Optional[_Iterable[_Union[EventTriggerMatch, _Mapping]]] = ...) -> None: ...
+    no_listeners: bool
+    def __init__(self, matches: _Optional[_Iterable[_Union[EventTriggerMatch, _Mapping]]] = ..., no_listeners: _Optional[bool] = ...) -> None: ...
 
 class SetWorkspaceQuotasRequest(_message.Message):
     __slots__ = ("workspace_id", "limits", "reset")
