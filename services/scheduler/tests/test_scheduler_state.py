@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,6 +203,29 @@ async def test_run_events_annotate_fires_and_never_regress(
     assert not await service.record_run(fid, "run-1", "running")  # late, older event
     assert not await service.record_run(fid, "run-1", "skipped")  # redelivered
     assert not await service.record_run("unknown", "run-2", "succeeded")
+    async with engine.connect() as conn:
+        fire = (await conn.execute(sa.select(*db.fires.c))).one()
+    assert (fire.fire_id, fire.run_id, fire.run_status) == (fid, "run-1", "skipped")
+    assert (await schedules(engine))["auto-1:tick"].skipped_count == 1
+
+
+async def test_run_events_recorded_together_each_get_their_own_answer(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    await service.apply_change(make_change("0 9 * * *"))
+    nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(db.schedules).values(next_fire_at=nominal, due_at=nominal))
+    await service.fire_due()
+    fid = f"auto-1:tick:{nominal.strftime('%Y-%m-%dT%H:%M:%S')}Z"
+    # Handled at once, as a consumer with many in flight does: one commit holds them all.
+    answers = await asyncio.gather(
+        service.record_run("unknown", "run-9", "succeeded"),
+        service.record_run(fid, "run-1", "running"),
+        service.record_run(fid, "run-1", "skipped"),
+        service.record_run(fid, "run-1", "running"),  # late: never undoes the terminal one
+    )
+    assert answers == [False, True, True, False]
     async with engine.connect() as conn:
         fire = (await conn.execute(sa.select(*db.fires.c))).one()
     assert (fire.fire_id, fire.run_id, fire.run_status) == (fid, "run-1", "skipped")

@@ -19,6 +19,7 @@ from autom.api.events.v1 import events_pb2
 from autom.core import metrics, tracing
 from autom.core.audit import Change, audit_row
 from autom.core.auth import Principal
+from autom.core.batch import Batcher
 from autom.core.bus import outbox_row
 from autom.core.errors import NotFound, ValidationFailed, Violation
 from autom.core.logging import log_context
@@ -47,6 +48,8 @@ from autom.scheduler.domain.model import AutomationChange, fire_id, schedule_id
 from autom.scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
+# At most this many run events are recorded in one transaction.
+RUN_EVENTS_PER_COMMIT = 100
 
 FIRE_SUBJECT = "automations.fires.{}"
 MAX_PREVIEW = 100
@@ -152,6 +155,10 @@ class SchedulerService:
         self._settings = settings
         self._on_fires = on_fires or (lambda: None)
         self._on_audit = on_audit or (lambda: None)
+        # Run events come two per fire (started, finished): concurrent ones share a commit.
+        self._runs: Batcher[tuple[str, str, str], bool] = Batcher(
+            self._record_runs, max_size=RUN_EVENTS_PER_COMMIT, alone=self._record_run
+        )
 
     async def _audit(self, conn: AsyncConnection, caller: Principal, change: Change) -> None:
         """Append an audit entry to the audit outbox, in the change's transaction."""
@@ -464,8 +471,21 @@ class SchedulerService:
 
     async def record_run(self, fid: str, run_id: str, status: str) -> bool:
         """Attach a run's id and status to its fire; terminal statuses are never overwritten."""
+        return await self._runs.submit((fid, run_id, status))
+
+    async def _record_run(self, item: tuple[str, str, str]) -> bool:
         async with self._engine.begin() as conn:
-            return await store.record_run(conn, fid, run_id, status)
+            return await store.record_run(conn, *item)
+
+    async def _record_runs(self, items: list[tuple[str, str, str]]) -> list[bool]:
+        # Rows locked in fire id order, so two replicas' batches cannot deadlock on them;
+        # the order of one fire's events does not matter (a terminal status is never undone).
+        order = sorted(range(len(items)), key=lambda i: items[i][0])
+        done: dict[int, bool] = {}
+        async with self._engine.begin() as conn:
+            for i in order:
+                done[i] = await store.record_run(conn, *items[i])
+        return [done[i] for i in range(len(items))]
 
     # -- API ---------------------------------------------------------------------------
 
