@@ -190,15 +190,20 @@ async def test_fires_planned_ahead_are_given_back_on_stop_and_cancelled_on_pause
     assert (fires, outbox) == ([], []) and not row.enabled
 
 
-async def test_run_events_annotate_fires_and_never_regress(
-    service: SchedulerService, engine: AsyncEngine, make_change: Make
-) -> None:
+async def _one_fire(service: SchedulerService, engine: AsyncEngine, make_change: Make) -> str:
+    """Fire one daily schedule now (as if due a second ago); its fire id."""
     await service.apply_change(make_change("0 9 * * *"))
     nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     async with engine.begin() as conn:
         await conn.execute(sa.update(db.schedules).values(next_fire_at=nominal, due_at=nominal))
     await service.fire_due()
-    fid = f"auto-1:tick:{nominal.strftime('%Y-%m-%dT%H:%M:%S')}Z"
+    return f"auto-1:tick:{nominal.strftime('%Y-%m-%dT%H:%M:%S')}Z"
+
+
+async def test_run_events_annotate_fires_and_never_regress(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    fid = await _one_fire(service, engine, make_change)
     assert await service.record_run(fid, "run-1", "skipped")
     assert not await service.record_run(fid, "run-1", "running")  # late, older event
     assert not await service.record_run(fid, "run-1", "skipped")  # redelivered
@@ -212,12 +217,7 @@ async def test_run_events_annotate_fires_and_never_regress(
 async def test_run_events_recorded_together_each_get_their_own_answer(
     service: SchedulerService, engine: AsyncEngine, make_change: Make
 ) -> None:
-    await service.apply_change(make_change("0 9 * * *"))
-    nominal = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    async with engine.begin() as conn:
-        await conn.execute(sa.update(db.schedules).values(next_fire_at=nominal, due_at=nominal))
-    await service.fire_due()
-    fid = f"auto-1:tick:{nominal.strftime('%Y-%m-%dT%H:%M:%S')}Z"
+    fid = await _one_fire(service, engine, make_change)
     # Handled at once, as a consumer with many in flight does: one commit holds them all.
     answers = await asyncio.gather(
         service.record_run("unknown", "run-9", "succeeded"),
