@@ -350,6 +350,9 @@ async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
     tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
     nc = await nats.connect(nats_url)
     source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
+    # Listening before anything is created: core NATS replays nothing to late subscribers.
+    assert await source.listen()
+    await nc.flush()
     stop = asyncio.Event()
     prefetching = asyncio.create_task(source.prefetch(stop))
     plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
@@ -389,13 +392,26 @@ async def test_a_workspace_where_nothing_listens_for_events_is_remembered(
     defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
     plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
     listener = {"type": "event", "config": {"subject": "orders.*"}}
+    nc = await nats.connect(nats_url)
+    seen: list[str] = []
+
+    async def note(msg: Any) -> None:
+        seen.append(msg.subject)
+
+    watching = await nc.subscribe("automations.definitions.>", cb=note)
     await defs.CreateAutomation(
         dpb.CreateAutomationRequest(
             definition=definition({"name": "listens", "plan": plan, "triggers": [listener]})
         )
     )
+
+    async def announced() -> None:
+        assert seen, "the created event has not gone by yet"
+
+    # Once it has, no later event can make the source forget what it learns below.
+    await assert_eventually(announced, timeout=10)
+    await watching.unsubscribe()
     tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
-    nc = await nats.connect(nats_url)
     source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
     try:
         assert await source.match_event_triggers("elsewhere", "runs.succeeded", "x", "ok") == []

@@ -292,7 +292,7 @@ class GrpcDefinitions:
         by the use case; what definitions adds (the automation exists, is not deleted) is what
         the definitions events keep current. Names (not ids) always ask.
         """
-        cached = self._cached(automation_id, version) if await self._listening() else None
+        cached = self._cached(automation_id, version) if await self.listen() else None
         if cached is not None:
             return cached
         asked, events = time.monotonic(), self._events
@@ -337,7 +337,7 @@ class GrpcDefinitions:
             return None
         return snapshot
 
-    async def _listening(self) -> bool:
+    async def listen(self) -> bool:
         """True once the definitions events subscription exists (subscribes on first use)."""
         if self._sub is not None:
             return True
@@ -374,7 +374,7 @@ class GrpcDefinitions:
 
     async def prefetch(self, stop: asyncio.Event) -> None:
         """Fetch the snapshots definitions events announce, one at a time, until stop."""
-        await self._listening()
+        await self.listen()
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while True:
@@ -447,7 +447,7 @@ class GrpcDefinitions:
         key = (workspace_id, subject, source_automation_id, source_status)
         # A workspace where nothing listens matches no event, whatever its source.
         quiet = (workspace_id,)
-        listening = await self._listening()
+        listening = await self.listen()
         if listening and self._current():
             for known in (quiet, key):
                 hit = self._matches.get(known)
