@@ -159,6 +159,17 @@ class Client:
                 return out
 
 
+async def _limited(calls: list[Any]) -> list[Any]:
+    """Await coroutines IN_FLIGHT at a time, results in order."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(call: Any) -> Any:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(call) for call in calls))
+
+
 async def open_loop(c: Client, automation_id: str, rate: float, seconds: float) -> dict[str, Any]:
     """StartRun at intended times t0 + i/rate; latency from the intended time."""
     count = int(rate * seconds)
@@ -197,15 +208,9 @@ async def open_loop(c: Client, automation_id: str, rate: float, seconds: float) 
 
 async def burst(c: Client, automation_id: str, n: int) -> dict[str, Any]:
     """n StartRuns, IN_FLIGHT at a time; fire -> terminal from the server's records."""
-    gate = asyncio.Semaphore(IN_FLIGHT)
-
-    async def one() -> None:
-        async with gate:
-            await c.start(automation_id)
-
     before = c.cpu()
     first = time.time()
-    await asyncio.gather(*(one() for _ in range(n)))
+    await _limited([c.start(automation_id) for _ in range(n)])
     submitted = time.time() - first
     await c.drained(automation_id)
     after = c.cpu()
@@ -278,17 +283,6 @@ async def definitions(c: Client, creates: int, seconds: float) -> dict[str, Any]
         "gets_per_s": round(len(gets) / (time.monotonic() - first), 1),
         "get_p99_ms": pct(gets, 0.99),
     }
-
-
-async def _limited(calls: list[Any]) -> list[Any]:
-    """Await coroutines IN_FLIGHT at a time, results in order."""
-    gate = asyncio.Semaphore(IN_FLIGHT)
-
-    async def one(call: Any) -> Any:
-        async with gate:
-            return await call
-
-    return await asyncio.gather(*(one(call) for call in calls))
 
 
 async def _runs_since(c: Client, since: float) -> list[Any]:

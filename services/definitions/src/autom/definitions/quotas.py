@@ -37,6 +37,12 @@ def shortest_interval(definition: Mapping[str, Any]) -> float | None:
     return min(gaps) if gaps else None
 
 
+def _stored_limits(workspace_id: str) -> Select[Any]:
+    """The limits the admin set for the workspace (no row: none)."""
+    q = db.workspace_quotas
+    return select(q.c.limits).where(q.c.workspace_id == workspace_id)
+
+
 def _active_count(workspace_id: str) -> Select[int]:
     """How many live automations of the workspace are active."""
     a = db.automations
@@ -54,11 +60,12 @@ class Quotas:
 
     async def limits(self, conn: AsyncConnection, workspace_id: str) -> dict[str, float]:
         """Every quota's effective limit for the workspace."""
-        t = db.workspace_quotas
-        row = (
-            await conn.execute(select(t.c.limits).where(t.c.workspace_id == workspace_id))
-        ).scalar_one_or_none()
-        return effective(self._defaults, row or {})
+        return self._effective(
+            (await conn.execute(_stored_limits(workspace_id))).scalar_one_or_none()
+        )
+
+    def _effective(self, stored: Mapping[str, float] | None) -> dict[str, float]:
+        return effective(self._defaults, stored or {})
 
     async def active_automations(self, conn: AsyncConnection, workspace_id: str) -> int:
         """Live automations of the workspace in state active."""
@@ -71,16 +78,15 @@ class Quotas:
             select(func.pg_advisory_xact_lock(func.hashtext(f"quota:{workspace_id}")))
         )
         # After the lock (a statement's snapshot is taken when it starts): both in one trip.
-        q = db.workspace_quotas
-        set_limits, current = (
+        stored, current = (
             await conn.execute(
                 select(
-                    select(q.c.limits).where(q.c.workspace_id == workspace_id).scalar_subquery(),
+                    _stored_limits(workspace_id).scalar_subquery(),
                     _active_count(workspace_id).scalar_subquery(),
                 )
             )
         ).one()
-        limit = effective(self._defaults, set_limits or {})["active_automations"]
+        limit = self._effective(stored)["active_automations"]
         if reached(int(current), limit):
             raise QuotaExceeded(workspace_id, "active_automations", current, limit)
 

@@ -481,10 +481,8 @@ class SchedulerService:
         # Rows locked in fire id order, so two replicas' batches cannot deadlock on them;
         # the order of one fire's events does not matter (a terminal status is never undone).
         order = sorted(range(len(items)), key=lambda i: items[i][0])
-        done: dict[int, bool] = {}
         async with self._engine.begin() as conn:
-            for i in order:
-                done[i] = await store.record_run(conn, *items[i])
+            done = {i: await store.record_run(conn, *items[i]) for i in order}
         return [done[i] for i in range(len(items))]
 
     # -- API ---------------------------------------------------------------------------
