@@ -31,6 +31,32 @@ async def test_a_durables_changed_settings_are_applied_when_it_is_bound_again(
         await nc.close()
 
 
+async def test_a_durable_bound_again_with_several_subjects_gets_only_those(
+    nats_url: str,
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        kwargs = {"durable": "d4", "stream": "AUTOM_RUNS"}
+        sub = await bus.pull_subscription(js, subject="automations.runs.d4a", **kwargs)
+        await sub.unsubscribe()
+        # An existing single-subject durable (an upgrade) takes the new filters.
+        wanted = ("automations.runs.d4a", "automations.runs.d4c")
+        sub = await bus.pull_subscription(js, subject=wanted, **kwargs)
+        for suffix in "abc":
+            await js.publish(f"automations.runs.d4{suffix}", suffix.encode())
+        msgs = await sub.fetch(10, timeout=2)
+        assert sorted(m.subject for m in msgs) == list(wanted)
+        for m in msgs:
+            await m.ack()
+        await sub.unsubscribe()
+        config = (await js.consumer_info("AUTOM_RUNS", "d4")).config
+        assert (config.filter_subject or None, config.filter_subjects) == (None, list(wanted))
+    finally:
+        await nc.close()
+
+
 async def test_a_consumer_of_a_stream_not_declared_yet_fails_until_its_owner_declares_it(
     nats_url: str,
 ) -> None:

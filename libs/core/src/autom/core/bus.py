@@ -418,7 +418,7 @@ async def wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: flo
 async def pull_subscription(
     js: JetStreamContext,
     *,
-    subject: str,
+    subject: str | tuple[str, ...],
     durable: str,
     stream: str,
     ack_wait_s: float = 30.0,
@@ -427,10 +427,12 @@ async def pull_subscription(
 ) -> JetStreamContext.PullSubscription:
     """A durable pull consumer shared by every replica that binds the same durable name.
 
-    The declared config is applied to an existing durable too (nats-py would bind to it
-    unchanged). Raises NotFoundError while the stream does not exist yet: its owner declares
-    it, and the caller's supervisor retries.
+    `subject` is the filter, or several (the consumer then skips the stream's other
+    messages on the server: nothing to deliver and ack). The declared config is applied to
+    an existing durable too (nats-py would bind to it unchanged). Raises NotFoundError while
+    the stream does not exist yet: its owner declares it, and the caller's supervisor retries.
     """
+    subjects = (subject,) if isinstance(subject, str) else subject
     config = ConsumerConfig(
         name=durable,
         durable_name=durable,
@@ -439,13 +441,14 @@ async def pull_subscription(
         ack_wait=ack_wait_s,
         max_deliver=max_deliver,
         max_ack_pending=max_ack_pending,
-        filter_subject=subject,
+        filter_subject=subjects[0] if len(subjects) == 1 else None,
+        filter_subjects=list(subjects) if len(subjects) > 1 else None,
     )
     await reconcile_consumer(js, stream, config)
-    return await js.pull_subscribe(subject, durable=durable, stream=stream)
+    return await js.pull_subscribe(subjects[0], durable=durable, stream=stream)
 
 
-_RECONCILED = ("ack_wait", "max_deliver", "max_ack_pending", "filter_subject")
+_RECONCILED = ("ack_wait", "max_deliver", "max_ack_pending", "filter_subject", "filter_subjects")
 
 
 async def reconcile_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:

@@ -21,6 +21,7 @@ from autom.core.runtime import open_runtime, service_tokens
 from autom.scheduler import db
 from autom.scheduler.events import (
     DEFINITIONS_DURABLE,
+    RUN_EVENT_SUBJECTS,
     RUNS_DURABLE,
     DefinitionEvents,
     RunEvents,
@@ -152,7 +153,7 @@ async def build_app(settings: SchedulerSettings) -> GrpcApp:
     async def consume_runs(stop: asyncio.Event) -> None:
         sub = await bus.pull_subscription(
             js,
-            subject=bus.RUNS_STREAM.subjects[0],
+            subject=RUN_EVENT_SUBJECTS,
             durable=RUNS_DURABLE,
             stream=bus.RUNS_STREAM.name,
             max_deliver=-1,

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DEFINITIONS_DURABLE = "scheduler"
 RUNS_DURABLE = "scheduler-runs"
+# A fire's run id and status change when its run starts and ends; step events are not needed.
+RUN_EVENT_SUBJECTS = ("automations.runs.started", "automations.runs.finished")
 DEAD_LETTER_SUBJECT = "automations.deadletters.scheduler"
 
 
