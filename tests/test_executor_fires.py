@@ -28,7 +28,7 @@ from autom.core.auth import Role, TokenSigner
 from autom.core.db import create_engine
 from autom.core.errors import Unavailable
 from autom.core.grpcserver import GrpcApp, bearer, channel
-from autom.core.protoconv import dict_to_struct, to_timestamp, value_to_py
+from autom.core.protoconv import dict_to_struct, from_timestamp, to_timestamp, value_to_py
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.testing import service_keys
 from autom.executor.app import build_app
@@ -75,16 +75,19 @@ class Stack:
         fire_id: str | None = None,
         inputs: dict[str, Any] | None = None,
         msg_id: str | None = None,
+        due: datetime | None = None,
     ) -> str:
+        """Publish a scheduled fire due now, or at `due` (handed over ahead of it)."""
         fire_id = fire_id or f"sched:{uuid.uuid4().hex}"
+        due = due or datetime.now(UTC)
         event = events_pb2.FireEvent(
             fire_id=fire_id,
             workspace_id=WS,
             automation_id=snapshot.automation_id,
             automation_version=snapshot.version,
             trigger_type="schedule",
-            fired_time=to_timestamp(datetime.now(UTC)),
-            scheduled_for=to_timestamp(datetime.now(UTC)),
+            fired_time=to_timestamp(due),
+            scheduled_for=to_timestamp(due),
             inputs=dict_to_struct(inputs or {}),
         )
         await bus.publish(
@@ -172,6 +175,62 @@ async def test_fire_runs_to_success_and_publishes_run_events(make_stack: MakeSta
         "automations.runs.step_finished",
         "automations.runs.finished",
     ]
+
+
+async def test_a_fire_handed_over_ahead_starts_at_its_time_not_before(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack()
+    sub = await s.js.subscribe("automations.runs.>", ordered_consumer=True)
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
+    fire_id = await s.fire(a, due=due)
+    row = await s.terminal(fire_id)
+    assert row.status == "succeeded"
+    # Claimed on receipt; its start is the fire's time (or the claim, had it come later).
+    assert row.started_at == max(row.created_at, due)
+    assert datetime.fromisoformat(row.steps[0]["started_at"]) >= due
+    msg = await sub.next_msg(timeout=5)
+    started = events_pb2.RunEvent.FromString(msg.data)
+    assert msg.subject == "automations.runs.started" and started.run_id == row.id
+    assert from_timestamp(started.occur_time) >= due
+
+
+async def test_a_run_claimed_ahead_of_its_time_can_be_cancelled_while_it_waits(
+    make_stack: MakeStack,
+) -> None:
+    # Lease and ack wait long enough to hold a fire a minute ahead.
+    s = await make_stack(lease_seconds=300, ack_wait_seconds=300)
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    due = datetime.now(UTC) + timedelta(seconds=60)
+    fire_id = await s.fire(a, due=due)
+
+    async def claimed() -> Any:
+        rows = await s.runs_for(fire_id)
+        assert rows and rows[0].status == "running"
+        return rows[0]
+
+    row = await assert_eventually(claimed)
+    assert row.created_at < due and row.started_at == due
+    resp = await s.stub.CancelRun(epb.CancelRunRequest(run_id=row.id, reason="not today"))
+    assert resp.run.status == executor_pb2.RUN_STATUS_CANCELLED
+    done = await s.terminal(fire_id)
+    assert done.status == "cancelled" and done.finished_at < due
+    assert [step["status"] for step in done.steps] == ["cancelled"]
+
+
+async def test_a_fire_handed_over_ahead_is_skipped_when_its_automation_stops_meanwhile(
+    make_stack: MakeStack,
+) -> None:
+    s = await make_stack()
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    due = datetime.now(UTC) + timedelta(seconds=5)
+    fire_id = await s.fire(a, due=due)
+    # Paused after the scheduler handed the fire over (the executor learns it from events).
+    s.defs.add(dataclasses.replace(a, status="paused"))
+    row = await s.terminal(fire_id, timeout=30)
+    assert row.status == "skipped" and row.steps == []
+    assert row.error["type"] == "AutomationStopped"
 
 
 async def test_fire_redelivered_creates_no_second_run(make_stack: MakeStack) -> None:

@@ -385,6 +385,39 @@ async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
         await tokens.close()
 
 
+async def test_definitions_events_tell_which_automations_stopped_firing(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
+    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+    tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
+    nc = await nats.connect(nats_url)
+    source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
+    assert await source.listen()
+    await nc.flush()
+    plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
+    try:
+        created = await defs.CreateAutomation(
+            dpb.CreateAutomationRequest(definition=definition({"name": "p", "plan": plan}))
+        )
+        automation_id = created.automation.id
+        assert not source.stopped(automation_id)
+
+        async def stopped(expected: bool) -> None:
+            assert source.stopped(automation_id) is expected
+
+        await defs.PauseAutomation(dpb.PauseAutomationRequest(automation_id=automation_id))
+        await assert_eventually(lambda: stopped(True))
+        await defs.ResumeAutomation(dpb.ResumeAutomationRequest(automation_id=automation_id))
+        await assert_eventually(lambda: stopped(False))
+        await defs.DeleteAutomation(dpb.DeleteAutomationRequest(automation_id=automation_id))
+        await assert_eventually(lambda: stopped(True))
+    finally:
+        await source.close()
+        await nc.close()
+        await tokens.close()
+
+
 async def test_a_workspace_where_nothing_listens_for_events_is_remembered(
     start_app: Any, owner_token: str, nats_url: str
 ) -> None:

@@ -14,6 +14,7 @@ from autom.devstack.eventually import assert_eventually
 from autom.scheduler import db
 from autom.scheduler.domain.model import AutomationChange
 from autom.scheduler.service import SchedulerService
+from autom.scheduler.settings import SchedulerSettings
 
 Make = Callable[..., AutomationChange]
 
@@ -166,14 +167,32 @@ async def staged_state(engine: AsyncEngine) -> tuple[list[Any], list[Any], Any]:
     return list(fires), list(outbox), (await schedules(engine))["auto-1:tick"]
 
 
-async def test_fires_planned_ahead_are_given_back_on_stop_and_cancelled_on_pause(
-    service: SchedulerService, engine: AsyncEngine, make_change: Make
+async def test_a_fire_planned_ahead_is_handed_over_shortly_before_its_time(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make, settings: SchedulerSettings
 ) -> None:
+    await service.apply_change(make_change("* * * * * *"))
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(db.schedules).values(next_fire_at=ahead, due_at=ahead))
+    await assert_eventually(lambda: planned(service), timeout=5)
+    fires, outbox, _ = await staged_state(engine)
+    # The event says when to run (fired_at); the relay releases it up to the handover before.
+    assert [f.fired_at for f in fires] == [ahead]
+    handover = timedelta(seconds=settings.scheduler_handover_s)
+    assert handover > timedelta(0)
+    assert ahead - handover <= outbox[0].created_at < ahead
+
+
+async def test_fires_planned_ahead_are_given_back_on_stop_and_cancelled_on_pause(
+    engine: AsyncEngine, make_change: Make, settings: SchedulerSettings
+) -> None:
+    # Released at their nominal time (no handover): they stay staged until then.
+    service = SchedulerService(engine, settings.model_copy(update={"scheduler_handover_s": 0.0}))
     await service.apply_change(make_change("* * * * * *"))
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     async with engine.begin() as conn:
         await conn.execute(sa.update(db.schedules).values(next_fire_at=ahead, due_at=ahead))
-    # Lead of 1 s: plan it when it is within reach, released at its nominal time.
+    # Plan it when it is within the lead, released at its nominal time.
     await assert_eventually(lambda: planned(service), timeout=5)
     fires, outbox, row = await staged_state(engine)
     assert [f.scheduled_for for f in fires] == [ahead] and fires[0].fired_at == ahead

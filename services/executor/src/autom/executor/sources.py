@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 DEFINITION_EVENTS = "automations.definitions.>"
 # Definition events after which an active automation's triggers fire the announced version.
+# Automations remembered as paused, archived or deleted (the oldest are forgotten first).
+STOPPED_KEPT = 10_000
+
 _FIRES_NEXT = frozenset(
     {
         events_pb2.DEFINITION_EVENT_TYPE_CREATED,
@@ -72,6 +75,10 @@ class DefinitionSource(Protocol):
 
     async def get(self, automation_id: str, version: int) -> Snapshot:
         """The snapshot; raises NotFound when it does not exist."""
+        ...
+
+    def stopped(self, automation_id: str) -> bool:
+        """Whether the automation is known to be paused, archived or deleted now."""
         ...
 
 
@@ -239,6 +246,8 @@ class GrpcDefinitions:
         self._reconnects = 0
         self._events = 0
         self._lock = asyncio.Lock()
+        # Automations whose latest definitions event said they fire no more (bounded).
+        self._stopped: OrderedDict[str, None] = OrderedDict()
         # Announced versions to fetch ahead; bounded like the cache they fill.
         self._ahead: asyncio.Queue[tuple[str, int]] = asyncio.Queue(maxsize=cache_size)
 
@@ -274,6 +283,10 @@ class GrpcDefinitions:
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, what) from exc
         return automation_snapshot(response.automation)
+
+    def stopped(self, automation_id: str) -> bool:
+        """Whether the latest definitions event seen of it (if any) left it not firing."""
+        return automation_id in self._stopped
 
     def holds(self, automation_id: str, version: int) -> bool:
         """Whether that version's snapshot is cached (a fire of it needs no definitions)."""
@@ -365,6 +378,11 @@ class GrpcDefinitions:
             return
         # Any change may add, drop or rename what an event trigger matches.
         self._matches.clear()
+        self._stopped.pop(event.automation_id, None)
+        if not event.active or event.type == events_pb2.DEFINITION_EVENT_TYPE_DELETED:
+            self._stopped[event.automation_id] = None
+            while len(self._stopped) > STOPPED_KEPT:
+                self._stopped.popitem(last=False)
         self.forget(
             event.automation_id, deleted=event.type == events_pb2.DEFINITION_EVENT_TYPE_DELETED
         )
@@ -538,6 +556,11 @@ class StaticDefinitions:
         if found is None:
             raise NotFound("automation", f"{automation_id}@{version}")
         return found
+
+    def stopped(self, automation_id: str) -> bool:
+        """Whether its latest snapshot is not active."""
+        latest = self._latest.get(automation_id)
+        return latest is not None and latest.status != "active"
 
     async def get_named(self, workspace_id: str, name: str) -> Snapshot:
         """The latest snapshot with that name in the workspace, or NotFound."""

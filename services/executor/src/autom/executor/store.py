@@ -162,11 +162,11 @@ _VALUES = (
 _CLAIM = f"""
     INSERT INTO {_T} AS r ({_COLUMNS}, status, created_at, started_at, attempt,
                              lease_token, lease_owner, lease_expires_at, buffered)
-    VALUES ({_VALUES}, 'running', now(), now(), 1,
+    VALUES ({_VALUES}, 'running', now(), greatest(now(), :start_at), 1,
             :token, :owner, now() + make_interval(secs => :lease), :hold)
     ON CONFLICT (fire_id) DO UPDATE
        SET status = 'running',
-           started_at = coalesce(r.started_at, now()),
+           started_at = coalesce(r.started_at, greatest(now(), :start_at)),
            -- A run waiting in a concurrency buffer is re-checked, not re-attempted.
            attempt = CASE WHEN r.buffered AND r.status = 'pending' AND r.attempt > 0
                           THEN r.attempt ELSE r.attempt + 1 END,
@@ -608,34 +608,27 @@ class RunStore:
         lease_seconds: float,
         events: Sequence[Event] = (),
         hold: bool = False,
+        start_at: datetime | None = None,
     ) -> RunRow | None:
-        """The run, now leased to `token`; None when it is terminal or leased elsewhere."""
+        """The run, now leased to `token`; None when it is terminal or leased elsewhere.
+
+        A run claimed ahead of its time records `start_at` as its start.
+        """
+        claim = {
+            **run.params(),
+            "token": token,
+            "owner": owner,
+            "lease": float(lease_seconds),
+            "hold": hold,
+            "start_at": start_at,
+        }
         if not events:
-            rows = await self._runs_grouped(
-                _CLAIM,
-                {
-                    **run.params(),
-                    "token": token,
-                    "owner": owner,
-                    "lease": float(lease_seconds),
-                    "hold": hold,
-                },
-            )
+            rows = await self._runs_grouped(_CLAIM, claim)
             return await self._claimed(rows)
         # Events only when this insert created the run: a CTE around the claim.
         ev_sql, ev_params = _events_cte(events, "c WHERE c.inserted")
         sql = f"WITH c AS ({_CLAIM}){ev_sql} SELECT * FROM c"
-        rows = await self._runs_grouped(
-            sql,
-            {
-                **run.params(),
-                "token": token,
-                "owner": owner,
-                "lease": float(lease_seconds),
-                "hold": hold,
-                **ev_params,
-            },
-        )
+        rows = await self._runs_grouped(sql, {**claim, **ev_params})
         return await self._claimed(rows)
 
     async def _claimed(self, rows: list[RunRow]) -> RunRow | None:

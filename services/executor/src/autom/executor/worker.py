@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -105,8 +106,29 @@ def decode_fire(data: bytes) -> events_pb2.FireEvent:
     return fire
 
 
+# A pause, archive or delete seen while a fire handed over ahead waited for its time.
+_STOPPED_AHEAD = StepError(
+    "the automation was paused, archived or deleted before the fire's time",
+    retryable=False,
+    type_name="AutomationStopped",
+)
+
+
+def _ahead(fire: events_pb2.FireEvent) -> datetime | None:
+    """The fire's time when it was handed over before it (the scheduler's handover)."""
+    if not fire.HasField("fired_time"):
+        return None
+    at = from_timestamp(fire.fired_time)
+    return at if at > datetime.now(UTC) else None
+
+
 class Worker:
-    """Consumes fires; at most max_in_flight runs at once; heartbeats the runs it holds."""
+    """Consumes fires; at most max_in_flight runs at once; heartbeats the runs it holds.
+
+    A fire handed over before its time (`fired_time` ahead, see the scheduler's handover) is
+    checked and claimed at once, and its run starts on time: a burst of same-second fires
+    does its round trips before the instant. Its message stays un-acked meanwhile.
+    """
 
     def __init__(
         self,
@@ -126,6 +148,8 @@ class Worker:
         quotas: RunQuotas | None = None,
     ) -> None:
         self._quotas = quotas
+        # Bounded below the lease and ack wait: a clock ahead of ours must not outlast them.
+        self._max_early = min(lease_seconds, ack_wait_seconds) / 3
         self._store = store
         self._engine = engine
         self._definitions = definitions
@@ -270,14 +294,17 @@ class Worker:
             return
         token = uuid.uuid4().hex
         policy = self._concurrency.policy(snapshot)
+        start_at = _ahead(fire)
         try:
             row = await self._store.claim(
                 new,
                 token=token,
                 owner=self.owner,
                 lease_seconds=self._lease,
-                events=[self._started_event(new)],
+                # A run claimed ahead announces its start when it starts.
+                events=[] if start_at else [self._started_event(new)],
                 hold=policy != "allow",
+                start_at=start_at,
             )
         except Exception as exc:
             if is_transient(exc):
@@ -287,10 +314,17 @@ class Worker:
             await self._not_claimed(msg, fire.fire_id)
             return
         state = RunState(row=row, token=token, snapshot=snapshot)
-        pending = [] if row.inserted else self._started_if_first(state)
         with log_context(run_id=row.id):
             self.active[row.id] = (state, msg)
             try:
+                if start_at is not None:
+                    await self._until(state, start_at)
+                    if self._definitions.stopped(fire.automation_id):
+                        await self._engine.finish(state, "skipped", error=_STOPPED_AHEAD.detail())
+                        log.info("run skipped: the automation stopped before the fire's time")
+                        await msg.ack()
+                        return
+                pending = [] if row.inserted and not start_at else self._started_if_first(state)
                 if row.attempt > self._max_attempts:
                     await self._engine.abort(
                         state,
@@ -334,6 +368,11 @@ class Worker:
             finally:
                 self.active.pop(row.id, None)
         await msg.ack()
+
+    async def _until(self, state: RunState, start_at: datetime) -> None:
+        """Hold a run claimed ahead until it is due (a stop of this process releases it)."""
+        early = (start_at - datetime.now(UTC)).total_seconds()
+        await self._engine.sleep(state, min(early, self._max_early))
 
     async def _refused_by_quota(self, new: NewRun, snapshot: Snapshot | None) -> bool:
         """Record a new fire over a workspace quota as a skipped run naming the quota."""

@@ -111,8 +111,16 @@ def fire_event(
 
 
 def _fire_rows(
-    row: Any, fid: str, kind: str, nominal: datetime, now: datetime, event: events_pb2.FireEvent
+    row: Any,
+    fid: str,
+    kind: str,
+    nominal: datetime,
+    now: datetime,
+    event: events_pb2.FireEvent,
+    *,
+    handover: datetime | None = None,
 ) -> tuple[dict[str, Any], dict[str, object]]:
+    """The fire's row and its outbox row, released at `handover` (default: `now`)."""
     fire = {
         "fire_id": fid,
         "schedule_id": row.id,
@@ -122,7 +130,7 @@ def _fire_rows(
         "kind": kind,
     }
     out = outbox_row(FIRE_SUBJECT.format(row.workspace_id), fid, event.SerializeToString())
-    out["created_at"] = now  # the relay's release time
+    out["created_at"] = handover or now  # the relay's release time
     return fire, out
 
 
@@ -330,6 +338,7 @@ class SchedulerService:
         settings = self._settings
         tolerance = timedelta(seconds=settings.scheduler_late_tolerance_s)
         lead = timedelta(seconds=settings.scheduler_lead_s)
+        handover = timedelta(seconds=settings.scheduler_handover_s)
         async with self._engine.begin() as conn:
             now = utcnow()
             rows = await store.due_schedules(conn, now + lead, settings.scheduler_batch_size)
@@ -364,7 +373,8 @@ class SchedulerService:
                 for nominal, kind in plan.fires:
                     fid = fire_id(row.id, nominal)
                     spans.append(_fire_span(row, fid, kind, nominal))
-                    # Planned ahead: the relay publishes it at its due time, not before.
+                    # Planned ahead: the relay hands it over shortly before its due time,
+                    # which the event carries (fired_time); the executor starts it then.
                     release = max(now, due_time(row.id, cfg, nominal) or nominal)
                     event = fire_event(
                         row,
@@ -375,7 +385,15 @@ class SchedulerService:
                         last_fired=last,
                         inputs=row.inputs,
                     )
-                    fire, out = _fire_rows(row, fid, kind, nominal, release, event)
+                    fire, out = _fire_rows(
+                        row,
+                        fid,
+                        kind,
+                        nominal,
+                        release,
+                        event,
+                        handover=max(now, release - handover),
+                    )
                     fire_rows.append(fire)
                     outbox_rows[fid] = out
                     fids.append((fid, nominal))
