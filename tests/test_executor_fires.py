@@ -196,6 +196,18 @@ async def test_a_fire_handed_over_ahead_starts_at_its_time_not_before(
     assert from_timestamp(started.occur_time) >= due
 
 
+async def test_a_fire_waiting_for_its_time_holds_no_run_slot(make_stack: MakeStack) -> None:
+    s = await make_stack(max_in_flight=1)
+    a = s.automation([{"id": "a", "action": "transform", "params": {"output": 1}}])
+    due = datetime.now(UTC) + timedelta(seconds=5)
+    early = await s.fire(a, due=due)
+    now = await s.fire(a)
+    # The only slot stays free for a fire due now while the early one waits.
+    assert (await s.terminal(now)).finished_at < due
+    row = await s.terminal(early, timeout=30)
+    assert row.status == "succeeded" and row.started_at == max(row.created_at, due)
+
+
 async def test_a_run_claimed_ahead_of_its_time_can_be_cancelled_while_it_waits(
     make_stack: MakeStack,
 ) -> None:

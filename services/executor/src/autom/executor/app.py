@@ -109,6 +109,7 @@ async def build_app(
         max_attempts=settings.max_run_attempts,
         dead_letters=dead_letters,
         quotas=quotas,
+        max_early_fires=settings.max_early_fires,
     )
     audit_outbox = audit_relay(engine, db.audit_outbox, js)
     service = ExecutorService(

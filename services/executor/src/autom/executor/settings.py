@@ -23,10 +23,11 @@ class ExecutorSettings(OutboundHttpSettings):
     max_chain_depth: int = Field(default=5, ge=1)
     # A workspace's quota limits (kept by definitions) are re-read after this long.
     quota_cache_seconds: float = Field(default=2.0, ge=0)
-    # Runs one process executes at once (each holds one fire message un-acked), counting
-    # runs claimed ahead of their time: a thousand schedules due in the same second start
-    # together only when they all fit (Temporal's workers take 1,000 activities too).
-    max_in_flight: int = Field(default=1000, ge=1)
+    # Runs one process executes at once (each holds one fire message un-acked).
+    max_in_flight: int = Field(default=200, ge=1)
+    # Runs of fires handed over ahead of their time (see the scheduler's handover) held and
+    # run besides those: a thousand schedules due in the same second start together.
+    max_early_fires: int = Field(default=1000, ge=0)
     # A run's DB lease; a worker silent for this long loses the run to another worker.
     lease_seconds: float = Field(default=15.0, gt=0)
     # JetStream redelivers a fire not acked (nor heartbeated) within this window.

@@ -127,7 +127,8 @@ class Worker:
 
     A fire handed over before its time (`fired_time` ahead, see the scheduler's handover) is
     checked and claimed at once, and its run starts on time: a burst of same-second fires
-    does its round trips before the instant. Its message stays un-acked meanwhile.
+    does its round trips before the instant. Up to max_early_fires such runs wait and run
+    besides the max_in_flight others. Its message stays un-acked meanwhile.
     """
 
     def __init__(
@@ -146,8 +147,11 @@ class Worker:
         dead_letters: DeadLetters | None = None,
         owner: str | None = None,
         quotas: RunQuotas | None = None,
+        max_early_fires: int = 0,
     ) -> None:
         self._quotas = quotas
+        self._max_early_fires = max_early_fires
+        self._early: set[asyncio.Future[None]] = set()
         # Bounded below the lease and ack wait: a clock ahead of ours must not outlast them.
         self._max_early = min(lease_seconds, ack_wait_seconds) / 3
         self._store = store
@@ -225,6 +229,24 @@ class Worker:
         except (DecodeError, ValueError) as exc:
             await self._poison(msg, deliveries, f"undecodable fire: {exc}")
             return
+        if len(self._early) < self._max_early_fires and _ahead(fire) is not None:
+            # Handed over ahead: it waits for its time without holding a consumer slot.
+            task = asyncio.ensure_future(self._process_early(msg, fire, deliveries))
+            self._early.add(task)
+            task.add_done_callback(self._early.discard)
+            return
+        await self._process(msg, fire, deliveries)
+
+    async def _process_early(self, msg: Msg, fire: events_pb2.FireEvent, deliveries: int) -> None:
+        try:
+            await self._process(msg, fire, deliveries)
+        except asyncio.CancelledError:
+            # Stopping before the run was claimed: another worker takes the fire now.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
+            raise
+
+    async def _process(self, msg: Msg, fire: events_pb2.FireEvent, deliveries: int) -> None:
         # The run continues the trace the fire's publisher put in the message headers.
         span = tracing.span(
             "executor.run",
@@ -432,12 +454,16 @@ class Worker:
             ack_wait_s=self._ack_wait,
             # Unlimited: only this handler decides when a message is done with (see handle).
             max_deliver=-1,
-            max_ack_pending=max(1000, max_in_flight * 4),
+            max_ack_pending=max(1000, max_in_flight * 4) + self._max_early_fires,
         )
         try:
             await bus.consume(
                 sub, self.handle, stop, max_in_flight=max_in_flight, fetch_timeout=fetch_timeout
             )
         finally:
+            early = list(self._early)
+            for task in early:
+                task.cancel()
+            await asyncio.gather(*early, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
