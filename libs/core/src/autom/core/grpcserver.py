@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -465,6 +466,10 @@ class GrpcApp:
 async def serve(app: GrpcApp) -> None:
     """Start an app and serve until a signal asks it to stop; exits non-zero if a loop gave up."""
     await app.start()
+    # What start-up allocated (modules, the app's wiring) lives as long as the process: kept
+    # out of the collector, a full collection walks only what the work allocates (a full
+    # pass over the imports stalled the loop ~0.1 s while a thousand runs started at once).
+    gc.freeze()
     await app.wait_for_termination()
     if app.exit_code is not None:
         raise SystemExit(app.exit_code)

@@ -277,11 +277,11 @@ class Engine:
         )
         return Event(RUN_SUBJECT.format(kind), event_id, message.SerializeToString())
 
-    async def sleep(self, state: RunState, seconds: float) -> None:
-        """Sleep as the run: a cancel ends it early (the run then stops at its first step),
-        a lost lease raises LeaseLost."""
+    async def hold(self, state: RunState, until: Awaitable[Any]) -> None:
+        """Wait as the run: a cancel ends the wait early (the run then stops at its first
+        step), a lost lease raises LeaseLost."""
         with contextlib.suppress(RunCancelled):
-            await self._call(state, asyncio.sleep(seconds), None)
+            await self._call(state, until, None)
 
     def notify(self) -> None:
         """Wake the outbox relay (rows were committed outside `_write`)."""

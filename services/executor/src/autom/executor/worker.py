@@ -152,6 +152,7 @@ class Worker:
         self._quotas = quotas
         self._max_early_fires = max_early_fires
         self._early: set[asyncio.Future[None]] = set()
+        self._gates: dict[datetime, asyncio.Future[None]] = {}
         # Bounded below the lease and ack wait: a clock ahead of ours must not outlast them.
         self._max_early = min(lease_seconds, ack_wait_seconds) / 3
         self._store = store
@@ -392,9 +393,24 @@ class Worker:
         await msg.ack()
 
     async def _until(self, state: RunState, start_at: datetime) -> None:
-        """Hold a run claimed ahead until it is due (a stop of this process releases it)."""
-        early = (start_at - datetime.now(UTC)).total_seconds()
-        await self._engine.sleep(state, min(early, self._max_early))
+        """Hold a run claimed ahead until it is due (a stop of this process releases it).
+
+        Runs due at the same instant share one timer, so they all wake in the same turn of
+        the loop rather than one by one between the first ones' next steps.
+        """
+        gate = self._gates.get(start_at)
+        if gate is None:
+            loop = asyncio.get_running_loop()
+            early = (start_at - datetime.now(UTC)).total_seconds()
+            gate = self._gates[start_at] = loop.create_future()
+
+            def open_gate(gate: asyncio.Future[None] = gate) -> None:
+                self._gates.pop(start_at, None)
+                if not gate.done():
+                    gate.set_result(None)
+
+            loop.call_later(min(early, self._max_early), open_gate)
+        await self._engine.hold(state, asyncio.shield(gate))
 
     async def _refused_by_quota(self, new: NewRun, snapshot: Snapshot | None) -> bool:
         """Record a new fire over a workspace quota as a skipped run naming the quota."""
