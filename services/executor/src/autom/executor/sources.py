@@ -285,8 +285,12 @@ class GrpcDefinitions:
         return automation_snapshot(response.automation)
 
     def stopped(self, automation_id: str) -> bool:
-        """Whether the latest definitions event seen of it (if any) left it not firing."""
-        return automation_id in self._stopped
+        """Whether the latest definitions event seen of it (if any) left it not firing.
+
+        Forgotten when events may have been missed (a reconnect): a fire is then run rather
+        than skipped on what may be stale.
+        """
+        return self._current() and automation_id in self._stopped
 
     def holds(self, automation_id: str, version: int) -> bool:
         """Whether that version's snapshot is cached (a fire of it needs no definitions)."""
@@ -333,6 +337,7 @@ class GrpcDefinitions:
             self._reconnects = reconnects
             self._latest.clear()
             self._matches.clear()
+            self._stopped.clear()
             return False
         return True
 
@@ -375,6 +380,7 @@ class GrpcDefinitions:
             # Unreadable: we cannot tell which automation changed.
             self._latest.clear()
             self._matches.clear()
+            self._stopped.clear()
             return
         # Any change may add, drop or rename what an event trigger matches.
         self._matches.clear()
