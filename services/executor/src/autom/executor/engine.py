@@ -384,8 +384,19 @@ class Engine:
             "secrets": {},
         }
 
-    async def execute(self, state: RunState, *, pending_events: list[Event]) -> str:
-        """Run to a terminal state; returns it. Raises LeaseLost when another worker took over."""
+    async def execute(
+        self,
+        state: RunState,
+        *,
+        pending_events: list[Event],
+        start: Callable[[], Awaitable[list[Event] | None]] | None = None,
+    ) -> str:
+        """Run to a terminal state; returns it. Raises LeaseLost when another worker took over.
+
+        `start` (a run claimed ahead of its time) is awaited once the run is prepared, just
+        before its first step: the events to write with that step, or None when it finished
+        the run itself (skipped).
+        """
         if state.snapshot is None:
             await self._fail_dispatch(state, pending_events)
             return "failed"
@@ -401,9 +412,14 @@ class Engine:
         inputs, inputs_to_write = resolved
         run = _Progress(self.context(state, inputs), execution, inputs_to_write, [*pending_events])
         done = self._restore_done(state, run.ctx)
-        deadline = self._deadline(state, execution)
         plan: list[dict[str, Any]] = list(definition.get("plan") or [])
         remaining = [(i, s) for i, s in enumerate(plan) if s.get("id") not in done]
+        if start is not None:
+            started = await start()
+            if started is None:
+                return "skipped"
+            run.events += started
+        deadline = self._deadline(state, execution)
         row = state.row
         if not row.steps and remaining and row.trigger_type == "schedule" and row.scheduled_for:
             # The run's first step starts now (a resumed run started earlier: not counted).

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -340,14 +342,20 @@ class Worker:
         with log_context(run_id=row.id):
             self.active[row.id] = (state, msg)
             try:
+                pending = [] if row.inserted else self._started_if_first(state)
+                start: Callable[[], Awaitable[list[Event] | None]] | None = None
                 if start_at is not None:
-                    await self._until(state, start_at)
-                    if self._definitions.stopped(fire.automation_id):
-                        await self._engine.finish(state, "skipped", error=_STOPPED_AHEAD.detail())
-                        log.info("run skipped: the automation stopped before the fire's time")
-                        await msg.ack()
-                        return
-                pending = [] if row.inserted and not start_at else self._started_if_first(state)
+                    on_time = functools.partial(self._on_time, state, fire.automation_id, start_at)
+                    if not row.buffered:
+                        # The engine prepares the run (inputs, context), then waits for its time.
+                        start, pending = on_time, []
+                    else:
+                        # A concurrency policy admits the run at its time, not before.
+                        started = await on_time()
+                        if started is None:
+                            await msg.ack()
+                            return
+                        pending = started
                 if row.attempt > self._max_attempts:
                     await self._engine.abort(
                         state,
@@ -369,7 +377,7 @@ class Worker:
                         # Waiting holds no slot and no lease: check again after a delay.
                         await msg.nak(delay=self._concurrency.recheck_delay(deliveries))
                         return
-                status = await self._engine.execute(state, pending_events=pending)
+                status = await self._engine.execute(state, pending_events=pending, start=start)
                 log.info("run %s", status)
             except LeaseLost:
                 log.warning("lease lost; another worker owns the run now")
@@ -391,6 +399,18 @@ class Worker:
             finally:
                 self.active.pop(row.id, None)
         await msg.ack()
+
+    async def _on_time(
+        self, state: RunState, automation_id: str, start_at: datetime
+    ) -> list[Event] | None:
+        """Hold a run claimed ahead until it is due: the events its start writes, or None
+        when it was skipped instead (its automation stopped meanwhile)."""
+        await self._until(state, start_at)
+        if self._definitions.stopped(automation_id):
+            await self._engine.finish(state, "skipped", error=_STOPPED_AHEAD.detail())
+            log.info("run skipped: the automation stopped before the fire's time")
+            return None
+        return self._started_if_first(state)
 
     async def _until(self, state: RunState, start_at: datetime) -> None:
         """Hold a run claimed ahead until it is due (a stop of this process releases it).
