@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -35,17 +36,44 @@ def definition_to_proto(raw: dict[str, Any]) -> definition_pb2.AutomationDefinit
     return json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
 
 
+# Protos of stored versions' definitions: a version never changes, so parsing it once does.
+_VERSIONS: OrderedDict[tuple[str, int], definition_pb2.AutomationDefinition] = OrderedDict()
+VERSIONS_KEPT = 1024
+
+
+def version_definition(
+    automation_id: str, version: int, raw: dict[str, Any]
+) -> definition_pb2.AutomationDefinition:
+    """The proto of a stored version's definition (shared: copy it, never change it)."""
+    key = (automation_id, version)
+    found = _VERSIONS.get(key)
+    if found is None:
+        found = _VERSIONS[key] = definition_to_proto(raw)
+        if len(_VERSIONS) > VERSIONS_KEPT:
+            _VERSIONS.popitem(last=False)
+    else:
+        _VERSIONS.move_to_end(key)
+    return found
+
+
 def automation_to_proto(
-    row: Any, definition: dict[str, Any] | None = None
+    row: Any, definition: dict[str, Any] | None = None, *, version: int | None = None
 ) -> definitions_pb2.Automation:
-    """A row of `automations` (optionally at another version's definition) -> proto."""
+    """A row of `automations` -> proto; with `definition`, at another `version`'s."""
+    if definition is None:
+        stored = version_definition(row.id, row.version, row.definition)
+    elif version is not None:
+        stored = version_definition(row.id, version, definition)
+    else:
+        stored = definition_to_proto(definition)
     return definitions_pb2.Automation(
         id=row.id,
         workspace_id=row.workspace_id,
         name=row.name,
         status=STATUS_TO_PB[row.status],
         version=row.version,
-        definition=definition_to_proto(definition if definition is not None else row.definition),
+        # The constructor copies it: the kept proto stays as stored.
+        definition=stored,
         pause_note=row.pause_note,
         created_by=row.created_by,
         create_time=to_timestamp(row.created_at),

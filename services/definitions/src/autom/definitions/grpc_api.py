@@ -154,7 +154,7 @@ class DefinitionsApi(pb_grpc.DefinitionsServiceServicer):
             request.version,
             workspace_id=request.workspace_id,
         )
-        automation = automation_to_proto(row, definition)
+        automation = automation_to_proto(row, definition, version=request.version or row.version)
         if request.version:
             automation.version = request.version
         return pb.GetAutomationResponse(automation=automation, webhooks=await self._webhooks(row))

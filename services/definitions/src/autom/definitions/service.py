@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -62,6 +62,15 @@ DEFAULT_TRIGGER_CHUNK = 100
 MAX_TRIGGER_CHUNK = 500
 # A streamed chunk stops growing here, far below gRPC's 4 MiB default receive limit.
 CHUNK_BYTES = 1024 * 1024
+
+
+# An automation by id or by name in a workspace, built once: SQLAlchemy then skips building
+# the statement and its cache key on every lookup.
+_LIVE = select(*db.automations.c).where(db.automations.c.deleted_at.is_(None))
+_BY_ID = _LIVE.where(db.automations.c.id == bindparam("ref"))
+_BY_NAME = _LIVE.where(
+    db.automations.c.name == bindparam("ref"), db.automations.c.workspace_id == bindparam("ws")
+)
 
 
 def _now() -> datetime:
@@ -348,21 +357,19 @@ class DefinitionsService:
         for_update: bool = False,
         workspace_id: str = "",
     ) -> Row[Any]:
-        t = db.automations
-        query = select(*t.c).where(t.c.deleted_at.is_(None))
         try:
             uuid.UUID(ref)
             is_id = True
         except ValueError:
             is_id = False
         if is_id:
-            query = query.where(t.c.id == ref)
+            query, params = _BY_ID, {"ref": ref}
         else:
-            ws = workspace_id or caller.workspace_id
-            query = query.where(t.c.name == ref, t.c.workspace_id == ws)
+            params = {"ref": ref, "ws": workspace_id or caller.workspace_id}
+            query = _BY_NAME
         if for_update:
             query = query.with_for_update()
-        row = (await conn.execute(query)).one_or_none()
+        row = (await conn.execute(query, params)).one_or_none()
         if row is None or not caller.sees(row.workspace_id):
             raise NotFound("automation", ref)
         return row
