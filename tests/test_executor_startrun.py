@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -22,7 +24,7 @@ from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
 from autom.core import bus
 from autom.core.auth import Role, TokenSigner
 from autom.core.errors import Unavailable
-from autom.core.grpcserver import channel
+from autom.core.grpcserver import GrpcApp, channel
 from autom.core.protoconv import dict_to_struct, value_to_py
 from autom.core.servicetokens import ServiceTokens
 from autom.devstack.eventually import assert_eventually
@@ -342,17 +344,37 @@ async def test_start_run_of_a_deleted_automation_is_not_found_once_cached(
     await assert_eventually(gone, timeout=10)
 
 
-async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
-    start_app: Any, owner_token: str, nats_url: str
-) -> None:
+@dataclasses.dataclass
+class Listening:
+    """A definitions service, its stub as the owner, and an executor's source listening."""
+
+    definitions: GrpcApp
+    defs: dgrpc.DefinitionsServiceStub
+    source: GrpcDefinitions
+
+
+@pytest.fixture
+async def listening(start_app: Any, owner_token: str, nats_url: str) -> AsyncIterator[Listening]:
     definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
-    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
     tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
     nc = await nats.connect(nats_url)
     source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
-    # Listening before anything is created: core NATS replays nothing to late subscribers.
-    assert await source.listen()
-    await nc.flush()
+    try:
+        # Listening before anything is created: core NATS replays nothing to late subscribers.
+        assert await source.listen()
+        await nc.flush()
+        defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
+        yield Listening(definitions, defs, source)
+    finally:
+        await source.close()
+        await nc.close()
+        await tokens.close()
+
+
+async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
+    listening: Listening,
+) -> None:
+    definitions, defs, source = listening.definitions, listening.defs, listening.source
     stop = asyncio.Event()
     prefetching = asyncio.create_task(source.prefetch(stop))
     plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
@@ -380,42 +402,28 @@ async def test_a_version_announced_for_firing_is_fetched_before_its_first_fire(
     finally:
         stop.set()
         await prefetching
-        await source.close()
-        await nc.close()
-        await tokens.close()
 
 
 async def test_definitions_events_tell_which_automations_stopped_firing(
-    start_app: Any, owner_token: str, nats_url: str
+    listening: Listening,
 ) -> None:
-    definitions = await start_app("definitions", secrets_key=Fernet.generate_key().decode())
-    defs = dgrpc.DefinitionsServiceStub(channel(definitions.address, owner_token))
-    tokens = ServiceTokens(definitions.address, TEST_CREDENTIALS["executor"])
-    nc = await nats.connect(nats_url)
-    source = GrpcDefinitions(channel(definitions.address, tokens), nc=nc, latest_seconds=30.0)
-    assert await source.listen()
-    await nc.flush()
+    defs, source = listening.defs, listening.source
     plan = [{"id": "a", "action": "wait", "params": {"duration": "0s"}}]
-    try:
-        created = await defs.CreateAutomation(
-            dpb.CreateAutomationRequest(definition=definition({"name": "p", "plan": plan}))
-        )
-        automation_id = created.automation.id
-        assert not source.stopped(automation_id)
+    created = await defs.CreateAutomation(
+        dpb.CreateAutomationRequest(definition=definition({"name": "p", "plan": plan}))
+    )
+    automation_id = created.automation.id
+    assert not source.stopped(automation_id)
 
-        async def stopped(expected: bool) -> None:
-            assert source.stopped(automation_id) is expected
+    async def stopped(expected: bool) -> None:
+        assert source.stopped(automation_id) is expected
 
-        await defs.PauseAutomation(dpb.PauseAutomationRequest(automation_id=automation_id))
-        await assert_eventually(lambda: stopped(True))
-        await defs.ResumeAutomation(dpb.ResumeAutomationRequest(automation_id=automation_id))
-        await assert_eventually(lambda: stopped(False))
-        await defs.DeleteAutomation(dpb.DeleteAutomationRequest(automation_id=automation_id))
-        await assert_eventually(lambda: stopped(True))
-    finally:
-        await source.close()
-        await nc.close()
-        await tokens.close()
+    await defs.PauseAutomation(dpb.PauseAutomationRequest(automation_id=automation_id))
+    await assert_eventually(lambda: stopped(True))
+    await defs.ResumeAutomation(dpb.ResumeAutomationRequest(automation_id=automation_id))
+    await assert_eventually(lambda: stopped(False))
+    await defs.DeleteAutomation(dpb.DeleteAutomationRequest(automation_id=automation_id))
+    await assert_eventually(lambda: stopped(True))
 
 
 async def test_a_workspace_where_nothing_listens_for_events_is_remembered(
