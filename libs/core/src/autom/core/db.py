@@ -67,7 +67,7 @@ def _alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     a connection that dies unnoticed fails its statement, and SQLAlchemy then invalidates the
     whole pool (the callers' retries find fresh connections).
     """
-    if dbapi_connection._connection.is_closed():
+    if dbapi_connection.driver_connection.is_closed():
         raise exc.DisconnectionError("the connection was closed by the server")
 
 

@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 
 DEFINITION_EVENTS = "automations.definitions.>"
 # Definition events after which an active automation's triggers fire the announced version.
-# Automations remembered as paused, archived or deleted (the oldest are forgotten first).
-STOPPED_KEPT = 10_000
-
 _FIRES_NEXT = frozenset(
     {
         events_pb2.DEFINITION_EVENT_TYPE_CREATED,
@@ -52,6 +49,8 @@ _FIRES_NEXT = frozenset(
         events_pb2.DEFINITION_EVENT_TYPE_RESUMED,
     }
 )
+# Automations remembered as paused, archived or deleted (the oldest are forgotten first).
+STOPPED_KEPT = 10_000
 
 
 @dataclass(frozen=True)

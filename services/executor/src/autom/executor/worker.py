@@ -342,20 +342,20 @@ class Worker:
         with log_context(run_id=row.id):
             self.active[row.id] = (state, msg)
             try:
-                pending = [] if row.inserted else self._started_if_first(state)
                 start: Callable[[], Awaitable[list[Event] | None]] | None = None
-                if start_at is not None:
-                    on_time = functools.partial(self._on_time, state, fire.automation_id, start_at)
-                    if not row.buffered:
-                        # The engine prepares the run (inputs, context), then waits for its time.
-                        start, pending = on_time, []
-                    else:
-                        # A concurrency policy admits the run at its time, not before.
-                        started = await on_time()
-                        if started is None:
-                            await msg.ack()
-                            return
-                        pending = started
+                if start_at is None:
+                    pending = [] if row.inserted else self._started_if_first(state)
+                elif not row.buffered:
+                    # The engine prepares the run (inputs, context), then waits for its time.
+                    start = functools.partial(self._on_time, state, fire.automation_id, start_at)
+                    pending = []
+                else:
+                    # A concurrency policy admits the run at its time, not before.
+                    started = await self._on_time(state, fire.automation_id, start_at)
+                    if started is None:
+                        await msg.ack()
+                        return
+                    pending = started
                 if row.attempt > self._max_attempts:
                     await self._engine.abort(
                         state,

@@ -18,10 +18,11 @@ class SchedulerSettings(ServiceSettings):
     # Fires due this soon are computed and committed ahead, then released on time by the
     # relay: a burst of same-second fires costs no computation at the instant itself.
     scheduler_lead_s: float = Field(default=2.0, ge=0, le=10)
-    # A fire planned ahead is handed to the executors this long before its time (they hold
-    # it and start the run on time): a burst of same-second fires is fetched, checked and
-    # queued before the instant instead of after it. A pause, change or delete less than
-    # this before a fire's time no longer stops that fire. At most the lead matters.
+    # A fire planned ahead is handed to the executors this long before its time (they claim
+    # its run at once and start it on time): a burst of same-second fires does its round
+    # trips before the instant. Within this window a pause, archive or delete stops the fire
+    # only on an executor that saw it, and an edit no longer moves it. At most the lead
+    # matters.
     scheduler_handover_s: float = Field(default=1.0, ge=0, le=5)
     # A nominal time at most this late is fired as on time; older ones follow `catchup`.
     scheduler_late_tolerance_s: float = Field(default=5.0, ge=0)
