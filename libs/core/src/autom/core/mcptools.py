@@ -8,6 +8,7 @@ them in the agent loop. Both go through here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -15,8 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx2
 
 from autom.core.netpolicy import Policy, Refused, Unresolvable, pinned_address, refused_reason
 from autom.core.registry import MCP_TOOL_PREFIX
@@ -115,26 +114,34 @@ class McpTool:
     input_schema: dict[str, Any]
 
 
-class _PinnedTransport(httpx2.AsyncHTTPTransport):
-    """Every request goes to the address checked for its host (no second DNS lookup)."""
+@functools.cache
+def _pinned_transport() -> type[Any]:
+    """The transport class; httpx2 is loaded only once an MCP server is reached."""
+    import httpx2
 
-    def __init__(self, policy: Policy) -> None:
-        super().__init__()
-        self._policy = policy
+    class PinnedTransport(httpx2.AsyncHTTPTransport):
+        """Every request goes to the address checked for its host (no second DNS lookup)."""
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        url = request.url
-        address = await checked_address(str(url), self._policy)
-        if url.scheme == "https":
-            # Connect to the pinned address, verify the certificate for the real name.
-            request.extensions = {**request.extensions, "sni_hostname": url.host}
-        # The Host header was set from the real URL when the request was built.
-        request.url = url.copy_with(host=address)
-        return await super().handle_async_request(request)
+        def __init__(self, policy: Policy) -> None:
+            super().__init__()
+            self._policy = policy
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            url = request.url
+            address = await checked_address(str(url), self._policy)
+            if url.scheme == "https":
+                # Connect to the pinned address, verify the certificate for the real name.
+                request.extensions = {**request.extensions, "sni_hostname": url.host}
+            # The Host header was set from the real URL when the request was built.
+            request.url = url.copy_with(host=address)
+            return await super().handle_async_request(request)
+
+    return PinnedTransport
 
 
 @asynccontextmanager
 async def _client(endpoint: Endpoint, policy: Policy, timeout: float) -> AsyncIterator[Any]:
+    import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
@@ -145,7 +152,7 @@ async def _client(endpoint: Endpoint, policy: Policy, timeout: float) -> AsyncIt
         headers=dict(endpoint.headers),
         timeout=httpx2.Timeout(timeout),
         trust_env=False,
-        transport=_PinnedTransport(policy),
+        transport=_pinned_transport()(policy),
     )
     async with http, Client(streamable_http_client(endpoint.url, http_client=http)) as client:
         yield client
