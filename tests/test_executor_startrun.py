@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from grpc_status import rpc_status
 from autom.api.common.v1 import definition_pb2
 from autom.api.definitions.v1 import definitions_service_pb2 as dpb
 from autom.api.definitions.v1 import definitions_service_pb2_grpc as dgrpc
+from autom.api.events.v1 import events_pb2
 from autom.api.executor.v1 import executor_pb2
 from autom.api.executor.v1 import executor_service_pb2 as epb
 from autom.api.executor.v1 import executor_service_pb2_grpc as egrpc
@@ -30,6 +32,7 @@ from autom.core.servicetokens import ServiceTokens
 from autom.devstack.eventually import assert_eventually
 from autom.devstack.testing import TEST_CREDENTIALS
 from autom.executor.sources import GrpcDefinitions
+from autom.scheduler.events import RUN_EVENT_SUBJECTS
 
 
 def definition(raw: dict[str, Any]) -> definition_pb2.AutomationDefinition:
@@ -160,6 +163,55 @@ async def test_start_run_goes_through_the_fire_path_idempotently(
 
     archived = await assert_eventually(refused, timeout=10)
     assert "archived" in (archived.details() or "")
+
+
+async def test_a_manual_runs_events_end_in_manual_and_never_reach_the_scheduler(
+    start_app: Any, owner_token: str, nats_url: str
+) -> None:
+    defs, runs = await _stacks(start_app, owner_token, nats_url)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        # Bound before the run: what the scheduler's filter would be delivered from now on.
+        scheduler = await bus.pull_subscription(
+            js,
+            subject=RUN_EVENT_SUBJECTS,
+            durable=f"t-{uuid.uuid4().hex[:8]}",
+            stream=bus.RUNS_STREAM.name,
+        )
+        everything = await js.subscribe("automations.runs.>", ordered_consumer=True)
+        raw = {
+            "name": "manual-events",
+            "plan": [{"id": "a", "action": "transform", "params": {"output": 1}}],
+        }
+        created = (
+            await defs.CreateAutomation(dpb.CreateAutomationRequest(definition=definition(raw)))
+        ).automation
+        run = (await runs.StartRun(epb.StartRunRequest(automation_id=created.id))).run
+        subjects = []
+        while len(subjects) < 3:
+            msg = await everything.next_msg(timeout=10)
+            if events_pb2.RunEvent.FromString(msg.data).run_id == run.id:
+                subjects.append(msg.subject)
+        assert subjects == [
+            "automations.runs.started.manual",
+            "automations.runs.step_finished.manual",
+            "automations.runs.finished.manual",
+        ]
+        # A scheduled run's event after them: the scheduler's filter passes it, and would have
+        # passed the manual run's, stored before it, first.
+        marker = events_pb2.RunEvent(run_id=f"marker-{uuid.uuid4().hex}", fire_id="a:b")
+        await js.publish("automations.runs.finished", marker.SerializeToString())
+        seen: list[str] = []
+        while marker.run_id not in seen:
+            for msg in await scheduler.fetch(10, timeout=10):
+                seen.append(events_pb2.RunEvent.FromString(msg.data).run_id)
+                await msg.ack()
+        assert run.id not in seen
+        await scheduler.unsubscribe()
+    finally:
+        await nc.close()
 
 
 def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:

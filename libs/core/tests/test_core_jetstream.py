@@ -105,3 +105,11 @@ async def test_connect_takes_a_cluster_as_a_comma_separated_list_with_a_node_dow
         assert len(nc.servers) == 2
     finally:
         await nc.close()
+
+
+def test_run_events_of_the_executors_own_fires_end_in_manual() -> None:
+    assert bus.run_event_subject("finished", "3f2a-uuid:2026-12-01T10:00:00Z") == (
+        "automations.runs.finished"
+    )
+    for prefix in bus.EXECUTOR_FIRE_PREFIXES:
+        assert bus.run_event_subject("started", f"{prefix}x") == "automations.runs.started.manual"

@@ -90,12 +90,33 @@ ALL_STREAMS = (
     CUSTOM_STREAM,
     AUDIT_STREAM,
 )
-# Fire ids the executor mints for StartRun and RetryRun. Scheduler fire ids start with an
-# automation id (a UUID), so a run event whose fire id has one of these prefixes has no fire
-# row to annotate and the scheduler acks it without touching its database.
+# Fire ids the executor mints itself: StartRun, RetryRun, webhook deliveries, event
+# triggers. Scheduler fire ids start with an automation id (a UUID), so a run event whose fire
+# id has one of these prefixes has no fire row to annotate in the scheduler.
 MANUAL_FIRE_PREFIX = "manual:"
 RETRY_FIRE_PREFIX = "retry:"
-EXECUTOR_FIRE_PREFIXES = (MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX)
+WEBHOOK_FIRE_PREFIX = "webhook:"
+EVENT_FIRE_PREFIX = "event:"
+EXECUTOR_FIRE_PREFIXES = (
+    MANUAL_FIRE_PREFIX,
+    RETRY_FIRE_PREFIX,
+    WEBHOOK_FIRE_PREFIX,
+    EVENT_FIRE_PREFIX,
+)
+# Run events: `automations.runs.<type>` for runs of the scheduler's fires, with `.manual`
+# appended for runs of the executor's own (as those fires' subjects end in `.manual`). A
+# consumer of scheduled runs only (the scheduler) filters on the exact subject and the
+# server never delivers it the others; `automations.runs.<type>.>` matches only those.
+RUN_EVENT_SUBJECT = "automations.runs.{}"
+OWN_RUN_SUFFIX = ".manual"
+
+
+def run_event_subject(kind: str, fire_id: str) -> str:
+    """The subject of a run's `kind` event (started, step_finished, finished)."""
+    subject = RUN_EVENT_SUBJECT.format(kind)
+    return subject + OWN_RUN_SUFFIX if fire_id.startswith(EXECUTOR_FIRE_PREFIXES) else subject
+
+
 # Messages no consumer can decode; declared by the executor only. A stream, not a table, so
 # parking a poison message never depends on the database being up.
 DEAD_LETTERS_STREAM = StreamSpec(

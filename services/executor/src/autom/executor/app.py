@@ -28,7 +28,7 @@ from autom.executor.sources import GrpcDefinitions, StaticDefinitions
 from autom.executor.store import RunStore, create_pool
 from autom.executor.triggers import (
     CUSTOM_DURABLE,
-    RUN_FINISHED_SUBJECT,
+    RUN_FINISHED_SUBJECTS,
     RUNS_DURABLE,
     EventTriggers,
 )
@@ -170,7 +170,12 @@ async def build_app(
         )
 
         async def consume_events(
-            stop: asyncio.Event, *, spec: bus.StreamSpec, subject: str, durable: str, handler: Any
+            stop: asyncio.Event,
+            *,
+            spec: bus.StreamSpec,
+            subject: str | tuple[str, ...],
+            durable: str,
+            handler: Any,
         ) -> None:
             sub = await bus.pull_subscription(
                 js, subject=subject, durable=durable, stream=spec.name, max_deliver=-1
@@ -198,7 +203,7 @@ async def build_app(
                 functools.partial(
                     consume_events,
                     spec=bus.RUNS_STREAM,
-                    subject=RUN_FINISHED_SUBJECT,
+                    subject=RUN_FINISHED_SUBJECTS,
                     durable=RUNS_DURABLE,
                     handler=event_triggers.handle_run,
                 ),

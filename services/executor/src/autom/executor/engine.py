@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from opentelemetry.trace import StatusCode
 
 from autom.api.events.v1 import events_pb2
-from autom.core import metrics, tracing
+from autom.core import bus, metrics, tracing
 from autom.core.errors import Unavailable
 from autom.core.protoconv import to_timestamp
 from autom.executor.actions.base import Action, ActionContext, Actions, Budget, ChildRuns
@@ -59,7 +59,6 @@ from autom.templating import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RUN_SUBJECT = "automations.runs.{}"
 _SECRET_REF = re.compile(
     r"secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])"
 )
@@ -275,7 +274,9 @@ class Engine:
             step_status=step["status"] if step else "",
             occur_time=to_timestamp(now()),
         )
-        return Event(RUN_SUBJECT.format(kind), event_id, message.SerializeToString())
+        return Event(
+            bus.run_event_subject(kind, row.fire_id), event_id, message.SerializeToString()
+        )
 
     async def hold(self, state: RunState, until: Awaitable[Any]) -> None:
         """Wait as the run: a cancel ends the wait early (the run then stops at its first

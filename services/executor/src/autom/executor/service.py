@@ -18,7 +18,7 @@ from autom.core import paging
 from autom.core.audit import SUBJECT as AUDIT_SUBJECT
 from autom.core.audit import Change, audit_event
 from autom.core.auth import ANY_WORKSPACE, Principal
-from autom.core.bus import MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX, OutboxRelay
+from autom.core.bus import MANUAL_FIRE_PREFIX, RETRY_FIRE_PREFIX, WEBHOOK_FIRE_PREFIX, OutboxRelay
 from autom.core.errors import (
     FailedPrecondition,
     NotFound,
@@ -139,7 +139,9 @@ def webhook_fire_id(delivery: WebhookDelivery) -> str:
     Keyed by automation and trigger rather than hook id, so a rotated URL keeps deduping.
     """
     key = f"{delivery.trigger_id}\n{delivery.delivery_id or uuid.uuid4().hex}"
-    return f"webhook:{delivery.automation_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    return (
+        f"{WEBHOOK_FIRE_PREFIX}{delivery.automation_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    )
 
 
 def fire_event(run: NewRun, msg_id: str | None = None) -> Event:

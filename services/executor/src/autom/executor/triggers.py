@@ -1,8 +1,9 @@
 """Event triggers: each matching event of a workspace becomes one run, chains bounded in depth.
 
 Two durable consumers feed it: emitted events (`automations.custom.<workspace>.<subject>`)
-and finished runs (`automations.runs.finished`, seen as subject `runs.<status>`). The fire id
-derives from the stream and sequence of the message, so a redelivered event finds its run.
+and finished runs (`automations.runs.finished`, `.manual` appended for runs of the executor's
+own fires; seen as subject `runs.<status>`). The fire id derives from the stream and
+sequence of the message, so a redelivered event finds its run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
 from autom.api.events.v1 import events_pb2
-from autom.core.bus import Backoff
+from autom.core.bus import EVENT_FIRE_PREFIX, RUN_EVENT_SUBJECT, Backoff
 from autom.core.logging import log_context
 from autom.executor.quotas import RunQuotas, quota_error
 from autom.executor.service import fire_event
@@ -30,7 +31,9 @@ from autom.templating import TemplateError, evaluate_condition
 log = logging.getLogger(__name__)
 
 CUSTOM_PREFIX = "automations.custom."
-RUN_FINISHED_SUBJECT = "automations.runs.finished"
+# Every finished run, the scheduler's and the executor's own (`bus.run_event_subject`).
+_FINISHED = RUN_EVENT_SUBJECT.format("finished")
+RUN_FINISHED_SUBJECTS = (_FINISHED, f"{_FINISHED}.>")
 CUSTOM_DURABLE = "executor-event-triggers"
 RUNS_DURABLE = "executor-run-triggers"
 
@@ -38,7 +41,7 @@ RUNS_DURABLE = "executor-run-triggers"
 def event_fire_id(automation_id: str, trigger_id: str, stream: str, sequence: int) -> str:
     """One fire per (trigger, stream message): a redelivery finds the run already there."""
     key = f"{trigger_id}\n{stream}\n{sequence}"
-    return f"event:{automation_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    return f"{EVENT_FIRE_PREFIX}{automation_id}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def event_inputs(data: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from autom.api.events.v1 import events_pb2
-from autom.core.bus import EXECUTOR_FIRE_PREFIXES, MSG_ID, Backoff
+from autom.core.bus import EXECUTOR_FIRE_PREFIXES, MSG_ID, RUN_EVENT_SUBJECT, Backoff
 from autom.core.logging import log_context
 from autom.scheduler.convert import change_from_event
 from autom.scheduler.service import SchedulerService
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 DEFINITIONS_DURABLE = "scheduler"
 RUNS_DURABLE = "scheduler-runs"
-# A fire's run id and status change when its run starts and ends; step events are not needed.
-RUN_EVENT_SUBJECTS = ("automations.runs.started", "automations.runs.finished")
+# A fire's run id and status change when its run starts and ends; step events are not needed,
+# nor those of runs of the executor's own fires (exact subjects leave out their `.manual`).
+RUN_EVENT_SUBJECTS = (RUN_EVENT_SUBJECT.format("started"), RUN_EVENT_SUBJECT.format("finished"))
 DEAD_LETTER_SUBJECT = "automations.deadletters.scheduler"
 
 
@@ -145,7 +146,7 @@ class DefinitionEvents(_Consumer):
 
 
 class RunEvents(_Consumer):
-    """Records each fire's run id and status from `automations.runs.*`."""
+    """Records each fire's run id and status from `automations.runs.{started,finished}`."""
 
     def __init__(
         self,
@@ -158,7 +159,8 @@ class RunEvents(_Consumer):
         self._service = service
 
     async def handle(self, msg: Msg) -> None:
-        """Update the fire the run came from; events of manual and retry runs are just acked."""
+        """Update the fire the run came from; an event of a run of the executor's own fires
+        (published before their subjects ended in `.manual`) is just acked."""
         try:
             event = events_pb2.RunEvent.FromString(msg.data)
         except DecodeError as exc:
