@@ -10,12 +10,15 @@ import asyncpg
 import nats
 import nats.js.errors
 import sqlalchemy as sa
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from autom.api.events.v1 import events_pb2
 from autom.core import bus
 from autom.core.db import create_engine
 from autom.devstack.eventually import assert_eventually
 from autom.scheduler import db
-from autom.scheduler.events import DEAD_LETTER_SUBJECT, DEFINITIONS_DURABLE
+from autom.scheduler.events import DEAD_LETTER_SUBJECT, DEFINITIONS_DURABLE, DefinitionEvents
+from autom.scheduler.service import SchedulerService
 
 MakeEvent = Callable[..., Any]
 
@@ -104,5 +107,48 @@ async def test_undecodable_definition_event_is_dead_lettered_and_terminated(
             assert info.delivered is not None and info.delivered.consumer_seq == 1
 
         await assert_eventually(terminated, timeout=10)
+    finally:
+        await nc.close()
+
+
+async def test_only_an_active_schedule_wakes_the_due_loop(
+    service: SchedulerService, nats_url: str, make_event: MakeEvent
+) -> None:
+    woken: list[str] = []
+    current = ""
+    handler = DefinitionEvents(service, lambda: woken.append(current))
+    a, b = f"wake-{uuid.uuid4().hex[:8]}", f"none-{uuid.uuid4().hex[:8]}"
+    cases = [
+        ("created", a, {"cron": "0 9 * * *"}),  # a new schedule may be due before the next tick
+        ("paused", a, {"cron": "0 9 * * *"}),
+        ("resumed", a, {"cron": "0 9 * * *"}),
+        ("created", b, None),  # no schedule trigger
+        ("updated", b, None),
+        ("deleted", a, None),
+    ]
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.DEFINITIONS_STREAM,))
+        sub = await js.pull_subscribe(
+            "automations.definitions.>",
+            durable=f"t-{uuid.uuid4().hex[:8]}",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+        )
+        for kind, automation_id, config in cases:
+            event = make_event(kind, automation_id=automation_id, version=1, config=config)
+            await js.publish(f"automations.definitions.{kind}", event.SerializeToString())
+        handled: list[str] = []
+        while len(handled) < len(cases):
+            for msg in await sub.fetch(1, timeout=10):
+                event = events_pb2.DefinitionEvent.FromString(msg.data)
+                if event.automation_id not in (a, b):  # another test's
+                    await msg.ack()
+                    continue
+                current = f"{msg.subject.rsplit('.', 1)[1]} {event.automation_id}"
+                await handler.handle(msg)
+                handled.append(current)
+        assert handled == [f"{kind} {automation_id}" for kind, automation_id, _ in cases]
+        assert woken == [f"created {a}", f"resumed {a}"]
     finally:
         await nc.close()

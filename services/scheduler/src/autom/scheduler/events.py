@@ -126,11 +126,15 @@ class DefinitionEvents(_Consumer):
         if not event.automation_id:
             await self._dead_letter(msg, "DefinitionEvent without automation_id")
             return
-        applied = False
+        applied = wake = False
 
         async def apply() -> None:
-            nonlocal applied
-            applied = await self._service.apply_change(change_from_event(event))
+            nonlocal applied, wake
+            change = change_from_event(event)
+            applied = await self._service.apply_change(change)
+            # Only an active schedule can bring the next fire forward; an automation without
+            # one (most creates and edits) or a pause leaves the due loop asleep.
+            wake = applied and change.active and bool(change.schedule_triggers())
 
         with log_context(automation_id=event.automation_id):
             if await self._handle(msg, "definition event", apply):
@@ -141,7 +145,7 @@ class DefinitionEvents(_Consumer):
                     event.revision,
                     "applied" if applied else "ignored (stale)",
                 )
-        if applied:
+        if wake:
             self._wake()
 
 
