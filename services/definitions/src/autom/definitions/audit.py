@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -88,11 +89,14 @@ def to_proto(row: Any) -> audit_pb2.AuditEvent:
     )
 
 
+def entry(caller: Principal, change: Change) -> Insert:
+    """The insert of the entry for one of definitions' own mutations."""
+    return pg_insert(db.audit_events).values(_values(audit_event(SERVICE, change, caller)))
+
+
 async def record(conn: AsyncConnection, caller: Principal, change: Change) -> None:
     """Append the entry for one of definitions' own mutations, in its transaction."""
-    await conn.execute(
-        pg_insert(db.audit_events).values(_values(audit_event(SERVICE, change, caller)))
-    )
+    await conn.execute(entry(caller, change))
 
 
 @dataclass(frozen=True)

@@ -214,8 +214,7 @@ class DefinitionsService:
         before: Row[Any] | None = None,
     ) -> None:
         """Announce a change (outbox) and append its audit entry, in the change's transaction."""
-        await audit.record(
-            conn,
+        entry = audit.entry(
             caller,
             Change(
                 action=_AUDIT_ACTIONS[kind],
@@ -246,10 +245,11 @@ class DefinitionsService:
             name=row.name,
             revision=row.revision,
         )
+        # One statement, one round trip: the entry rides along as a CTE.
         await conn.execute(
-            insert(db.outbox).values(
-                outbox_row(EVENT_SUBJECT.format(kind), event_id, event.SerializeToString())
-            )
+            insert(db.outbox)
+            .values(outbox_row(EVENT_SUBJECT.format(kind), event_id, event.SerializeToString()))
+            .add_cte(entry.cte("audit_entry"))
         )
 
     async def _idempotent(
@@ -267,6 +267,37 @@ class DefinitionsService:
                 )
             )
         ).scalar_one_or_none()
+
+    async def _claim_request(
+        self,
+        conn: AsyncConnection,
+        workspace_id: str,
+        method: str,
+        request_id: str,
+        resource_id: str,
+    ) -> str | None:
+        """Record that `request_id` makes `resource_id`; the resource it made before, if any.
+
+        A concurrent request with the same id waits for this transaction, then finds its key.
+        """
+        if not request_id:
+            return None
+        t = db.idempotency_keys
+        claimed = await conn.execute(
+            pg_insert(t)
+            .values(
+                workspace_id=workspace_id,
+                method=method,
+                request_id=request_id,
+                resource_id=resource_id,
+                created_at=_now(),
+            )
+            .on_conflict_do_nothing()
+            .returning(t.c.resource_id)
+        )
+        if claimed.first() is not None:
+            return None
+        return await self._idempotent(conn, workspace_id, method, request_id)
 
     async def _remember(
         self,
@@ -297,53 +328,53 @@ class DefinitionsService:
         await self._check_mcp_tools(ws, raw)
         try:
             async with self._engine.begin() as conn:
-                existing = await self._idempotent(conn, ws, "CreateAutomation", request_id)
-                if existing is not None:
-                    return await self._get_row(conn, caller, existing)
-                now = _now()
                 automation_id = str(uuid.uuid4())
                 # The key goes in first: a concurrent retry blocks on it, then re-reads.
-                await self._remember(conn, ws, "CreateAutomation", request_id, automation_id)
+                existing = await self._claim_request(
+                    conn, ws, "CreateAutomation", request_id, automation_id
+                )
+                if existing is not None:
+                    return await self._get_row(conn, caller, existing)
                 await self._check_tool_targets(conn, ws, raw)
                 if self._quotas is not None:
                     await self._quotas.check_schedules(conn, ws, raw)
                     if not paused:
                         await self._quotas.check_activation(conn, ws)
-                row = (
-                    await conn.execute(
-                        insert(db.automations)
-                        .values(
-                            id=automation_id,
-                            workspace_id=ws,
-                            name=raw["name"],
-                            status="paused" if paused else "active",
-                            version=1,
-                            definition=raw,
-                            pause_note="",
-                            created_by=caller.subject,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                        .returning(*db.automations.c)
-                    )
-                ).one()
-                await conn.execute(
-                    insert(db.automation_versions).values(
-                        automation_id=automation_id,
+                now = _now()
+                automation = (
+                    insert(db.automations)
+                    .values(
+                        id=automation_id,
+                        workspace_id=ws,
+                        name=raw["name"],
+                        status="paused" if paused else "active",
                         version=1,
                         definition=raw,
+                        pause_note="",
                         created_by=caller.subject,
                         created_at=now,
+                        updated_at=now,
                     )
+                    .returning(*db.automations.c)
+                    .cte("automation")
                 )
+                # Version 1 is written by the same statement (one round trip).
+                first = insert(db.automation_versions).from_select(
+                    ["automation_id", "version", "definition", "created_by", "created_at"],
+                    select(
+                        automation.c.id,
+                        automation.c.version,
+                        automation.c.definition,
+                        automation.c.created_by,
+                        automation.c.created_at,
+                    ),
+                )
+                row = (
+                    await conn.execute(select(automation).add_cte(first.cte("first_version")))
+                ).one()
                 await sync_webhooks(conn, ws, automation_id, raw, created=True)
                 await self._emit(conn, "created", row, caller)
         except IntegrityError as exc:
-            if "idempotency_keys" in str(exc.orig):
-                async with self._engine.connect() as conn:
-                    existing = await self._idempotent(conn, ws, "CreateAutomation", request_id)
-                    assert existing is not None
-                    return await self._get_row(conn, caller, existing)
             raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
         self._published()
         return row
