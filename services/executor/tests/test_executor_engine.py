@@ -300,3 +300,31 @@ async def test_a_failure_while_resolving_inputs_fails_the_run(harness: Harness) 
     assert row.error["type"] == "DispatchError"
     assert "inputs" in row.error["message"]
     assert row.steps == []
+
+
+async def test_params_the_actions_schema_refuses_fail_the_step_whether_literal_or_rendered(
+    harness: Harness,
+) -> None:
+    # Definitions refuses these at save; a version skew or a rendered value still meets them.
+    for params, bad, field in (
+        ({"duration": "soon"}, "soon", "plan[0].params.duration"),
+        ({"duration": "{{ inputs.d }}"}, "later", "plan[0].params.duration"),
+        ({"duration": "0s", "extra": 1}, "extra", "plan[0].params"),
+    ):
+        row = await harness.run(plan({"id": "w", "action": "wait", "params": params}), {"d": bad})
+        assert row.status == "failed", params
+        error = steps_of(row)["w"]["error"]
+        assert (error["type"], error["fields"], error["retryable"]) == (
+            "ValidationError",
+            [field],
+            False,
+        )
+        assert bad in error["message"]
+        assert steps_of(row)["w"]["attempts"] == 0
+    # The same literal params, valid, on two runs: each its own copy, both run.
+    step = {"id": "w", "action": "wait", "params": {"duration": "1ms"}}
+    for _ in range(2):
+        row = await harness.run(plan(step))
+        assert row.status == "succeeded"
+        assert steps_of(row)["w"]["params"] == {"duration": "1ms"}
+    assert step["params"] == {"duration": "1ms"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -94,6 +95,21 @@ def iso(dt: datetime | None) -> str | None:
 @lru_cache(maxsize=128)
 def _params_validator(schema_json: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_json))
+
+
+# (message, path) of the first errors of params against an action's params schema.
+ParamsErrors = tuple[tuple[str, tuple[str | int, ...]], ...]
+
+
+def _params_errors(schema_json: str, params: Any) -> ParamsErrors:
+    errors = _params_validator(schema_json).iter_errors(params)
+    return tuple((e.message, tuple(e.absolute_path)) for e in itertools.islice(errors, 5))
+
+
+@lru_cache(maxsize=4096)
+def _literal_params_errors(schema_json: str, params_json: str) -> ParamsErrors:
+    """`_params_errors` of params without templates: the same on every run of a version."""
+    return _params_errors(schema_json, json.loads(params_json))
 
 
 def secret_names(value: Any) -> set[str]:
@@ -237,6 +253,7 @@ class Engine:
         child_runs: ChildRuns | None = None,
     ) -> None:
         self._child_runs = child_runs
+        self._schemas: dict[str, str] = {}
         self._store = store
         self._actions = actions
         self._secrets = secrets
@@ -836,25 +853,40 @@ class Engine:
                 f"unknown action {step.get('action')!r}", fields=[f"{path}.action"]
             )
         raw_params = step.get("params") or {}
+        literal = None
         if next(iter_templates(raw_params), None) is None:
-            # Nothing to render (only copied): not worth a hop to a thread and back.
-            params = render_value(raw_params, ctx, path=f"{path}.params")
+            # Nothing to render: a copy (the definition's own stays as it is), checked once
+            # per distinct params rather than on every run.
+            literal = json.dumps(raw_params)
+            params = json.loads(literal)
         else:
             params = await asyncio.to_thread(render_value, raw_params, ctx, path=f"{path}.params")
         record["params"] = redact(params, state.secrets) if state.secrets else params
-        schema = action.spec.params_schema
-        if schema:
-            errors = list(_params_validator(json.dumps(schema, sort_keys=True)).iter_errors(params))
+        if action.spec.params_schema:
+            schema_json = self._schema_json(action)
+            errors = (
+                _literal_params_errors(schema_json, literal)
+                if literal is not None
+                else _params_errors(schema_json, params)
+            )
             if errors:
                 raise ParamsInvalid(
                     "params do not match the action's schema: "
-                    + "; ".join(e.message for e in errors[:5]),
+                    + "; ".join(message for message, _ in errors),
                     fields=[
-                        f"{path}.params" + "".join(f".{p}" for p in e.absolute_path)
-                        for e in errors[:5]
+                        f"{path}.params" + "".join(f".{p}" for p in where) for _, where in errors
                     ],
                 )
         return action, params
+
+    def _schema_json(self, action: Action) -> str:
+        """The action's params schema as the validators' cache key (computed once)."""
+        found = self._schemas.get(action.spec.type)
+        if found is None:
+            found = self._schemas[action.spec.type] = json.dumps(
+                action.spec.params_schema, sort_keys=True
+            )
+        return found
 
     async def _attempt(
         self, state: RunState, record: dict[str, Any], call: _Call, attempt: int
