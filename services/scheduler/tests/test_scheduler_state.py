@@ -297,3 +297,21 @@ async def test_a_listing_restores_what_a_sweep_removed_at_the_same_revision(
     generation = await service.begin_sync()
     assert await service.apply_listed([listed], generation) == 1
     assert list(await schedules(engine)) == ["back:tick"]
+
+
+async def test_an_event_during_a_resync_keeps_its_automation_from_the_sweep_even_when_stale(
+    service: SchedulerService, engine: AsyncEngine, make_change: Make
+) -> None:
+    fresh = make_change("0 9 * * *", automation_id="fresh", revision=20)
+    stale = make_change("0 9 * * *", automation_id="stale", revision=30)
+    await service.apply_change(stale)
+    generation = await service.begin_sync()  # its listing holds neither (they came after)
+    assert await service.apply_change(fresh)
+    # An older event of an automation already applied: ignored, yet seen by this resync.
+    assert not await service.apply_change(
+        make_change("0 10 * * *", automation_id="stale", revision=29)
+    )
+    assert await service.sweep(generation) == 0
+    rows = await schedules(engine)
+    assert sorted(rows) == ["fresh:tick", "stale:tick"]
+    assert rows["stale:tick"].cron == "0 9 * * *"

@@ -184,25 +184,25 @@ class SchedulerService:
         """Apply one automation change; False when its revision is not newer than stored."""
         async with self._engine.begin() as conn:
             await store.lock_automation(conn, change.automation_id)
-            applied = await self._apply(conn, change, utcnow(), listing=False)
-            # A resync running now must not sweep what this event just said exists.
-            await store.stamp(conn, change.automation_id, None)
-            return applied
+            # Stamped with the latest resync: one running now must not sweep what this event
+            # just said exists.
+            return await self._apply(conn, change, utcnow(), listing=False, generation=None)
 
     async def _apply(
-        self, conn: AsyncConnection, change: AutomationChange, now: datetime, *, listing: bool
+        self,
+        conn: AsyncConnection,
+        change: AutomationChange,
+        now: datetime,
+        *,
+        listing: bool,
+        generation: int | None,
     ) -> bool:
-        stored = await store.automation_state(conn, change.automation_id)
         # A listing of the revision already applied still rebuilds the schedules, so a
         # resync repairs a removed schedule (SyncAll) or a sweep's tombstone (a real
         # delete has a newer revision than any listing of the live automation).
-        if stored is not None and (
-            change.revision < stored.revision
-            or (change.revision == stored.revision and not listing)
-        ):
+        if not await store.record_change(conn, change, listing=listing, generation=generation):
             log.debug("ignoring stale change r%s", change.revision)
             return False
-        await store.save_automation_state(conn, change)
         await self._apply_schedules(conn, change, now)
         return True
 
@@ -297,9 +297,8 @@ class SchedulerService:
         async with self._engine.begin() as conn:
             for change in changes:
                 await store.lock_automation(conn, change.automation_id)
-                if await self._apply(conn, change, utcnow(), listing=True):
+                if await self._apply(conn, change, utcnow(), listing=True, generation=generation):
                     upserted += len(change.schedule_triggers())
-                await store.stamp(conn, change.automation_id, generation)
         return upserted
 
     async def sweep(self, generation: int) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, literal, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,26 +41,19 @@ async def automation_state(conn: AsyncConnection, automation_id: str) -> Row[Any
     return cast(Row[Any] | None, row)
 
 
-async def save_automation_state(conn: AsyncConnection, change: AutomationChange) -> None:
-    """Record a change as the automation's latest applied state."""
-    a = db.automations
-    values = {
-        "workspace_id": change.workspace_id,
-        "version": change.version,
-        "revision": change.revision,
-        "status": change.status,
-        "deleted": change.deleted,
-    }
-    await conn.execute(
-        pg_insert(a)
-        .values(id=change.automation_id, **values)
-        .on_conflict_do_update(index_elements=[a.c.id], set_=values)
-    )
-
-
 async def next_sync_generation(conn: AsyncConnection) -> int:
     """A new generation for one resync."""
     return int((await conn.execute(db.sync_generations.next_value())).scalar_one())
+
+
+def _generation(generation: int | None) -> Any:
+    """A resync's generation, or (None) that of the latest resync started."""
+    if generation is not None:
+        return generation
+    return text(
+        "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+        f" FROM {db.SCHEMA}.{db.sync_generations.name})"
+    )
 
 
 async def stamp(conn: AsyncConnection, automation_id: str, generation: int | None) -> None:
@@ -68,19 +62,51 @@ async def stamp(conn: AsyncConnection, automation_id: str, generation: int | Non
     Stamps only grow, so a slower, older resync never un-marks what a newer one saw.
     """
     a = db.automations
-    value: Any = (
-        generation
-        if generation is not None
-        else text(
-            "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
-            f" FROM {db.SCHEMA}.{db.sync_generations.name})"
-        )
-    )
     await conn.execute(
         update(a)
         .where(a.c.id == automation_id)
-        .values(sync_generation=func.greatest(a.c.sync_generation, value))
+        .values(sync_generation=func.greatest(a.c.sync_generation, _generation(generation)))
     )
+
+
+async def record_change(
+    conn: AsyncConnection, change: AutomationChange, *, listing: bool, generation: int | None
+) -> bool:
+    """Store a change as the automation's applied state, stamped as `stamp` does; False when
+    it is older than the stored one, or as old and not from a listing (then only stamped).
+
+    One statement where the read, the write and the stamp were three round trips.
+    """
+    a = db.automations
+    values = {
+        "workspace_id": change.workspace_id,
+        "version": change.version,
+        "revision": change.revision,
+        "status": change.status,
+        "deleted": change.deleted,
+    }
+    statement = pg_insert(a).values(
+        id=change.automation_id, sync_generation=_generation(generation), **values
+    )
+    newer = a.c.revision < statement.excluded.revision
+    if listing:
+        newer = or_(newer, a.c.revision == statement.excluded.revision)
+    stored = await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[a.c.id],
+            set_={
+                **values,
+                "sync_generation": func.greatest(
+                    a.c.sync_generation, statement.excluded.sync_generation
+                ),
+            },
+            where=newer,
+        ).returning(a.c.id)
+    )
+    if stored.first() is not None:
+        return True
+    await stamp(conn, change.automation_id, generation)
+    return False
 
 
 async def unstamped(conn: AsyncConnection, generation: int, after: str, limit: int) -> list[str]:
@@ -161,22 +187,24 @@ async def set_enabled(
         )
 
 
+@functools.cache
+def _upsert_schedule_statement(columns: tuple[str, ...]) -> Any:
+    """The upsert of a schedule updating `columns`, built once per set of columns."""
+    s = db.schedules
+    inserted = dict.fromkeys(("next_fire_at", "due_at", *columns, "id", "created_at"))
+    statement = pg_insert(s).values({name: bindparam(name) for name in inserted})
+    return statement.on_conflict_do_update(
+        index_elements=[s.c.id], set_={name: statement.excluded[name] for name in columns}
+    )
+
+
 async def upsert_schedule(
     conn: AsyncConnection, schedule_id: str, values: dict[str, Any], now: datetime
 ) -> None:
     """Insert a schedule, or update the given columns of the existing one."""
-    s = db.schedules
-    insert_values = {
-        "next_fire_at": None,
-        "due_at": None,
-        **values,
-        "id": schedule_id,
-        "created_at": now,
-    }
     await conn.execute(
-        pg_insert(s)
-        .values(**insert_values)
-        .on_conflict_do_update(index_elements=[s.c.id], set_=values)
+        _upsert_schedule_statement(tuple(values)),
+        {"next_fire_at": None, "due_at": None, **values, "id": schedule_id, "created_at": now},
     )
 
 
