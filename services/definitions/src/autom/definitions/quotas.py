@@ -94,11 +94,14 @@ class Quotas:
         self, conn: AsyncConnection, workspace_id: str, definition: Mapping[str, Any]
     ) -> None:
         """Refuse a schedule firing more often than the workspace allows."""
-        shortest = shortest_interval(definition)
-        if shortest is None:
+        triggers = definition.get("triggers") or []
+        if not any(isinstance(t, dict) and t.get("type") == "schedule" for t in triggers):
             return  # no schedule: no limit to read
         limit = (await self.limits(conn, workspace_id))["min_schedule_interval_seconds"]
-        if limit > 0 and shortest < limit:
+        if limit <= 0:
+            return  # no limit (the default): no fire times to compute
+        shortest = shortest_interval(definition)
+        if shortest is not None and shortest < limit:
             raise QuotaExceeded(workspace_id, "min_schedule_interval_seconds", shortest, limit)
 
     def _workspace(self, caller: Principal, workspace_id: str) -> str:
