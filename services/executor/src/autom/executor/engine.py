@@ -266,9 +266,16 @@ class Engine:
 
     # ---- events -------------------------------------------------------------------------
     def event(
-        self, state: RunState, kind: str, status: str, step: dict[str, Any] | None = None
+        self,
+        state: RunState,
+        kind: str,
+        status: str,
+        step: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
     ) -> Event:
-        """A run event for the outbox (msg id from a business key, so replays dedupe)."""
+        """A run event for the outbox (msg id from a business key, so replays dedupe), of
+        now unless `at` says when it happens."""
         row = state.row
         types = {
             "started": events_pb2.RUN_EVENT_TYPE_STARTED,
@@ -289,7 +296,7 @@ class Engine:
             status=status,
             step_id=step["step_id"] if step else "",
             step_status=step["status"] if step else "",
-            occur_time=to_timestamp(now()),
+            occur_time=to_timestamp(at or now()),
         )
         return Event(
             bus.run_event_subject(kind, row.fire_id), event_id, message.SerializeToString()

@@ -405,12 +405,15 @@ class Worker:
     ) -> list[Event] | None:
         """Hold a run claimed ahead until it is due: the events its start writes, or None
         when it was skipped instead (its automation stopped meanwhile)."""
+        # Built before the wait: runs due at one instant then only go on to their steps. It
+        # happens at the fire's time, as the run's recorded start does.
+        started = self._started_if_first(state, at=start_at)
         await self._until(state, start_at)
         if self._definitions.stopped(automation_id):
             await self._engine.finish(state, "skipped", error=_STOPPED_AHEAD.detail())
             log.info("run skipped: the automation stopped before the fire's time")
             return None
-        return self._started_if_first(state)
+        return started
 
     async def _until(self, state: RunState, start_at: datetime) -> None:
         """Hold a run claimed ahead until it is due (a stop of this process releases it).
@@ -462,9 +465,9 @@ class Worker:
         )
         return self._engine.event(RunState(row=row, token="", snapshot=None), "started", "running")
 
-    def _started_if_first(self, state: RunState) -> list[Event]:
+    def _started_if_first(self, state: RunState, *, at: datetime | None = None) -> list[Event]:
         if state.row.attempt == 1:
-            return [self._engine.event(state, "started", "running")]
+            return [self._engine.event(state, "started", "running", at=at)]
         return []
 
     async def _not_claimed(self, msg: Msg, fire_id: str) -> None:
