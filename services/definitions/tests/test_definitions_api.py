@@ -178,6 +178,36 @@ async def test_update_with_stale_version_is_aborted_and_versions_are_immutable(
     assert v1.automation.definition.description == digest["description"]
 
 
+async def test_update_is_idempotent_on_request_id(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    api = stub(definitions_app, token_for(Role.EDITOR))
+    created = await create(api, digest)
+    changed = copy.deepcopy(digest)
+    changed["description"] = "v2"
+
+    def update(request_id: str) -> Any:
+        return api.UpdateAutomation(
+            pb.UpdateAutomationRequest(
+                automation_id=created.id,
+                version=1,
+                definition=definition_to_proto(changed),
+                request_id=request_id,
+            )
+        )
+
+    # A retry after a lost answer, even at once: one version 2, not a conflict.
+    first, again = await asyncio.gather(update("edit-1"), update("edit-1"))
+    assert first.automation.version == again.automation.version == 2
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await update("edit-2")  # a new edit from the version it read: stale
+    assert err.value.code() == grpc.StatusCode.ABORTED
+    versions = await api.ListAutomationVersions(
+        pb.ListAutomationVersionsRequest(automation_id=created.id)
+    )
+    assert [v.version for v in versions.versions] == [2, 1]
+
+
 async def test_roles_and_workspaces(
     definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
 ) -> None:

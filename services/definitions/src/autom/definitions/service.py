@@ -299,25 +299,6 @@ class DefinitionsService:
             return None
         return await self._idempotent(conn, workspace_id, method, request_id)
 
-    async def _remember(
-        self,
-        conn: AsyncConnection,
-        workspace_id: str,
-        method: str,
-        request_id: str,
-        resource_id: str,
-    ) -> None:
-        if request_id:
-            await conn.execute(
-                insert(db.idempotency_keys).values(
-                    workspace_id=workspace_id,
-                    method=method,
-                    request_id=request_id,
-                    resource_id=resource_id,
-                    created_at=_now(),
-                )
-            )
-
     async def create(
         self, caller: Principal, raw: dict[str, Any], *, request_id: str, paused: bool
     ) -> Row[Any]:
@@ -547,7 +528,9 @@ class DefinitionsService:
             await self._check_mcp_tools(caller.workspace_id, raw)
         async with self._engine.begin() as conn:
             row = await self._get_row(conn, caller, ref, for_update=True)
-            done = await self._idempotent(conn, row.workspace_id, "UpdateAutomation", request_id)
+            done = await self._claim_request(
+                conn, row.workspace_id, "UpdateAutomation", request_id, row.id
+            )
             if done is not None:
                 return row
             if row.status == "archived":
@@ -589,7 +572,6 @@ class DefinitionsService:
                     created_at=now,
                 )
             )
-            await self._remember(conn, row.workspace_id, "UpdateAutomation", request_id, row.id)
             await sync_webhooks(conn, new.workspace_id, new.id, raw)
             await self._emit(conn, "updated", new, caller, before=row)
         self._published()
