@@ -115,8 +115,21 @@ def step_to_proto(record: dict[str, Any]) -> pb.StepRun:
     return step
 
 
-def run_to_proto(row: RunRow, *, with_steps: bool = True) -> pb.Run:
-    """Run from a runs row."""
+def step_proto(record: dict[str, Any], converted: dict[int, pb.StepRun] | None) -> pb.StepRun:
+    """`step_to_proto`, kept in `converted` by seq: a written record never changes."""
+    seq = int(record.get("seq") or 0)
+    if converted is None or not seq:
+        return step_to_proto(record)
+    found = converted.get(seq)
+    if found is None:
+        found = converted[seq] = step_to_proto(record)
+    return found
+
+
+def run_to_proto(
+    row: RunRow, *, with_steps: bool = True, converted: dict[int, pb.StepRun] | None = None
+) -> pb.Run:
+    """Run from a runs row (its step records taken from `converted` where already there)."""
     run = pb.Run(
         id=row.id,
         fire_id=row.fire_id,
@@ -143,7 +156,8 @@ def run_to_proto(row: RunRow, *, with_steps: bool = True) -> pb.Run:
         note=row.note,
     )
     if with_steps:
-        run.steps.extend(step_to_proto(r) for r in latest_records(list(row.steps or [])))
+        records = latest_records(list(row.steps or []))
+        run.steps.extend(step_proto(r, converted) for r in records)
     return run
 
 

@@ -7,12 +7,13 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from autom.api.executor.v1 import executor_pb2
 from autom.api.executor.v1 import executor_service_pb2 as pb
 from autom.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from autom.core.auth import current_principal
 from autom.core.protoconv import from_timestamp, struct_to_dict, to_timestamp
 from autom.executor.actions.base import Actions
-from autom.executor.convert import RUN_STATUS_NAME, action_to_proto, run_to_proto, step_to_proto
+from autom.executor.convert import RUN_STATUS_NAME, action_to_proto, run_to_proto, step_proto
 from autom.executor.service import ExecutorService
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -90,10 +91,12 @@ class ExecutorApi(pb_grpc.ExecutorServiceServicer):
     async def WatchRun(
         self, request: pb.WatchRunRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchRunResponse]:
+        # Every event carries the whole run: each step record is converted once per stream.
+        converted: dict[int, executor_pb2.StepRun] = {}
         async for event in self._svc.watch(current_principal(), request.run_id):
             yield pb.WatchRunResponse(
-                run=run_to_proto(event.row),
-                step=step_to_proto(event.step) if event.step is not None else None,
+                run=run_to_proto(event.row, converted=converted),
+                step=step_proto(event.step, converted) if event.step is not None else None,
                 kind=event.kind,
             )
 
