@@ -338,8 +338,9 @@ class Engine:
         if not ok:
             raise LeaseLost(state.run_id)
         if kwargs.get("events"):
-            self._on_events()
+            # Watchers first: a client waiting on this run reads it before the relay's pass.
             self._on_committed(state.run_id)
+            self._on_events()
 
     async def finish(
         self,
