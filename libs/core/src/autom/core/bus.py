@@ -164,6 +164,11 @@ async def connect(
     )
 
 
+# A stream declared while the server still builds or removes a store of that name settles
+# within a few tries.
+_DECLARE_ATTEMPTS = 5
+
+
 async def ensure_streams(
     js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS, *, replicas: int = 1
 ) -> None:
@@ -180,10 +185,21 @@ async def ensure_streams(
             duplicate_window=spec.duplicate_window_s,
             max_age=spec.max_age_s,
         )
-        try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await js.update_stream(config)
+        for attempt in range(_DECLARE_ATTEMPTS):
+            try:
+                try:
+                    await js.add_stream(config)
+                except nats.js.errors.BadRequestError:
+                    await js.update_stream(config)
+                break
+            except (nats.js.errors.ServerError, nats.js.errors.NotFoundError):
+                # "error creating store for stream": the server is still building the store
+                # of a declaration made at the same moment elsewhere, or still removing the
+                # store of a stream just deleted (seen in CI: a declare right after a delete);
+                # the stream may also be gone before its update. A moment later it goes.
+                if attempt == _DECLARE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
 
 
 async def publish(
