@@ -187,10 +187,7 @@ async def ensure_streams(
         )
         for attempt in range(_DECLARE_ATTEMPTS):
             try:
-                try:
-                    await js.add_stream(config)
-                except nats.js.errors.BadRequestError:
-                    await js.update_stream(config)
+                await _declare(js, config)
                 break
             except (nats.js.errors.ServerError, nats.js.errors.NotFoundError):
                 # "error creating store for stream": the server is still building the store
@@ -200,6 +197,14 @@ async def ensure_streams(
                 if attempt == _DECLARE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or apply `config` to the existing one."""
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError:
+        await js.update_stream(config)
 
 
 async def publish(

@@ -57,15 +57,14 @@ def version_definition(
 
 
 def automation_to_proto(
-    row: Any, definition: dict[str, Any] | None = None, *, version: int | None = None
+    row: Any, definition: dict[str, Any] | None = None, *, version: int = 0
 ) -> definitions_pb2.Automation:
-    """A row of `automations` -> proto; with `definition`, at another `version`'s."""
-    if definition is None:
-        stored = version_definition(row.id, row.version, row.definition)
-    elif version is not None:
-        stored = version_definition(row.id, version, definition)
-    else:
-        stored = definition_to_proto(definition)
+    """A row of `automations` -> proto; with `definition`, at that stored `version`'s."""
+    stored = (
+        version_definition(row.id, row.version, row.definition)
+        if definition is None
+        else version_definition(row.id, version, definition)
+    )
     return definitions_pb2.Automation(
         id=row.id,
         workspace_id=row.workspace_id,

@@ -334,11 +334,15 @@ class GrpcDefinitions:
         if reconnects != self._reconnects or not self._nc.is_connected:
             # Events may have been missed while disconnected.
             self._reconnects = reconnects
-            self._latest.clear()
-            self._matches.clear()
-            self._stopped.clear()
+            self._forget_events()
             return False
         return True
+
+    def _forget_events(self) -> None:
+        """Drop what was learnt from definitions events (the cache by version stays true)."""
+        self._latest.clear()
+        self._matches.clear()
+        self._stopped.clear()
 
     def _cached(self, automation_id: str, version: int) -> Snapshot | None:
         if not self._current():
@@ -377,9 +381,7 @@ class GrpcDefinitions:
             event = events_pb2.DefinitionEvent.FromString(msg.data)
         except DecodeError:
             # Unreadable: we cannot tell which automation changed.
-            self._latest.clear()
-            self._matches.clear()
-            self._stopped.clear()
+            self._forget_events()
             return
         # Any change may add, drop or rename what an event trigger matches.
         self._matches.clear()
