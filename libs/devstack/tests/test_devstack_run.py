@@ -40,7 +40,16 @@ def test_port_in_use_exits_2_naming_the_variable(
         sock.listen()
         port = sock.getsockname()[1]
 
-        code = run_dev({"AUTOM_HOME": str(tmp_path), "AUTOM_DEFINITIONS_PORT": str(port)})
+        # External servers: the embedded defaults (55432, 54222) sit in the ephemeral range,
+        # where a busy machine's client sockets may hold them and be reported first.
+        code = run_dev(
+            {
+                "AUTOM_HOME": str(tmp_path),
+                "AUTOM_DATABASE_URL": "postgresql://db.invalid/autom",
+                "AUTOM_NATS_URL": "nats://nats.invalid:4222",
+                "AUTOM_DEFINITIONS_PORT": str(port),
+            }
+        )
 
     assert code == EXIT_USAGE
     assert capsys.readouterr().err == (
