@@ -132,6 +132,9 @@ class RunState:
     secrets: dict[str, str] | None = None
     # True once the terminal state is committed (the lease is released with it).
     finished: bool = False
+    # True while the terminal write is in flight: a heartbeat may already see the lease
+    # released by it, which is no loss (the write itself reports a lease found gone).
+    finishing: bool = False
     # The step record being committed while the next step already runs.
     writing: asyncio.Future[None] | None = None
 
@@ -357,7 +360,7 @@ class Engine:
         all_events += [self.event(state, "step_finished", status, s) for s in steps or []]
         all_events.append(self.event(state, "finished", status))
         await self._flush(state)
-        await self._write(
+        await self._terminal_write(
             state,
             steps=steps or [],
             status=status,
@@ -366,7 +369,6 @@ class Engine:
             cost_usd=state.budget.spent_usd,
             events=all_events,
         )
-        state.finished = True
         _observe_run(state, status)
 
     async def abort(self, state: RunState, error: StepError) -> None:
@@ -375,15 +377,22 @@ class Engine:
         if writing is not None:
             with contextlib.suppress(Exception):
                 await writing
-        await self._write(
+        await self._terminal_write(
             state,
             status="failed",
             error=scrub(error.detail()),
             cost_usd=state.budget.spent_usd,
             events=[self.event(state, "finished", "failed")],
         )
-        state.finished = True
         _observe_run(state, "failed")
+
+    async def _terminal_write(self, state: RunState, **kwargs: Any) -> None:
+        state.finishing = True
+        try:
+            await self._write(state, **kwargs)
+        finally:
+            state.finishing = False
+        state.finished = True
 
     # ---- run ----------------------------------------------------------------------------
     def context(self, state: RunState, inputs: dict[str, Any]) -> dict[str, Any]:

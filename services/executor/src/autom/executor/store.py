@@ -794,15 +794,25 @@ class RunStore:
         )
 
     async def heartbeat(self, leases: dict[str, str], lease_seconds: float) -> dict[str, bool]:
-        """Extend the leases we hold; run id -> cancel_requested for each still ours."""
+        """Extend the leases we hold; run id -> cancel_requested for each still ours.
+
+        It never waits on a row lock: a run being written right now (by a grouped commit
+        holding other runs' rows too, so waiting could deadlock) counts as still ours as of
+        this statement, and that write extends its lease itself.
+        """
         if not leases:
             return {}
         ids = list(leases)
         rows = await self._exec(
-            f"UPDATE {_T} AS r SET lease_expires_at = now() + make_interval(secs => :lease) "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS text[])) AS t(id, token) "
-            "WHERE r.id = t.id AND r.lease_token = t.token "
-            "RETURNING r.id, r.cancel_requested",
+            "WITH t AS (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS text[])) "
+            "AS t(id, token)), "
+            f"mine AS (SELECT r.id, r.cancel_requested FROM {_T} AS r, t "
+            "WHERE r.id = t.id AND r.lease_token = t.token), "
+            f"free AS (SELECT r.id FROM {_T} AS r, t WHERE r.id = t.id "
+            "AND r.lease_token = t.token FOR UPDATE OF r SKIP LOCKED), "
+            f"ext AS (UPDATE {_T} AS r SET lease_expires_at = now() + "
+            "make_interval(secs => :lease) FROM free WHERE r.id = free.id) "
+            "SELECT id, cancel_requested FROM mine",
             {"ids": ids, "tokens": [leases[i] for i in ids], "lease": float(lease_seconds)},
         )
         return {r["id"]: bool(r["cancel_requested"]) for r in rows}

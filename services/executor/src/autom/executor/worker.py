@@ -205,7 +205,7 @@ class Worker:
         leases = {run_id: state.token for run_id, (state, _) in held.items()}
         alive = await self._store.heartbeat(leases, self._lease)
         for run_id, (state, msg) in held.items():
-            if state.finished or run_id not in self.active:
+            if state.finished or state.finishing or run_id not in self.active:
                 continue
             if run_id not in alive:
                 log.warning("lease lost", extra={"run_id": run_id})
