@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +21,12 @@ OUTBOX = bus.outbox_table(METADATA)
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncEngine:
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(url=database_url, application_name="core-test", pool_size=2)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE SCHEMA IF NOT EXISTS core_test"))
         await conn.run_sync(METADATA.create_all)
-    yield engine  # type: ignore[misc]
+    yield engine
     await engine.dispose()
 
 
@@ -174,3 +175,28 @@ async def test_relay_options_delete_release_later_and_stamp_in_the_same_transact
         assert [m.data for m in msgs] == [b"n"]
     finally:
         await nc.close()
+
+
+def test_audit_entries_are_combined_up_to_the_count_and_size_caps() -> None:
+    from types import SimpleNamespace
+
+    from autom.api.events.v1 import audit_pb2
+    from autom.core import audit
+
+    def row(i: int, details: str = "") -> SimpleNamespace:
+        event = audit_pb2.AuditEvent(event_id=f"e{i}", workspace_id="w", details={"d": details})
+        return SimpleNamespace(
+            id=i, subject="automations.audit.x", msg_id=f"e{i}", payload=event.SerializeToString()
+        )
+
+    many = [row(i) for i in range(audit.BATCH_MAX * 2 + 1)]
+    sizes = [m[3].get(audit.BATCH_HEADER) for m in audit.combine_entries(many)]
+    # The last one alone is an AuditEvent as it always was.
+    assert sizes == [str(audit.BATCH_MAX), str(audit.BATCH_MAX), None]
+    big = "x" * (audit.BATCH_MAX_BYTES // 3)
+    messages = audit.combine_entries([row(i, big) for i in range(5)])
+    assert [m[3].get(audit.BATCH_HEADER) for m in messages] == ["2", "2", None]
+    assert all(len(m[1]) <= audit.BATCH_MAX_BYTES + 64 for m in messages)
+    assert [m[2] for m in messages] == ["e0+2", "e2+2", "e4"]
+    batch = audit_pb2.AuditBatch.FromString(messages[1][1])
+    assert [e.event_id for e in batch.events] == ["e2", "e3"]

@@ -8,9 +8,10 @@ it on the AUDIT stream, which definitions owns, stores (append-only) and serves.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.js import JetStreamContext
 from sqlalchemy import MetaData, Table
@@ -18,20 +19,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.api.events.v1 import audit_pb2
 from autom.core.auth import Principal
-from autom.core.bus import AUDIT_STREAM, OutboxRelay, outbox_row, outbox_table
+from autom.core.bus import AUDIT_STREAM, Message, OutboxRelay, outbox_row, outbox_table
 from autom.core.logging import current_request_id
 from autom.core.protoconv import to_timestamp
 
 __all__ = [
     "AUDIT_STREAM",
+    "BATCH_HEADER",
     "SUBJECT",
     "Change",
     "audit_event",
     "audit_outbox_table",
     "audit_relay",
     "audit_row",
+    "combine_entries",
 ]
 SUBJECT = "automations.audit.{}"
+# Marks a message carrying an AuditBatch (its value: how many entries) instead of one entry.
+BATCH_HEADER = "Autom-Audit-Batch"
+# Entries per message at most, and their bytes: far below NATS's 1 MiB payload limit.
+BATCH_MAX = 200
+BATCH_MAX_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,51 @@ def audit_outbox_table(metadata: MetaData) -> Table:
     return outbox_table(metadata, "audit_outbox")
 
 
+def combine_entries(rows: Sequence[Any]) -> list[Message]:
+    """Audit outbox rows as messages: entries of one subject go together, up to BATCH_MAX.
+
+    A lone entry goes as it is (an AuditEvent); several go as one AuditBatch. A batch's
+    msg_id names its first entry and its size, so the same rows published again are
+    deduplicated by JetStream, and rows grouped otherwise still make each entry once
+    (definitions keys them by event id).
+    """
+    groups: list[list[Any]] = []
+    size = 0
+    for row in rows:
+        group = groups[-1] if groups else None
+        if (
+            group is None
+            or group[0].subject != row.subject
+            or len(group) >= BATCH_MAX
+            or size + len(row.payload) > BATCH_MAX_BYTES
+        ):
+            groups.append([row])
+            size = len(row.payload)
+            continue
+        group.append(row)
+        size += len(row.payload)
+    messages: list[Message] = []
+    for group in groups:
+        first = group[0]
+        if len(group) == 1:
+            messages.append((first.subject, first.payload, first.msg_id, {}))
+            continue
+        batch = audit_pb2.AuditBatch(
+            events=[audit_pb2.AuditEvent.FromString(r.payload) for r in group]
+        )
+        messages.append(
+            (
+                first.subject,
+                batch.SerializeToString(),
+                f"{first.msg_id}+{len(group)}",
+                {BATCH_HEADER: str(len(group))},
+            )
+        )
+    return messages
+
+
 def audit_relay(engine: AsyncEngine, table: Table, js: JetStreamContext) -> OutboxRelay:
     """The relay of a service's audit outbox; published rows are deleted (definitions has them)."""
-    return OutboxRelay(engine=engine, table=table, js=js, keep_published=None)
+    return OutboxRelay(
+        engine=engine, table=table, js=js, keep_published=None, combine=combine_entries
+    )

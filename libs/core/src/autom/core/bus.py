@@ -270,6 +270,10 @@ def outbox_row(subject: str, msg_id: str, payload: bytes) -> dict[str, object]:
 
 
 PublishedHook = Callable[[AsyncConnection, list[str], datetime], Awaitable[None]]
+# (subject, payload, msg_id, headers) of one message.
+Message = tuple[str, bytes, str, dict[str, str]]
+# Outbox rows (id, subject, msg_id, payload) -> the messages that carry them all.
+Combine = Callable[[Sequence[Any]], list[Message]]
 
 
 class OutboxRelay:
@@ -280,7 +284,8 @@ class OutboxRelay:
     service's needs: `keep_published=None` deletes rows once published (keeps a hot outbox's
     index tiny); `release_at_created` treats `created_at` as a release time (rows planned
     ahead wait for it); `on_published` runs in the same transaction with the published
-    msg_ids and the ack time (e.g. to stamp the records they announce).
+    msg_ids and the ack time (e.g. to stamp the records they announce); `combine` turns a
+    batch of rows into fewer messages (entries that travel together).
     """
 
     def __init__(
@@ -296,7 +301,11 @@ class OutboxRelay:
         on_published: PublishedHook | None = None,
         ack_timeout: float = 10.0,
         trace_parent: Callable[[str], Context] | None = None,
+        combine: Combine | None = None,
     ) -> None:
+        if combine is not None and trace_parent is not None:
+            raise ValueError("a combined message has no single trace to join")
+        self._combine = combine
         self._engine = engine
         self._table = table
         self._js = js
@@ -330,14 +339,9 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            spans, headers = self._publish_spans(rows)
+            messages, spans, headers = self._messages(rows)
             try:
-                await publish_batch(
-                    self._js,
-                    [(r.subject, r.payload, r.msg_id) for r in rows],
-                    timeout=self._ack_timeout,
-                    headers=headers,
-                )
+                await publish_batch(self._js, messages, timeout=self._ack_timeout, headers=headers)
             except BaseException as exc:
                 for span in spans:
                     span.record_exception(exc)
@@ -355,6 +359,17 @@ class OutboxRelay:
             if self._on_published is not None:
                 await self._on_published(conn, [r.msg_id for r in rows], acked)
         return len(rows)
+
+    def _messages(
+        self, rows: Sequence[Any]
+    ) -> tuple[list[tuple[str, bytes, str]], list[Span], list[dict[str, str]] | None]:
+        """The messages carrying `rows`, their producer spans and their extra headers."""
+        if self._combine is None:
+            spans, headers = self._publish_spans(rows)
+            return [(r.subject, r.payload, r.msg_id) for r in rows], spans, headers
+        combined = self._combine(rows)
+        messages = [(subject, payload, msg_id) for subject, payload, msg_id, _ in combined]
+        return messages, [], [extra for *_, extra in combined]
 
     def _publish_spans(self, rows: Sequence[Any]) -> tuple[list[Span], list[dict[str, str]] | None]:
         """A producer span per row, and the headers that carry each onward (tracing on)."""

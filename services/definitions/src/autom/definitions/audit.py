@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from autom.api.events.v1 import audit_pb2
 from autom.core import bus
-from autom.core.audit import AUDIT_STREAM, Change, audit_event
+from autom.core.audit import AUDIT_STREAM, BATCH_HEADER, Change, audit_event
 from autom.core.auth import Principal
 from autom.core.batch import Batcher
 from autom.core.errors import ValidationFailed, Violation
@@ -99,6 +99,17 @@ async def record(conn: AsyncConnection, caller: Principal, change: Change) -> No
     await conn.execute(entry(caller, change))
 
 
+def _entries(msg: Msg) -> list[audit_pb2.AuditEvent]:
+    """The entries of an AUDIT message (DecodeError when it holds none that can be stored)."""
+    if (msg.headers or {}).get(BATCH_HEADER):
+        events = list(audit_pb2.AuditBatch.FromString(msg.data).events)
+    else:
+        events = [audit_pb2.AuditEvent.FromString(msg.data)]
+    if not events or any(not e.event_id or not e.workspace_id for e in events):
+        raise DecodeError("an entry lacks event_id or workspace_id")
+    return events
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """What ListAuditEvents narrows the log to (empty or None: no narrowing)."""
@@ -147,38 +158,45 @@ class AuditLog:
         await self._batcher.submit(event)
 
     async def handle(self, msg: Msg) -> None:
-        """One AUDIT message: stored then acked; unreadable ones are terminated."""
-        event = audit_pb2.AuditEvent()
+        """One AUDIT message (an entry, or a batch of them): stored then acked.
+
+        Unreadable messages are terminated, and so are entries the table can never hold;
+        any other failure redelivers the message (entries already stored stay single).
+        """
         try:
-            event.ParseFromString(msg.data)
-            if not event.event_id or not event.workspace_id:
-                raise DecodeError("missing event_id or workspace_id")
-        except DecodeError:
+            events = _entries(msg)
+        except DecodeError as exc:
             log.error(
-                "audit: unreadable message on %s (%d bytes), terminated", msg.subject, len(msg.data)
+                "audit: unreadable message on %s (%d bytes), terminated: %s",
+                msg.subject,
+                len(msg.data),
+                exc,
             )
             await msg.term()
             return
-        try:
-            await self.store_batched(event)
-        except DBAPIError as exc:
-            if not never_fits(exc):
-                await self._retry(msg, event)
-                return
-            # A value the table cannot hold never will: retrying would only loop.
-            log.error("audit: event %s cannot be stored, terminated", event.event_id, exc_info=True)
-            await msg.term()
+        results = await asyncio.gather(
+            *(self.store_batched(e) for e in events), return_exceptions=True
+        )
+        retry = False
+        for event, result in zip(events, results, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            if isinstance(result, DBAPIError) and never_fits(result):
+                # A value the table cannot hold never will: retrying would only loop.
+                log.error(
+                    "audit: event %s cannot be stored, dropped",
+                    event.event_id,
+                    exc_info=result,
+                )
+                continue
+            log.warning("audit: storing %s failed; retrying", event.event_id, exc_info=result)
+            retry = True
+        if not retry:
+            await msg.ack()
             return
-        except Exception:
-            await self._retry(msg, event)
-            return
-        await msg.ack()
-
-    async def _retry(self, msg: Msg, event: audit_pb2.AuditEvent) -> None:
         deliveries = 1
         with contextlib.suppress(Exception):
             deliveries = int(msg.metadata.num_delivered or 1)
-        log.warning("audit: storing %s failed; retrying", event.event_id, exc_info=True)
         await msg.nak(delay=_BACKOFF.delay(deliveries))
 
     def consumer(self, js: JetStreamContext) -> Callable[[asyncio.Event], Awaitable[None]]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61utom/api/events/v1/audit.proto\x12\x13\x61utom.api.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x03\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x10\n\x08token_id\x18\x05 \x01(\t\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x08 \x01(\t\x12\x13\n\x0btarget_type\x18\t \x01(\t\x12\x11\n\ttarget_id\x18\n \x01(\t\x12\x16\n\x0eversion_before\x18\x0b \x01(\x03\x12\x15\n\rversion_after\x18\x0c \x01(\x03\x12\x12\n\nrequest_id\x18\r \x01(\t\x12=\n\x07\x64\x65tails\x18\x0e \x03(\x0b\x32,.autom.api.events.v1.AuditEvent.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61utom/api/events/v1/audit.proto\x12\x13\x61utom.api.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x03\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x10\n\x08token_id\x18\x05 \x01(\t\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x0f\n\x07service\x18\x07 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x08 \x01(\t\x12\x13\n\x0btarget_type\x18\t \x01(\t\x12\x11\n\ttarget_id\x18\n \x01(\t\x12\x16\n\x0eversion_before\x18\x0b \x01(\x03\x12\x15\n\rversion_after\x18\x0c \x01(\x03\x12\x12\n\nrequest_id\x18\r \x01(\t\x12=\n\x07\x64\x65tails\x18\x0e \x03(\x0b\x32,.autom.api.events.v1.AuditEvent.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"=\n\nAuditBatch\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1f.autom.api.events.v1.AuditEventb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,4 +38,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITEVENT']._serialized_end=488
   _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=442
   _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=488
+  _globals['_AUDITBATCH']._serialized_start=490
+  _globals['_AUDITBATCH']._serialized_end=551
 # @@protoc_insertion_point(module_scope)
