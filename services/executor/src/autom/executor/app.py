@@ -65,9 +65,12 @@ async def build_app(
         settings.database_url, size=settings.db_pool_size, application_name="autom-executor"
     )
     store = RunStore(engine, pool, max_output_bytes=settings.max_output_bytes)
-    # Run events are the executor's hottest NATS traffic (three per run): published pipelined,
-    # polled often in case a commit's notify is missed.
-    relay = bus.OutboxRelay(engine=engine, table=db.outbox, js=js, poll_interval=0.5)
+    # Run events are the executor's hottest NATS traffic (three per run and a fire): published
+    # pipelined, polled often in case a commit's notify is missed, and deleted once JetStream
+    # has them (kept, four rows a run would grow the table by millions a day under load).
+    relay = bus.OutboxRelay(
+        engine=engine, table=db.outbox, js=js, poll_interval=0.5, keep_published=None
+    )
     watchers = RunWatchers(rt.nc)
     quotas = (
         RunQuotas(store, source, ttl_seconds=settings.quota_cache_seconds)
