@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,18 +37,26 @@ def shortest_interval(definition: Mapping[str, Any]) -> float | None:
     return min(gaps) if gaps else None
 
 
-def _stored_limits(workspace_id: str) -> Select[Any]:
+def _stored_limits(workspace_id: str | BindParameter[str]) -> Select[Any]:
     """The limits the admin set for the workspace (no row: none)."""
     q = db.workspace_quotas
     return select(q.c.limits).where(q.c.workspace_id == workspace_id)
 
 
-def _active_count(workspace_id: str) -> Select[int]:
+def _active_count(workspace_id: str | BindParameter[str]) -> Select[int]:
     """How many live automations of the workspace are active."""
     a = db.automations
     return select(func.count()).where(
         a.c.workspace_id == workspace_id, a.c.status == "active", a.c.deleted_at.is_(None)
     )
+
+
+# Built once (every activation runs them): SQLAlchemy builds no statement per call.
+_ACTIVATION_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
+_ACTIVATION_USAGE = select(
+    _stored_limits(bindparam("ws")).scalar_subquery(),
+    _active_count(bindparam("ws")).scalar_subquery(),
+)
 
 
 class Quotas:
@@ -74,18 +82,9 @@ class Quotas:
     async def check_activation(self, conn: AsyncConnection, workspace_id: str) -> None:
         """Refuse one more active automation at the limit."""
         # Serialises activations of one workspace, so two at once cannot both pass.
-        await conn.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(f"quota:{workspace_id}")))
-        )
+        await conn.execute(_ACTIVATION_LOCK, {"key": f"quota:{workspace_id}"})
         # After the lock (a statement's snapshot is taken when it starts): both in one trip.
-        stored, current = (
-            await conn.execute(
-                select(
-                    _stored_limits(workspace_id).scalar_subquery(),
-                    _active_count(workspace_id).scalar_subquery(),
-                )
-            )
-        ).one()
+        stored, current = (await conn.execute(_ACTIVATION_USAGE, {"ws": workspace_id})).one()
         limit = self._effective(stored)["active_automations"]
         if reached(int(current), limit):
             raise QuotaExceeded(workspace_id, "active_automations", current, limit)

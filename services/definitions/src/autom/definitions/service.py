@@ -73,6 +73,64 @@ _BY_NAME = _LIVE.where(
 )
 
 
+# The statements of a create, built once with bind parameters (a name never equal to a
+# column's: SQLAlchemy keeps those for the VALUES it renders itself).
+_CLAIM_KEY = (
+    pg_insert(db.idempotency_keys)
+    .values(
+        {
+            c: bindparam(f"key_{c}")
+            for c in ("workspace_id", "method", "request_id", "resource_id", "created_at")
+        }
+    )
+    .on_conflict_do_nothing()
+    .returning(db.idempotency_keys.c.resource_id)
+)
+_NEW_AUTOMATION = (
+    insert(db.automations)
+    .values(
+        {
+            c: bindparam(f"new_{c}")
+            for c in (
+                "id",
+                "workspace_id",
+                "name",
+                "status",
+                "version",
+                "definition",
+                "pause_note",
+                "created_by",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
+    .returning(*db.automations.c)
+    .cte("automation")
+)
+# Version 1 is written by the same statement (one round trip).
+_CREATE = select(_NEW_AUTOMATION).add_cte(
+    insert(db.automation_versions)
+    .from_select(
+        ["automation_id", "version", "definition", "created_by", "created_at"],
+        select(
+            _NEW_AUTOMATION.c.id,
+            _NEW_AUTOMATION.c.version,
+            _NEW_AUTOMATION.c.definition,
+            _NEW_AUTOMATION.c.created_by,
+            _NEW_AUTOMATION.c.created_at,
+        ),
+    )
+    .cte("first_version")
+)
+# A change's announcement; its audit entry rides along as a CTE.
+_EMIT = (
+    insert(db.outbox)
+    .values({c: bindparam(f"outbox_{c}") for c in ("subject", "msg_id", "payload", "created_at")})
+    .add_cte(audit.ENTRY_CTE)
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -214,7 +272,7 @@ class DefinitionsService:
         before: Row[Any] | None = None,
     ) -> None:
         """Announce a change (outbox) and append its audit entry, in the change's transaction."""
-        entry = audit.entry(
+        entry = audit.entry_params(
             caller,
             Change(
                 action=_AUDIT_ACTIONS[kind],
@@ -246,11 +304,8 @@ class DefinitionsService:
             revision=row.revision,
         )
         # One statement, one round trip: the entry rides along as a CTE.
-        await conn.execute(
-            insert(db.outbox)
-            .values(outbox_row(EVENT_SUBJECT.format(kind), event_id, event.SerializeToString()))
-            .add_cte(entry.cte("audit_entry"))
-        )
+        announced = outbox_row(EVENT_SUBJECT.format(kind), event_id, event.SerializeToString())
+        await conn.execute(_EMIT, {**{f"outbox_{k}": v for k, v in announced.items()}, **entry})
 
     async def _idempotent(
         self, conn: AsyncConnection, workspace_id: str, method: str, request_id: str
@@ -282,18 +337,15 @@ class DefinitionsService:
         """
         if not request_id:
             return None
-        t = db.idempotency_keys
         claimed = await conn.execute(
-            pg_insert(t)
-            .values(
-                workspace_id=workspace_id,
-                method=method,
-                request_id=request_id,
-                resource_id=resource_id,
-                created_at=_now(),
-            )
-            .on_conflict_do_nothing()
-            .returning(t.c.resource_id)
+            _CLAIM_KEY,
+            {
+                "key_workspace_id": workspace_id,
+                "key_method": method,
+                "key_request_id": request_id,
+                "key_resource_id": resource_id,
+                "key_created_at": _now(),
+            },
         )
         if claimed.first() is not None:
             return None
@@ -322,36 +374,22 @@ class DefinitionsService:
                     if not paused:
                         await self._quotas.check_activation(conn, ws)
                 now = _now()
-                automation = (
-                    insert(db.automations)
-                    .values(
-                        id=automation_id,
-                        workspace_id=ws,
-                        name=raw["name"],
-                        status="paused" if paused else "active",
-                        version=1,
-                        definition=raw,
-                        pause_note="",
-                        created_by=caller.subject,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(*db.automations.c)
-                    .cte("automation")
-                )
-                # Version 1 is written by the same statement (one round trip).
-                first = insert(db.automation_versions).from_select(
-                    ["automation_id", "version", "definition", "created_by", "created_at"],
-                    select(
-                        automation.c.id,
-                        automation.c.version,
-                        automation.c.definition,
-                        automation.c.created_by,
-                        automation.c.created_at,
-                    ),
-                )
                 row = (
-                    await conn.execute(select(automation).add_cte(first.cte("first_version")))
+                    await conn.execute(
+                        _CREATE,
+                        {
+                            "new_id": automation_id,
+                            "new_workspace_id": ws,
+                            "new_name": raw["name"],
+                            "new_status": "paused" if paused else "active",
+                            "new_version": 1,
+                            "new_definition": raw,
+                            "new_pause_note": "",
+                            "new_created_by": caller.subject,
+                            "new_created_at": now,
+                            "new_updated_at": now,
+                        },
+                    )
                 ).one()
                 await sync_webhooks(conn, ws, automation_id, raw, created=True)
                 await self._emit(conn, "created", row, caller)

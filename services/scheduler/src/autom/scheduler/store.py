@@ -56,17 +56,60 @@ def _generation(generation: int | None) -> Any:
     )
 
 
+def _stamp_statement(latest: bool) -> Any:
+    a = db.automations
+    generation = _generation(None) if latest else bindparam("s_generation")
+    return (
+        update(a)
+        .where(a.c.id == bindparam("s_id"))
+        .values(sync_generation=func.greatest(a.c.sync_generation, generation))
+    )
+
+
+def _record_statement(listing: bool, latest: bool) -> Any:
+    a = db.automations
+    statement = pg_insert(a).values(
+        {
+            **{c: bindparam(f"r_{c}") for c in (*_RECORDED, "id")},
+            "sync_generation": _generation(None) if latest else bindparam("r_generation"),
+        }
+    )
+    newer = a.c.revision < statement.excluded.revision
+    if listing:
+        newer = or_(newer, a.c.revision == statement.excluded.revision)
+    return statement.on_conflict_do_update(
+        index_elements=[a.c.id],
+        set_={
+            **{c: statement.excluded[c] for c in _RECORDED},
+            "sync_generation": func.greatest(
+                a.c.sync_generation, statement.excluded.sync_generation
+            ),
+        },
+        where=newer,
+    ).returning(a.c.id)
+
+
+# What a change records of an automation (besides its id and the resync stamp).
+_RECORDED = ("workspace_id", "version", "revision", "status", "deleted")
+# Built once per shape (every definitions event runs one): SQLAlchemy builds no statement
+# per call. Keyed by (latest resync's generation?) and, for a record, (from a listing?).
+_STAMP = {latest: _stamp_statement(latest) for latest in (False, True)}
+_RECORD = {
+    (listing, latest): _record_statement(listing, latest)
+    for listing in (False, True)
+    for latest in (False, True)
+}
+
+
 async def stamp(conn: AsyncConnection, automation_id: str, generation: int | None) -> None:
     """Mark an automation seen by a resync of `generation` (None: the latest one started).
 
     Stamps only grow, so a slower, older resync never un-marks what a newer one saw.
     """
-    a = db.automations
-    await conn.execute(
-        update(a)
-        .where(a.c.id == automation_id)
-        .values(sync_generation=func.greatest(a.c.sync_generation, _generation(generation)))
-    )
+    params: dict[str, Any] = {"s_id": automation_id}
+    if generation is not None:
+        params["s_generation"] = generation
+    await conn.execute(_STAMP[generation is None], params)
 
 
 async def record_change(
@@ -77,32 +120,17 @@ async def record_change(
 
     One statement where the read, the write and the stamp were three round trips.
     """
-    a = db.automations
-    values = {
-        "workspace_id": change.workspace_id,
-        "version": change.version,
-        "revision": change.revision,
-        "status": change.status,
-        "deleted": change.deleted,
+    params: dict[str, Any] = {
+        "r_id": change.automation_id,
+        "r_workspace_id": change.workspace_id,
+        "r_version": change.version,
+        "r_revision": change.revision,
+        "r_status": change.status,
+        "r_deleted": change.deleted,
     }
-    statement = pg_insert(a).values(
-        id=change.automation_id, sync_generation=_generation(generation), **values
-    )
-    newer = a.c.revision < statement.excluded.revision
-    if listing:
-        newer = or_(newer, a.c.revision == statement.excluded.revision)
-    stored = await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[a.c.id],
-            set_={
-                **values,
-                "sync_generation": func.greatest(
-                    a.c.sync_generation, statement.excluded.sync_generation
-                ),
-            },
-            where=newer,
-        ).returning(a.c.id)
-    )
+    if generation is not None:
+        params["r_generation"] = generation
+    stored = await conn.execute(_RECORD[listing, generation is None], params)
     if stored.first() is not None:
         return True
     await stamp(conn, change.automation_id, generation)
@@ -148,11 +176,15 @@ async def orphan_schedule_ids(conn: AsyncConnection, limit: int) -> list[str]:
 
 async def schedules_of(conn: AsyncConnection, automation_id: str) -> dict[str, Row[Any]]:
     """One automation's schedules by trigger id, locked for update."""
-    s = db.schedules
-    rows = await conn.execute(
-        select(*s.c).where(s.c.automation_id == automation_id).with_for_update()
-    )
+    rows = await conn.execute(_SCHEDULES_OF, {"aid": automation_id})
     return {row.trigger_id: row for row in rows.all()}
+
+
+_SCHEDULES_OF = (
+    select(*db.schedules.c)
+    .where(db.schedules.c.automation_id == bindparam("aid"))
+    .with_for_update()
+)
 
 
 async def schedule(
