@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -30,6 +31,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    any_,
+    bindparam,
     delete,
     func,
     select,
@@ -318,6 +321,21 @@ class OutboxRelay:
         # Given a msg_id, the trace its publish span joins (the relay of fires: the fire's).
         self._trace_parent = trace_parent
         self._wake = asyncio.Event()
+        # Built once (a pass runs them all): SQLAlchemy then builds no statement per pass, and
+        # `= ANY(:ids)` is one SQL text whatever the batch's size (one prepared statement).
+        t = table
+        pending = select(t.c.id, t.c.subject, t.c.msg_id, t.c.payload).where(
+            t.c.published_at.is_(None)
+        )
+        if release_at_created:
+            pending = pending.where(t.c.created_at <= bindparam("now"))
+        self._pending = pending.order_by(t.c.id).limit(batch_size).with_for_update(skip_locked=True)
+        batch = t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        self._done = (
+            delete(t).where(batch)
+            if keep_published is None
+            else update(t).where(batch).values(published_at=bindparam("acked"))
+        )
 
     def notify(self) -> None:
         """Wake the relay after a commit that wrote outbox rows."""
@@ -325,18 +343,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished (released) rows; returns how many were published."""
-        t = self._table
-        query = select(t.c.id, t.c.subject, t.c.msg_id, t.c.payload).where(
-            t.c.published_at.is_(None)
-        )
-        if self._release:
-            query = query.where(t.c.created_at <= datetime.now(UTC))
         async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    query.order_by(t.c.id).limit(self._batch).with_for_update(skip_locked=True)
-                )
-            ).all()
+            now = {"now": datetime.now(UTC)} if self._release else {}
+            rows = (await conn.execute(self._pending, now)).all()
             if not rows:
                 return 0
             messages, spans, headers = self._messages(rows)
@@ -351,11 +360,10 @@ class OutboxRelay:
             for span in spans:
                 span.end()
             acked = datetime.now(UTC)
-            ids = [r.id for r in rows]
-            if self._keep is None:
-                await conn.execute(delete(t).where(t.c.id.in_(ids)))
-            else:
-                await conn.execute(update(t).where(t.c.id.in_(ids)).values(published_at=acked))
+            done: dict[str, Any] = {"ids": [r.id for r in rows]}
+            if self._keep is not None:
+                done["acked"] = acked
+            await conn.execute(self._done, done)
             if self._on_published is not None:
                 await self._on_published(conn, [r.msg_id for r in rows], acked)
         return len(rows)
