@@ -48,6 +48,17 @@ async def create(api: pb_grpc.DefinitionsServiceStub, raw: dict[str, Any], **kw:
     ).automation
 
 
+async def update(
+    api: pb_grpc.DefinitionsServiceStub, automation_id: str, raw: dict[str, Any], **kw: Any
+) -> Any:
+    """UpdateAutomation of version 1 to `raw` (its response)."""
+    return await api.UpdateAutomation(
+        pb.UpdateAutomationRequest(
+            automation_id=automation_id, version=1, definition=definition_to_proto(raw), **kw
+        )
+    )
+
+
 async def test_create_then_get_round_trips_byte_for_byte(
     definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
 ) -> None:
@@ -147,27 +158,25 @@ async def test_duplicate_name_answers_already_exists(
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-async def test_update_with_stale_version_is_aborted_and_versions_are_immutable(
-    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
-) -> None:
-    api = stub(definitions_app, token_for(Role.EDITOR))
+async def _created_with_edit(
+    app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> tuple[pb_grpc.DefinitionsServiceStub, Any, dict[str, Any]]:
+    """An editor's stub, a created automation, and its definition with a new description."""
+    api = stub(app, token_for(Role.EDITOR))
     created = await create(api, digest)
     changed = copy.deepcopy(digest)
     changed["description"] = "v2"
-    updated = (
-        await api.UpdateAutomation(
-            pb.UpdateAutomationRequest(
-                automation_id=created.id, version=1, definition=definition_to_proto(changed)
-            )
-        )
-    ).automation
+    return api, created, changed
+
+
+async def test_update_with_stale_version_is_aborted_and_versions_are_immutable(
+    definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
+) -> None:
+    api, created, changed = await _created_with_edit(definitions_app, token_for, digest)
+    updated = (await update(api, created.id, changed)).automation
     assert updated.version == 2
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.UpdateAutomation(
-            pb.UpdateAutomationRequest(
-                automation_id=created.id, version=1, definition=definition_to_proto(changed)
-            )
-        )
+        await update(api, created.id, changed)
     assert err.value.code() == grpc.StatusCode.ABORTED
     versions = await api.ListAutomationVersions(
         pb.ListAutomationVersionsRequest(automation_id=created.id)
@@ -181,26 +190,16 @@ async def test_update_with_stale_version_is_aborted_and_versions_are_immutable(
 async def test_update_is_idempotent_on_request_id(
     definitions_app: GrpcApp, token_for: TokenFor, digest: dict[str, Any]
 ) -> None:
-    api = stub(definitions_app, token_for(Role.EDITOR))
-    created = await create(api, digest)
-    changed = copy.deepcopy(digest)
-    changed["description"] = "v2"
-
-    def update(request_id: str) -> Any:
-        return api.UpdateAutomation(
-            pb.UpdateAutomationRequest(
-                automation_id=created.id,
-                version=1,
-                definition=definition_to_proto(changed),
-                request_id=request_id,
-            )
-        )
-
+    api, created, changed = await _created_with_edit(definitions_app, token_for, digest)
     # A retry after a lost answer, even at once: one version 2, not a conflict.
-    first, again = await asyncio.gather(update("edit-1"), update("edit-1"))
+    first, again = await asyncio.gather(
+        update(api, created.id, changed, request_id="edit-1"),
+        update(api, created.id, changed, request_id="edit-1"),
+    )
     assert first.automation.version == again.automation.version == 2
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await update("edit-2")  # a new edit from the version it read: stale
+        # A new edit from the version it read: stale.
+        await update(api, created.id, changed, request_id="edit-2")
     assert err.value.code() == grpc.StatusCode.ABORTED
     versions = await api.ListAutomationVersions(
         pb.ListAutomationVersionsRequest(automation_id=created.id)

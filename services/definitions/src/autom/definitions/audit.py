@@ -20,7 +20,6 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -89,30 +88,23 @@ def to_proto(row: Any) -> audit_pb2.AuditEvent:
     )
 
 
-def entry(caller: Principal, change: Change) -> Insert:
-    """The insert of the entry for one of definitions' own mutations."""
-    return pg_insert(db.audit_events).values(_values(audit_event(SERVICE, change, caller)))
-
-
-_ENTRY_COLUMNS = tuple(_values(audit_pb2.AuditEvent(occur_time={"seconds": 0})))
-# The entry as a CTE riding on another insert, built once: its bind parameters are
-# `audit_<column>` (see entry_params), so SQLAlchemy builds no statement per call.
-ENTRY_CTE = (
-    pg_insert(db.audit_events)
-    .values({c: bindparam(f"audit_{c}") for c in _ENTRY_COLUMNS})
-    .cte("audit_entry")
-)
+# Every column but the insertion order `seq` (the sequence fills it).
+_ENTRY_COLUMNS = tuple(c.name for c in db.audit_events.c if c.name != "seq")
+# One of definitions' own entries, built once: its bind parameters are `audit_<column>` (see
+# entry_params), so it can ride as a CTE on the insert of the change it records.
+_ENTRY = pg_insert(db.audit_events).values({c: bindparam(f"audit_{c}") for c in _ENTRY_COLUMNS})
+ENTRY_CTE = _ENTRY.cte("audit_entry")
 
 
 def entry_params(caller: Principal, change: Change) -> dict[str, Any]:
-    """The bind parameters of ENTRY_CTE for one of definitions' own mutations."""
+    """The bind parameters of the entry for one of definitions' own mutations."""
     values = _values(audit_event(SERVICE, change, caller))
     return {f"audit_{c}": values[c] for c in _ENTRY_COLUMNS}
 
 
 async def record(conn: AsyncConnection, caller: Principal, change: Change) -> None:
     """Append the entry for one of definitions' own mutations, in its transaction."""
-    await conn.execute(entry(caller, change))
+    await conn.execute(_ENTRY, entry_params(caller, change))
 
 
 def _entries(msg: Msg) -> list[audit_pb2.AuditEvent]:

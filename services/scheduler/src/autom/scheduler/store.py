@@ -46,19 +46,16 @@ async def next_sync_generation(conn: AsyncConnection) -> int:
     return int((await conn.execute(db.sync_generations.next_value())).scalar_one())
 
 
-def _generation(generation: int | None) -> Any:
-    """A resync's generation, or (None) that of the latest resync started."""
-    if generation is not None:
-        return generation
-    return text(
-        "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
-        f" FROM {db.SCHEMA}.{db.sync_generations.name})"
-    )
+# The generation of the latest resync started (0 before the first).
+_LATEST_GENERATION = text(
+    "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+    f" FROM {db.SCHEMA}.{db.sync_generations.name})"
+)
 
 
 def _stamp_statement(latest: bool) -> Any:
     a = db.automations
-    generation = _generation(None) if latest else bindparam("s_generation")
+    generation = _LATEST_GENERATION if latest else bindparam("s_generation")
     return (
         update(a)
         .where(a.c.id == bindparam("s_id"))
@@ -71,7 +68,7 @@ def _record_statement(listing: bool, latest: bool) -> Any:
     statement = pg_insert(a).values(
         {
             **{c: bindparam(f"r_{c}") for c in (*_RECORDED, "id")},
-            "sync_generation": _generation(None) if latest else bindparam("r_generation"),
+            "sync_generation": _LATEST_GENERATION if latest else bindparam("r_generation"),
         }
     )
     newer = a.c.revision < statement.excluded.revision
