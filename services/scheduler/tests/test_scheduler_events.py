@@ -11,12 +11,13 @@ import nats
 import nats.js.errors
 import sqlalchemy as sa
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from autom.api.events.v1 import events_pb2
 from autom.core import bus
 from autom.core.db import create_engine
 from autom.devstack.eventually import assert_eventually
-from autom.scheduler import db
+from autom.scheduler import db, store
 from autom.scheduler.events import DEAD_LETTER_SUBJECT, DEFINITIONS_DURABLE, DefinitionEvents
 from autom.scheduler.service import SchedulerService
 
@@ -111,11 +112,51 @@ async def test_undecodable_definition_event_is_dead_lettered_and_terminated(
         await nc.close()
 
 
+async def _handle_in_order(
+    handler: DefinitionEvents,
+    nats_url: str,
+    events: list[tuple[str, events_pb2.DefinitionEvent]],
+    on_handled: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Publish `(kind, event)` pairs to JetStream, then hand their messages to `handler`."""
+    ours = {event.automation_id for _, event in events}
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.DEFINITIONS_STREAM,))
+        sub = await js.pull_subscribe(
+            "automations.definitions.>",
+            durable=f"t-{uuid.uuid4().hex[:8]}",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+        )
+        for kind, event in events:
+            await js.publish(f"automations.definitions.{kind}", event.SerializeToString())
+        handled: list[str] = []
+        while len(handled) < len(events):
+            for msg in await sub.fetch(1, timeout=10):
+                event = events_pb2.DefinitionEvent.FromString(msg.data)
+                if event.automation_id not in ours:  # another test's
+                    await msg.ack()
+                    continue
+                current = f"{msg.subject.rsplit('.', 1)[1]} {event.automation_id}"
+                on_handled(current)
+                await handler.handle(msg)
+                handled.append(current)
+        assert handled == [f"{kind} {event.automation_id}" for kind, event in events]
+    finally:
+        await nc.close()
+
+
 async def test_only_an_active_schedule_wakes_the_due_loop(
     service: SchedulerService, nats_url: str, make_event: MakeEvent
 ) -> None:
     woken: list[str] = []
     current = ""
+
+    def handling(what: str) -> None:
+        nonlocal current
+        current = what
+
     handler = DefinitionEvents(service, lambda: woken.append(current))
     a, b = f"wake-{uuid.uuid4().hex[:8]}", f"none-{uuid.uuid4().hex[:8]}"
     cases = [
@@ -126,29 +167,28 @@ async def test_only_an_active_schedule_wakes_the_due_loop(
         ("updated", b, None),
         ("deleted", a, None),
     ]
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await bus.ensure_streams(js, (bus.DEFINITIONS_STREAM,))
-        sub = await js.pull_subscribe(
-            "automations.definitions.>",
-            durable=f"t-{uuid.uuid4().hex[:8]}",
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
-        )
-        for kind, automation_id, config in cases:
-            event = make_event(kind, automation_id=automation_id, version=1, config=config)
-            await js.publish(f"automations.definitions.{kind}", event.SerializeToString())
-        handled: list[str] = []
-        while len(handled) < len(cases):
-            for msg in await sub.fetch(1, timeout=10):
-                event = events_pb2.DefinitionEvent.FromString(msg.data)
-                if event.automation_id not in (a, b):  # another test's
-                    await msg.ack()
-                    continue
-                current = f"{msg.subject.rsplit('.', 1)[1]} {event.automation_id}"
-                await handler.handle(msg)
-                handled.append(current)
-        assert handled == [f"{kind} {automation_id}" for kind, automation_id, _ in cases]
-        assert woken == [f"created {a}", f"resumed {a}"]
-    finally:
-        await nc.close()
+    events = [
+        (kind, make_event(kind, automation_id=automation_id, version=1, config=config))
+        for kind, automation_id, config in cases
+    ]
+    await _handle_in_order(handler, nats_url, events, handling)
+    assert woken == [f"created {a}", f"resumed {a}"]
+
+
+async def test_a_create_without_a_schedule_stores_nothing_and_later_changes_still_apply(
+    service: SchedulerService, engine: AsyncEngine, nats_url: str, make_event: MakeEvent
+) -> None:
+    handler = DefinitionEvents(service, lambda: None)
+    aid = f"plain-{uuid.uuid4().hex[:8]}"
+    created = make_event("created", automation_id=aid, version=1, config=None)
+    await _handle_in_order(handler, nats_url, [("created", created)])
+    async with engine.connect() as conn:
+        assert await store.automation_state(conn, aid) is None
+        assert await store.schedules_of(conn, aid) == {}
+    # A schedule added later is applied; the create delivered again after it changes nothing.
+    updated = make_event("updated", automation_id=aid, version=2, config={"cron": "0 9 * * *"})
+    await _handle_in_order(handler, nats_url, [("updated", updated), ("created", created)])
+    async with engine.connect() as conn:
+        state = await store.automation_state(conn, aid)
+        assert state is not None and state.revision == updated.revision
+        assert list(await store.schedules_of(conn, aid)) == ["tick"]

@@ -126,11 +126,25 @@ class DefinitionEvents(_Consumer):
         if not event.automation_id:
             await self._dead_letter(msg, "DefinitionEvent without automation_id")
             return
+        change = change_from_event(event)
+        if (
+            event.type == events_pb2.DEFINITION_EVENT_TYPE_CREATED
+            and not change.schedule_triggers()
+        ):
+            # Nothing to schedule, and a new automation has no older change that stored state
+            # would have to outrank: no transaction. Its later changes (newer revisions) are
+            # recorded as they come, and a redelivery of this one is skipped again.
+            log.debug(
+                "definition event CREATED of %s r%d: no schedule trigger",
+                event.automation_id,
+                event.revision,
+            )
+            await msg.ack()
+            return
         applied = wake = False
 
         async def apply() -> None:
             nonlocal applied, wake
-            change = change_from_event(event)
             applied = await self._service.apply_change(change)
             # Only an active schedule can bring the next fire forward; an automation without
             # one (most creates and edits) or a pause leaves the due loop asleep.
