@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -121,6 +122,23 @@ async def test_active_automations_and_schedule_interval(stack: Stack) -> None:
     }
     hourly = {"type": "schedule", "config": {"cron": "0 * * * *", "timezone": "UTC"}}
     await stack.create(plan("hourly", triggers=[hourly]), paused=True)
+
+
+async def test_creates_at_once_never_pass_the_active_limit(stack: Stack) -> None:
+    await stack.limit(active_automations=3)
+    outcomes = await asyncio.gather(
+        *(stack.create(plan(f"rush-{i}")) for i in range(8)), return_exceptions=True
+    )
+    made = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(made) == 3 and len(refused) == 5, outcomes
+    assert all(quota_of(err)["limit_name"] == "active_automations" for err in refused)
+    listed = await stack.defs.ListAutomations(dpb.ListAutomationsRequest(page_size=50))
+    assert sorted(a.id for a in listed.automations) == sorted(made)
+    quotas = await stack.admin.GetWorkspaceQuotas(
+        dpb.GetWorkspaceQuotasRequest(workspace_id="default")
+    )
+    assert quotas.active_automations == 3
 
 
 async def test_run_quotas_refuse_at_the_limit_and_recover(stack: Stack) -> None:

@@ -37,25 +37,41 @@ def shortest_interval(definition: Mapping[str, Any]) -> float | None:
     return min(gaps) if gaps else None
 
 
-def _stored_limits(workspace_id: str | BindParameter[str]) -> Select[Any]:
+def has_schedule(definition: Mapping[str, Any]) -> bool:
+    """Whether a definition has a schedule trigger (only those have an interval limit)."""
+    triggers = definition.get("triggers") or []
+    return any(isinstance(t, dict) and t.get("type") == "schedule" for t in triggers)
+
+
+def stored_limits(workspace_id: str | BindParameter[str]) -> Select[Any]:
     """The limits the admin set for the workspace (no row: none)."""
     q = db.workspace_quotas
     return select(q.c.limits).where(q.c.workspace_id == workspace_id)
 
 
-def _active_count(workspace_id: str | BindParameter[str]) -> Select[int]:
-    """How many live automations of the workspace are active."""
+def active_count(workspace_id: str | BindParameter[str]) -> Select[int]:
+    """How many live automations of the workspace are active (column `active`)."""
     a = db.automations
-    return select(func.count()).where(
+    return select(func.count().label("active")).where(
         a.c.workspace_id == workspace_id, a.c.status == "active", a.c.deleted_at.is_(None)
     )
 
 
+def activation_lock(key: str | BindParameter[str]) -> Any:
+    """Takes the lock that serialises activations of one workspace (see `activation_key`)."""
+    return func.pg_advisory_xact_lock(func.hashtext(key))
+
+
+def activation_key(workspace_id: str) -> str:
+    """The key of a workspace's activation lock: two activations at once cannot both pass."""
+    return f"quota:{workspace_id}"
+
+
 # Built once (every activation runs them): SQLAlchemy builds no statement per call.
-_ACTIVATION_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
+_ACTIVATION_LOCK = select(activation_lock(bindparam("key")))
 _ACTIVATION_USAGE = select(
-    _stored_limits(bindparam("ws")).scalar_subquery(),
-    _active_count(bindparam("ws")).scalar_subquery(),
+    stored_limits(bindparam("ws")).scalar_subquery(),
+    active_count(bindparam("ws")).scalar_subquery(),
 )
 
 
@@ -69,7 +85,7 @@ class Quotas:
     async def limits(self, conn: AsyncConnection, workspace_id: str) -> dict[str, float]:
         """Every quota's effective limit for the workspace."""
         return self._effective(
-            (await conn.execute(_stored_limits(workspace_id))).scalar_one_or_none()
+            (await conn.execute(stored_limits(workspace_id))).scalar_one_or_none()
         )
 
     def _effective(self, stored: Mapping[str, float] | None) -> dict[str, float]:
@@ -77,26 +93,42 @@ class Quotas:
 
     async def active_automations(self, conn: AsyncConnection, workspace_id: str) -> int:
         """Live automations of the workspace in state active."""
-        return int((await conn.execute(_active_count(workspace_id))).scalar_one())
+        return int((await conn.execute(active_count(workspace_id))).scalar_one())
 
     async def check_activation(self, conn: AsyncConnection, workspace_id: str) -> None:
         """Refuse one more active automation at the limit."""
-        # Serialises activations of one workspace, so two at once cannot both pass.
-        await conn.execute(_ACTIVATION_LOCK, {"key": f"quota:{workspace_id}"})
+        await conn.execute(_ACTIVATION_LOCK, {"key": activation_key(workspace_id)})
         # After the lock (a statement's snapshot is taken when it starts): both in one trip.
         stored, current = (await conn.execute(_ACTIVATION_USAGE, {"ws": workspace_id})).one()
-        limit = self._effective(stored)["active_automations"]
-        if reached(int(current), limit):
+        self.refuse_activation(workspace_id, stored, int(current))
+
+    def active_limit(self, stored: Mapping[str, float] | None) -> float:
+        """The workspace's limit of active automations, from its stored limits (0: none)."""
+        return self._effective(stored)["active_automations"]
+
+    def refuse_activation(
+        self, workspace_id: str, stored: Mapping[str, float] | None, current: int
+    ) -> None:
+        """Raise QuotaExceeded when `current` active automations leave no room for one more."""
+        limit = self.active_limit(stored)
+        if reached(current, limit):
             raise QuotaExceeded(workspace_id, "active_automations", current, limit)
 
     async def check_schedules(
         self, conn: AsyncConnection, workspace_id: str, definition: Mapping[str, Any]
     ) -> None:
         """Refuse a schedule firing more often than the workspace allows."""
-        triggers = definition.get("triggers") or []
-        if not any(isinstance(t, dict) and t.get("type") == "schedule" for t in triggers):
-            return  # no schedule: no limit to read
-        limit = (await self.limits(conn, workspace_id))["min_schedule_interval_seconds"]
+        if has_schedule(definition):
+            stored = (await conn.execute(stored_limits(workspace_id))).scalar_one_or_none()
+            self.refuse_schedules(workspace_id, stored, definition)
+
+    def refuse_schedules(
+        self, workspace_id: str, stored: Mapping[str, float] | None, definition: Mapping[str, Any]
+    ) -> None:
+        """`check_schedules` with the workspace's stored limits already read."""
+        if not has_schedule(definition):
+            return
+        limit = self._effective(stored)["min_schedule_interval_seconds"]
         if limit <= 0:
             return  # no limit (the default): no fire times to compute
         shortest = shortest_interval(definition)

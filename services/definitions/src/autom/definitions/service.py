@@ -7,9 +7,24 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +51,13 @@ from autom.definitions import audit, db
 from autom.definitions.convert import definition_to_proto
 from autom.definitions.domain.validation import tool_automations, tool_mcp, validate_definition
 from autom.definitions.mcp_servers import McpServers
-from autom.definitions.quotas import Quotas
+from autom.definitions.quotas import (
+    Quotas,
+    activation_key,
+    activation_lock,
+    active_count,
+    stored_limits,
+)
 from autom.definitions.webhooks import drop_webhooks, sync_webhooks
 
 EVENT_SUBJECT = "automations.definitions.{}"
@@ -75,58 +96,95 @@ _BY_NAME = _LIVE.where(
 
 # The statements of a create, built once with bind parameters (a name never equal to a
 # column's: SQLAlchemy keeps those for the VALUES it renders itself).
+_KEY_COLUMNS = ("workspace_id", "method", "request_id", "resource_id", "created_at")
+_keys = db.idempotency_keys
 _CLAIM_KEY = (
-    pg_insert(db.idempotency_keys)
-    .values(
-        {
-            c: bindparam(f"key_{c}")
-            for c in ("workspace_id", "method", "request_id", "resource_id", "created_at")
-        }
-    )
+    pg_insert(_keys)
+    .values({c: bindparam(f"key_{c}") for c in _KEY_COLUMNS})
     .on_conflict_do_nothing()
-    .returning(db.idempotency_keys.c.resource_id)
+    .returning(_keys.c.resource_id)
 )
+# A create's first statement. The request id's key goes in first (a concurrent retry waits on
+# it); then, when this create makes the automation, the workspace's activation lock is taken:
+# always in that order, so two creates never wait on each other. The workspace's stored
+# limits and the new automation's revision come along.
+_key = {c: bindparam(f"key_{c}", type_=_keys.c[c].type) for c in _KEY_COLUMNS}
+_claim = (
+    pg_insert(_keys)
+    .from_select(list(_KEY_COLUMNS), select(*_key.values()).where(_key["request_id"] != ""))
+    .on_conflict_do_nothing()
+    .returning(_keys.c.resource_id)
+    .cte("claim")
+)
+_claimed = select(func.count().label("n")).select_from(_claim).cte("claimed")
+_PREPARE_CREATE = select(
+    _claimed.c.n.label("claimed"),
+    case(
+        (
+            and_(
+                bindparam("lock", type_=Boolean),
+                or_(_claimed.c.n == 1, _key["request_id"] == ""),
+            ),
+            cast(activation_lock(bindparam("lock_key", type_=Text)), Text),
+        )
+    ).label("locked"),
+    stored_limits(_key["workspace_id"]).scalar_subquery().label("limits"),
+    db.revisions.next_value().label("revision"),
+).select_from(_claimed)
+# The second: automation, version 1, announcement and audit entry in one round trip. Its
+# snapshot is taken after the first statement's lock, so the insert's guard counts every
+# activation committed before; a refused insert leaves no row and the caller rolls back.
+_a = db.automations
+_NEW_COLUMNS = (
+    "id",
+    "workspace_id",
+    "name",
+    "status",
+    "version",
+    "definition",
+    "pause_note",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "revision",
+)
+_new = {c: bindparam(f"new_{c}", type_=_a.c[c].type) for c in _NEW_COLUMNS}
+_usage = active_count(_new["workspace_id"]).where(bindparam("check", type_=Boolean)).cte("usage")
+_limit = bindparam("active_limit", type_=Float)
 _NEW_AUTOMATION = (
-    insert(db.automations)
-    .values(
-        {
-            c: bindparam(f"new_{c}")
-            for c in (
-                "id",
-                "workspace_id",
-                "name",
-                "status",
-                "version",
-                "definition",
-                "pause_note",
-                "created_by",
-                "created_at",
-                "updated_at",
-            )
-        }
+    insert(_a)
+    .from_select(
+        list(_NEW_COLUMNS),
+        select(*_new.values())
+        .select_from(_usage)
+        .where(or_(_limit <= 0, _usage.c.active < _limit)),
     )
-    .returning(*db.automations.c)
+    .returning(*_a.c)
     .cte("automation")
 )
-# Version 1 is written by the same statement (one round trip).
-_CREATE = select(_NEW_AUTOMATION).add_cte(
-    insert(db.automation_versions)
-    .from_select(
-        ["automation_id", "version", "definition", "created_by", "created_at"],
-        select(
-            _NEW_AUTOMATION.c.id,
-            _NEW_AUTOMATION.c.version,
-            _NEW_AUTOMATION.c.definition,
-            _NEW_AUTOMATION.c.created_by,
-            _NEW_AUTOMATION.c.created_at,
-        ),
-    )
-    .cte("first_version")
-)
 # A change's announcement; its audit entry rides along as a CTE.
-_EMIT = (
-    insert(db.outbox)
-    .values({c: bindparam(f"outbox_{c}") for c in ("subject", "msg_id", "payload", "created_at")})
+_ANNOUNCE = insert(db.outbox).values(
+    {c: bindparam(f"outbox_{c}") for c in ("subject", "msg_id", "payload", "created_at")}
+)
+_EMIT = _ANNOUNCE.add_cte(audit.ENTRY_CTE)
+_CREATE = (
+    select(_usage.c.active, *_NEW_AUTOMATION.c)
+    .select_from(_usage.outerjoin(_NEW_AUTOMATION, true()))
+    .add_cte(
+        insert(db.automation_versions)
+        .from_select(
+            ["automation_id", "version", "definition", "created_by", "created_at"],
+            select(
+                _NEW_AUTOMATION.c.id,
+                _NEW_AUTOMATION.c.version,
+                _NEW_AUTOMATION.c.definition,
+                _NEW_AUTOMATION.c.created_by,
+                _NEW_AUTOMATION.c.created_at,
+            ),
+        )
+        .cte("first_version")
+    )
+    .add_cte(_ANNOUNCE.cte("announce"))
     .add_cte(audit.ENTRY_CTE)
 )
 
@@ -272,6 +330,13 @@ class DefinitionsService:
         before: Row[Any] | None = None,
     ) -> None:
         """Announce a change (outbox) and append its audit entry, in the change's transaction."""
+        # One statement, one round trip: the entry rides along as a CTE.
+        await conn.execute(_EMIT, self._announcement(kind, row, caller, before=before))
+
+    def _announcement(
+        self, kind: str, row: Row[Any] | Any, caller: Principal, *, before: Row[Any] | None = None
+    ) -> dict[str, Any]:
+        """The bind parameters of a change's outbox row and audit entry (`outbox_*`, `audit_*`)."""
         entry = audit.entry_params(
             caller,
             Change(
@@ -303,9 +368,8 @@ class DefinitionsService:
             name=row.name,
             revision=row.revision,
         )
-        # One statement, one round trip: the entry rides along as a CTE.
         announced = outbox_row(EVENT_SUBJECT.format(kind), event_id, event.SerializeToString())
-        await conn.execute(_EMIT, {**{f"outbox_{k}": v for k, v in announced.items()}, **entry})
+        return {**{f"outbox_{k}": v for k, v in announced.items()}, **entry}
 
     async def _idempotent(
         self, conn: AsyncConnection, workspace_id: str, method: str, request_id: str
@@ -351,6 +415,15 @@ class DefinitionsService:
             return None
         return await self._idempotent(conn, workspace_id, method, request_id)
 
+    async def _made_before(
+        self, conn: AsyncConnection, caller: Principal, workspace_id: str, method: str, key: str
+    ) -> Row[Any]:
+        """The automation an earlier request with this id made (its key was taken)."""
+        existing = await self._idempotent(conn, workspace_id, method, key)
+        if existing is None:  # keys are never deleted: the taker rolled back meanwhile
+            raise Conflict(f"request {key} is being retried concurrently; retry")
+        return await self._get_row(conn, caller, existing)
+
     async def create(
         self, caller: Principal, raw: dict[str, Any], *, request_id: str, paused: bool
     ) -> Row[Any]:
@@ -359,40 +432,55 @@ class DefinitionsService:
         ws = caller.workspace_id
         # Before the transaction: listing a server's tools may take a network round trip.
         await self._check_mcp_tools(ws, raw)
+        quotas = self._quotas
+        activates = quotas is not None and not paused
+        automation_id = str(uuid.uuid4())
+        now = _now()
         try:
             async with self._engine.begin() as conn:
-                automation_id = str(uuid.uuid4())
-                # The key goes in first: a concurrent retry blocks on it, then re-reads.
-                existing = await self._claim_request(
-                    conn, ws, "CreateAutomation", request_id, automation_id
-                )
-                if existing is not None:
-                    return await self._get_row(conn, caller, existing)
-                await self._check_tool_targets(conn, ws, raw)
-                if self._quotas is not None:
-                    await self._quotas.check_schedules(conn, ws, raw)
-                    if not paused:
-                        await self._quotas.check_activation(conn, ws)
-                now = _now()
-                row = (
+                prepared = (
                     await conn.execute(
-                        _CREATE,
+                        _PREPARE_CREATE,
                         {
-                            "new_id": automation_id,
-                            "new_workspace_id": ws,
-                            "new_name": raw["name"],
-                            "new_status": "paused" if paused else "active",
-                            "new_version": 1,
-                            "new_definition": raw,
-                            "new_pause_note": "",
-                            "new_created_by": caller.subject,
-                            "new_created_at": now,
-                            "new_updated_at": now,
+                            "key_workspace_id": ws,
+                            "key_method": "CreateAutomation",
+                            "key_request_id": request_id,
+                            "key_resource_id": automation_id,
+                            "key_created_at": now,
+                            "lock": activates,
+                            "lock_key": activation_key(ws),
                         },
                     )
                 ).one()
+                if request_id and not prepared.claimed:
+                    return await self._made_before(conn, caller, ws, "CreateAutomation", request_id)
+                await self._check_tool_targets(conn, ws, raw)
+                if quotas is not None:
+                    quotas.refuse_schedules(ws, prepared.limits, raw)
+                new = {
+                    "id": automation_id,
+                    "workspace_id": ws,
+                    "name": raw["name"],
+                    "status": "paused" if paused else "active",
+                    "version": 1,
+                    "definition": raw,
+                    "pause_note": "",
+                    "created_by": caller.subject,
+                    "created_at": now,
+                    "updated_at": now,
+                    "revision": prepared.revision,
+                }
+                params = {
+                    **{f"new_{c}": v for c, v in new.items()},
+                    "check": activates,
+                    "active_limit": quotas.active_limit(prepared.limits) if quotas else 0.0,
+                    **self._announcement("created", SimpleNamespace(**new), caller),
+                }
+                row = (await conn.execute(_CREATE, params)).one()
+                if quotas is not None and activates:
+                    # The insert's guard and this check are the same rule: raising rolls back.
+                    quotas.refuse_activation(ws, prepared.limits, int(row.active))
                 await sync_webhooks(conn, ws, automation_id, raw, created=True)
-                await self._emit(conn, "created", row, caller)
         except IntegrityError as exc:
             raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
         self._published()
