@@ -17,7 +17,10 @@ setup: ## Create the environment (installs uv with pip when missing)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
 		|| $(PYTHON) -m pip install --quiet --user uv \
 		|| $(PYTHON) -m pip install --quiet --break-system-packages uv
-	@$(UV) sync --quiet --all-packages --frozen
+	@$(UV) sync --quiet --all-packages --frozen --compile-bytecode
+# Bytecode made once here: where PYTHONDONTWRITEBYTECODE is set (container images often
+# do), every process would otherwise compile each module it imports, at every start.
+	@$(VENV_PY) -m compileall -q -j 0 libs services >/dev/null
 
 browser: ## Install Debian's chromium for the console's browser tests (as root, when missing)
 	@command -v chromium >/dev/null 2>&1 || { \
