@@ -7,12 +7,14 @@ carries the `process_*` and `python_*` collectors); every name is listed in the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -135,19 +137,32 @@ def split_method(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or full_method
 
 
+# A method's series, looked up once: `labels()` validates and locks on every call, and a
+# server asks for the same few series thousands of times a second.
+@functools.cache
+def _started(full_method: str) -> Any:
+    return GRPC_STARTED.labels(*split_method(full_method))
+
+
+@functools.cache
+def _ended(full_method: str, code: str) -> tuple[Any, Any]:
+    service, method = split_method(full_method)
+    return GRPC_HANDLED.labels(service, method, code), GRPC_HANDLING.labels(service, method, code)
+
+
 @contextmanager
 def observe_rpc(full_method: str) -> Iterator[RpcOutcome]:
     """Count and time one RPC; the caller sets `outcome.code` before it ends."""
-    service, method = split_method(full_method)
-    GRPC_STARTED.labels(service, method).inc()
+    _started(full_method).inc()
     outcome = RpcOutcome()
     started = time.perf_counter()
     try:
         yield outcome
     finally:
         elapsed = time.perf_counter() - started
-        GRPC_HANDLED.labels(service, method, outcome.code).inc()
-        GRPC_HANDLING.labels(service, method, outcome.code).observe(elapsed)
+        handled, handling = _ended(full_method, outcome.code)
+        handled.inc()
+        handling.observe(elapsed)
 
 
 @dataclass
