@@ -36,6 +36,12 @@ def definition_to_proto(raw: dict[str, Any]) -> definition_pb2.AutomationDefinit
     return json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
 
 
+def triggers_to_proto(raw: dict[str, Any]) -> list[definition_pb2.Trigger]:
+    """The triggers of a definition in JSON form, as protos (its plan left unparsed)."""
+    only = {"triggers": raw.get("triggers") or []}
+    return list(json_format.ParseDict(only, definition_pb2.AutomationDefinition()).triggers)
+
+
 # Protos of stored versions' definitions: a version never changes, so parsing it once does.
 _VERSIONS: OrderedDict[tuple[str, int], definition_pb2.AutomationDefinition] = OrderedDict()
 VERSIONS_KEPT = 1024

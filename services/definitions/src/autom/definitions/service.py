@@ -48,7 +48,7 @@ from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
 from autom.core.registry import Catalog
 from autom.definitions import audit, db
-from autom.definitions.convert import definition_to_proto
+from autom.definitions.convert import triggers_to_proto
 from autom.definitions.domain.validation import tool_automations, tool_mcp, validate_definition
 from autom.definitions.mcp_servers import McpServers
 from autom.definitions.quotas import (
@@ -354,7 +354,6 @@ class DefinitionsService:
             ),
         )
         event_id = str(uuid.uuid4())
-        definition = definition_to_proto(row.definition)
         event = events_pb2.DefinitionEvent(
             event_id=event_id,
             type=_EVENT_TYPES[kind],
@@ -362,7 +361,7 @@ class DefinitionsService:
             automation_id=row.id,
             version=row.version,
             active=row.status == "active" and kind != "deleted",
-            triggers=[] if kind == "deleted" else list(definition.triggers),
+            triggers=[] if kind == "deleted" else triggers_to_proto(row.definition),
             created_by=row.created_by,
             occur_time=to_timestamp(_now()),
             name=row.name,
