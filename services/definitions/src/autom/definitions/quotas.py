@@ -67,6 +67,12 @@ def activation_key(workspace_id: str) -> str:
     return f"quota:{workspace_id}"
 
 
+def refuse_activation(workspace_id: str, current: int, limit: float) -> None:
+    """Raise QuotaExceeded when `current` active automations leave no room for one more."""
+    if reached(current, limit):
+        raise QuotaExceeded(workspace_id, "active_automations", current, limit)
+
+
 # Built once (every activation runs them): SQLAlchemy builds no statement per call.
 _ACTIVATION_LOCK = select(activation_lock(bindparam("key")))
 _ACTIVATION_USAGE = select(
@@ -100,19 +106,11 @@ class Quotas:
         await conn.execute(_ACTIVATION_LOCK, {"key": activation_key(workspace_id)})
         # After the lock (a statement's snapshot is taken when it starts): both in one trip.
         stored, current = (await conn.execute(_ACTIVATION_USAGE, {"ws": workspace_id})).one()
-        self.refuse_activation(workspace_id, stored, int(current))
+        refuse_activation(workspace_id, int(current), self.active_limit(stored))
 
     def active_limit(self, stored: Mapping[str, float] | None) -> float:
         """The workspace's limit of active automations, from its stored limits (0: none)."""
         return self._effective(stored)["active_automations"]
-
-    def refuse_activation(
-        self, workspace_id: str, stored: Mapping[str, float] | None, current: int
-    ) -> None:
-        """Raise QuotaExceeded when `current` active automations leave no room for one more."""
-        limit = self.active_limit(stored)
-        if reached(current, limit):
-            raise QuotaExceeded(workspace_id, "active_automations", current, limit)
 
     async def check_schedules(
         self, conn: AsyncConnection, workspace_id: str, definition: Mapping[str, Any]

@@ -56,6 +56,7 @@ from autom.definitions.quotas import (
     activation_key,
     activation_lock,
     active_count,
+    refuse_activation,
     stored_limits,
 )
 from autom.definitions.webhooks import drop_webhooks, sync_webhooks
@@ -96,18 +97,10 @@ _BY_NAME = _LIVE.where(
 
 # The statements of a create, built once with bind parameters (a name never equal to a
 # column's: SQLAlchemy keeps those for the VALUES it renders itself).
+# The claim of a request id: 1 when this request took it, 0 when it was taken before (a
+# concurrent retry waits for the taker's transaction) or when there is no request id.
 _KEY_COLUMNS = ("workspace_id", "method", "request_id", "resource_id", "created_at")
 _keys = db.idempotency_keys
-_CLAIM_KEY = (
-    pg_insert(_keys)
-    .values({c: bindparam(f"key_{c}") for c in _KEY_COLUMNS})
-    .on_conflict_do_nothing()
-    .returning(_keys.c.resource_id)
-)
-# A create's first statement. The request id's key goes in first (a concurrent retry waits on
-# it); then, when this create makes the automation, the workspace's activation lock is taken:
-# always in that order, so two creates never wait on each other. The workspace's stored
-# limits and the new automation's revision come along.
 _key = {c: bindparam(f"key_{c}", type_=_keys.c[c].type) for c in _KEY_COLUMNS}
 _claim = (
     pg_insert(_keys)
@@ -117,6 +110,11 @@ _claim = (
     .cte("claim")
 )
 _claimed = select(func.count().label("n")).select_from(_claim).cte("claimed")
+_CLAIM_KEY = select(_claimed.c.n)
+# A create's first statement. The request id's key goes in first; then, when this create
+# makes the automation, the workspace's activation lock is taken: always in that order, so
+# two creates never wait on each other. The workspace's stored limits and the new
+# automation's revision come along.
 _PREPARE_CREATE = select(
     _claimed.c.n.label("claimed"),
     case(
@@ -410,7 +408,7 @@ class DefinitionsService:
                 "key_created_at": _now(),
             },
         )
-        if claimed.first() is not None:
+        if claimed.scalar_one():
             return None
         return await self._idempotent(conn, workspace_id, method, request_id)
 
@@ -469,16 +467,17 @@ class DefinitionsService:
                     "updated_at": now,
                     "revision": prepared.revision,
                 }
+                limit = quotas.active_limit(prepared.limits) if quotas and activates else 0.0
                 params = {
                     **{f"new_{c}": v for c, v in new.items()},
                     "check": activates,
-                    "active_limit": quotas.active_limit(prepared.limits) if quotas else 0.0,
+                    "active_limit": limit,
                     **self._announcement("created", SimpleNamespace(**new), caller),
                 }
                 row = (await conn.execute(_CREATE, params)).one()
-                if quotas is not None and activates:
+                if activates:
                     # The insert's guard and this check are the same rule: raising rolls back.
-                    quotas.refuse_activation(ws, prepared.limits, int(row.active))
+                    refuse_activation(ws, int(row.active), limit)
                 await sync_webhooks(conn, ws, automation_id, raw, created=True)
         except IntegrityError as exc:
             raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
