@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 
 import nats
 import nats.errors
+import nats.js.api
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -546,6 +548,71 @@ def republished_from(msg: Msg) -> str | None:
     return (msg.headers or {}).get(REPUBLISHED_FROM)
 
 
+# How long one pull request stays open on the server. The request is renewed as messages are
+# handled, so this only bounds how long a request lost without notice (its server gone, the
+# connection not yet known to be broken) leaves a consumer idle.
+PULL_EXPIRES_S = 5.0
+_PENDING_MESSAGES = "Nats-Pending-Messages"
+
+
+class _Pulls:
+    """The messages a consumer asked JetStream for and has not received yet.
+
+    Open pull requests on the durable deliver into one inbox as messages come, instead of a
+    fetch per batch (a fetch costs two or three requests and a status reply). Each request
+    asks at most for the handler slots free at that moment, so deliveries never outrun them.
+    """
+
+    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
+        self.nc: NATS = sub._nc
+        # nats-py keeps the durable's next-message subject private (it carries the API prefix).
+        self.next_subject: str = sub._nms
+        self.inbox = self.nc.new_inbox()
+        self.outstanding = 0
+        self.asked_at = 0.0
+        self.heard_at = 0.0
+        self.reconnects = self.nc.stats["reconnects"]
+        self.gone: str | None = None
+
+    async def ask(self, free: int) -> None:
+        """Open one more request for `free` messages."""
+        request = {"batch": free, "expires": int(PULL_EXPIRES_S * 1e9)}
+        await self.nc.publish(self.next_subject, json.dumps(request).encode(), reply=self.inbox)
+        self.outstanding += free
+        self.asked_at = time.monotonic()
+
+    def lost(self) -> bool:
+        """Whether the open requests can no longer deliver (reconnected, or expired unheard)."""
+        reconnects = self.nc.stats["reconnects"]
+        if reconnects != self.reconnects:
+            self.reconnects = reconnects
+            return True
+        quiet = time.monotonic() - max(self.asked_at, self.heard_at)
+        return self.outstanding > 0 and quiet > PULL_EXPIRES_S + 1.0
+
+    def status(self, msg: Msg) -> bool:
+        """Account for a status reply; False when `msg` is a message to handle."""
+        headers = msg.headers or {}
+        code = headers.get(nats.js.api.Header.STATUS)
+        if not code or msg.data:
+            return False
+        self.heard_at = time.monotonic()
+        if code == nats.js.api.StatusCode.REQUEST_TIMEOUT:
+            # An expired request says how many of its messages never came.
+            try:
+                self.outstanding -= int(headers.get(_PENDING_MESSAGES, "0"))
+            except ValueError:
+                self.outstanding = 0
+            self.outstanding = max(0, self.outstanding)
+        elif code == nats.js.api.StatusCode.CONFLICT:
+            description = headers.get(nats.js.api.Header.DESCRIPTION, "")
+            if "deleted" in description.lower():
+                self.gone = description
+            # Leadership change, server shutdown, a refused request: ask anew.
+            self.outstanding = 0
+        return True
+
+
 async def consume(
     sub: JetStreamContext.PullSubscription,
     handler: Handler,
@@ -556,15 +623,29 @@ async def consume(
     fetch_timeout: float = 0.5,
     max_fetch_failures: int = 10,
 ) -> None:
-    """Fetch and handle messages until stop; at most max_in_flight handlers run at once.
+    """Pull and handle messages until stop; at most max_in_flight handlers run at once.
 
     Handlers own ack/nak/term; an exception from a handler naks the message for redelivery.
     A message another stream republished is terminated unhandled (see REPUBLISHED_FROM).
-    Raises when the connection is closed or fetching keeps failing, so a supervisor can
-    report the loop down and subscribe anew.
+    `fetch_timeout` is how often the loop looks at stop and its requests; on stop, messages
+    already delivered are handled, not left to the ack wait. Raises when the connection is
+    closed, the consumer is deleted or asking keeps failing, so a supervisor can report the
+    loop down and subscribe anew.
     """
     slots = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
+    pulls = _Pulls(sub)
+    # Half the slots free (or nothing asked at all): ask again, in few larger requests.
+    refill = max(1, min(batch, max_in_flight // 2))
+    wake = asyncio.Event()
+
+    def free() -> int:
+        return max_in_flight - len(tasks) - pulls.outstanding
+
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if free() >= refill or (pulls.outstanding == 0 and free() > 0):
+            wake.set()
 
     async def guarded(msg: Msg) -> None:
         try:
@@ -582,45 +663,61 @@ async def consume(
         finally:
             slots.release()
 
-    failures = 0
     # nats-py exposes no getter for the names the subscription was bound with.
     stream = str(getattr(sub, "_stream", "unknown"))
     durable = str(getattr(sub, "_consumer", "unknown"))
     redeliveries = metrics.CONSUMER_REDELIVERIES.labels(stream, durable)
+
+    async def delivered(msg: Msg) -> None:
+        if pulls.status(msg):
+            wake.set()
+            return
+        pulls.heard_at = time.monotonic()
+        pulls.outstanding = max(0, pulls.outstanding - 1)
+        if _delivery_count(msg) > 1:
+            redeliveries.inc()
+        # Never waits unless requests overlapped after a reset: each asks for free slots only.
+        await slots.acquire()
+        task = asyncio.create_task(guarded(msg))
+        tasks.add(task)
+        task.add_done_callback(done)
+
+    inbox = await pulls.nc.subscribe(pulls.inbox, cb=delivered)
+    failures = 0
     next_sample = time.monotonic()
     try:
         while not stop.is_set():
+            if pulls.nc.is_closed:
+                # Returning quietly would leave the service consuming nothing: let it restart.
+                raise nats.errors.ConnectionClosedError
+            if pulls.gone is not None:
+                raise nats.js.errors.NotFoundError(code=409, description=pulls.gone)
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
                 await _sample_consumer(sub, stream, durable)
-            free = max(1, min(batch, max_in_flight - len(tasks)))
-            try:
-                msgs = await sub.fetch(free, timeout=fetch_timeout)
-            except (TimeoutError, nats.errors.TimeoutError):
-                failures = 0
-                continue
-            except nats.errors.ConnectionClosedError:
-                if stop.is_set():
-                    break
-                # Returning quietly would leave the service consuming nothing: let it restart.
-                raise
-            except Exception:
-                failures += 1
-                if failures >= max_fetch_failures:
-                    # E.g. the consumer is gone: only a new subscription recovers.
+            if pulls.lost():
+                pulls.outstanding = 0
+            wake.clear()
+            if free() >= refill or (pulls.outstanding == 0 and free() > 0):
+                try:
+                    await pulls.ask(min(free(), batch))
+                    failures = 0
+                except nats.errors.ConnectionClosedError:
+                    if stop.is_set():
+                        break
                     raise
-                log.exception("fetch failed; retrying")
-                await wait_any(stop, None, 0.5)
-                continue
-            failures = 0
-            for msg in msgs:
-                if _delivery_count(msg) > 1:
-                    redeliveries.inc()
-                await slots.acquire()
-                task = asyncio.create_task(guarded(msg))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                except Exception:
+                    failures += 1
+                    if failures >= max_fetch_failures:
+                        raise
+                    log.exception("pull request failed; retrying")
+                    await wait_any(stop, None, 0.5)
+                    continue
+            await wait_any(stop, wake, fetch_timeout)
     finally:
+        # Drained: interest ends at the server first, then what it already sent is handled.
+        with contextlib.suppress(Exception):
+            await inbox.drain()  # type: ignore[no-untyped-call]  # nats-py leaves it untyped
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 

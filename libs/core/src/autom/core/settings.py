@@ -59,8 +59,8 @@ class CommonSettings(BaseSettings):
     nats_password: SecretStr | None = None
     # JetStream replicas of Autom's streams: 1 on a single node, 3 on a production cluster.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
-    # How long a consumer's fetch waits for messages; a stopping consumer finishes its fetch
-    # first (messages already delivered are handled, not left to the ack wait).
+    # How often a consumer looks at its stop signal and its open pull requests; a stopping
+    # consumer first handles what was already delivered (not left to the ack wait).
     nats_fetch_timeout_seconds: float = Field(default=0.5, gt=0)
     grpc_host: str = "127.0.0.1"
     # AUTOM_GRPC_TLS_*: TLS of this process's gRPC server and of its channels to the others.
