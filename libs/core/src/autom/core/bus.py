@@ -698,7 +698,10 @@ async def consume(
             if pulls.lost():
                 pulls.outstanding = 0
             wake.clear()
-            if free() >= refill or (pulls.outstanding == 0 and free() > 0):
+            # Requests for every free slot, `batch` messages at most each.
+            while not stop.is_set() and (
+                free() >= refill or (pulls.outstanding == 0 and free() > 0)
+            ):
                 try:
                     await pulls.ask(min(free(), batch))
                     failures = 0
