@@ -56,3 +56,16 @@ def test_third_party_actions_load_from_entry_points(monkeypatch: pytest.MonkeyPa
     catalog = build_catalog()
     assert catalog.actions.get("slack_post") is slack
     assert catalog.actions.get("transform") is not None  # a broken plugin costs nothing else
+
+
+def test_an_entrys_validator_is_built_once_and_checks_its_schema() -> None:
+    catalog = build_catalog(plugins=False)
+    wait, schedule = catalog.actions.get("wait"), catalog.triggers.get("schedule")
+    assert wait is not None and schedule is not None
+    # Every definition validated re-used it: building one walks the whole schema.
+    assert wait.params_validator is wait.params_validator
+    assert schedule.config_validator is schedule.config_validator
+    assert not list(wait.params_validator.iter_errors({"duration": "1s"}))
+    assert list(wait.params_validator.iter_errors({"duration": 5}))
+    assert not list(schedule.config_validator.iter_errors({"cron": "0 9 * * *"}))
+    assert list(schedule.config_validator.iter_errors({"cron": 9}))

@@ -7,11 +7,16 @@ pairs each ActionType here with its implementation.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
+
+from jsonschema import Draft202012Validator
+
+from autom.core.jsonschemas import offline_validator
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,11 @@ class ActionType:
     output_schema: JsonSchema = field(default_factory=dict)
     side_effects: bool = False
 
+    @functools.cached_property
+    def params_validator(self) -> Draft202012Validator:
+        """The validator of `params_schema`, built once (building one walks the schema)."""
+        return offline_validator(self.params_schema)
+
 
 @dataclass(frozen=True)
 class TriggerType:
@@ -37,6 +47,11 @@ class TriggerType:
     description: str
     config_schema: JsonSchema
     payload_schema: JsonSchema = field(default_factory=dict)
+
+    @functools.cached_property
+    def config_validator(self) -> Draft202012Validator:
+        """The validator of `config_schema`, built once."""
+        return offline_validator(self.config_schema)
 
 
 @dataclass(frozen=True)

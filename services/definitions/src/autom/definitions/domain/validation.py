@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jsonschema
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ValidationError
 
@@ -77,9 +78,8 @@ def _pydantic_violations(exc: ValidationError) -> list[Violation]:
 
 
 def _schema_violations(
-    schema: dict[str, Any], instance: Any, base: str, *, allow_templates: bool
+    validator: Draft202012Validator, instance: Any, base: str, *, allow_templates: bool
 ) -> list[Violation]:
-    validator = offline_validator(schema)
     out = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
         # A templated value is checked when rendered, not against the static schema.
@@ -217,7 +217,7 @@ def _check_steps(
         else:
             out.extend(
                 _schema_violations(
-                    action.params_schema, step.params, f"{path}.params", allow_templates=True
+                    action.params_validator, step.params, f"{path}.params", allow_templates=True
                 )
             )
             out.extend(_param_schema_refs(action, step.params, f"{path}.params"))
@@ -383,11 +383,12 @@ def _check_parts(parts: _Parts, catalog: Catalog, policy: Policy) -> list[Violat
 
     _check_triggers(parts.triggers, catalog, out)
     schema = _check_inputs_schema(parts.schema, out)
+    inputs = None if schema is None else offline_validator(schema)
     for i, trigger in parts.triggers:
-        if schema is not None and trigger.inputs is not None:
+        if inputs is not None and trigger.inputs is not None:
             out.extend(
                 _schema_violations(
-                    schema, trigger.inputs, f"triggers[{i}].inputs", allow_templates=False
+                    inputs, trigger.inputs, f"triggers[{i}].inputs", allow_templates=False
                 )
             )
 
@@ -436,7 +437,7 @@ def _check_triggers(
             out.append(Violation(f"{base}.config.overlap", OVERLAP_MOVED))
             config = {k: v for k, v in config.items() if k != "overlap"}
         errors = _schema_violations(
-            ttype.config_schema, config, f"{base}.config", allow_templates=False
+            ttype.config_validator, config, f"{base}.config", allow_templates=False
         )
         out.extend(errors)
         if trigger.type == "schedule":
