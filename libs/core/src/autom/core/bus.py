@@ -581,14 +581,14 @@ class _Pulls:
         self.outstanding += free
         self.asked_at = time.monotonic()
 
-    def lost(self) -> bool:
-        """Whether the open requests can no longer deliver (reconnected, or expired unheard)."""
+    def forget_lost(self) -> None:
+        """Count nothing as asked when the open requests can no longer deliver (a reconnect,
+        or none heard of past their expiry)."""
         reconnects = self.nc.stats["reconnects"]
-        if reconnects != self.reconnects:
-            self.reconnects = reconnects
-            return True
         quiet = time.monotonic() - max(self.asked_at, self.heard_at)
-        return self.outstanding > 0 and quiet > PULL_EXPIRES_S + 1.0
+        if reconnects != self.reconnects or quiet > PULL_EXPIRES_S + 1.0:
+            self.reconnects = reconnects
+            self.outstanding = 0
 
     def status(self, msg: Msg) -> bool:
         """Account for a status reply; False when `msg` is a message to handle."""
@@ -642,9 +642,13 @@ async def consume(
     def free() -> int:
         return max_in_flight - len(tasks) - pulls.outstanding
 
+    def should_ask() -> bool:
+        free_now = free()
+        return free_now >= refill or (pulls.outstanding == 0 and free_now > 0)
+
     def done(task: asyncio.Task[None]) -> None:
         tasks.discard(task)
-        if free() >= refill or (pulls.outstanding == 0 and free() > 0):
+        if should_ask():
             wake.set()
 
     async def guarded(msg: Msg) -> None:
@@ -695,13 +699,10 @@ async def consume(
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
                 await _sample_consumer(sub, stream, durable)
-            if pulls.lost():
-                pulls.outstanding = 0
+            pulls.forget_lost()
             wake.clear()
             # Requests for every free slot, `batch` messages at most each.
-            while not stop.is_set() and (
-                free() >= refill or (pulls.outstanding == 0 and free() > 0)
-            ):
+            while not stop.is_set() and should_ask():
                 try:
                     await pulls.ask(min(free(), batch))
                     failures = 0
