@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from autom.core import bus
+from autom.devstack.eventually import assert_eventually
 
 
 async def test_a_durables_changed_settings_are_applied_when_it_is_bound_again(
@@ -182,17 +183,27 @@ async def test_consume_asks_again_when_its_pull_requests_expire(
 ) -> None:
     monkeypatch.setattr(bus, "PULL_EXPIRES_S", 0.2)
     nc, js, sub = await _consumed(nats_url, "d6")
-    got = asyncio.Event()
+    got, expired = asyncio.Event(), asyncio.Event()
+    expiries = 0
 
     async def handler(msg: Msg) -> None:
         await msg.ack()
         got.set()
 
+    async def seen(msg: Msg) -> None:
+        nonlocal expiries
+        if (msg.headers or {}).get("Status") == "408":
+            expiries += 1
+            if expiries >= 2:
+                expired.set()
+
+    # The server's "request expired" replies to the consumer's inbox, seen from outside.
+    await nc.subscribe("_INBOX.>", cb=seen)
     stop = asyncio.Event()
     task = asyncio.create_task(bus.consume(sub, handler, stop, fetch_timeout=0.05))
     try:
-        # Several requests expire unanswered meanwhile; the message still finds one open.
-        await asyncio.sleep(1.0)
+        # Requests expired unanswered meanwhile; the message still finds one open.
+        await asyncio.wait_for(expired.wait(), timeout=30)
         await js.publish("automations.runs.d6", b"late")
         await asyncio.wait_for(got.wait(), timeout=30)
     finally:
@@ -209,8 +220,12 @@ async def test_consume_raises_when_its_consumer_is_deleted(nats_url: str) -> Non
 
     stop = asyncio.Event()
     task = asyncio.create_task(bus.consume(sub, handler, stop, fetch_timeout=0.05))
+
+    async def asking() -> None:
+        assert (await js.consumer_info("AUTOM_RUNS", "d7")).num_waiting
+
     try:
-        await asyncio.sleep(0.2)
+        await assert_eventually(asking)  # consume's first pull request is open
         await js.delete_consumer("AUTOM_RUNS", "d7")
         # Consuming on would take nothing ever again: the supervisor must subscribe anew.
         with pytest.raises(nats.js.errors.NotFoundError):
