@@ -7,11 +7,21 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from cryptography.fernet import Fernet
+from google.protobuf import json_format
 
+from autom.api.common.v1 import definition_pb2
 from autom.gateway.console.app import AUDIT_PAGE_SIZE, audit_request, next_page
 from autom.gateway.console.forms import FormError, input_fields, inputs_from_form
 from autom.gateway.console.session import Session, SessionCodec, Workspace
-from autom.gateway.console.text import line_of, parse_definition, versions, with_lines, zone
+from autom.gateway.console.text import (
+    definition_to_yaml,
+    line_of,
+    parse_definition,
+    unified_diff,
+    versions,
+    with_lines,
+    zone,
+)
 
 YAML = """\
 name: x
@@ -148,7 +158,7 @@ def test_a_runs_timeline_lists_the_tool_calls_of_an_agent_step_escaped() -> None
     from autom.gateway.console.app import Console
 
     console = Console(
-        lambda address: None,  # type: ignore[arg-type,return-value]
+        lambda address: None,
         session_key=None,
         timeout=1.0,
         draft_timeout=1.0,
@@ -180,3 +190,20 @@ def test_a_runs_timeline_lists_the_tool_calls_of_an_agent_step_escaped() -> None
     assert "ToolNotDeclared" in html
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert "{{ 7 * 7 }}" in html  # data, not rendered
+
+
+def test_a_definitions_yaml_lists_free_form_keys_sorted_so_two_renderings_match() -> None:
+    raw = {
+        "name": "x",
+        "triggers": [{"type": "schedule", "config": {"timezone": "UTC", "cron": "0 8 * * *"}}],
+        "plan": [{"id": "f", "action": "log", "params": {"message": "hi", "level": "info"}}],
+    }
+    # A proto map's order varies from process to process: a diff of one definition against
+    # itself showed moved lines.
+    one = json_format.ParseDict(raw, definition_pb2.AutomationDefinition())
+    other = definition_pb2.AutomationDefinition.FromString(one.SerializeToString())
+    text = definition_to_yaml(one)
+    assert text.index("cron:") < text.index("timezone:")
+    assert text.index("level:") < text.index("message:")
+    assert text.index("name:") < text.index("triggers:") < text.index("plan:")
+    assert not unified_diff(text, definition_to_yaml(other), "a", "b")

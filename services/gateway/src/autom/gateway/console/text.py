@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
 
 from autom.api.common.v1 import definition_pb2
 from autom.core.definition_text import DefinitionLoader, unknown_key
@@ -21,10 +22,39 @@ _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def definition_to_yaml(definition: definition_pb2.AutomationDefinition) -> str:
-    """The definition as the editor shows it (snake_case keys, proto field order)."""
+    """The definition as the editor shows it (snake_case keys, proto field order; the keys of
+    free-form objects sorted)."""
     data = json_format.MessageToDict(definition, preserving_proto_field_name=True)
+    _sort_free_form(definition, data)
     dumped: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     return dumped
+
+
+_FREE_FORM = frozenset({"google.protobuf.Struct", "google.protobuf.Value"})
+
+
+def _sort_free_form(message: Message, data: dict[str, Any]) -> None:
+    """Sort, in place, the keys of `data`'s Struct and map values: their order in a parsed
+    proto varies from process to process, and two renderings of one definition must match."""
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data or field.message_type is None:
+            continue
+        value = getattr(message, field.name)
+        if field.message_type.full_name in _FREE_FORM or field.message_type.GetOptions().map_entry:
+            data[field.name] = _sorted(data[field.name])
+        elif isinstance(data[field.name], list):
+            for item, item_data in zip(value, data[field.name], strict=True):
+                _sort_free_form(item, item_data)
+        else:
+            _sort_free_form(value, data[field.name])
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def line_of(text: str, path: str) -> int | None:
