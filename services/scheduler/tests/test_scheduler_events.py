@@ -50,7 +50,11 @@ async def test_definition_event_outlives_a_long_database_outage_then_applies(
         await js.publish("automations.definitions.created", event.SerializeToString())
 
         async def redelivered_past_the_old_limit() -> None:
-            info = await js.consumer_info("AUTOM_DEFINITIONS", DEFINITIONS_DURABLE)
+            try:
+                info = await js.consumer_info("AUTOM_DEFINITIONS", DEFINITIONS_DURABLE)
+            except nats.js.errors.NotFoundError as exc:
+                # The scheduler binds its durable in a background loop, after it serves.
+                raise AssertionError("the scheduler has not bound its consumer yet") from exc
             assert info.delivered is not None and (info.delivered.consumer_seq or 0) >= 12
 
         await assert_eventually(redelivered_past_the_old_limit, timeout=30)
