@@ -177,6 +177,136 @@ async def test_relay_options_delete_release_later_and_stamp_in_the_same_transact
         await nc.close()
 
 
+async def _commit(engine: AsyncEngine, *rows: dict[str, Any]) -> None:
+    async with engine.begin() as conn:
+        for row in rows:
+            await conn.execute(insert(OUTBOX).values(row))
+
+
+async def _unpublished(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        query = select(OUTBOX.c.msg_id).where(OUTBOX.c.published_at.is_(None))
+        return list((await conn.execute(query.order_by(OUTBOX.c.id))).scalars())
+
+
+async def test_rows_handed_over_are_published_and_marked_without_a_pass(
+    engine: AsyncEngine, nats_url: str
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        rows = [bus.outbox_row("automations.runs.t", f"h-{i}", b"%d" % i) for i in range(3)]
+        await _commit(engine, *rows)
+        relay = bus.OutboxRelay(engine=engine, table=OUTBOX, js=js)
+        relay.hand_over(rows)
+        assert await relay.publish_handed() == 3
+        msgs = await read_stream(js, "AUTOM_RUNS", "automations.runs.>")
+        assert [m.data for m in msgs] == [b"0", b"1", b"2"]
+        assert await _unpublished(engine) == []
+        # Marked as published (kept a while), so no pass takes them again.
+        assert await relay.publish_pending() == 0
+        assert await relay.publish_handed() == 0  # nothing left to hand
+    finally:
+        await nc.close()
+
+
+async def test_a_handed_row_whose_publish_fails_is_left_for_the_next_pass(
+    engine: AsyncEngine, nats_url: str
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        row = bus.outbox_row("core_test.handover.x", "lonely", b"x")
+        await _commit(engine, row)
+        relay = bus.OutboxRelay(engine=engine, table=OUTBOX, js=js, ack_timeout=2.0)
+        relay.hand_over([row])
+        # No stream holds the subject yet: nothing acknowledges the publish.
+        assert await relay.publish_handed() == 0
+        assert await _unpublished(engine) == ["lonely"]
+        await bus.ensure_streams(
+            js, (bus.StreamSpec("CORE_TEST_HANDOVER", ("core_test.handover.>",)),)
+        )
+        assert await relay.publish_pending() == 1
+        msgs = await read_stream(js, "CORE_TEST_HANDOVER", "core_test.handover.>")
+        assert [m.data for m in msgs] == [b"x"]
+    finally:
+        await nc.close()
+
+
+async def test_a_row_a_pass_published_first_is_stored_and_marked_once(
+    engine: AsyncEngine, nats_url: str
+) -> None:
+    stamped: list[list[str]] = []
+
+    async def stamp(conn: AsyncConnection, msg_ids: list[str], acked: datetime) -> None:
+        stamped.append(msg_ids)
+
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        row = bus.outbox_row("automations.runs.t", "both", b"b")
+        await _commit(engine, row)
+        relay = bus.OutboxRelay(
+            engine=engine, table=OUTBOX, js=js, keep_published=None, on_published=stamp
+        )
+        assert await relay.publish_pending() == 1
+        relay.hand_over([row])
+        assert await relay.publish_handed() == 0  # the pass had marked (deleted) it
+        msgs = await read_stream(js, "AUTOM_RUNS", "automations.runs.>")
+        assert [m.data for m in msgs] == [b"b"]
+        assert stamped == [["both"]]
+    finally:
+        await nc.close()
+
+
+async def test_the_running_relay_publishes_a_handed_row_at_once_and_deletes_it(
+    engine: AsyncEngine, nats_url: str
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    stop = asyncio.Event()
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, (bus.RUNS_STREAM,))
+        # The poll interval is far longer than the test: only the hand-over can wake the relay.
+        relay = bus.OutboxRelay(
+            engine=engine, table=OUTBOX, js=js, keep_published=None, poll_interval=3600.0
+        )
+        task = asyncio.create_task(relay.run(stop))
+        row = bus.outbox_row("automations.runs.t", "woken", b"w")
+        await _commit(engine, row)
+        relay.hand_over([row])
+
+        async def published_and_deleted() -> None:
+            msgs = await read_stream(js, "AUTOM_RUNS", "automations.runs.>")
+            assert [m.data for m in msgs] == [b"w"]
+            async with engine.connect() as conn:
+                assert (await conn.execute(select(OUTBOX.c.msg_id))).scalars().all() == []
+
+        await assert_eventually(published_and_deleted, timeout=10)
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await nc.close()
+
+
+async def test_rows_released_later_or_combined_cannot_be_handed_over(
+    engine: AsyncEngine, nats_url: str
+) -> None:
+    nc = await bus.connect(nats_url, name="core-test")
+    try:
+        js = nc.jetstream()
+        later = bus.OutboxRelay(engine=engine, table=OUTBOX, js=js, release_at_created=True)
+        combined = bus.OutboxRelay(engine=engine, table=OUTBOX, js=js, combine=lambda rows: [])
+        for relay in (later, combined):
+            with pytest.raises(ValueError):
+                relay.hand_over([bus.outbox_row("automations.runs.t", "x", b"x")])
+    finally:
+        await nc.close()
+
+
 def test_audit_entries_are_combined_up_to_the_count_and_size_caps() -> None:
     from types import SimpleNamespace
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats
 import nats.errors
@@ -277,6 +277,16 @@ def outbox_row(subject: str, msg_id: str, payload: bytes) -> dict[str, object]:
 PublishedHook = Callable[[AsyncConnection, list[str], datetime], Awaitable[None]]
 # (subject, payload, msg_id, headers) of one message.
 Message = tuple[str, bytes, str, dict[str, str]]
+
+
+class _Committed(NamedTuple):
+    """An outbox row its writer handed over after the commit (it has no id to read back)."""
+
+    subject: str
+    msg_id: str
+    payload: bytes
+
+
 # Outbox rows (id, subject, msg_id, payload) -> the messages that carry them all.
 Combine = Callable[[Sequence[Any]], list[Message]]
 
@@ -291,6 +301,10 @@ class OutboxRelay:
     ahead wait for it); `on_published` runs in the same transaction with the published
     msg_ids and the ack time (e.g. to stamp the records they announce); `combine` turns a
     batch of rows into fewer messages (entries that travel together).
+
+    A writer that knows the rows it committed hands them over (`hand_over`): they are
+    published without a pass (no transaction, no read), then marked by msg_id in one
+    statement; a pass still runs every `poll_interval` for rows nobody handed over.
     """
 
     def __init__(
@@ -323,6 +337,9 @@ class OutboxRelay:
         # Given a msg_id, the trace its publish span joins (the relay of fires: the fire's).
         self._trace_parent = trace_parent
         self._wake = asyncio.Event()
+        self._handed: list[_Committed] = []
+        # A pass is due: at start, after a notify(), after a failure.
+        self._pass_wanted = True
         # Built once (a pass runs them all): SQLAlchemy then builds no statement per pass, and
         # `= ANY(:ids)` is one SQL text whatever the batch's size (one prepared statement).
         t = table
@@ -338,10 +355,65 @@ class OutboxRelay:
             if keep_published is None
             else update(t).where(batch).values(published_at=bindparam("acked"))
         )
+        # Rows handed over are found by msg_id among the unpublished ones (the partial index):
+        # a row a concurrent pass already took is left alone.
+        handed = t.c.published_at.is_(None) & (
+            t.c.msg_id == any_(bindparam("msg_ids", type_=ARRAY(String)))
+        )
+        self._done_handed = (
+            delete(t).where(handed)
+            if keep_published is None
+            else update(t).where(handed).values(published_at=bindparam("acked"))
+        ).returning(t.c.msg_id)
 
     def notify(self) -> None:
-        """Wake the relay after a commit that wrote outbox rows."""
+        """Wake the relay for a pass after a commit that wrote outbox rows."""
+        self._pass_wanted = True
         self._wake.set()
+
+    def hand_over(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Publish rows their writer just committed (`outbox_row` values) without a pass.
+
+        Only for rows due now: not for a relay that releases rows later or combines them.
+        A row whose publish fails stays in the table for the next pass; one a pass publishes
+        as well is stored once (JetStream drops the repeated msg_id).
+        """
+        if self._release or self._combine is not None:
+            raise ValueError("rows released later or combined go through a pass")
+        self._handed += [_Committed(r["subject"], r["msg_id"], r["payload"]) for r in rows]
+        if len(self._handed) > self._batch:
+            # More than a pass takes at once (a burst, or no loop running): a pass reads them.
+            self._handed = []
+            self._pass_wanted = True
+        self._wake.set()
+
+    async def publish_handed(self) -> int:
+        """Publish the rows handed over so far and mark them; returns how many were marked."""
+        rows, self._handed = self._handed, []
+        if not rows:
+            return 0
+        try:
+            acked = await self._publish(rows)
+        except Exception:
+            log.warning(
+                "outbox relay: publishing %d committed rows failed; a pass retries them",
+                len(rows),
+                exc_info=True,
+            )
+            self._pass_wanted = True
+            return 0
+        params = self._marks("msg_ids", [r.msg_id for r in rows], acked)
+        if self._on_published is None:
+            # One statement alone: no transaction to open and commit around it.
+            async with self._engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                marked = list((await auto.execute(self._done_handed, params)).scalars())
+            return len(marked)
+        async with self._engine.begin() as conn:
+            marked = list((await conn.execute(self._done_handed, params)).scalars())
+            if marked:
+                await self._on_published(conn, marked, acked)
+        return len(marked)
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished (released) rows; returns how many were published."""
@@ -350,25 +422,30 @@ class OutboxRelay:
             rows = (await conn.execute(self._pending, now)).all()
             if not rows:
                 return 0
-            messages, spans, headers = self._messages(rows)
-            try:
-                await publish_batch(self._js, messages, timeout=self._ack_timeout, headers=headers)
-            except BaseException as exc:
-                for span in spans:
-                    span.record_exception(exc)
-                    span.set_status(StatusCode.ERROR)
-                    span.end()
-                raise
-            for span in spans:
-                span.end()
-            acked = datetime.now(UTC)
-            done: dict[str, Any] = {"ids": [r.id for r in rows]}
-            if self._keep is not None:
-                done["acked"] = acked
-            await conn.execute(self._done, done)
+            acked = await self._publish(rows)
+            await conn.execute(self._done, self._marks("ids", [r.id for r in rows], acked))
             if self._on_published is not None:
                 await self._on_published(conn, [r.msg_id for r in rows], acked)
         return len(rows)
+
+    async def _publish(self, rows: Sequence[Any]) -> datetime:
+        """Publish the messages carrying `rows` (their spans end with the outcome); ack time."""
+        messages, spans, headers = self._messages(rows)
+        try:
+            await publish_batch(self._js, messages, timeout=self._ack_timeout, headers=headers)
+        except BaseException as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR)
+                span.end()
+            raise
+        for span in spans:
+            span.end()
+        return datetime.now(UTC)
+
+    def _marks(self, key: str, values: list[Any], acked: datetime) -> dict[str, Any]:
+        """Bind parameters marking rows published: deleted, or stamped with the ack time."""
+        return {key: values} if self._keep is None else {key: values, "acked": acked}
 
     def _messages(
         self, rows: Sequence[Any]
@@ -416,25 +493,29 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set; failures are logged and retried (rows stay unpublished)."""
-        next_prune = next_sample = time.monotonic()
+        next_prune = next_sample = next_pass = time.monotonic()
         while not stop.is_set():
-            # Cleared before the pass: a notify() during the pass makes the wait return at once.
+            # Cleared before the work: a notify() or hand_over() meanwhile wakes the wait.
             self._wake.clear()
             try:
-                while await self.publish_pending() == self._batch:
-                    pass
-                if time.monotonic() >= next_sample:
-                    await self.sample_backlog()
-                    next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
-                if time.monotonic() >= next_prune:
-                    await self.prune_published()
-                    next_prune = time.monotonic() + PRUNE_EVERY_S
-                delay = await self._until_next_release()
+                await self.publish_handed()
+                if self._pass_wanted or time.monotonic() >= next_pass:
+                    self._pass_wanted = False
+                    while await self.publish_pending() == self._batch:
+                        pass
+                    if time.monotonic() >= next_sample:
+                        await self.sample_backlog()
+                        next_sample = time.monotonic() + metrics.SAMPLE_EVERY_S
+                    if time.monotonic() >= next_prune:
+                        await self.prune_published()
+                        next_prune = time.monotonic() + PRUNE_EVERY_S
+                    next_pass = time.monotonic() + await self._until_next_release()
             except Exception:
                 log.exception("outbox relay failed; will retry")
+                self._pass_wanted = True
                 await wait_any(stop, None, 1.0)
                 continue
-            await wait_any(stop, self._wake, delay)
+            await wait_any(stop, self._wake, max(0.0, next_pass - time.monotonic()))
 
     async def sample_backlog(self) -> tuple[int, float]:
         """Set the backlog gauges: released unpublished rows and the oldest one's age."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -247,9 +247,11 @@ class DefinitionsService:
         self._quotas = quotas
         self._mcp = mcp
 
-    def _published(self) -> None:
+    def _published(self, announcement: Mapping[str, Any]) -> None:
+        """After the commit: the relay publishes the change's announcement without a pass."""
         if self._relay is not None:
-            self._relay.notify()
+            row = {k: announcement[f"outbox_{k}"] for k in ("subject", "msg_id", "payload")}
+            self._relay.hand_over([row])
 
     def validate(self, raw: dict[str, Any]) -> list[Violation]:
         """Every violation of a definition in JSON form."""
@@ -326,10 +328,15 @@ class DefinitionsService:
         caller: Principal,
         *,
         before: Row[Any] | None = None,
-    ) -> None:
-        """Announce a change (outbox) and append its audit entry, in the change's transaction."""
+    ) -> dict[str, Any]:
+        """Announce a change (outbox) and append its audit entry, in the change's transaction.
+
+        Returns the announcement, for `_published` once the transaction committed.
+        """
+        announcement = self._announcement(kind, row, caller, before=before)
         # One statement, one round trip: the entry rides along as a CTE.
-        await conn.execute(_EMIT, self._announcement(kind, row, caller, before=before))
+        await conn.execute(_EMIT, announcement)
+        return announcement
 
     def _announcement(
         self, kind: str, row: Row[Any] | Any, caller: Principal, *, before: Row[Any] | None = None
@@ -468,11 +475,12 @@ class DefinitionsService:
                     "revision": prepared.revision,
                 }
                 limit = quotas.active_limit(prepared.limits) if quotas and activates else 0.0
+                announced = self._announcement("created", SimpleNamespace(**new), caller)
                 params = {
                     **{f"new_{c}": v for c, v in new.items()},
                     "check": activates,
                     "active_limit": limit,
-                    **self._announcement("created", SimpleNamespace(**new), caller),
+                    **announced,
                 }
                 row = (await conn.execute(_CREATE, params)).one()
                 if activates:
@@ -481,7 +489,7 @@ class DefinitionsService:
                 await sync_webhooks(conn, ws, automation_id, raw, created=True)
         except IntegrityError as exc:
             raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
-        self._published()
+        self._published(announced)
         return row
 
     async def _get_row(
@@ -697,8 +705,8 @@ class DefinitionsService:
                 )
             )
             await sync_webhooks(conn, new.workspace_id, new.id, raw)
-            await self._emit(conn, "updated", new, caller, before=row)
-        self._published()
+            announced = await self._emit(conn, "updated", new, caller, before=row)
+        self._published(announced)
         return new
 
     async def set_status(
@@ -727,8 +735,8 @@ class DefinitionsService:
                     .returning(*db.automations.c)
                 )
             ).one()
-            await self._emit(conn, kind, new, caller, before=row)
-        self._published()
+            announced = await self._emit(conn, kind, new, caller, before=row)
+        self._published(announced)
         return new
 
     async def delete(self, caller: Principal, ref: str) -> None:
@@ -745,8 +753,8 @@ class DefinitionsService:
                 )
             ).one()
             await drop_webhooks(conn, gone.id)
-            await self._emit(conn, "deleted", gone, caller, before=row)
-        self._published()
+            announced = await self._emit(conn, "deleted", gone, caller, before=row)
+        self._published(announced)
 
     async def list_versions(
         self, caller: Principal, ref: str, *, size: int, token: str
