@@ -141,6 +141,31 @@ async def test_creates_at_once_never_pass_the_active_limit(stack: Stack) -> None
     assert quotas.active_automations == 3
 
 
+async def test_a_limit_lowered_below_the_active_count_refuses_with_the_exact_count(
+    stack: Stack,
+) -> None:
+    # Paused and deleted automations do not count; the count a create makes stops at the
+    # limit, the refusal still says how many are active.
+    for i in range(4):
+        await stack.create(plan(f"live-{i}"))
+    await stack.create(plan("asleep"), paused=True)
+    gone = await stack.create(plan("gone"))
+    await stack.defs.DeleteAutomation(dpb.DeleteAutomationRequest(automation_id=gone))
+    await stack.limit(active_automations=2)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.create(plan("one-more"))
+    assert quota_of(caught.value) == {
+        "limit_name": "active_automations",
+        "current": "4",
+        "limit": "2",
+    }
+    await stack.limit(active_automations=5)
+    await stack.create(plan("fifth"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.create(plan("sixth"))
+    assert quota_of(caught.value)["current"] == "5"
+
+
 async def test_run_quotas_refuse_at_the_limit_and_recover(stack: Stack) -> None:
     slow = await stack.create(plan("slow"))
     listener = await stack.create(

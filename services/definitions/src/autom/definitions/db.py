@@ -97,6 +97,10 @@ Index(
     automations.c.name,
     automations.c.id,
 )
+# Live, active automations: the active-automations quota counts them on every activation.
+# Queries repeat this predicate word for word (no bound status) so the planner can use it.
+LIVE_ACTIVE = text("status = 'active' AND deleted_at IS NULL")
+Index("ix_automations_workspace_active", automations.c.workspace_id, postgresql_where=LIVE_ACTIVE)
 # Live, active automations with an event trigger: every finished run and custom event looks
 # them up. Queries repeat this predicate word for word so the planner can use the index.
 LISTENS_FOR_EVENTS = text(

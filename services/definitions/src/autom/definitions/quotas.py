@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -49,12 +50,22 @@ def stored_limits(workspace_id: str | BindParameter[str]) -> Select[Any]:
     return select(q.c.limits).where(q.c.workspace_id == workspace_id)
 
 
-def active_count(workspace_id: str | BindParameter[str]) -> Select[int]:
-    """How many live automations of the workspace are active (column `active`)."""
-    a = db.automations
-    return select(func.count().label("active")).where(
-        a.c.workspace_id == workspace_id, a.c.status == "active", a.c.deleted_at.is_(None)
-    )
+def active_count(
+    workspace_id: str | BindParameter[str], *, bound: BindParameter[int] | None = None
+) -> Select[int]:
+    """How many live automations of the workspace are active (column `active`).
+
+    With `bound`, counts at most that many (NULL: all): enough to tell a limit reached.
+    """
+    live = select(literal(1)).where(db.automations.c.workspace_id == workspace_id, db.LIVE_ACTIVE)
+    if bound is not None:
+        live = live.limit(bound)
+    return select(func.count().label("active")).select_from(live.subquery())
+
+
+def count_bound(limit: float) -> int | None:
+    """The `bound` of `active_count` that still tells whether `limit` is reached (0: none)."""
+    return math.ceil(limit) if limit > 0 else None
 
 
 def activation_lock(key: str | BindParameter[str]) -> Any:

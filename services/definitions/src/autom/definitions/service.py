@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     Text,
@@ -46,6 +47,7 @@ from autom.core.errors import (
 from autom.core.netpolicy import Policy
 from autom.core.paging import decode_page_token, encode_page_token, page_size
 from autom.core.protoconv import to_timestamp
+from autom.core.quotas import reached
 from autom.core.registry import Catalog
 from autom.definitions import audit, db
 from autom.definitions.convert import triggers_to_proto
@@ -56,6 +58,7 @@ from autom.definitions.quotas import (
     activation_key,
     activation_lock,
     active_count,
+    count_bound,
     refuse_activation,
     stored_limits,
 )
@@ -147,7 +150,11 @@ _NEW_COLUMNS = (
     "revision",
 )
 _new = {c: bindparam(f"new_{c}", type_=_a.c[c].type) for c in _NEW_COLUMNS}
-_usage = active_count(_new["workspace_id"]).where(bindparam("check", type_=Boolean)).cte("usage")
+_usage = (
+    active_count(_new["workspace_id"], bound=bindparam("active_bound", type_=BigInteger))
+    .where(bindparam("check", type_=Boolean))
+    .cte("usage")
+)
 _limit = bindparam("active_limit", type_=Float)
 _NEW_AUTOMATION = (
     insert(_a)
@@ -480,12 +487,15 @@ class DefinitionsService:
                     **{f"new_{c}": v for c, v in new.items()},
                     "check": activates,
                     "active_limit": limit,
+                    "active_bound": count_bound(limit),
                     **announced,
                 }
                 row = (await conn.execute(_CREATE, params)).one()
-                if activates:
+                if quotas is not None and activates and reached(row.active, limit):
                     # The insert's guard and this check are the same rule: raising rolls back.
-                    refuse_activation(ws, int(row.active), limit)
+                    # The count stopped at the limit; the refusal says how many there are.
+                    exact = await quotas.active_automations(conn, ws)
+                    refuse_activation(ws, max(exact, row.active), limit)
                 await sync_webhooks(conn, ws, automation_id, raw, created=True)
         except IntegrityError as exc:
             raise AlreadyExists(f"an automation named {raw['name']!r} already exists") from exc
