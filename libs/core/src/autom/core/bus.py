@@ -27,12 +27,15 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
+    Delete,
     Index,
     LargeBinary,
     MetaData,
     String,
     Table,
+    Update,
     any_,
     bindparam,
     delete,
@@ -349,22 +352,20 @@ class OutboxRelay:
         if release_at_created:
             pending = pending.where(t.c.created_at <= bindparam("now"))
         self._pending = pending.order_by(t.c.id).limit(batch_size).with_for_update(skip_locked=True)
-        batch = t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-        self._done = (
-            delete(t).where(batch)
-            if keep_published is None
-            else update(t).where(batch).values(published_at=bindparam("acked"))
-        )
+        self._done = self._mark(t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
         # Rows handed over are found by msg_id among the unpublished ones (the partial index):
         # a row a concurrent pass already took is left alone.
-        handed = t.c.published_at.is_(None) & (
-            t.c.msg_id == any_(bindparam("msg_ids", type_=ARRAY(String)))
-        )
-        self._done_handed = (
-            delete(t).where(handed)
-            if keep_published is None
-            else update(t).where(handed).values(published_at=bindparam("acked"))
+        self._done_handed = self._mark(
+            t.c.published_at.is_(None)
+            & (t.c.msg_id == any_(bindparam("msg_ids", type_=ARRAY(String))))
         ).returning(t.c.msg_id)
+
+    def _mark(self, rows: ColumnElement[bool]) -> Delete | Update:
+        """The statement marking `rows` published: deleted, or stamped with the ack time."""
+        t = self._table
+        if self._keep is None:
+            return delete(t).where(rows)
+        return update(t).where(rows).values(published_at=bindparam("acked"))
 
     def notify(self) -> None:
         """Wake the relay for a pass after a commit that wrote outbox rows."""
@@ -671,13 +672,15 @@ class _Pulls:
             self.reconnects = reconnects
             self.outstanding = 0
 
-    def status(self, msg: Msg) -> bool:
-        """Account for a status reply; False when `msg` is a message to handle."""
+    def received(self, msg: Msg) -> bool:
+        """Account for what arrived on the inbox; True when `msg` is a message to handle."""
+        self.heard_at = time.monotonic()
         headers = msg.headers or {}
         code = headers.get(nats.js.api.Header.STATUS)
         if not code or msg.data:
-            return False
-        self.heard_at = time.monotonic()
+            # A message uses one slot of the requests it answers.
+            self.outstanding = max(0, self.outstanding - 1)
+            return True
         if code == nats.js.api.StatusCode.REQUEST_TIMEOUT:
             # An expired request says how many of its messages never came.
             try:
@@ -691,7 +694,7 @@ class _Pulls:
                 self.gone = description
             # Leadership change, server shutdown, a refused request: ask anew.
             self.outstanding = 0
-        return True
+        return False
 
 
 async def consume(
@@ -754,11 +757,9 @@ async def consume(
     redeliveries = metrics.CONSUMER_REDELIVERIES.labels(stream, durable)
 
     async def delivered(msg: Msg) -> None:
-        if pulls.status(msg):
+        if not pulls.received(msg):
             wake.set()
             return
-        pulls.heard_at = time.monotonic()
-        pulls.outstanding = max(0, pulls.outstanding - 1)
         if _delivery_count(msg) > 1:
             redeliveries.inc()
         # Never waits unless requests overlapped after a reset: each asks for free slots only.
